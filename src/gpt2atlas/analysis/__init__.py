@@ -1,0 +1,1 @@
+"""Analyses: each takes a model (and a prompt), returns numbers + plotly figures."""

@@ -1,0 +1,55 @@
+"""Entry point: builds the Typer app from the command modules and turns user errors into one line."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import click
+import typer
+
+from gpt2atlas.errors import AtlasError
+
+app = typer.Typer(
+    name="gpt2atlas",
+    help="Open up GPT-2 and see how it works inside.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register_commands() -> None:
+    from gpt2atlas.cli import commands
+
+    for module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{commands.__name__}.{module.name}").register(app)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; a user error prints `error: ...` on one line and exits 1 (2 for bad usage)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except AtlasError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except click.exceptions.Abort:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except click.exceptions.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Text generation with a key/value cache: greedy, temperature, top-k and top-p sampling, several samples at once."""
+
+from __future__ import annotations
+
+import random
+import sys
+from dataclasses import dataclass, field
+
+import torch
+
+from gpt2atlas.errors import InputError
+from gpt2atlas.model.gpt2 import GPT2, ModelInput
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far, preallocated to `max_len` positions.
+
+    The prompt may be run once with batch 1: its keys and values are broadcast to all `batch` rows.
+    """
+
+    def __init__(self, model: GPT2, batch: int, max_len: int) -> None:
+        cfg = model.cfg
+        shape = (cfg.n_layer, batch, cfg.n_head, max_len, cfg.d_head)
+        self.keys = torch.empty(shape, device=model.device, dtype=model.dtype)
+        self.values = torch.empty(shape, device=model.device, dtype=model.dtype)
+        self.length = 0
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the new keys/values of `layer`; return all keys/values the new queries may attend to."""
+        end = self.length + k.shape[-2]
+        self.keys[layer, :, :, self.length : end] = k
+        self.values[layer, :, :, self.length : end] = v
+        if self.length == 0:  # the prompt attends to itself only: no need to read the cache back
+            return k, v
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+
+    def advance(self, n_tokens: int) -> None:
+        self.length += n_tokens
+
+
+@dataclass
+class GenerationResult:
+    """Prompt, samples and the probability the model gave each chosen token."""
+
+    prompt_tokens: list[int]
+    new_tokens: list[list[int]]  # per sample, up to and excluding <|endoftext|>
+    token_probs: list[list[float]]  # per sample, softmax(logits) of each chosen token (temperature 1)
+    texts: list[str]  # per sample: the decoded new tokens
+    seed: int | None
+    stopped_at_context: bool = False
+    settings: dict = field(default_factory=dict)
+
+
+def _filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """Mask (with -inf) the tokens outside the top-k and outside the smallest set holding top_p of the mass."""
+    if top_k is not None and top_k > 0 and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = sorted_logits.softmax(dim=-1)
+        mass_before = probs.cumsum(dim=-1) - probs
+        drop_sorted = mass_before >= top_p  # the first token is always kept
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def _check_settings(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None, n: int) -> None:
+    if max_new_tokens < 1:
+        raise InputError("max_new_tokens must be at least 1")
+    if temperature < 0:
+        raise InputError("temperature must be >= 0 (0 means greedy)")
+    if top_k is not None and top_k < 0:
+        raise InputError("top_k must be >= 0 (0 or None: no limit)")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise InputError("top_p must be in (0, 1]")
+    if n < 1:
+        raise InputError("num_samples must be at least 1")
+
+
+@torch.inference_mode()
+def generate(
+    model: GPT2,
+    prompt: ModelInput,
+    max_new_tokens: int = 30,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    num_samples: int = 1,
+    stop_at_eos: bool = True,
+    warn=lambda msg: print(msg, file=sys.stderr),
+) -> GenerationResult:
+    """Sample `num_samples` continuations of `prompt` as one batch (temperature 0: greedy).
+
+    The same seed gives the same samples. Generation stops at `<|endoftext|>` (if `stop_at_eos`) or at the
+    model's context length, whichever comes first; the latter is reported through `warn`.
+    """
+    _check_settings(max_new_tokens, temperature, top_k, top_p, num_samples)
+    prompt_tokens = model.to_tokens(prompt)
+    if prompt_tokens.shape[0] != 1:
+        raise InputError("generate takes one prompt; use num_samples for several continuations")
+    n_prompt = prompt_tokens.shape[1]
+    room = model.cfg.n_ctx - n_prompt
+    if room <= 0:
+        raise InputError(f"the prompt already fills the model's context of {model.cfg.n_ctx} tokens")
+    stopped_at_context = max_new_tokens > room
+    if stopped_at_context:
+        warn(f"stopping after {room} new tokens: the model's context is {model.cfg.n_ctx} tokens")
+        max_new_tokens = room
+
+    generator = torch.Generator(device=model.device)
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+    generator.manual_seed(seed)
+    eos = model.tokenizer.eot_token_id
+    cache = KVCache(model, num_samples, n_prompt + max_new_tokens)
+    logits = model(prompt_tokens, kv_cache=cache, last_position_only=True)[:, -1].expand(num_samples, -1)
+
+    chosen: list[torch.Tensor] = []
+    chosen_probs: list[torch.Tensor] = []
+    finished = torch.zeros(num_samples, dtype=torch.bool, device=model.device)
+    for step in range(max_new_tokens):
+        logits = logits.float()
+        if temperature == 0:
+            next_token = logits.argmax(dim=-1)
+        else:
+            filtered = _filter_logits(logits / temperature, top_k, top_p)
+            next_token = torch.multinomial(filtered.softmax(dim=-1), 1, generator=generator)[:, 0]
+        if stop_at_eos:
+            next_token = next_token.masked_fill(finished, eos)
+        chosen.append(next_token)
+        chosen_probs.append(logits.softmax(dim=-1).gather(-1, next_token[:, None])[:, 0])
+        if stop_at_eos:
+            finished |= next_token == eos
+            if bool(finished.all()):
+                break
+        if step + 1 < max_new_tokens:
+            logits = model(next_token[:, None], kv_cache=cache)[:, -1]
+
+    tokens = torch.stack(chosen, dim=1).tolist()
+    probs = torch.stack(chosen_probs, dim=1).tolist()
+    new_tokens, token_probs = [], []
+    for row, row_probs in zip(tokens, probs):
+        end = row.index(eos) if stop_at_eos and eos in row else len(row)
+        new_tokens.append(row[:end])
+        token_probs.append(row_probs[:end])
+    return GenerationResult(
+        prompt_tokens=prompt_tokens[0].tolist(),
+        new_tokens=new_tokens,
+        token_probs=token_probs,
+        texts=[model.tokenizer.decode(row) for row in new_tokens],
+        seed=seed,
+        stopped_at_context=stopped_at_context,
+        settings=dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                      num_samples=num_samples, stop_at_eos=stop_at_eos),
+    )

@@ -1,0 +1,1 @@
+"""Plotly figures and their export (interactive HTML + static PNG)."""

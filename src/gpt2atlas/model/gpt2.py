@@ -50,14 +50,14 @@ class LayerNorm(nn.Module):
         self.w = nn.Parameter(torch.ones(d_model))
         self.b = nn.Parameter(torch.zeros(d_model))
         self.hook_scale = HookPoint()  # (batch, pos, 1): sqrt(var + eps)
-        self.hook_normalized = HookPoint()  # (batch, pos, d_model): the output, after w and b
+        self.hook_normalized = HookPoint()  # (batch, pos, d_model): on the sphere, before w and b
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.hook_scale.is_active or self.hook_normalized.is_active):
             return F.layer_norm(x, self.w.shape, self.w, self.b, self.eps)
         centred = x - x.mean(-1, keepdim=True)
         scale = self.hook_scale((centred.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return self.hook_normalized(centred / scale * self.w + self.b)
+        return self.hook_normalized(centred / scale) * self.w + self.b
 
 
 class Attention(nn.Module):
@@ -192,6 +192,19 @@ class PosEmbed(nn.Module):
         self.W_pos = nn.Parameter(torch.empty(n_ctx, d_model))
 
 
+class Unembed(nn.Module):
+    """Logits from the final residual stream. Holds no weight of its own: GPT-2 ties W_U to W_E^T."""
+
+    def __init__(self, embed: Embed) -> None:
+        super().__init__()
+        self._embed = [embed]  # a list, so the tied matrix is not registered (and counted) twice
+        self.hook_in = HookPoint()  # (batch, pos, d_model): ln_final's output
+        self.hook_out = HookPoint()  # (batch, pos, d_vocab): the logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hook_out(F.linear(self.hook_in(x), self._embed[0].W_E))
+
+
 class GPT2(nn.Module):
     """GPT-2 with TransformerLens-named hook points, a tokenizer, caching and generation."""
 
@@ -206,6 +219,7 @@ class GPT2(nn.Module):
         self.hook_pos_embed = HookPoint()
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_final = LayerNorm(cfg.d_model, cfg.layer_norm_eps)
+        self.unembed = Unembed(self.embed)
         for name, module in self.named_modules():
             if isinstance(module, HookPoint):
                 module.name = name
@@ -315,10 +329,6 @@ class GPT2(nn.Module):
         if last_position_only:
             x = x[:, -1:]
         return self.unembed(self.ln_final(x))
-
-    def unembed(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits from a (normalised) residual stream: x @ W_E^T."""
-        return F.linear(x, self.embed.W_E)
 
     # ----- hooks ---------------------------------------------------------------------------------------------
     def hook_names(self) -> list[str]:

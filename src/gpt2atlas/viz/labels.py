@@ -1,0 +1,24 @@
+"""Token strings made safe and readable as figure labels."""
+
+from __future__ import annotations
+
+import html
+from typing import Iterable
+
+_VISIBLE = str.maketrans({" ": "·", "\n": "↵", "\t": "⇥", "\r": "␍"})
+
+
+def token_label(token: str) -> str:
+    """HTML-escaped token with whitespace made visible (' the' -> '·the'); never empty."""
+    return html.escape(token.translate(_VISIBLE)) or "∅"
+
+
+def token_labels(tokens: Iterable[str], *, numbered: bool = False) -> list[str]:
+    """Labels for a token sequence; `numbered` prefixes the position, so repeated tokens stay distinct."""
+    labels = [token_label(t) for t in tokens]
+    return [f"{i}:{label}" for i, label in enumerate(labels)] if numbered else labels
+
+
+def escape(text: str) -> str:
+    """HTML-escape user text (prompts) for titles and hover text."""
+    return html.escape(text)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One-command install: a virtual environment in .venv with gpt2atlas (editable) and its dev extras, plus a
+# Chromium for static PNG export (kaleido) and the browser tests. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+   && ! command -v google-chrome >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing Chromium (PNG export and browser tests) ..."
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "warning: no Chrome/Chromium found; PNG export needs one (apt-get install chromium, or" \
+         "'plotly_get_chrome'), HTML output works without it" >&2
+  fi
+fi
+
+[ -d .venv ] || "$PYTHON" -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+# A CPU build of torch first (a plain 'torch' requirement could pull a multi-GB CUDA build).
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q -e ".[dev]"
+echo "installed: $(python -c 'import gpt2atlas, torch; print("gpt2atlas", gpt2atlas.__version__, "torch", torch.__version__)')"

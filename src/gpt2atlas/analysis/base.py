@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from gpt2atlas.errors import InputError
 from gpt2atlas.viz.export import save_figures
 
 
@@ -31,6 +32,12 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def check_index(value: int | None, count: int, what: str, scope: str = "this model") -> None:
+    """Raise InputError unless `value` is None or in 0..count-1 (e.g. a layer, head or neuron number)."""
+    if value is not None and not 0 <= value < count:
+        raise InputError(f"{what} {value} is out of range: {scope} has {count} {what}s (0..{count - 1})")
 
 
 class AnalysisResult:

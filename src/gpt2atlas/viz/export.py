@@ -25,7 +25,10 @@ def save_figures(figures: Mapping[str, go.Figure], folder: Path, *, png: bool = 
     if png and figures:
         paths = [folder / f"{name}.png" for name in figures]
         try:
-            pio.write_images(list(figures.values()), paths, scale=1)
+            figs = list(figures.values())
+            # the batched export ignores each layout's size unless it is passed explicitly
+            pio.write_images(figs, paths, scale=1, width=[f.layout.width for f in figs],
+                             height=[f.layout.height for f in figs])
         except Exception as err:  # kaleido without a browser, mostly
             raise AtlasError(
                 f"PNG export failed ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "

@@ -1,0 +1,149 @@
+"""MLP neurons: how many fire, which fire on each token, and what one neuron writes (the key-value memory view).
+
+A neuron n of layer l reads the residual stream through column W_in[:, n] (its key) and, scaled by its GELU
+activation, adds row W_out[n] (its value) back. Projected through the unembedding, W_out[n] @ W_U says which
+next tokens the neuron pushes up (promotes) and down (suppresses) when it fires (no final LayerNorm applied).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import plotly.graph_objects as go
+import torch
+
+from gpt2atlas.analysis.base import check_index
+from gpt2atlas.analysis.base import AnalysisResult
+from gpt2atlas.errors import InputError
+from gpt2atlas.model.gpt2 import GPT2
+
+PROJECTION = "W_out[layer][neuron] @ W_U (direct effect on the logits per unit activation, no final LayerNorm)"
+
+
+def _post_name(layer: int) -> str:
+    return f"blocks.{layer}.mlp.hook_post"
+
+
+def neuron_activations(model: GPT2, tokens: torch.Tensor, layers: Sequence[int] | None = None) -> torch.Tensor:
+    """GELU outputs (layer, pos, d_mlp) of the first sequence; the pass stops after the last layer asked for."""
+    layers = list(range(model.cfg.n_layer)) if layers is None else list(layers)
+    _, cache = model.run_with_cache(tokens, names=[_post_name(l) for l in layers], stop_at_layer=max(layers) + 1)
+    return torch.stack([cache[_post_name(l)][0] for l in layers]).float()
+
+
+def value_projection(model: GPT2, layer: int, neuron: int) -> torch.Tensor:
+    """W_out[neuron] @ W_U: the logit change per unit of activation, for every vocabulary token (d_vocab,)."""
+    return (model.blocks[layer].mlp.W_out[neuron] @ model.W_U).float()
+
+
+def _token_rows(model: GPT2, logits: torch.Tensor, k: int, largest: bool) -> list[dict[str, Any]]:
+    values, ids = logits.topk(k, largest=largest)
+    vocab = model.tokenizer.vocab
+    return [{"token": vocab[int(i)], "token_id": int(i), "logit": float(v)} for v, i in zip(values, ids)]
+
+
+def _choose_neuron(acts: torch.Tensor, layer: int | None, neuron: int | None) -> dict[str, Any]:
+    """The user's neuron, or the one with the largest activation (ignoring position 0, which GPT-2 treats apart)."""
+    if layer is not None and neuron is not None:
+        return {"layer": layer, "neuron": neuron, "chosen_by": "user"}
+    if neuron is not None:
+        raise InputError("--neuron needs --layer: say which layer the neuron is in")
+    body = acts[:, 1:] if acts.shape[1] > 1 else acts
+    peak = body.amax(1)  # (layer, d_mlp)
+    if layer is not None:
+        return {"layer": layer, "neuron": int(peak[layer].argmax()), "chosen_by": "largest activation in the layer"}
+    best = int(peak.argmax())
+    return {"layer": best // peak.shape[1], "neuron": best % peak.shape[1],
+            "chosen_by": "largest activation on the prompt (positions >= 1)"}
+
+
+def _top_neurons_by_token(acts: torch.Tensor, tokens: list[str], k: int) -> list[dict[str, Any]]:
+    """For each position, the k most active neurons over all layers."""
+    n_layer, n_pos, d_mlp = acts.shape
+    flat = acts.permute(1, 0, 2).reshape(n_pos, n_layer * d_mlp)
+    values, index = flat.topk(min(k, flat.shape[1]), dim=1)
+    return [
+        {"position": p, "token": tokens[p], "neurons": [
+            {"layer": int(i) // d_mlp, "neuron": int(i) % d_mlp, "activation": float(v)}
+            for v, i in zip(values[p], index[p])
+        ]}
+        for p in range(n_pos)
+    ]
+
+
+def _strongest_neurons(acts: torch.Tensor, count: int) -> list[dict[str, Any]]:
+    """The `count` neurons with the largest activation anywhere in the prompt (positions >= 1 when there are any)."""
+    body = acts[:, 1:] if acts.shape[1] > 1 else acts
+    peak = body.amax(1).flatten()
+    values, index = peak.topk(min(count, peak.numel()))
+    d_mlp = acts.shape[2]
+    return [{"layer": int(i) // d_mlp, "neuron": int(i) % d_mlp, "max_activation": float(v)}
+            for v, i in zip(values, index)]
+
+
+class NeuronsResult(AnalysisResult):
+    """Findings, plus the prompt's activations (layer, pos, d_mlp) for the heat maps."""
+
+    area = "neurons"
+
+    def __init__(self, findings: dict[str, Any], activations: torch.Tensor) -> None:
+        super().__init__(findings)
+        self.activations = activations
+
+    def figures(self) -> dict[str, go.Figure]:
+        from gpt2atlas.viz.neurons import neuron_figures
+
+        return neuron_figures(self)
+
+
+def analyze(
+    model: GPT2,
+    prompt: str,
+    *,
+    layer: int | None = None,
+    neuron: int | None = None,
+    extra_prompts: Sequence[str] = (),
+    top_k: int = 10,
+    per_token: int = 5,
+    heat_map_neurons: int = 24,
+) -> NeuronsResult:
+    """Neuron statistics on `prompt`; the chosen neuron's top activating tokens over `prompt` and `extra_prompts`."""
+    cfg = model.cfg
+    check_index(layer, cfg.n_layer, "layer")
+    check_index(neuron, cfg.d_mlp, "neuron", "each layer")
+    tokens = model.to_tokens(prompt)
+    token_ids = tokens[0].tolist()
+    str_tokens = model.tokenizer.to_str_tokens(token_ids)
+    acts = neuron_activations(model, tokens)  # (layer, pos, d_mlp)
+    chosen = _choose_neuron(acts, layer, neuron)
+    l, n = chosen["layer"], chosen["neuron"]
+
+    occurrences = [(0, p, str_tokens[p], float(a)) for p, a in enumerate(acts[l, :, n])]
+    for index, text in enumerate(extra_prompts, start=1):
+        ids = model.to_tokens(text)
+        extra = neuron_activations(model, ids, [l])[0, :, n]
+        names = model.tokenizer.to_str_tokens(ids[0].tolist())
+        occurrences += [(index, p, names[p], float(a)) for p, a in enumerate(extra)]
+    occurrences.sort(key=lambda o: -o[3])
+    projection = value_projection(model, l, n)
+
+    findings = {
+        "tokens": str_tokens,
+        "token_ids": token_ids,
+        "fraction_active_by_layer": (acts > 0).float().mean((1, 2)).tolist(),
+        "fraction_active_definition": "share of GELU outputs > 0 over all positions and neurons of the layer",
+        "top_neurons_by_token": _top_neurons_by_token(acts, str_tokens, per_token),
+        "strongest_neurons": _strongest_neurons(acts, heat_map_neurons),
+        "neuron": {
+            **chosen,
+            "top_tokens": [{"prompt": i, "position": p, "token": t, "activation": a}
+                           for i, p, t, a in occurrences[:top_k]],
+            "promotes": _token_rows(model, projection, top_k, largest=True),
+            "suppresses": _token_rows(model, projection, top_k, largest=False),
+            "projection": PROJECTION,
+            "input_weight_norm": float(model.blocks[l].mlp.W_in[:, n].norm()),
+            "output_weight_norm": float(model.blocks[l].mlp.W_out[n].norm()),
+        },
+        "prompts": [prompt, *extra_prompts],
+    }
+    return NeuronsResult(findings, acts.cpu())

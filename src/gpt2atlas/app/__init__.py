@@ -1,0 +1,1 @@
+"""The interactive dashboard (Streamlit): `gpt2atlas app --model M`."""

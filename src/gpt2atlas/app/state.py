@@ -1,0 +1,60 @@
+"""What the dashboard keeps between reruns: the model (loaded once, shared) and cached analyses."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import streamlit as st
+
+from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.report.sections import call_supported, import_area
+
+MODEL_ENV = "GPT2ATLAS_MODEL"
+
+
+def default_model(argv: Sequence[str] | None = None) -> str:
+    """The model named after `--` on the `streamlit run` line, else $GPT2ATLAS_MODEL, else gpt2.
+
+    `sys.argv` is read only when Streamlit runs our app file (under a test runner it holds the runner's flags).
+    """
+    if argv is None:
+        argv = sys.argv[1:] if Path(sys.argv[0]).name == "streamlit_app.py" else []
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--model")
+    known, _ = parser.parse_known_args(list(argv))
+    return known.model or os.environ.get(MODEL_ENV) or "gpt2"
+
+
+@st.cache_resource(max_entries=2, show_spinner="loading the model ...")
+def get_model(model_id: str) -> GPT2:
+    """The model, loaded once per process and shared by every session and view."""
+    from gpt2atlas.model.loading import load_model
+
+    return load_model(model_id)
+
+
+@st.cache_resource(max_entries=32, show_spinner="analysing ...")
+def cached_analysis(model_id: str, module: str, prompt: str | None, options: tuple = ()) -> Any:
+    """`module.analyze(model, prompt, **options)`, computed once per model, prompt and options."""
+    analyze = import_area(module).analyze
+    args = (get_model(model_id),) if prompt is None else (get_model(model_id), prompt)
+    return call_supported(analyze, *args, **dict(options))
+
+
+def module_available(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+@st.cache_resource(max_entries=32, show_spinner="drawing ...")
+def cached_figures(model_id: str, module: str, prompt: str | None, options: tuple = ()) -> dict:
+    """The named figures of a cached analysis."""
+    return cached_analysis(model_id, module, prompt, options).figures()

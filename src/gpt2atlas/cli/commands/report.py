@@ -1,0 +1,101 @@
+"""`gpt2atlas report` (one self-contained HTML/Markdown report) and `gpt2atlas app` (the Streamlit dashboard)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gpt2atlas.cli.common import DeviceOption, DtypeOption, ModelOption, load
+from gpt2atlas.errors import InputError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
+    app.command("app")(dashboard)
+
+
+def read_texts(path: Path) -> list[str]:
+    """Texts for the geometry section: one per non-empty line of a file, or one per .txt file of a folder."""
+    if path.is_dir():
+        texts = [p.read_text(encoding="utf-8", errors="replace").strip() for p in sorted(path.glob("*.txt"))]
+    elif path.is_file():
+        texts = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    else:
+        raise InputError(f"no such file or folder: {path}")
+    texts = [t for t in texts if t]
+    if not texts:
+        raise InputError(f"{path} holds no text")
+    return texts
+
+
+def report(
+    model: ModelOption = "gpt2",
+    prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="a prompt to analyse (repeat for several); default: a built-in one")] = None,
+    texts: Annotated[Optional[Path], typer.Option("--texts", help="texts for the geometry section: one per line, or a folder of .txt files")] = None,
+    max_texts: Annotated[int, typer.Option(help="at most this many texts for the geometry section (speed)")] = 200,
+    out: Annotated[Path, typer.Option("--out", "-o", help="the report file (.html, or .md with --format md)")] = Path("report.html"),
+    fmt: Annotated[str, typer.Option("--format", help="html (one self-contained file) or md (Markdown + PNG folder)")] = "html",
+    seed: Annotated[int, typer.Option(help="seed for sampling and random probes")] = 0,
+    max_new_tokens: Annotated[int, typer.Option(help="tokens per generated sample")] = 40,
+    num_samples: Annotated[int, typer.Option(help="generated samples per prompt")] = 2,
+    skip: Annotated[Optional[list[str]], typer.Option("--skip", help="leave out a section (repeatable): summary, embeddings, weights, attention, neurons, layernorm, residual, journey, saliency, geometry, samples")] = None,
+    projections: Annotated[str, typer.Option(help="token-embedding projections, comma-separated: pca, tsne, umap (t-SNE and UMAP take minutes on gpt2)")] = "pca",
+    quick: Annotated[bool, typer.Option("--quick", help="smaller samples, PCA only, fewer probes: a rough report, fast")] = False,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "float32",
+) -> None:
+    """Write ONE report with everything about a GPT-2: every analysis, its figures and a reading of its numbers."""
+    from gpt2atlas.report import build_report
+
+    text_list = read_texts(texts) if texts is not None else None
+    gpt = load(model, device, dtype)
+    path, result = build_report(
+        gpt, out, model_id=model, prompts=prompt or [], texts=text_list, texts_source=str(texts) if texts else None,
+        max_texts=max_texts, seed=seed, max_new_tokens=max_new_tokens, num_samples=num_samples, fmt=fmt,
+        skip=skip or [], quick=quick, projections=[p.strip() for p in projections.split(",") if p.strip()],
+    )
+    skipped = [s for s in result.sections if s.skipped]
+    for s in skipped:
+        print(f"skipped {s.key}: {s.skipped}", file=sys.stderr)
+    figures = sum(s.figure_count for s in result.sections)
+    print(f"wrote {path} ({len(result.sections) - len(skipped)} sections, {figures} figures)")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def app_command(app_file: Path, model: str, port: int, host: str = "127.0.0.1") -> list[str]:
+    """The `streamlit run` command line for the dashboard: local only, headless, no usage statistics."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(app_file),
+        "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
+        "--client.showErrorDetails", "none", "--server.fileWatcherType", "none",
+        "--", "--model", model,
+    ]
+
+
+def dashboard(
+    model: ModelOption = "gpt2",
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: any free port)")] = 8501,
+) -> None:
+    """Start the interactive dashboard (Streamlit) on 127.0.0.1."""
+    import gpt2atlas.app
+
+    if not 0 <= port <= 65535:
+        raise InputError(f"port {port} is out of range (0-65535)")
+    port = port or free_port()
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}
+    print(f"gpt2atlas dashboard for {model}: http://127.0.0.1:{port}  (Ctrl-C stops it)")
+    completed = subprocess.run(app_command(Path(gpt2atlas.app.__file__).with_name("streamlit_app.py"), model, port), env=env)
+    if completed.returncode not in (0, -2, 130):
+        raise typer.Exit(completed.returncode)

@@ -1,0 +1,166 @@
+"""Build the report: run every section (with a progress bar), then write HTML or Markdown atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, Iterable
+
+from tqdm.auto import tqdm
+
+from gpt2atlas.errors import AtlasError, InputError
+from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.report.document import Report, Section
+from gpt2atlas.report.html import render_html
+from gpt2atlas.report.markdown import render_markdown, write_figures, write_findings
+from gpt2atlas.report.provenance import provenance
+from gpt2atlas.report.sections import (
+    DEFAULT_PROMPT,
+    SECTION_KEYS,
+    SECTIONS,
+    ReportContext,
+    SectionSpec,
+    SectionUnavailable,
+)
+
+FORMATS = ("html", "md")
+
+
+def run_section(spec: SectionSpec, ctx: ReportContext, warn: Callable[[str], None]) -> Section:
+    """One section; a missing module or a failing analysis becomes a skipped section with the reason."""
+    start = time.perf_counter()
+    section = Section(spec.key, spec.title)
+    try:
+        section.parts = spec.build(ctx)
+    except SectionUnavailable as err:
+        section.skipped = str(err)
+    except AtlasError as err:
+        section.skipped = f"the analysis refused the input: {err}"
+    except Exception as err:  # one failing analysis must not cost the whole report
+        section.skipped = f"the analysis failed: {type(err).__name__}: {err}"
+        detail = traceback.format_exc() if os.environ.get("GPT2ATLAS_DEBUG") else "set GPT2ATLAS_DEBUG=1 for the traceback"
+        warn(f"warning: section '{spec.key}' skipped: {type(err).__name__}: {err} ({detail})")
+    section.seconds = time.perf_counter() - start
+    return section
+
+
+def collect_sections(ctx: ReportContext, keys: Iterable[str], *, progress: bool = True,
+                     warn: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr)) -> list[Section]:
+    specs = [spec for spec in SECTIONS if spec.key in set(keys)]
+    sections = []
+    with tqdm(specs, desc="report", unit="section", disable=not progress, file=sys.stderr) as bar:
+        for spec in bar:
+            bar.set_postfix_str(spec.key)
+            sections.append(run_section(spec, ctx, warn))
+    return sections
+
+
+PROJECTIONS = ("pca", "tsne", "umap")
+
+
+def check_options(prompts: list[str], fmt: str, skip: Iterable[str], max_texts: int, model: GPT2,
+                  projections: Iterable[str] = ("pca",)) -> list[str]:
+    """The prompts to analyse (the built-in one if none); InputError for anything the report cannot use."""
+    unknown_projections = [p for p in projections if p not in PROJECTIONS]
+    if unknown_projections:
+        raise InputError(f"unknown projection '{unknown_projections[0]}': use {', '.join(PROJECTIONS)}")
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format '{fmt}': use html or md")
+    unknown = sorted(set(skip) - set(SECTION_KEYS))
+    if unknown:
+        raise InputError(f"unknown section '{unknown[0]}': sections are {', '.join(SECTION_KEYS)}")
+    if max_texts < 1:
+        raise InputError("--max-texts must be at least 1")
+    prompts = list(prompts) or [DEFAULT_PROMPT]
+    for prompt in prompts:
+        if not prompt.strip():
+            raise InputError("the prompt is empty: give at least one character of text")
+        model.to_tokens(prompt)  # raises InputError for an empty or over-long prompt
+    return prompts
+
+
+def build_report(
+    model: GPT2,
+    out: str | Path,
+    *,
+    model_id: str | None = None,
+    prompts: list[str] | None = None,
+    texts: list[str] | None = None,
+    texts_source: str | None = None,
+    max_texts: int = 200,
+    seed: int = 0,
+    max_new_tokens: int = 40,
+    num_samples: int = 2,
+    fmt: str = "html",
+    skip: Iterable[str] = (),
+    quick: bool = False,
+    projections: Iterable[str] = ("pca",),
+    progress: bool = True,
+) -> tuple[Path, Report]:
+    """Run every section on `model` and write the report to `out` (HTML, or Markdown + a PNG folder)."""
+    skip = list(skip)
+    projections = tuple(projections)
+    prompts = check_options(list(prompts or []), fmt, skip, max_texts, model, projections)
+    ctx = ReportContext(model, prompts, seed=seed, texts=texts, max_texts=max_texts,
+                        max_new_tokens=max_new_tokens, num_samples=num_samples, quick=quick,
+                        projections=projections)
+    keys = [k for k in SECTION_KEYS if k not in skip]
+    model_id = model_id or model.source
+    info = provenance(model, model_id, prompts=prompts, seed=seed, texts=texts_source, max_texts=max_texts,
+                      device=str(model.device))
+    info.update(quick=quick, projections=list(projections))
+    report = Report(f"gpt2atlas report: {model_id}", collect_sections(ctx, keys, progress=progress), info)
+    out = Path(out)
+    if fmt == "html":
+        write_atomically(out, render_html(report))
+    else:
+        write_markdown(report, out)
+    return out, report
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename it into place (nothing half-written, ever)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def markdown_folder(path: Path) -> Path:
+    """Where the PNG figures of `report.md` go: `report_files/`."""
+    return path.with_name(f"{path.stem}_files")
+
+
+def write_markdown(report: Report, path: Path) -> None:
+    """Markdown + PNG folder: the folder is staged and swapped in, then the text is written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = markdown_folder(path)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=path.parent))
+    try:
+        write_figures(report, staging)
+        write_findings(report, staging)
+        text = render_markdown(report, folder.name)
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+        write_atomically(path, text)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

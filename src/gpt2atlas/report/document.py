@@ -1,0 +1,72 @@
+"""What a report is made of: sections of parts, each with a reading, tables, samples and figures.
+
+Everything here is plain data (user text unescaped); the renderers (html.py, markdown.py) escape it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import plotly.graph_objects as go
+
+from gpt2atlas.analysis.base import to_jsonable
+
+
+@dataclass
+class Table:
+    """A small table of already-formatted cells."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Sample:
+    """A generated continuation: its prompt and each new token with the probability the model gave it."""
+
+    prompt: str
+    tokens: list[str]
+    probs: list[float]
+
+
+@dataclass
+class Part:
+    """One block of a section (one per prompt for prompt-based analyses)."""
+
+    title: str | None = None
+    reading: list[str] = field(default_factory=list)  # short sentences produced from the findings
+    tables: list[Table] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    figures: dict[str, go.Figure] = field(default_factory=dict)
+    findings: dict = field(default_factory=dict)  # the analysis's findings, kept for checks and JSON
+
+
+@dataclass
+class Section:
+    """A report section; `skipped` says why it is missing (module absent, analysis failed)."""
+
+    key: str
+    title: str
+    parts: list[Part] = field(default_factory=list)
+    skipped: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def figure_count(self) -> int:
+        return sum(len(p.figures) for p in self.parts)
+
+
+@dataclass
+class Report:
+    """All sections plus where the numbers come from."""
+
+    title: str
+    sections: list[Section]
+    provenance: dict
+
+    def findings_data(self) -> dict:
+        """Provenance and every part's findings as JSON-ready data."""
+        sections = {s.key: {"title": s.title, "skipped": s.skipped, "parts": [to_jsonable(p.findings) for p in s.parts]}
+                    for s in self.sections}
+        return {"provenance": to_jsonable(self.provenance), "sections": sections}

@@ -1,0 +1,223 @@
+"""The report's sections: which analysis each runs, which figures it keeps, and its reading.
+
+Each analysis module is imported when its section runs, so a module that is missing (or fails) costs only its
+own section, which is recorded as skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import plotly.graph_objects as go
+
+from gpt2atlas.analysis.summary import summary
+from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.report import readings
+from gpt2atlas.report.document import Part, Sample, Table
+
+DEFAULT_PROMPT = (
+    "The old lighthouse keeper climbed the spiral stairs every evening to light the lamp. One stormy night in "
+    "November, when the waves were higher than the rocks, he saw a small boat drifting towards the cliffs, and he"
+)
+
+
+WEIGHTS_PARAM = "blocks.0.attn.W_QKV"  # the report shows its query columns (W_Q of every head of layer 0)
+
+
+@dataclass
+class ReportContext:
+    """What every section needs: the model, the prompts, the texts for geometry, and the knobs."""
+
+    model: GPT2
+    prompts: list[str]
+    seed: int = 0
+    texts: list[str] | None = None  # None: the geometry analysis's default corpus
+    max_texts: int = 200
+    max_new_tokens: int = 40
+    num_samples: int = 2
+    temperature: float = 1.0
+    top_k: int | None = 40
+    quick: bool = False  # smaller samples and probes: a rough report in seconds
+    projections: tuple[str, ...] = ("pca",)  # token-embedding projections; "tsne" and "umap" take minutes
+    all_tokens_budget: int = 3000  # points in geometry's all-tokens cloud (its default is 10,000: slower)
+
+
+class SectionUnavailable(Exception):
+    """The section's module is not part of this installation."""
+
+
+@dataclass(frozen=True)
+class SectionSpec:
+    key: str
+    title: str
+    build: Callable[[ReportContext], list[Part]]
+    about: str = ""
+
+
+def call_supported(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Call `fn` with only the keyword arguments its signature accepts (analyses differ in their knobs)."""
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return fn(*args, **kwargs)
+
+
+def import_area(module_name: str) -> Any:
+    """The analysis module, or SectionUnavailable when it is not installed."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and module_name.startswith(err.name):
+            raise SectionUnavailable(f"{module_name} is not available in this installation") from None
+        raise
+
+
+def pick_figures(figures: Mapping[str, go.Figure], preferred: tuple[str, ...], limit: int) -> dict[str, go.Figure]:
+    """The `preferred` figures that exist (in that order), topped up with the others, `limit` at most."""
+    names = [n for n in preferred if n in figures] + [n for n in figures if n not in preferred]
+    return {name: figures[name] for name in names[:limit]}
+
+
+@dataclass(frozen=True)
+class AnalysisSection:
+    """A section made from one analysis module's `analyze(...)`: figures picked, reading from its findings."""
+
+    area: str
+    module: str
+    per_prompt: bool = True
+    preferred: tuple[str, ...] = ()
+    limit: int = 4
+    entry: str = "analyze"
+    options: Callable[[ReportContext], dict] = field(default=lambda ctx: {})
+
+    def __call__(self, ctx: ReportContext) -> list[Part]:
+        analyze = getattr(import_area(self.module), self.entry)
+        if not self.per_prompt:
+            return [self._part(call_supported(analyze, ctx.model, **self.options(ctx)), None)]
+        titled = len(ctx.prompts) > 1
+        return [
+            self._part(call_supported(analyze, ctx.model, prompt, **self.options(ctx)),
+                       f"Prompt {i + 1}" if titled else None)
+            for i, prompt in enumerate(ctx.prompts)
+        ]
+
+    def _part(self, result: Any, title: str | None) -> Part:
+        findings = result.findings
+        return Part(
+            title=title,
+            reading=readings.read(self.area, findings),
+            figures=pick_figures(result.figures(), self.preferred, self.limit),
+            findings=findings,
+        )
+
+
+# ----- sections not backed by an analysis module ---------------------------------------------------------------
+def summary_parts(ctx: ReportContext) -> list[Part]:
+    data = summary(ctx.model)
+    config = Table("Configuration", ["setting", "value"], [[k, str(v)] for k, v in data["config"].items()])
+    total = data["parameter_counts"]["total"]
+    counts = Table(
+        "Parameters per component (unembedding tied to W_E, counted once)", ["component", "parameters", "share"],
+        [[k.replace("_", " "), f"{v:,}", readings.pct(v / total)] for k, v in data["parameter_counts"].items()],
+    )
+    findings = {k: data[k] for k in ("source", "config", "parameter_counts")}
+    return [Part(reading=readings.read_summary(data), tables=[config, counts], findings=findings)]
+
+
+def sample_parts(ctx: ReportContext) -> list[Part]:
+    model, decode = ctx.model, ctx.model.tokenizer.decode
+    parts = []
+    for i, prompt in enumerate(ctx.prompts):
+        result = model.generate(prompt, ctx.max_new_tokens, temperature=ctx.temperature, top_k=ctx.top_k,
+                                seed=ctx.seed + i, num_samples=ctx.num_samples)
+        samples = [Sample(prompt, [decode([t]) for t in tokens], [float(p) for p in probs])
+                   for tokens, probs in zip(result.new_tokens, result.token_probs)]
+        settings = {"max_new_tokens": ctx.max_new_tokens, "temperature": ctx.temperature, "top_k": ctx.top_k,
+                    "seed": ctx.seed + i, "num_samples": ctx.num_samples}
+        reading = readings.read_samples(samples, model.cfg.d_vocab)
+        reading.append(f"Sampling: temperature {ctx.temperature}, top-k {ctx.top_k}, seed {ctx.seed + i}.")
+        parts.append(Part(
+            title=f"Prompt {i + 1}" if len(ctx.prompts) > 1 else None, reading=reading, samples=samples,
+            findings={"settings": settings, "texts": result.texts, "token_probs": result.token_probs},
+        ))
+    return parts
+
+
+def _embeddings_options(ctx: ReportContext) -> dict:
+    quick = {"sample_size": 500, "local_anchors": 50} if ctx.quick else {"sample_size": 1000}
+    return {"seed": ctx.seed, "progress": True, "projections": ctx.projections, **quick}
+
+
+def _attention_options(ctx: ReportContext) -> dict:
+    return {"seed": ctx.seed, **({"repeat_batch": 2} if ctx.quick else {})}
+
+
+def _weights_options(ctx: ReportContext) -> dict:
+    """Layer 0's W_Q, all heads: the whole W_QKV would weigh ~10 MB in the page for GPT-2 small."""
+    return {"param": WEIGHTS_PARAM, "cols": f"0:{ctx.model.cfg.d_model}"}
+
+
+def _layernorm_options(ctx: ReportContext) -> dict:
+    return {"seed": ctx.seed, **({"superposition_steps": 20} if ctx.quick else {})}
+
+
+def _journey_options(ctx: ReportContext) -> dict:
+    return {"seed": ctx.seed, "projections": tuple(p for p in ctx.projections if p in ("pca", "umap")) or ("pca",)}
+
+
+def _geometry_options(ctx: ReportContext) -> dict:
+    options = {"prompt": ctx.prompts[0], "max_texts": ctx.max_texts, "seed": ctx.seed, "progress": True,
+               "all_tokens_budget": ctx.all_tokens_budget}
+    if ctx.texts is not None:
+        options["texts"] = ctx.texts[: ctx.max_texts]
+    if ctx.quick:
+        options.update(all_tokens_budget=1000, gride_max_rank=16)
+    return options
+
+
+SECTIONS: tuple[SectionSpec, ...] = (
+    SectionSpec("summary", "Model summary", summary_parts, "configuration and parameters per component"),
+    SectionSpec("embeddings", "Token and position embeddings", AnalysisSection(
+        "embeddings", "gpt2atlas.analysis.embeddings", limit=7, options=_embeddings_options,
+        preferred=("dim_stats", "token_dim_means", "position_curves", "position_pca_3d", "pca_global_local",
+                   "tokens_umap_2d", "tokens_tsne_2d", "tokens_pca_2d", "joint_pca_3d")),
+        "offset dims, position curves, projections, nearest neighbours"),
+    SectionSpec("weights", "Weights", AnalysisSection(
+        "weights", "gpt2atlas.analysis.weights", per_prompt=False, limit=3,
+        preferred=("heatmap", "model_summary", "architecture_3d"), options=_weights_options),
+        "a weight block as a heat map with its value histogram"),
+    SectionSpec("attention", "Attention and head roles", AnalysisSection(
+        "attention", "gpt2atlas.analysis.attention",
+        preferred=("head_scores", "head_pattern", "lines", "layer_heads", "sink_and_last_token"), limit=5,
+        options=_attention_options),
+        "what each head attends to; previous-token, induction, duplicate and sink heads"),
+    SectionSpec("neurons", "MLP neurons", AnalysisSection(
+        "neurons", "gpt2atlas.analysis.neurons",
+        preferred=("fraction_active", "tokens_by_neurons", "neuron_key_value", "tokens_by_layers"), limit=4),
+        "how many neurons fire, which fire for each token, what they write"),
+    SectionSpec("layernorm", "LayerNorm geometry", AnalysisSection(
+        "layernorm", "gpt2atlas.analysis.layernorm", limit=5, options=_layernorm_options,
+        preferred=("steps_3d", "toy_3d", "gamma_per_dim", "gamma_vs_position", "superposition", "gelu")),
+        "centring, scaling onto the sphere, the gain and the shift"),
+    SectionSpec("residual", "Residual stream and outlier dims", AnalysisSection(
+        "residual", "gpt2atlas.analysis.residual", limit=3,
+        preferred=("norm_growth", "outlier_dims", "token_layer_norms")),
+        "norm growth, attention and MLP contributions, massive dims"),
+    SectionSpec("journey", "The token's journey (logit lens)", AnalysisSection(
+        "journey", "gpt2atlas.analysis.journey", limit=4, options=_journey_options,
+        preferred=("logit_lens", "rank_kl", "cosines", "trajectory")),
+        "the prediction layer by layer"),
+    SectionSpec("saliency", "Saliency", AnalysisSection(
+        "saliency", "gpt2atlas.analysis.saliency", preferred=("tokens_coloured", "scores_bar"), limit=2),
+        "which input tokens drive the prediction"),
+    SectionSpec("geometry", "Geometry and intrinsic dimension", AnalysisSection(
+        "geometry", "gpt2atlas.geometry.analysis", per_prompt=False, limit=5,
+        preferred=("id_vs_layer", "id_vs_scale", "pca_components", "norm_anisotropy", "gram_log_volume"),
+        options=_geometry_options), "intrinsic dimension layer by layer"),
+    SectionSpec("samples", "Generated samples", sample_parts, "continuations with per-token probabilities"),
+)
+
+SECTION_KEYS = tuple(spec.key for spec in SECTIONS)

@@ -1,0 +1,131 @@
+"""The dashboard through Streamlit's testing API: sidebar, Generate, every view, bad input shown in the page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from gpt2atlas.app.state import MODEL_ENV, default_model
+from gpt2atlas.app.widgets import token_strip
+from gpt2atlas.cli.commands.report import app_command
+from gpt2atlas.cli.main import main
+
+APP = Path(__file__).parents[1] / "src" / "gpt2atlas" / "app" / "streamlit_app.py"
+HOSTILE = "<img src=x onerror=alert(1)> and <script>alert(2)</script>"
+
+
+@pytest.fixture()
+def app(tiny_checkpoint, monkeypatch) -> AppTest:
+    monkeypatch.setenv(MODEL_ENV, str(tiny_checkpoint))
+    at = AppTest.from_file(str(APP), default_timeout=90).run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    return at
+
+
+def errors(at: AppTest) -> list[str]:
+    assert not at.exception, at.exception  # a traceback in the page is a bug
+    return [e.value for e in at.error]
+
+
+def test_sidebar_has_every_setting(app, tiny_checkpoint):
+    sidebar = app.sidebar
+    assert sidebar.text_input(key="model").value == str(tiny_checkpoint)
+    assert sidebar.text_area(key="prompt").value
+    for key in ("max_new_tokens", "temperature", "top_k", "seed"):
+        assert sidebar.number_input(key=key) is not None
+    assert sidebar.button(key="generate").label == "Generate"
+    assert app.radio(key="view").options == ["Generated text", "Attention", "Head roles", "Embeddings", "Journey",
+                                             "Neurons", "LayerNorm", "Geometry"]
+
+
+def test_generate_shows_tokens_with_probabilities_escaped(app, tiny_model):
+    app.sidebar.text_area(key="prompt").input(HOSTILE)
+    app.sidebar.number_input(key="max_new_tokens").set_value(7)
+    app.sidebar.number_input(key="seed").set_value(3)
+    app.sidebar.button(key="generate").click().run()
+    assert errors(app) == []
+    generation = app.session_state["generation"]
+    assert len(generation["tokens"]) == len(generation["probs"]) <= 7 and generation["probs"]
+    expected = tiny_model.generate(HOSTILE, 7, temperature=1.0, top_k=40, seed=3)
+    assert generation["probs"] == pytest.approx(expected.token_probs[0], rel=1e-5)
+    body = app.get("html")[0].proto.body
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body and "&lt;script&gt;" in body
+    assert "<img" not in body and "<script" not in body
+    assert len(app.dataframe) == 1
+
+
+def test_token_strip_escapes_tokens():
+    html = token_strip("<b>", ["<script>", " x"], [0.5, 0.25])
+    assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;b&gt;" in html
+    assert 'title="p = 0.5"' in html
+
+
+def test_attention_view_layers_heads_lines_and_matrix(app, tiny_model):
+    app.radio(key="view").set_value("Attention").run()
+    assert errors(app) == [] and len(app.get("plotly_chart")) == 1
+    app.selectbox(key="attention_layer").set_value(1)
+    app.selectbox(key="attention_head").set_value(2).run()
+    assert errors(app) == []
+    spec = app.get("plotly_chart")[0].proto.spec
+    assert "layer 1 head 2" in spec
+    app.radio(key="attention_mode").set_value("lines").run()
+    assert errors(app) == [] and "attention lines" in app.get("plotly_chart")[0].proto.spec
+
+
+def test_head_roles_and_analysis_views(app):
+    app.sidebar.text_area(key="prompt").input(HOSTILE).run()
+    for view in ("Head roles", "Embeddings", "Journey", "Neurons", "LayerNorm"):
+        app.radio(key="view").set_value(view).run()
+        assert errors(app) == [], view
+        drawn = len(app.get("plotly_chart"))
+        missing = [i.value for i in app.info if "needs gpt2atlas" in i.value]
+        assert drawn >= 1 or missing, f"{view}: neither a figure nor a clear 'not installed' note"
+        for block in app.markdown:
+            assert "<script>" not in block.value and "<img" not in block.value
+
+
+def test_geometry_runs_on_demand(app):
+    app.radio(key="view").set_value("Geometry").run()
+    assert errors(app) == []
+    if any("needs gpt2atlas" in i.value for i in app.info):
+        pytest.skip("geometry module not installed")
+    assert len(app.get("plotly_chart")) == 0  # nothing heavy until asked
+    assert app.button(key="run_geometry_button").label.startswith("Run")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("prompt", "   ", "The prompt is empty"),
+    ("prompt", "word " * 200, "this model reads at most 128"),
+    ("model", "no-such-model-anywhere", "unknown model"),
+    ("model", "/nonexistent/folder/gpt2", "no such file or folder"),
+])
+def test_bad_input_is_a_clear_message_in_the_page(app, field, value, message):
+    widget = app.sidebar.text_area(key="prompt") if field == "prompt" else app.sidebar.text_input(key="model")
+    widget.input(value).run()
+    shown = errors(app)
+    assert len(shown) == 1 and message in shown[0]
+    assert "Traceback" not in shown[0]
+
+
+def test_model_from_command_line_or_environment(monkeypatch):
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    assert default_model(["--model", "/tmp/x"]) == "/tmp/x"
+    assert default_model([]) == "gpt2"
+    monkeypatch.setenv(MODEL_ENV, "distilgpt2")
+    assert default_model([]) == "distilgpt2"
+
+
+def test_app_command_is_local_headless_and_private():
+    command = app_command(APP, "gpt2", 8765)
+    flags = dict(zip(command[5:-3:2], command[6:-3:2]))
+    assert command[1:4] == ["-m", "streamlit", "run"]
+    assert flags["--server.address"] == "127.0.0.1" and flags["--server.port"] == "8765"
+    assert flags["--server.headless"] == "true" and flags["--browser.gatherUsageStats"] == "false"
+    assert command[-3:] == ["--", "--model", "gpt2"]
+
+
+def test_app_rejects_a_bad_port(capsys):
+    assert main(["app", "--model", "gpt2", "--port", "70000"]) == 1
+    assert "out of range" in capsys.readouterr().err

@@ -1,0 +1,211 @@
+"""The report and the dashboard in a real headless Chromium (Debian's `chromium`), driven over DevTools.
+
+Checks: no JavaScript error, no alert from the hostile prompt, no network request beyond the page itself, every
+figure drawn (plotly's SVG present, screenshot not blank); the dashboard answers Generate and shows attention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from gpt2atlas.cli.commands.report import app_command, free_port
+from gpt2atlas.cli.main import main
+
+CHROMIUM = Path("/usr/bin/chromium")
+HOSTILE = "<img src=x onerror=alert(1)> and <script>alert(2)</script> the end"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+]
+
+
+class Page:
+    """A Chromium tab that records JS errors, console errors, dialogs and every network request."""
+
+    EVENTS = ("Runtime.exceptionThrown", "Runtime.consoleAPICalled", "Page.javascriptDialogOpening",
+              "Network.requestWillBeSent", "Log.entryAdded")
+
+    def __init__(self, tab) -> None:
+        self.tab = tab
+        self.events: list[dict] = []
+
+    @classmethod
+    async def open(cls, browser, url: str, width: int = 1400, height: int = 1000) -> "Page":
+        tab = await browser.create_tab("about:blank")
+        page = cls(tab)
+
+        async def record(event: dict) -> None:
+            page.events.append(event)
+            if event["method"] == "Page.javascriptDialogOpening":  # dismiss it, or the page would hang
+                await tab.send_command("Page.handleJavaScriptDialog", params={"accept": False})
+
+        for name in cls.EVENTS:
+            tab.subscribe(name, record)
+        for domain in ("Runtime", "Page", "Network", "Log"):
+            await tab.send_command(f"{domain}.enable")
+        await tab.send_command("Emulation.setDeviceMetricsOverride",
+                               params={"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        await tab.send_command("Page.navigate", params={"url": url})
+        return page
+
+    async def evaluate(self, expression: str):
+        reply = await self.tab.send_command("Runtime.evaluate", params={
+            "expression": expression, "returnByValue": True, "awaitPromise": True})
+        result = reply["result"]
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, timeout: float, what: str):
+        """Poll a JS expression until it is truthy; fail with `what` after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                value = await self.evaluate(expression)
+            except AssertionError:
+                value = None
+            if value:
+                return value
+            await asyncio.sleep(0.25)
+        pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    async def screenshot(self) -> bytes:
+        shot = await self.tab.send_command("Page.captureScreenshot", params={"format": "png"})
+        return base64.b64decode(shot["result"]["data"])
+
+    def of(self, method: str) -> list[dict]:
+        return [e["params"] for e in self.events if e["method"] == method]
+
+    def js_errors(self) -> list[str]:
+        errors = [str(e["exceptionDetails"]) for e in self.of("Runtime.exceptionThrown")]
+        errors += [str(e["args"]) for e in self.of("Runtime.consoleAPICalled") if e["type"] == "error"]
+        errors += [e["entry"]["text"] for e in self.of("Log.entryAdded") if e["entry"]["level"] == "error"
+                   and not e["entry"].get("url", "").endswith("favicon.ico")]
+        return errors
+
+    def requested_urls(self) -> list[str]:
+        return [e["request"]["url"] for e in self.of("Network.requestWillBeSent")]
+
+
+def run_in_browser(scenario) -> None:
+    """Run `async scenario(browser)` against a fresh headless Chromium."""
+    from choreographer import Browser
+
+    async def go() -> None:
+        async with Browser(path=str(CHROMIUM), headless=True) as browser:
+            await asyncio.wait_for(scenario(browser), timeout=150)
+
+    asyncio.run(go())
+
+
+def non_blank_share(png: bytes) -> float:
+    """Share of pixels that are not (near) white: a drawn figure has plenty."""
+    import numpy as np
+    from PIL import Image
+
+    gray = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+    return float((gray < 235).mean())
+
+
+def test_report_renders_in_chromium(tiny_checkpoint, tmp_path):
+    out = tmp_path / "report.html"
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(f"Line {i} of a small corpus: {i * 7 % 13} lamps, {i % 5} boats and one harbour."
+                               for i in range(30)))
+    assert main(["report", "--model", str(tiny_checkpoint), "--prompt", HOSTILE, "--out", str(out), "--quick",
+                 "--texts", str(texts), "--max-new-tokens", "6", "--num-samples", "1"]) == 0
+    html = out.read_text()
+    n_figures = html.count('class="plot"')
+    assert n_figures >= 3
+
+    async def scenario(browser) -> None:
+        page = await Page.open(browser, out.as_uri())
+        drawn = await page.wait_for(
+            "document.readyState === 'complete' && "
+            "Array.from(document.querySelectorAll('figure.plot')).every(f => f.querySelector('.main-svg')) && "
+            "document.querySelectorAll('figure.plot').length", 60, "every figure to draw")
+        assert drawn == n_figures
+        # the hostile prompt is text on the page, never markup
+        assert await page.evaluate("document.querySelectorAll('img[src=x], img[onerror]').length") == 0
+        text = await page.evaluate("document.body.innerText")
+        assert "<script>alert(2)</script>" in text
+        await page.evaluate("document.querySelector('section#attention, section#summary').scrollIntoView()")
+        await asyncio.sleep(0.5)
+        png = await page.screenshot()
+        assert non_blank_share(png) > 0.02
+        assert page.js_errors() == []
+        assert page.of("Page.javascriptDialogOpening") == []
+        assert [u for u in page.requested_urls() if not u.startswith(("file:", "data:", "blob:"))] == []
+
+    run_in_browser(scenario)
+
+
+@pytest.fixture()
+def dashboard(tiny_checkpoint, tmp_path):
+    """The real dashboard server on a free 127.0.0.1 port; killed at the end."""
+    port = free_port()
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true",
+           "HOME": str(tmp_path)}
+    app_file = Path(__file__).parents[1] / "src" / "gpt2atlas" / "app" / "streamlit_app.py"
+    log = open(tmp_path / "server.log", "w")
+    server = subprocess.Popen(app_command(app_file, str(tiny_checkpoint), port), env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"dashboard did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+CLICK_BUTTON = """(() => {{
+  const b = Array.from(document.querySelectorAll('button')).find(b => b.innerText.trim() === {label!r});
+  if (!b) return false; b.click(); return true; }})()"""
+CLICK_LABEL = """(() => {{
+  const l = Array.from(document.querySelectorAll('label')).find(l => l.innerText.trim() === {label!r});
+  if (!l) return false; l.click(); return true; }})()"""
+
+
+def test_dashboard_generate_then_attention(dashboard):
+    async def scenario(browser) -> None:
+        page = await Page.open(browser, dashboard)
+        await page.wait_for(CLICK_BUTTON.format(label="Generate"), 60, "the Generate button")
+        sample = await page.wait_for(
+            "(document.querySelector('.gpt2atlas-sample') || {}).innerText", 60, "the generated text")
+        assert len(sample) > 10
+        await page.wait_for(CLICK_LABEL.format(label="Attention"), 30, "the Attention view picker")
+        await page.wait_for("document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", 60,
+                            "the attention figure")
+        title = await page.evaluate("document.querySelector('.js-plotly-plot .gtitle').textContent")
+        assert "layer 0" in title
+        assert page.of("Page.javascriptDialogOpening") == []
+        assert [u for u in page.requested_urls() if not u.startswith(("http://127.0.0.1", "data:", "blob:"))] == []
+
+    run_in_browser(scenario)

@@ -1,0 +1,239 @@
+"""`gpt2atlas report`: sections, numbers that match the findings, self-contained and escaped HTML, atomic writes,
+Markdown + PNG, and readings that say what planted findings hold."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from pathlib import Path
+
+import pytest
+from plotly.offline import get_plotlyjs
+
+from gpt2atlas.cli.main import main
+from gpt2atlas.report import SECTION_KEYS, build_report, builder, sections
+from gpt2atlas.report.readings import first_stable_top1_layer, num, read
+
+HOSTILE = "<img src=x onerror=alert(1)> and <script>alert(2)</script> the end"
+WORDS = "river stone lamp harbour winter garden engine letter market window violin ladder".split()
+
+
+def write_texts(folder: Path, n: int = 30) -> Path:
+    """Short texts of our own for the geometry section (faster than the default corpus)."""
+    path = folder / "texts.txt"
+    path.write_text("\n".join(
+        f"Note {i}: the {WORDS[i % 12]} near the {WORDS[(5 * i + 3) % 12]} was {i % 7 + 2} steps from the "
+        f"{WORDS[(7 * i + 1) % 12]}, so we wrote it down again." for i in range(n)))
+    return path
+
+
+def fast_args(folder: Path) -> list[str]:
+    return ["--quick", "--texts", str(write_texts(folder)), "--max-texts", "30", "--max-new-tokens", "6",
+            "--num-samples", "1"]
+
+
+def embedded_findings(text: str) -> dict:
+    match = re.search(r'<script type="application/json" id="gpt2atlas-findings">(.*?)</script>', text, re.S)
+    return json.loads(match.group(1))
+
+
+@pytest.fixture(scope="module")
+def report(tiny_checkpoint, tmp_path_factory) -> tuple[str, dict]:
+    """The whole report of the tiny checkpoint, built once through the CLI with a hostile prompt."""
+    folder = tmp_path_factory.mktemp("report")
+    out = folder / "report.html"
+    assert main(["report", "--model", str(tiny_checkpoint), "--prompt", HOSTILE, "--out", str(out),
+                 *fast_args(folder)]) == 0
+    text = out.read_text()
+    return text, embedded_findings(text)
+
+
+def test_every_section_is_present_with_a_table_of_contents(report):
+    text, data = report
+    assert list(data["sections"]) == list(SECTION_KEYS)
+    for key in SECTION_KEYS:
+        assert f'<section id="{key}"' in text
+        assert f'<a href="#{key}">' in text
+    for key in ("summary", "attention", "samples"):  # these exist in every installation
+        assert data["sections"][key]["skipped"] is None, data["sections"][key]
+    for key, section in data["sections"].items():  # a skipped section says why, in the page
+        if section["skipped"]:
+            assert html.escape(section["skipped"]) in text
+
+
+def test_self_contained_plotly_once_and_no_external_loads(report):
+    text, _ = report
+    assert text.count(get_plotlyjs()[:300]) == 1  # plotly.js embedded exactly once
+    assert text.count('class="plot"') >= 3
+    ours = text.replace(get_plotlyjs(), "")  # plotly.js only names URLs for map tiles, which no figure uses
+    assert not re.search(r"""(src|href|url)\s*[=(]\s*["']?(https?:)?//""", ours, re.I)
+    assert "<link" not in ours and "<iframe" not in ours and "http://" not in ours and "https://" not in ours
+    assert "Content-Security-Policy" in text and "connect-src 'none'" in text
+
+
+def test_hostile_prompt_is_escaped_everywhere(report):
+    text, data = report
+    assert data["provenance"]["prompts"] == [HOSTILE]
+    without_plotly_js = text.replace(get_plotlyjs(), "")
+    for raw in ("<img src=x", "<script>alert", "onerror=alert(1)>"):
+        assert raw not in without_plotly_js
+    assert html.escape(HOSTILE) in text  # shown, as text
+    # the only script elements are plotly.js, one per figure, and the inert findings JSON
+    scripts = re.findall(r"<script\b[^>]*>", without_plotly_js)
+    assert len(scripts) == 1 + text.count('class="plot"') + 1
+
+
+def test_numbers_in_the_page_match_the_findings(report, tiny_model):
+    text, data = report
+    summary = data["sections"]["summary"]["parts"][0]
+    assert summary["parameter_counts"]["total"] == sum(p.numel() for p in tiny_model.parameters())
+    assert f"{summary['parameter_counts']['total']:,}" in text
+    attention = data["sections"]["attention"]["parts"][0]
+    best = max(attention["heads"], key=lambda r: r["prev_token"])
+    assert html.escape(f"L{best['layer']}H{best['head']} (prev_token = {num(best['prev_token'])})") in text
+    sink = attention["attention_sink"]["by_layer"]
+    assert f"{100 * sink[0]:.1f}% in layer 0" in text
+    samples = data["sections"]["samples"]["parts"][0]
+    probs = samples["token_probs"][0]
+    assert f"mean probability of {num(sum(probs) / len(probs))}" in text
+    for key in SECTION_KEYS:
+        for part in data["sections"][key]["parts"]:
+            assert part, f"section {key} kept no findings"
+
+
+def test_provenance_hashes_the_weights_file(report, tiny_checkpoint):
+    text, data = report
+    weights = tiny_checkpoint / "model.safetensors"
+    assert data["provenance"]["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert data["provenance"]["weights_sha256"] in text
+    assert data["provenance"]["packages"]["torch"] and data["provenance"]["seed"] == 0
+    assert re.match(r"\d{4}-\d\d-\d\dT", data["provenance"]["date"])
+
+
+def test_markdown_with_png_folder(tiny_checkpoint, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("md")
+    args = fast_args(tmp_path_factory.mktemp("texts"))
+    out = tmp_path / "report.md"
+    skip = [arg for key in SECTION_KEYS if key not in ("summary", "attention", "saliency", "samples")
+            for arg in ("--skip", key)]  # PNG export costs time: a few sections show it works
+    assert main(["report", "--model", str(tiny_checkpoint), "--prompt", HOSTILE, "--out", str(out), "--format", "md",
+                 *skip, *args]) == 0
+    text = out.read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert images, "no figure in the Markdown"
+    for image in images:
+        png = (out.parent / image).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+    assert sorted(p.name for p in (tmp_path / "report_files").glob("*.png")) == sorted(Path(i).name for i in images)
+    assert "<script>" not in text and "<img src=x" not in text
+    assert json.loads((tmp_path / "report_files" / "findings.json").read_text())["provenance"]["prompts"] == [HOSTILE]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_failing_or_missing_analysis_costs_only_its_section(tiny_model, tmp_path, monkeypatch):
+    def broken(ctx):
+        raise RuntimeError("planted failure")
+
+    specs = (sections.SECTIONS[0], sections.SectionSpec("attention", "Attention", broken),
+             sections.SectionSpec("journey", "Journey", sections.AnalysisSection("journey", "gpt2atlas.no_such_module")))
+    monkeypatch.setattr(builder, "SECTIONS", specs)
+    out, result = build_report(tiny_model, tmp_path / "r.html", prompts=["hello"], progress=False)
+    by_key = {s.key: s for s in result.sections}
+    assert by_key["summary"].skipped is None
+    assert "RuntimeError: planted failure" in by_key["attention"].skipped
+    assert "not available" in by_key["journey"].skipped
+    assert "planted failure" in out.read_text()
+
+
+def _interrupt(ctx):
+    raise KeyboardInterrupt
+
+
+def _fail_rendering(report):
+    raise RuntimeError("renderer broke")
+
+
+def _fail_renaming(src, dst):
+    raise OSError("disk full")
+
+
+@pytest.mark.parametrize("patch", [
+    ("SECTIONS", (sections.SectionSpec("summary", "Summary", _interrupt),)),  # Ctrl-C while analysing
+    ("render_html", _fail_rendering),  # an error while writing the HTML
+    ("os.replace", _fail_renaming),  # an error at the very last step
+])
+def test_write_is_atomic_on_failure_and_interrupt(tiny_model, tmp_path, monkeypatch, patch):
+    out = tmp_path / "report.html"
+    out.write_text("the previous report")
+    target, replacement = patch
+    monkeypatch.setattr(builder.os if target == "os.replace" else builder,
+                        "replace" if target == "os.replace" else target, replacement)
+    with pytest.raises((KeyboardInterrupt, RuntimeError, OSError)):
+        build_report(tiny_model, out, prompts=["hello"], skip=[k for k in SECTION_KEYS if k != "summary"],
+                     progress=False)
+    assert out.read_text() == "the previous report"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--prompt", "   "], "prompt is empty"),
+    (["--prompt", "word " * 200], "more than the model's context"),
+    (["--skip", "nonsense"], "unknown section"),
+    (["--format", "pdf"], "unknown format"),
+    (["--projections", "pca,mds"], "unknown projection 'mds'"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tiny_checkpoint, tmp_path, capsys, args, message):
+    out = tmp_path / "r.html"
+    assert main(["report", "--model", str(tiny_checkpoint), "--out", str(out), *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and "Traceback" not in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_unknown_model_is_an_error(tmp_path, capsys):
+    assert main(["report", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r.html")]) == 1
+    assert "error:" in capsys.readouterr().err
+
+
+# ----- readings from planted findings -----------------------------------------------------------------------
+def test_embeddings_reading_names_the_offset_dims_and_periods():
+    findings = {
+        "token_embedding": {
+            "offset_dims": [{"dim": 138, "mean": -0.31, "z": -14.2}, {"dim": 378, "mean": 0.2, "z": 9.1}],
+            "norm": {"mean": 3.9, "std": 0.4, "min": 1.5, "max": 6.2, "min_token": " the", "max_token": "SPONSORED"},
+            "pca_explained_variance_ratio": [0.05, 0.02],
+        },
+        "position_embedding": {"active_dims": [{"dim": 7, "std": 0.9}],
+                               "periodicity": [{"dim": 7, "period": 32.0, "power_share": 0.8}], "smoothness": 0.1},
+    }
+    text = " ".join(read("embeddings", findings))
+    assert "dim 138 (mean -0.31, z = -14.2)" in text and "dim 378" in text
+    assert "dim 7 every 32 positions (80.0%" in text and "smooth curves" in text
+    assert "' the'" in text and "'SPONSORED'" in text
+
+
+def test_residual_and_geometry_readings():
+    residual = read("residual", {"norm_by_layer": [2.0, 10.0, 60.0],
+                                 "outlier_dims": [{"dim": 447, "max_abs": 3000.0, "ratio_to_median": 250.0, "layers": [1, 2]}]})
+    assert "30×" in residual[0] and "dim 447 reaches |3,000|, 250× the median" in residual[1]
+    rows = [{"layer": f"L{i}", "cloud": "last_token", "twonn_id": v, "twonn_err": 0.5, "pca_id_90": 10 + i,
+             "mean_cosine": 0.1 * i} for i, v in enumerate([8.0, 21.0, 14.0])]
+    geometry = " ".join(read("geometry", {"layers": rows, "corpus": "stdlib docstrings", "n_texts": 200}))
+    assert "peaks at 21 ± 0.5 at L1" in geometry and "stdlib docstrings, 200 texts" in geometry
+    assert "highest at L2" in geometry
+
+
+def test_journey_reading_finds_the_layer_where_the_prediction_settles():
+    ranks = [[5, 3, 9], [0, 2, 1], [1, 0, 0], [0, 0, 0]]
+    assert [first_stable_top1_layer(ranks, p) for p in range(3)] == [3, 2, 2]
+    findings = {"layers": ["embed", "block 0", "block 1", "block 2"], "tokens": ["a", "b", "c"],
+                "top1": [["x"] * 3] * 4, "final_token_rank": ranks,
+                "kl_to_final": [[4.0, 4.0, 4.0], [3.0, 3.0, 3.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]}
+    text = " ".join(read("journey", findings))
+    assert "top-1 from block 1 on" in text and "halves by block 1" in text
+
+
+def test_unknown_findings_fall_back_to_their_scalars():
+    assert read("neurons", {"threshold": 0.5, "note": "x"}) == ["threshold: 0.5.", "note: x."]

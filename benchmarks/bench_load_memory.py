@@ -15,10 +15,14 @@ import sys
 from pathlib import Path
 
 PROBE = """
-import os, resource, sys, psutil, torch
+import os, sys, torch
 torch.set_num_threads(2)
 folder, which = sys.argv[1], sys.argv[2]
-base = psutil.Process().memory_info().rss
+
+def status(field):  # /proc/self/status belongs to this process's memory map (ru_maxrss also counts the parent's)
+    return int(open("/proc/self/status").read().split(field + ":")[1].split()[0]) * 1024
+
+base = status("VmRSS")
 if which == "gpt2atlas":
     import gpt2atlas
     model = gpt2atlas.load_model(folder)
@@ -29,8 +33,7 @@ else:
     run = lambda tokens: model(tokens).logits
 with torch.inference_mode():
     run(torch.arange(16)[None])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(peak - base)
+print(status("VmHWM") - base)
 """
 
 

@@ -9,13 +9,21 @@ from gpt2atlas.model import GPT2Config, save_checkpoint
 from conftest import random_model
 
 PROBE = """
-import os, resource, sys, psutil, torch, gpt2atlas
+import os, sys, torch, gpt2atlas
 torch.set_num_threads(1)
-base = psutil.Process().memory_info().rss
+
+def high_water_mark():  # VmHWM belongs to this process's memory map; ru_maxrss would also count the parent's
+    status = open("/proc/self/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024
+
+def current():
+    status = open("/proc/self/status").read()
+    return int(status.split("VmRSS:")[1].split()[0]) * 1024
+
+base = current()
 model = gpt2atlas.load_model(sys.argv[1], dtype=getattr(torch, sys.argv[2]))
 model(torch.arange(16)[None])  # touch every weight
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print((peak - base) / os.path.getsize(os.path.join(sys.argv[1], "model.safetensors")))
+print((high_water_mark() - base) / os.path.getsize(os.path.join(sys.argv[1], "model.safetensors")))
 """
 
 

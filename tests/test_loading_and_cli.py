@@ -12,7 +12,7 @@ import torch
 from gpt2atlas import load_model
 from gpt2atlas.analysis.summary import parameter_counts
 from gpt2atlas.cli.main import main
-from gpt2atlas.errors import CheckpointError, InputError, ModelNotFoundError
+from gpt2atlas.errors import CheckpointError, InputError
 from gpt2atlas.model import GPT2, PRESETS
 
 
@@ -54,7 +54,10 @@ def test_gpt2_parameter_count_counts_the_tied_matrix_once():
 
 def test_hub_id_loads_from_an_already_filled_cache_offline(tmp_path, tiny_checkpoint, tiny_model, monkeypatch):
     fill_hub_cache(tmp_path / "hub", "openai-community/gpt2", tiny_checkpoint)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    import huggingface_hub.constants
+
+    # huggingface_hub reads HF_HUB_CACHE once, at import (which an earlier test may already have done)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for name in ("gpt2", "openai-community/gpt2"):
         model = load_model(name)

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import torch
 
 from gpt2atlas.errors import AtlasError, CheckpointError, ModelNotFoundError
-from gpt2atlas.model.config import HUB_REPOS, PRESETS, GPT2Config
+from gpt2atlas.model.config import HUB_REPOS, GPT2Config
 from gpt2atlas.model.gpt2 import GPT2
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

@@ -1,0 +1,283 @@
+"""`gpt2atlas geometry`: intrinsic dimension and shape of the hidden representations, layer by layer."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from scipy.spatial.distance import cdist
+from tqdm.auto import tqdm
+
+from gpt2atlas.analysis.base import AnalysisResult
+from gpt2atlas.errors import InputError
+from gpt2atlas.geometry.corpus import Corpus, default_corpus, sample_texts
+from gpt2atlas.geometry.estimators import (
+    gram_log_volume,
+    gride,
+    mean_cosine,
+    mean_norm,
+    participation_ratio,
+    pca_components,
+    pca_spectrum,
+    twonn,
+    twonn_scaling,
+)
+from gpt2atlas.geometry.extraction import (
+    CLOUDS,
+    RESID,
+    Clouds,
+    check_max_tokens,
+    extract_clouds,
+    measurement_sites,
+)
+from gpt2atlas.geometry.neighbours import nearest_neighbours, unique_rows
+from gpt2atlas.geometry.tsne import tsne
+from gpt2atlas.model.gpt2 import GPT2
+
+# Chosen so that GPT-2 small over the default corpus takes a few minutes on 2 CPU cores: the forward pass
+# costs ~170 MFLOP per token, so the tokens read (max_texts x max_tokens at most) set the extraction time,
+# and the all-tokens budget sets the nearest-neighbour searches (quadratic in the number of points).
+DEFAULTS = {
+    "max_texts": 2000,
+    "max_tokens": 64,
+    "all_tokens_budget": 8000,
+    "gride_max_rank": 64,
+    "twonn_discard_fraction": 0.1,
+    "n_text_distances": 40,
+    "tsne_points": 1000,
+}
+SPECTRUM_LENGTH = 100  # leading explained-variance ratios kept per row
+METHODS = {  # how each number was obtained, written into the findings
+    "twonn": "linear fit through the origin of -log(1-F) vs log(r2/r1), largest 10% of ratios discarded "
+             "(Facco et al. 2017; scikit-dimension's convention); error: bootstrap std over 100 resamples",
+    "gride": "maximum likelihood of Denti et al. 2022 for n2 = 2 n1, n1 = 1, 2, 4, ...; scale: mean distance "
+             "to the n2-th neighbour; error: Fisher information (ratios treated as independent)",
+    "twonn_decimation": "TwoNN on random subsets of n, n/2, n/4, ... points; scale: mean r2",
+    "pca": "covariance eigenvalues of all points; pca_id_90: components for 90% of the variance",
+    "duplicates": "removed before the distance-based estimates (TwoNN, GRIDE)",
+    "clouds": "last_token: the last token of each text; all_tokens: a uniform sample of all tokens, "
+              "the same tokens at every layer",
+}
+
+
+class GeometryResult(AnalysisResult):
+    """Findings of the geometry analysis; the figures are drawn from the findings alone."""
+
+    area = "geometry"
+
+    def figures(self) -> dict[str, go.Figure]:
+        from gpt2atlas.viz.geometry import geometry_figures
+
+        return geometry_figures(self.findings)
+
+    def rows(self, cloud: str, substep: str | None = RESID) -> list[dict[str, Any]]:
+        """The `layers` rows of one cloud (residual stream only by default; None for every site)."""
+        return [r for r in self.findings["layers"] if r["cloud"] == cloud and substep in (None, r["substep"])]
+
+
+def measure_cloud(
+    X: np.ndarray, *, gride_max_rank: int = 64, discard_fraction: float = 0.1, seed: int = 0
+) -> dict[str, Any]:
+    """Every estimate for one cloud: distance-based ones on its distinct points, PCA and statistics on all."""
+    spectrum = pca_spectrum(X)
+    total = spectrum.sum()
+    unique = unique_rows(X)
+    neighbours = nearest_neighbours(unique, gride_max_rank)
+    two = twonn(unique, discard_fraction, neighbours=neighbours, seed=seed)
+    return {
+        "n_points": len(unique),
+        "n_duplicates": len(X) - len(unique),
+        "twonn_id": two.id,
+        "twonn_err": two.err,
+        "gride": gride(unique, gride_max_rank, neighbours=neighbours).as_dict(),
+        "twonn_decimation": twonn_scaling(
+            unique, discard_fraction=discard_fraction, seed=seed, neighbours=neighbours
+        ).as_dict(),
+        "pca_id_90": pca_components(spectrum, (0.9,))["90"],
+        "pca_components": pca_components(spectrum),
+        "pca_spectrum": (spectrum[:SPECTRUM_LENGTH] / total).tolist() if total > 0 else [],
+        "participation_ratio": participation_ratio(spectrum=spectrum),
+        "mean_norm": mean_norm(X),
+        "mean_cosine": mean_cosine(X),
+    }
+
+
+def analyze(
+    model: GPT2,
+    prompt: str | None = None,
+    *,
+    texts: Sequence[str] | None = None,
+    corpus: Corpus | None = None,
+    max_texts: int = DEFAULTS["max_texts"],
+    max_tokens: int = DEFAULTS["max_tokens"],
+    all_tokens_budget: int = DEFAULTS["all_tokens_budget"],
+    substeps: bool = False,
+    layer: int | None = None,
+    include_first: bool = False,
+    gride_max_rank: int = DEFAULTS["gride_max_rank"],
+    seed: int = 0,
+    progress: bool = True,
+) -> GeometryResult:
+    """Measure the geometry of `model`'s hidden representations of a corpus, layer by layer.
+
+    `texts` (or a `Corpus`) default to the docstring paragraphs of Python's standard library. `prompt` is the
+    text whose token vectors give the Gram-volume profile (default: the first text). `layer` picks the
+    residual layer shown as distance matrices and t-SNE (default: the hidden layer where the last-token TwoNN
+    ID peaks).
+    """
+    check_settings(model, layer=layer, max_tokens=max_tokens, all_tokens_budget=all_tokens_budget)
+    clock = {"start": time.perf_counter()}
+    if corpus is None and texts is not None:
+        chosen, n_distinct = sample_texts(texts, max_texts, seed)
+        corpus = Corpus(chosen, {"name": "user texts", "n_available": n_distinct, "n_texts": len(chosen)})
+    corpus = corpus or default_corpus(max_texts, seed)
+    clock["corpus"] = time.perf_counter()
+    sites = measurement_sites(model.cfg.n_layer, substeps)
+    clouds = extract_clouds(
+        model, corpus.texts, sites, max_tokens=max_tokens, all_tokens_budget=all_tokens_budget,
+        include_first=include_first, seed=seed, progress=progress,
+    )
+    clock["extraction"] = time.perf_counter()
+    rows = _measure_all(clouds, gride_max_rank=gride_max_rank, seed=seed, progress=progress)
+    clock["estimation"] = time.perf_counter()
+    focus = layer if layer is not None else _peak_layer(rows, "last_token", model.cfg.n_layer)
+    focus_index = next(i for i, s in enumerate(sites) if s.substep == RESID and s.layer == focus)
+    findings: dict[str, Any] = {
+        "model": model.source,
+        "config": {"n_layer": model.cfg.n_layer, "d_model": model.cfg.d_model},
+        "corpus": corpus.info,
+        "settings": {
+            "max_texts": max_texts, "max_tokens": max_tokens, "all_tokens_budget": all_tokens_budget,
+            "substeps": substeps, "include_first_position": include_first, "gride_max_rank": gride_max_rank,
+            "twonn_discard_fraction": DEFAULTS["twonn_discard_fraction"], "seed": seed, **METHODS,
+        },
+        "n_texts": int((clouds.token_counts > 0).sum()),
+        "n_texts_skipped_short": clouds.n_skipped_short,
+        "n_tokens": int(clouds.token_counts.sum()),
+        "layers": rows,
+        "summary": {c: _peak_summary(rows, c, model.cfg.n_layer) for c in CLOUDS},
+        "focus_layer": focus,
+        "text_distances": _text_distances(clouds, focus_index, corpus.texts, focus),
+        "tsne": _tsne(clouds, focus_index, corpus.texts, focus, seed),
+        "gram": _gram_profile(model, prompt or corpus.texts[int(clouds.origins["last_token"][0, 0])],
+                              max_tokens, include_first),
+    }
+    clock["extras"] = time.perf_counter()
+    marks = list(clock.items())
+    findings["timing"] = {f"{name}_s": round(end - begin, 2) for (_, begin), (name, end) in zip(marks, marks[1:])}
+    findings["timing"]["total_s"] = round(clock["extras"] - clock["start"], 2)
+    findings["memory"] = {"clouds_mb": round(clouds.nbytes / 2**20, 1), "peak_rss_mb": _peak_rss_mb()}
+    return GeometryResult(findings)
+
+
+def check_settings(model: GPT2, *, layer: int | None, max_tokens: int, all_tokens_budget: int) -> None:
+    """Reject settings that do not fit the model, before any work is done."""
+    if layer is not None and not 0 <= layer <= model.cfg.n_layer:
+        raise InputError(f"--layer must be between 0 and {model.cfg.n_layer} (0 is the embedding output)")
+    check_max_tokens(model, max_tokens)
+    if all_tokens_budget < 1:
+        raise InputError("--budget must be at least 1")
+
+
+def _measure_all(clouds: Clouds, *, gride_max_rank: int, seed: int, progress: bool) -> list[dict[str, Any]]:
+    jobs = [(i, site, cloud) for i, site in enumerate(clouds.sites) for cloud in CLOUDS]
+    rows = []
+    for i, site, cloud in tqdm(jobs, desc="estimating", unit="cloud", disable=not progress, leave=False):
+        measured = measure_cloud(clouds.points[cloud][i], gride_max_rank=gride_max_rank, seed=seed,
+                                 discard_fraction=DEFAULTS["twonn_discard_fraction"])
+        rows.append({"layer": site.layer, "substep": site.substep, "site": site.hook, "depth": site.depth,
+                     "cloud": cloud, **measured})
+    return rows
+
+
+def _peak_layer(rows: list[dict], cloud: str, n_layer: int) -> int:
+    """The hidden layer (after block 0 or later) with the highest TwoNN ID; the middle layer if none is finite.
+
+    The embedding output is left out: its points are token vectors (plus position vectors), a different
+    kind of cloud whose ID says more about the vocabulary than about processing.
+    """
+    candidates = [r for r in rows if r["cloud"] == cloud and r["substep"] == RESID and r["layer"] >= min(1, n_layer)
+                  and math.isfinite(r["twonn_id"])]
+    return max(candidates, key=lambda r: r["twonn_id"])["layer"] if candidates else n_layer // 2
+
+
+def _peak_summary(rows: list[dict], cloud: str, n_layer: int) -> dict[str, Any]:
+    peak = _peak_layer(rows, cloud, n_layer)
+    resid = {r["layer"]: r for r in rows if r["cloud"] == cloud and r["substep"] == RESID}
+    return {"peak_layer": peak, "peak_twonn_id": resid[peak]["twonn_id"],
+            "first_twonn_id": resid[0]["twonn_id"], "last_twonn_id": resid[n_layer]["twonn_id"]}
+
+
+def _snippet(text: str, n: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _text_distances(clouds: Clouds, site_index: int, texts: Sequence[str], layer: int) -> dict[str, Any]:
+    """Euclidean and cosine distances between the last-token vectors of the first texts at one layer."""
+    n = min(DEFAULTS["n_text_distances"], clouds.points["last_token"].shape[1])
+    X = clouds.points["last_token"][site_index, :n].astype(np.float64)
+    return {
+        "layer": layer,
+        "cloud": "last_token",
+        "texts": [_snippet(texts[int(t)]) for t in clouds.origins["last_token"][:n, 0]],
+        "euclidean": cdist(X, X).tolist(),
+        "cosine": np.clip(cdist(X, X, metric="cosine"), 0, 2).tolist(),
+    }
+
+
+def _tsne(clouds: Clouds, site_index: int, texts: Sequence[str], layer: int, seed: int) -> dict[str, Any]:
+    """3D t-SNE (after PCA to 50 dimensions) of at most `tsne_points` last-token vectors at one layer."""
+    X = clouds.points["last_token"][site_index].astype(np.float64)
+    origins = clouds.origins["last_token"]
+    if len(X) > DEFAULTS["tsne_points"]:
+        keep = np.sort(np.random.default_rng(seed).choice(len(X), DEFAULTS["tsne_points"], replace=False))
+        X, origins = X[keep], origins[keep]
+    out: dict[str, Any] = {"layer": layer, "cloud": "last_token", "n_points": len(X), "coords": [], "texts": [],
+                           "n_tokens": []}
+    if len(X) < 5:
+        return out
+    centred = X - X.mean(0)
+    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    coords = tsne(centred @ components[:50].T, 3, seed=seed)
+    out.update(coords=np.round(coords, 4).tolist(), texts=[_snippet(texts[int(t)]) for t in origins[:, 0]],
+               n_tokens=(origins[:, 1] + 1).tolist())
+    return out
+
+
+def _gram_profile(model: GPT2, prompt: str, max_tokens: int, include_first: bool) -> dict[str, Any]:
+    """log-volume of the parallelotope spanned by the prompt's token vectors, at every residual layer."""
+    ids = model.tokenizer.encode(prompt)[:max_tokens]
+    first = 0 if include_first else 1
+    if len(ids) <= first:
+        raise InputError("the prompt for the Gram volume needs at least 2 tokens")
+    sites = [s for s in measurement_sites(model.cfg.n_layer) if s.substep == RESID]
+    _, cache = model.run_with_cache(ids, names=[s.hook for s in sites], stop_at_layer=model.cfg.n_layer)
+    vectors = [cache[s.hook][0, first:].double().cpu().numpy() for s in sites]
+    return {
+        "prompt": prompt,
+        "tokens": model.tokenizer.to_str_tokens(ids),
+        "first_position": first,
+        "layers": [s.layer for s in sites],
+        "log_volume": [gram_log_volume(v) for v in vectors],
+        "log_volume_unit": [gram_log_volume(v, unit=True) for v in vectors],
+    }
+
+
+def _peak_rss_mb() -> float | None:
+    """Peak resident memory of this process in MB (VmHWM: unlike ru_maxrss, never the parent's peak)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:  # not Linux
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

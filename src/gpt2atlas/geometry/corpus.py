@@ -1,0 +1,180 @@
+"""The texts whose representations we measure.
+
+The default corpus exists on every machine with Python and needs no network and no copied text: the
+paragraphs of the docstrings in Python's own standard library, read from its source files at run time with
+`ast` (nothing is imported), in sorted file order, whitespace-normalised, filtered to prose of reasonable length
+and deduplicated. Users can instead give a file (one text per line), a folder of .txt files (one text each),
+or a dataset of the `datasets` library.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import random
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterable
+
+from gpt2atlas.errors import InputError
+
+DEFAULT_CORPUS = "python-stdlib-docstrings"
+_SKIPPED_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
+_MIN_CHARS, _MAX_CHARS, _MIN_WORDS = 80, 1200, 12
+
+
+@dataclass
+class Corpus:
+    """Texts plus a description of where they came from (goes into findings.json)."""
+
+    texts: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def sample_texts(texts: Iterable[str], k: int, seed: int = 0) -> tuple[list[str], int]:
+    """A seeded uniform sample of at most k distinct non-empty texts (reservoir sampling, original order kept).
+
+    Returns the sample and how many distinct texts there were. Memory holds k texts plus a 16-byte digest per text.
+    """
+    if k < 1:
+        raise InputError("--max-texts must be at least 1")
+    rng = random.Random(seed)
+    seen: set[bytes] = set()
+    reservoir: list[tuple[int, str]] = []
+    n = 0
+    for text in texts:
+        digest = hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=16).digest()
+        if not text.strip() or digest in seen:
+            continue
+        seen.add(digest)
+        if n < k:
+            reservoir.append((n, text))
+        else:
+            j = rng.randrange(n + 1)
+            if j < k:
+                reservoir[j] = (n, text)
+        n += 1
+    return [text for _, text in sorted(reservoir)], n
+
+
+# ----- the default corpus ------------------------------------------------------------------------------------
+def stdlib_source_files(root: Path | None = None) -> list[Path]:
+    """The standard library's .py files, without test suites and third-party packages, in sorted order."""
+    root = Path(root or sysconfig.get_paths()["stdlib"])
+    files = [
+        p for p in root.rglob("*.py")
+        if not _SKIPPED_DIRS.intersection(p.relative_to(root).parts[:-1])
+    ]
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def docstring_paragraphs(source: str | bytes) -> list[str]:
+    """Prose paragraphs of every docstring in one module (module, classes, functions), in `ast.walk` order."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    paragraphs = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node, clean=True)
+            if doc:
+                paragraphs += [" ".join(p.split()) for p in doc.split("\n\n")]
+    return [p for p in paragraphs if _is_prose(p)]
+
+
+def _is_prose(paragraph: str) -> bool:
+    """Reasonably long running text: not a doctest, a table or a code listing."""
+    if not _MIN_CHARS <= len(paragraph) <= _MAX_CHARS or len(paragraph.split()) < _MIN_WORDS:
+        return False
+    if ">>>" in paragraph or "..." in paragraph[:4]:
+        return False
+    letters = sum(c.isalpha() or c == " " for c in paragraph)
+    return letters / len(paragraph) >= 0.8
+
+
+@lru_cache(maxsize=2)
+def stdlib_docstring_paragraphs(root: str | None = None) -> tuple[tuple[str, ...], int]:
+    """Every distinct prose docstring paragraph of the standard library, and the number of files read."""
+    files = stdlib_source_files(Path(root) if root else None)
+    seen: dict[str, None] = {}
+    for path in files:
+        try:
+            source = path.read_bytes()
+        except OSError:
+            continue
+        for paragraph in docstring_paragraphs(source):
+            seen.setdefault(paragraph, None)
+    return tuple(seen), len(files)
+
+
+def default_corpus(max_texts: int, seed: int = 0) -> Corpus:
+    """A seeded sample of the standard library's docstring paragraphs."""
+    root = sysconfig.get_paths()["stdlib"]
+    paragraphs, n_files = stdlib_docstring_paragraphs(root)
+    if not paragraphs:
+        raise InputError(f"no docstrings found in Python's standard library at {root}; pass --texts FILE")
+    texts, n = sample_texts(paragraphs, max_texts, seed)
+    return Corpus(texts, {
+        "name": DEFAULT_CORPUS,
+        "description": "paragraphs of the docstrings of Python's standard library (read with ast at run time)",
+        "source": root,
+        "python": sys.version.split()[0],
+        "n_files": n_files,
+        "n_available": n,
+        "n_texts": len(texts),
+    })
+
+
+# ----- the user's texts --------------------------------------------------------------------------------------
+def texts_from_path(path: str | Path, max_texts: int, seed: int = 0) -> Corpus:
+    """One text per non-empty line of a file, or one text per .txt file of a folder (sorted by name)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.txt"))
+        if not files:
+            raise InputError(f"the folder {path} holds no .txt files")
+        stream: Iterable[str] = (f.read_text(encoding="utf-8", errors="replace").strip() for f in files)
+        kind = "folder of .txt files, one text per file"
+    elif path.is_file():
+        stream = _lines(path)
+        kind = "file, one text per line"
+    else:
+        raise InputError(f"--texts: no such file or folder: {path}")
+    texts, n = sample_texts(stream, max_texts, seed)
+    if not texts:
+        raise InputError(f"--texts {path}: no non-empty text found")
+    return Corpus(texts, {"name": path.name, "description": kind, "source": str(path.resolve()),
+                          "n_available": n, "n_texts": len(texts)})
+
+
+def _lines(path: Path) -> Iterable[str]:
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            yield line.strip()
+
+
+def texts_from_dataset(name: str, max_texts: int, seed: int = 0) -> Corpus:
+    """A seeded sample of the first 4 x max_texts non-empty rows of a `datasets` dataset, `NAME` or
+    `NAME:CONFIG` (train split, column 'text', streamed: nothing else is downloaded)."""
+    try:
+        import datasets
+    except ImportError:
+        raise InputError("--dataset needs the `datasets` library: pip install datasets") from None
+    path, _, config = name.partition(":")
+    try:
+        data = datasets.load_dataset(path, config or None, split="train", streaming=True)
+        rows = list(islice((row for row in data if str(row.get("text", "")).strip()), 4 * max_texts))
+    except Exception as err:  # no network, unknown name, no 'text' column ...
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"could not load dataset '{name}': {first}") from None
+    texts, n = sample_texts((str(row["text"]).strip() for row in rows), max_texts, seed)
+    if not texts:
+        raise InputError(f"dataset '{name}' has no non-empty 'text' rows")
+    return Corpus(texts, {"name": name, "description": "datasets library, train split, column 'text', "
+                                                        f"sampled from its first {4 * max_texts} non-empty rows",
+                          "source": name, "n_available": n, "n_texts": len(texts)})

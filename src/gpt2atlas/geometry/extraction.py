@@ -1,0 +1,177 @@
+"""Streaming extraction of the point clouds whose geometry we measure.
+
+Two clouds per measurement site: the **last token** of each text (the one that predicts the next word) and
+**all tokens** (every position of every text, position 0 left out by default, uniformly subsampled to a budget;
+the same sampled tokens at every site, so layers are compared on the same inputs). Texts go through the model
+in batches of similar length, right-padded: attention is causal, so padding after a text cannot change any of
+its positions. Hooks copy out only the sampled rows, the forward pass stops before the unembedding, and
+nothing else is kept, so memory is bounded by the budgets, not by the number of texts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from gpt2atlas.errors import InputError
+from gpt2atlas.model.gpt2 import GPT2
+
+RESID = "resid"
+# (substep name, hook inside block l, depth offset): resid_pre of block l is the residual at depth l and its
+# resid_post the residual at depth l + 1, so those two are the `resid` sites.
+SUBSTEPS = (
+    ("ln1_normalized", "ln1.hook_normalized", 0.2),
+    ("attn_out", "hook_attn_out", 0.4),
+    ("resid_mid", "hook_resid_mid", 0.6),
+    ("mlp_out", "hook_mlp_out", 0.8),
+)
+CLOUDS = ("last_token", "all_tokens")
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a cloud is read: `layer` is the residual stream after that many blocks (substep 'resid'), or the
+    block a substep belongs to; `depth` orders every site along the forward pass."""
+
+    hook: str
+    layer: int
+    substep: str
+    depth: float
+
+
+def measurement_sites(n_layer: int, substeps: bool = False) -> list[Site]:
+    """The embedding output and every block's resid_post, plus the inside of each block with `substeps`."""
+    sites = [Site("blocks.0.hook_resid_pre", 0, RESID, 0.0)]
+    sites += [Site(f"blocks.{l}.hook_resid_post", l + 1, RESID, float(l + 1)) for l in range(n_layer)]
+    if substeps:
+        sites += [
+            Site(f"blocks.{l}.{hook}", l, name, round(l + offset, 3))
+            for l in range(n_layer) for name, hook, offset in SUBSTEPS
+        ]
+    return sorted(sites, key=lambda s: s.depth)
+
+
+@dataclass
+class Clouds:
+    """Sampled vectors per site: `points[cloud]` is (n_sites, n_points, d_model) float32, and
+    `origins[cloud]` (n_points, 2) holds each point's text index and token position."""
+
+    sites: list[Site]
+    points: dict[str, np.ndarray]
+    origins: dict[str, np.ndarray]
+    token_counts: np.ndarray  # tokens of each text after truncation
+    n_skipped_short: int
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.points.values())
+
+
+def check_max_tokens(model: GPT2, max_tokens: int) -> None:
+    if not 2 <= max_tokens <= model.cfg.n_ctx:
+        raise InputError(f"--max-tokens must be between 2 and the model's context of {model.cfg.n_ctx}")
+
+
+def tokenize_texts(model: GPT2, texts: list[str], max_tokens: int) -> list[list[int]]:
+    """Token ids of every text, truncated to `max_tokens` (texts of fewer than 2 tokens give an empty list)."""
+    check_max_tokens(model, max_tokens)
+    rows = [model.tokenizer.encode(text)[:max_tokens] for text in texts]
+    return [row if len(row) >= 2 else [] for row in rows]
+
+
+def extract_clouds(
+    model: GPT2,
+    texts: list[str],
+    sites: list[Site],
+    *,
+    max_tokens: int,
+    all_tokens_budget: int,
+    last_token_budget: int | None = None,
+    include_first: bool = False,
+    batch_tokens: int = 4096,
+    seed: int = 0,
+    progress: bool = True,
+) -> Clouds:
+    """Stream `texts` through the model and keep the sampled vectors of both clouds at every site."""
+    tokens = tokenize_texts(model, texts, max_tokens)
+    lengths = np.array([len(t) for t in tokens])
+    usable = np.flatnonzero(lengths)
+    if len(usable) == 0:
+        raise InputError("every text is shorter than 2 tokens; give longer texts")
+    rng = np.random.default_rng(seed)
+    origins = {
+        "last_token": _sample_last_tokens(usable, lengths, last_token_budget, rng),
+        "all_tokens": _sample_all_tokens(lengths, 0 if include_first else 1, all_tokens_budget, rng),
+    }
+    d_model = model.cfg.d_model
+    points = {c: np.zeros((len(sites), len(o), d_model), dtype=np.float32) for c, o in origins.items()}
+    site_index = {s.hook: i for i, s in enumerate(sites)}
+    # texts that contribute at least one point, longest first, so batches need little padding
+    needed = np.union1d(origins["last_token"][:, 0], origins["all_tokens"][:, 0])
+    order = needed[np.argsort(-lengths[needed], kind="stable")]
+    with tqdm(total=len(order), desc="extracting", unit="text", disable=not progress, leave=False) as bar:
+        for batch in _batches(order, lengths, batch_tokens):
+            width = int(lengths[batch].max())
+            ids = torch.full((len(batch), width), model.tokenizer.eot_token_id, dtype=torch.long)
+            for row, text in enumerate(batch):
+                ids[row, : lengths[text]] = torch.tensor(tokens[text])
+            copies = {c: _rows_in_batch(o, batch, width) for c, o in origins.items()}
+            _forward_and_copy(model, ids, site_index, copies, points)
+            bar.update(len(batch))
+    return Clouds(sites, points, origins, lengths, int(len(texts) - len(usable)))
+
+
+def _forward_and_copy(
+    model: GPT2,
+    ids: torch.Tensor,
+    site_index: dict[str, int],
+    copies: dict[str, tuple[np.ndarray, torch.Tensor]],
+    points: dict[str, np.ndarray],
+) -> None:
+    """One forward pass (stopped before the unembedding) whose hooks copy the sampled rows into `points`."""
+
+    def keep(activation: torch.Tensor, hook) -> None:
+        flat = activation.reshape(-1, activation.shape[-1])
+        for cloud, (dest, src) in copies.items():
+            if len(dest):
+                points[cloud][site_index[hook.name], dest] = flat[src].float().cpu().numpy()
+
+    with torch.inference_mode(), model.hooks.attached([(list(site_index), keep)]):
+        model(ids.to(model.device), stop_at_layer=model.cfg.n_layer)
+
+
+def _sample_last_tokens(usable: np.ndarray, lengths: np.ndarray, budget: int | None, rng) -> np.ndarray:
+    chosen = usable if budget is None or budget >= len(usable) else np.sort(rng.choice(usable, budget, replace=False))
+    return np.stack([chosen, lengths[chosen] - 1], axis=1)
+
+
+def _sample_all_tokens(lengths: np.ndarray, first: int, budget: int, rng) -> np.ndarray:
+    """(text, position) of a uniform sample without replacement of all positions >= `first` of all texts."""
+    per_text = np.where(lengths > 0, lengths - first, 0)
+    total = int(per_text.sum())
+    slots = np.arange(total) if budget >= total else np.sort(rng.choice(total, budget, replace=False))
+    starts = np.cumsum(per_text) - per_text
+    text = np.searchsorted(np.cumsum(per_text), slots, side="right")
+    return np.stack([text, slots - starts[text] + first], axis=1)
+
+
+def _batches(order: np.ndarray, lengths: np.ndarray, batch_tokens: int):
+    """Consecutive groups of `order` whose padded size (count x longest) stays within `batch_tokens`."""
+    start = 0
+    while start < len(order):
+        width = int(lengths[order[start]])  # the longest, since `order` is sorted by decreasing length
+        size = max(1, batch_tokens // width)
+        yield order[start : start + size]
+        start += size
+
+
+def _rows_in_batch(origins: np.ndarray, batch: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """For the sampled points whose text is in `batch`: their index in the cloud, and their flat row in
+    the (batch x width) activation."""
+    row_of_text = {int(t): r for r, t in enumerate(batch)}
+    dest = np.flatnonzero(np.isin(origins[:, 0], batch))
+    rows = np.array([row_of_text[int(t)] for t in origins[dest, 0]], dtype=np.int64)
+    return dest, torch.from_numpy(rows * width + origins[dest, 1])

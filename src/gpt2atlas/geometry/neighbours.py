@@ -1,0 +1,93 @@
+"""Exact nearest neighbours of a point cloud, fast on a CPU, and duplicate removal.
+
+Distance-based estimators need every point's k nearest neighbours. We find them exactly, one chunk of rows
+of the squared-distance matrix |x|^2 + |y|^2 - 2 x.y at a time: one matrix product per chunk, and `topk`
+keeps a few more candidates than asked for. (Computing only half of the symmetric matrix saves matrix
+products but costs as much again in `topk` over transposed blocks: measured, no faster.)
+
+In float32 that formula is accurate to ~1e-6 of |x|^2 + |y|^2 (on GPT-2 clouds the median relative error of
+the distances measured 4e-8): fine unless points are much closer to each other than to the centre. For rows
+with a candidate within 2% of that, the distances are recomputed from the coordinate differences, exact to
+float32 rounding however close the points are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+_CHUNK_BYTES = 128 * 2**20  # memory for one chunk of rows of the distance matrix
+_REFINE_BYTES = 64 * 2**20  # memory for one chunk of candidate differences
+_CLOSE = 0.02  # recompute exactly when |x - y|^2 < _CLOSE * (|x|^2 + |y|^2)
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Each point's k nearest other points, nearest first: `distances` (n, k) float64, `indices` (n, k)."""
+
+    distances: np.ndarray
+    indices: np.ndarray
+
+
+def unique_rows(X: np.ndarray) -> np.ndarray:
+    """The distinct rows of X, each at its first occurrence, in the original order."""
+    X = np.ascontiguousarray(X)
+    if len(X) == 0:
+        return X
+    as_bytes = X.view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel()
+    _, first = np.unique(as_bytes, return_index=True)
+    return X[np.sort(first)]
+
+
+def nearest_neighbours(X: np.ndarray | torch.Tensor, k: int) -> Neighbours:
+    """Exact k nearest neighbours (Euclidean) of every row of X, the point itself excluded.
+
+    X should hold distinct rows (see `unique_rows`); k is capped at n - 1.
+    """
+    points = torch.as_tensor(np.asarray(X, dtype=np.float32) if not isinstance(X, torch.Tensor) else X)
+    points = points.to(torch.float32)
+    n, dim = points.shape
+    k = min(k, n - 1)
+    if k < 1:
+        return Neighbours(np.zeros((n, 0)), np.zeros((n, 0), dtype=np.int64))
+    with torch.inference_mode():
+        points = points - points.mean(0)  # distances unchanged; smaller norms, less cancellation
+        sq_norms = points.pow(2).sum(1)
+        n_candidates = min(n - 1, k + max(8, k // 4))
+        chunk = int(max(1, min(4096, _CHUNK_BYTES // (4 * n))))
+        distances = np.empty((n, k))
+        indices = np.empty((n, k), dtype=np.int64)
+        for start in range(0, n, chunk):
+            rows = slice(start, min(start + chunk, n))
+            # squared distances from this chunk of rows to every point
+            block = torch.addmm(sq_norms[rows, None] + sq_norms[None, :], points[rows], points.T, alpha=-2.0)
+            block[torch.arange(rows.stop - start), torch.arange(start, rows.stop)] = float("inf")
+            d2, candidates = block.topk(n_candidates, dim=1, largest=False, sorted=False)
+            del block
+            d2 = d2.clamp_min(0.0)
+            close = (d2 < _CLOSE * (sq_norms[rows, None] + sq_norms[candidates])).any(1)
+            d2, order = d2.double().topk(k, dim=1, largest=False, sorted=True)
+            idx = candidates.gather(1, order)
+            if close.any():
+                d2[close], idx[close] = _exact_sorted(points, points[rows][close], candidates[close], k, dim)
+            distances[rows] = d2.sqrt().numpy()
+            indices[rows] = idx.numpy()
+    return Neighbours(distances, indices)
+
+
+def _exact_sorted(
+    points: torch.Tensor, rows: torch.Tensor, candidates: torch.Tensor, k: int, dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared distances from each row to its candidates, from coordinate differences; the k nearest, sorted."""
+    step = int(max(1, _REFINE_BYTES // (4 * candidates.shape[1] * dim)))
+    d2_parts, idx_parts = [], []
+    for s in range(0, len(rows), step):
+        cand = candidates[s : s + step]
+        diff = rows[s : s + step, None, :] - points[cand]
+        d2 = diff.pow(2).sum(-1)
+        d2, order = d2.topk(k, dim=1, largest=False, sorted=True)
+        d2_parts.append(d2)
+        idx_parts.append(cand.gather(1, order))
+    return torch.cat(d2_parts).double(), torch.cat(idx_parts)

@@ -1,0 +1,490 @@
+"""The token and position embedding tables: offsets, norms, PCA, periodicity, smoothness and nearest neighbours.
+
+`analyze(model, prompt)` computes every number over the full vocabulary / context (one normalised matmul per
+neighbour search, one covariance eigendecomposition per PCA) and, for the projection figures, embeds a seeded
+sample of tokens with PCA, t-SNE and UMAP.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from gpt2atlas.analysis.base import AnalysisResult
+from gpt2atlas.errors import InputError
+from gpt2atlas.model.gpt2 import GPT2
+
+TOP_DIMS = 10
+DEFAULT_WORDS = (" the", " king", " queen", " man", " woman", " Paris", " London", " dog", " cat", " two",
+                 " 1", " Monday", " red", " running", " computer", " happy", "ing", ".")
+GPT2_SMALL_DIM_PAIRS = ((87, 138), (68, 85), (361, 724))  # pairs that show gpt2's structure (d_model 768)
+PROJECTIONS = ("pca", "tsne", "umap")
+MAX_QUERY_TOKENS = 64
+VARIANCE_TARGET = 0.9
+
+
+# ----- plain statistics ----------------------------------------------------------------------------------------
+def offset_dims(table: torch.Tensor, k: int = TOP_DIMS) -> list[dict[str, float]]:
+    """The k dims whose mean over all rows stands out most: z = (mean - mean of means) / std of means."""
+    means = table.double().mean(dim=0)
+    spread = means.std(unbiased=False)
+    z = (means - means.mean()) / spread if spread > 0 else torch.zeros_like(means)
+    order = z.abs().argsort(descending=True)[:k]
+    return [{"dim": int(d), "mean": float(means[d]), "z": float(z[d])} for d in order]
+
+
+def active_dims(table: torch.Tensor, k: int = TOP_DIMS) -> list[dict[str, float]]:
+    """The k dims (columns) with the largest std across rows (positions)."""
+    std = table.double().std(dim=0, unbiased=False)
+    order = std.argsort(descending=True)[:k]
+    return [{"dim": int(d), "std": float(std[d])} for d in order]
+
+
+def extremes(values: torch.Tensor, names: Sequence[str] | None, *, key: str = "token", n: int = 5) -> dict[str, Any]:
+    """Mean, std, min and max of one value per row, with the rows at both ends (`names` labels them)."""
+    values = values.double()
+    low = values.argsort()[:n].tolist()
+    high = values.argsort(descending=True)[:n].tolist()
+
+    def row(i: int) -> dict[str, Any]:
+        return {"id": i, "token": names[i], "value": float(values[i])} if names else {key: i, "value": float(values[i])}
+
+    def name(i: int) -> Any:
+        return names[i] if names else i
+
+    out = {"mean": float(values.mean()), "std": float(values.std(unbiased=False)),
+           "min": float(values[low[0]]), "max": float(values[high[0]]),
+           f"min_{key}": name(low[0]), f"max_{key}": name(high[0])}
+    if names:
+        out.update({f"min_{key}_id": low[0], f"max_{key}_id": high[0]})
+    return {**out, "smallest": [row(i) for i in low], "largest": [row(i) for i in high]}
+
+
+def sinusoid_share(x: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
+    """For each frequency (cycles per position): the share of x's power explained by the best-fitting
+    sinusoid a·cos + b·sin at that frequency (least squares; x has its mean removed)."""
+    t = np.arange(len(x))
+    phase = 2 * np.pi * np.outer(frequencies, t)
+    c, s = np.cos(phase), np.sin(phase)
+    cc, ss, cs = (c * c).sum(1), (s * s).sum(1), (c * s).sum(1)
+    cx, sx = c @ x, s @ x
+    det = cc * ss - cs**2
+    ok = det > 1e-9 * np.maximum(cc * ss, 1e-300)
+    a = np.divide(ss * cx - cs * sx, det, out=np.zeros_like(det), where=ok)
+    b = np.divide(cc * sx - cs * cx, det, out=np.zeros_like(det), where=ok)
+    explained = np.where(ok, a * cx + b * sx, cx**2 / np.maximum(cc, 1e-300))  # at Nyquist only cos is left
+    return explained / float(x @ x)
+
+
+def dominant_period(column: np.ndarray, oversample: int = 16) -> dict[str, float | None]:
+    """Dominant period of a column over positions, and the share of its power that sinusoid holds.
+
+    The mean is removed; the peak of a zero-padded FFT gives the frequency roughly (periods that do not
+    divide the length are found too), then the least-squares sinusoid fit is maximised near that peak, which
+    removes the bias a short window puts on the FFT peak. `power_share` is the fraction of the column's
+    variance (= its spectral power, by Parseval) explained by that sinusoid. Periods longer than the column
+    (less than one cycle seen) are only rough.
+    """
+    x = np.asarray(column, dtype=np.float64)
+    x = x - x.mean()
+    if len(x) < 3 or float(x @ x) <= 0:
+        return {"period": None, "power_share": 0.0}
+    n_fft = oversample * len(x)
+    power = np.abs(np.fft.rfft(x, n_fft)) ** 2
+    peak = 1 + int(np.argmax(power[1:]))
+    grid = (peak + np.linspace(-4, 4, 161)) / n_fft
+    grid = grid[(grid > 0) & (grid <= 0.5)]
+    shares = sinusoid_share(x, grid)
+    best = int(np.argmax(shares))
+    return {"period": float(1.0 / grid[best]), "power_share": float(np.clip(shares[best], 0.0, 1.0))}
+
+
+def smoothness_ratios(table: torch.Tensor, dims: Sequence[int]) -> np.ndarray:
+    """Per dim: mean |p[i+1] - p[i]| / mean |p[i] - mean(p)|. Small = smooth curve, about 1.4 = white noise."""
+    cols = table[:, list(dims)].double().numpy()
+    step = np.abs(np.diff(cols, axis=0)).mean(axis=0)
+    spread = np.abs(cols - cols.mean(axis=0)).mean(axis=0)
+    return np.divide(step, spread, out=np.zeros_like(step), where=spread > 0)
+
+
+def single_thread_lapack() -> threadpool_limits:
+    """Run numpy's LAPACK on one thread: small decompositions right after torch's parallel matmuls otherwise
+    fight torch's spinning OpenMP threads for the cores (measured: 3 s instead of 0.1 s on 2 cores)."""
+    return threadpool_limits(1, user_api="blas")
+
+
+# ----- PCA --------------------------------------------------------------------------------------------------------
+@dataclass
+class PCA:
+    """Principal axes of a table's rows: mean, components (d, d) as columns, explained variance ratio."""
+
+    mean: torch.Tensor
+    components: torch.Tensor
+    ratio: np.ndarray
+
+    def project(self, rows: torch.Tensor, n: int) -> np.ndarray:
+        n = min(n, self.components.shape[1])
+        return ((rows.float() - self.mean) @ self.components[:, :n]).numpy()
+
+    @property
+    def components_for_target(self) -> int:
+        return components_for(self.ratio)
+
+
+def pca(table: torch.Tensor) -> PCA:
+    """Exact PCA from the covariance matrix (d x d), so it stays fast for 50,257 rows."""
+    table = table.float()
+    mean = table.mean(dim=0)
+    centred = table - mean
+    cov = (centred.T @ centred).double().numpy() / max(len(table) - 1, 1)
+    with single_thread_lapack():
+        values, vectors = np.linalg.eigh(cov)
+    values, vectors = np.clip(values[::-1], 0, None), np.ascontiguousarray(vectors[:, ::-1])
+    total = float(values.sum())
+    ratio = values / total if total > 0 else np.zeros(len(values))
+    return PCA(mean, torch.from_numpy(vectors).float(), ratio)
+
+
+def components_for(ratio: np.ndarray, target: float = VARIANCE_TARGET) -> int:
+    """How many leading components hold `target` of the variance."""
+    if len(ratio) == 0 or ratio.sum() <= 0:
+        return 0
+    return int(min(np.searchsorted(np.cumsum(ratio), target - 1e-12) + 1, len(ratio)))
+
+
+# ----- neighbours -------------------------------------------------------------------------------------------------
+def nearest_neighbours(
+    table: torch.Tensor, query_ids: Sequence[int], k: int = 10, *, exclude_self: bool = True, chunk: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k rows by cosine similarity for each query row: (ids, cosines), each (n_queries, k).
+
+    One normalised matmul against the whole table per chunk of queries, then `torch.topk`.
+    """
+    table = table.float()
+    inv_norm = 1.0 / table.norm(dim=1).clamp_min(1e-12)
+    query_ids = torch.as_tensor(list(query_ids), dtype=torch.long)
+    k = min(k, len(table) - int(exclude_self))
+    all_ids, all_sims = [], []
+    for start in range(0, len(query_ids), chunk):
+        ids = query_ids[start : start + chunk]
+        sims = (table[ids] * inv_norm[ids, None]) @ table.T * inv_norm
+        if exclude_self:
+            sims[torch.arange(len(ids)), ids] = float("-inf")
+        top = sims.topk(k, dim=1)
+        all_ids.append(top.indices)
+        all_sims.append(top.values)
+    empty = torch.empty(0, k)
+    return (torch.cat(all_ids) if all_ids else empty.long()), (torch.cat(all_sims) if all_sims else empty)
+
+
+def local_pca(table: torch.Tensor, anchors: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """PCA of each anchor's k-nearest-neighbour neighbourhood (cosine, anchor included).
+
+    Returns the components needed for 90% of the variance per anchor, and the mean explained-variance ratio.
+    """
+    neighbour_ids, _ = nearest_neighbours(table, anchors, k - 1)
+    ids = torch.cat([torch.as_tensor(list(anchors))[:, None], neighbour_ids], dim=1)
+    groups = table.float()[ids]  # (anchors, k, d)
+    centred = groups - groups.mean(dim=1, keepdim=True)
+    gram = centred @ centred.transpose(1, 2)  # (anchors, k, k): same non-zero spectrum as the covariance
+    with single_thread_lapack():
+        values = np.clip(np.linalg.eigvalsh(gram.double().numpy())[:, ::-1], 0, None)
+    ratios = values / np.maximum(values.sum(axis=-1, keepdims=True), 1e-30)
+    return np.array([components_for(r) for r in ratios]), ratios.mean(axis=0)
+
+
+# ----- token labels -----------------------------------------------------------------------------------------------
+def token_kind(token: str) -> str:
+    """A coarse class of a token string, for colouring projections."""
+    core = token.strip()
+    if not core:
+        return "whitespace"
+    if "\ufffd" in token:
+        return "partial byte"
+    if core.isdigit():
+        return "number"
+    if all(unicodedata.category(c)[0] in "PS" for c in core):
+        return "punctuation"
+    if token[0] == " " and core.isalpha():
+        return "word (leading space)"
+    if core.isalpha():
+        return "word piece"
+    return "other"
+
+
+def query_tokens(model: GPT2, prompt: str | None) -> tuple[list[int], str]:
+    """Distinct token ids to look up: the prompt's (in order, at most 64) or a default list of words."""
+    if prompt is not None:
+        if not prompt.strip():
+            raise InputError("the prompt is empty: give at least one character of text")
+        ids = [i for i in dict.fromkeys(model.tokenizer.encode(prompt)) if i < model.cfg.d_vocab]
+        if not ids:
+            raise InputError(f"no token of the prompt is in this model's vocabulary of {model.cfg.d_vocab}")
+        return ids[:MAX_QUERY_TOKENS], "prompt"
+    ids = [model.tokenizer.encode(word) for word in DEFAULT_WORDS]
+    return list(dict.fromkeys(i[0] for i in ids if len(i) == 1 and i[0] < model.cfg.d_vocab)), "default"
+
+
+def choose_dim_pairs(d_model: int, offsets: list[dict], actives: list[dict],
+                     pairs: Iterable[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+    """Pairs of dims for the token/position scatter: the user's, gpt2-small's known ones, or the top found dims."""
+    if pairs is not None:
+        pairs = [(int(a), int(b)) for a, b in pairs]
+        bad = [d for pair in pairs for d in pair if not 0 <= d < d_model]
+        if bad:
+            raise InputError(f"dimension {bad[0]} is outside 0..{d_model - 1}")
+        return pairs
+    if d_model == 768:
+        return list(GPT2_SMALL_DIM_PAIRS)
+    o = [e["dim"] for e in offsets] + [0, 1]
+    a = [e["dim"] for e in actives] + [0, 1]
+    candidates = [(a[0], a[1]), (o[0], a[0]), (o[0], o[1] if o[1] != o[0] else a[1])]
+    return list(dict.fromkeys((x, y) for x, y in candidates if x != y)) or [(0, min(1, d_model - 1))]
+
+
+# ----- projections ------------------------------------------------------------------------------------------------
+def _manifold_input(vectors: torch.Tensor, n_dims: int = 50) -> np.ndarray:
+    """Rows normalised to unit length (cosine geometry), centred and reduced to n_dims by PCA."""
+    unit = torch.nn.functional.normalize(vectors.double(), dim=1).numpy()
+    centred = unit - unit.mean(axis=0)
+    with single_thread_lapack():
+        _, _, vh = np.linalg.svd(centred, full_matrices=False)
+    return (centred @ vh[:n_dims].T).astype(np.float32)
+
+
+def tsne(x: np.ndarray, dims: int, seed: int) -> np.ndarray:
+    """Exact t-SNE (the package's torch implementation; much faster than Barnes-Hut in 3D at this size)."""
+    from gpt2atlas.geometry.tsne import tsne as exact_tsne
+
+    return exact_tsne(x, dims, perplexity=30.0, n_iter=500, seed=seed)
+
+
+def umap(x: np.ndarray, dims: int, seed: int) -> np.ndarray:
+    """UMAP (umap-learn), seeded; its first call in a process spends most of its time compiling (numba)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # umap/numba chatter about threads when seeded
+        import umap as umap_lib
+
+        reducer = umap_lib.UMAP(n_components=dims, n_neighbors=min(15, len(x) - 1), init="pca",
+                                n_epochs=200, random_state=seed)
+        return reducer.fit_transform(x)
+
+
+# ----- the report -------------------------------------------------------------------------------------------------
+@dataclass
+class EmbeddingData:
+    """Arrays the figures are drawn from (kept out of findings.json)."""
+
+    token_dim_mean: np.ndarray
+    token_dim_std: np.ndarray
+    token_row_mean: np.ndarray
+    token_row_std: np.ndarray
+    vocab: list[str]
+    pos_dim_mean: np.ndarray
+    pos_dim_std: np.ndarray
+    pos_row_mean: np.ndarray
+    pos_row_std: np.ndarray
+    W_pos: np.ndarray
+    sample_ids: np.ndarray  # the labelled tokens first, then a seeded random sample
+    sample_vectors: np.ndarray  # (n, d_model)
+    sample_kinds: list[str]
+    highlighted: np.ndarray  # bool (n,): the labelled tokens
+    dim_pairs: list[tuple[int, int]]
+    joint_tokens: np.ndarray  # (n, 3): the sample on the PCs of sample + positions
+    joint_positions: np.ndarray  # (n_ctx, 3)
+    title: str
+    token_ratio: np.ndarray  # explained-variance ratios, global PCA of W_E
+    local_ratio: np.ndarray  # mean over the kNN neighbourhoods
+    local_components: np.ndarray  # components for 90%, per neighbourhood
+    pos_ratio: np.ndarray
+    pos_pca: np.ndarray  # (n_ctx, 3)
+    projections: dict[str, np.ndarray] = field(default_factory=dict)  # "pca_3d", "tsne_2d", ...
+
+
+class EmbeddingReport(AnalysisResult):
+    """Numbers about W_E and W_pos (`findings`) and the figures drawn from `data`."""
+
+    area = "embeddings"
+
+    def __init__(self, findings: dict[str, Any], data: EmbeddingData) -> None:
+        super().__init__(findings)
+        self.data = data
+
+    def figures(self) -> dict[str, go.Figure]:
+        from gpt2atlas.viz.embeddings import embedding_figures
+
+        return embedding_figures(self.findings, self.data)
+
+
+def _token_findings(W_E: torch.Tensor, vocab: list[str], token_pca: PCA, local: tuple[np.ndarray, np.ndarray],
+                    local_k: int) -> dict[str, Any]:
+    local_components, _ = local
+    return {
+        "offset_dims": offset_dims(W_E),
+        "norm": extremes(W_E.norm(dim=1), vocab),
+        "pca_explained_variance_ratio": token_pca.ratio[:TOP_DIMS].tolist(),
+        "pca_components_for_90pct": token_pca.components_for_target,
+        "local_pca": {
+            "neighbourhood_size": local_k,
+            "anchors": len(local_components),
+            "components_for_90pct_mean": float(local_components.mean()) if len(local_components) else None,
+            "components_for_90pct_median": float(np.median(local_components)) if len(local_components) else None,
+            "components_for_90pct_min": int(local_components.min()) if len(local_components) else None,
+            "components_for_90pct_max": int(local_components.max()) if len(local_components) else None,
+        },
+    }
+
+
+def _position_findings(W_pos: torch.Tensor, pos_pca: PCA) -> dict[str, Any]:
+    actives = active_dims(W_pos)
+    dims = [a["dim"] for a in actives]
+    ratios = smoothness_ratios(W_pos, dims)
+    periodicity = []
+    for dim, ratio in zip(dims, ratios):
+        period = dominant_period(W_pos[:, dim].numpy())
+        periodicity.append({"dim": dim, **period, "smoothness": float(ratio)})
+    norms = W_pos.double().norm(dim=1)
+    z = (norms - norms.mean()) / norms.std(unbiased=False).clamp_min(1e-30)
+    outliers = z.abs().argsort(descending=True)[:5].tolist()
+    return {
+        "active_dims": actives,
+        "periodicity": periodicity,
+        "smoothness": float(ratios.mean()) if len(ratios) else 0.0,
+        "pca_explained_variance_ratio": pos_pca.ratio[:TOP_DIMS].tolist(),
+        "pca_components_for_90pct": pos_pca.components_for_target,
+        "norm": extremes(norms, None, key="position"),
+        "position0_norm_z": float(z[0]),
+        "norm_outliers": [{"position": p, "norm": float(norms[p]), "z": float(z[p])} for p in outliers],
+    }
+
+
+def _neighbour_findings(W_E: torch.Tensor, vocab: list[str], ids: list[int], k: int) -> list[dict[str, Any]]:
+    neighbour_ids, cosines = nearest_neighbours(W_E, ids, k)
+    return [
+        {"id": i, "token": vocab[i],
+         "neighbours": [{"id": int(j), "token": vocab[j], "cosine": float(c)} for j, c in zip(row_ids, row_cos)]}
+        for i, row_ids, row_cos in zip(ids, neighbour_ids.tolist(), cosines.tolist())
+    ]
+
+
+def _vocab(model: GPT2) -> list[str]:
+    vocab = model.tokenizer.vocab
+    return vocab[: model.cfg.d_vocab] + [f"<{i}>" for i in range(len(vocab), model.cfg.d_vocab)]
+
+
+def _sample(d_vocab: int, highlight: list[int], size: int, seed: int) -> np.ndarray:
+    """The highlighted ids first, then a seeded random sample of the rest."""
+    rng = np.random.default_rng(seed)
+    rest = np.setdiff1d(np.arange(d_vocab), highlight)
+    n_random = max(0, min(size - len(highlight), len(rest)))
+    return np.concatenate([np.array(highlight, dtype=np.int64), np.sort(rng.choice(rest, n_random, replace=False))])
+
+
+def _figure_data(model: GPT2, W_E: torch.Tensor, W_pos: torch.Tensor, vocab: list[str], sample_ids: np.ndarray,
+                 n_labelled: int, pairs: list[tuple[int, int]],
+                 pcas: tuple[PCA, PCA, tuple[np.ndarray, np.ndarray]]) -> EmbeddingData:
+    """Per-dim and per-row statistics, PCA spectra, the token sample and the joint token+position PCA."""
+    token_pca, pos_pca, (local_components, local_ratio) = pcas
+    sample = W_E[sample_ids]
+    joint = pca(torch.cat([sample, W_pos]))
+    return EmbeddingData(
+        token_dim_mean=W_E.mean(0).numpy(), token_dim_std=W_E.std(0).numpy(),
+        token_row_mean=W_E.mean(1).numpy(), token_row_std=W_E.std(1).numpy(), vocab=vocab,
+        pos_dim_mean=W_pos.mean(0).numpy(), pos_dim_std=W_pos.std(0).numpy(),
+        pos_row_mean=W_pos.mean(1).numpy(), pos_row_std=W_pos.std(1).numpy(), W_pos=W_pos.numpy(),
+        sample_ids=sample_ids, sample_vectors=sample.numpy(), sample_kinds=[token_kind(vocab[i]) for i in sample_ids],
+        highlighted=np.arange(len(sample_ids)) < n_labelled, dim_pairs=pairs,
+        joint_tokens=joint.project(sample, 3), joint_positions=joint.project(W_pos, 3), title=model.source,
+        token_ratio=token_pca.ratio, local_ratio=local_ratio, local_components=local_components,
+        pos_ratio=pos_pca.ratio, pos_pca=pos_pca.project(W_pos, 3),
+    )
+
+
+def analyze(
+    model: GPT2,
+    prompt: str | None = None,
+    *,
+    sample_size: int = 2000,
+    manifold_size: int = 1000,
+    projections: Sequence[str] = PROJECTIONS,
+    dim_pairs: Iterable[tuple[int, int]] | None = None,
+    n_neighbours: int = 10,
+    local_anchors: int = 200,
+    local_k: int = 100,
+    seed: int = 0,
+    progress: bool = True,
+) -> EmbeddingReport:
+    """Analyse the token (W_E) and position (W_pos) embeddings of `model`.
+
+    `prompt` picks the tokens whose neighbours are listed and labelled in projections (a default list of
+    words otherwise). A seeded sample of `sample_size` tokens (those tokens first) is drawn in the PCA and
+    dimension-pair figures; t-SNE and UMAP embed its first `manifold_size` tokens. `projections` chooses
+    which of "pca", "tsne", "umap" to compute.
+    """
+    unknown = [p for p in projections if p not in PROJECTIONS]
+    if unknown:
+        raise InputError(f"unknown projection '{unknown[0]}': use {', '.join(PROJECTIONS)}")
+    if sample_size < 10:
+        raise InputError("the projection sample needs at least 10 tokens")
+    manifolds = [p for p in projections if p != "pca"]
+    bar = tqdm(total=3 + len(manifolds), desc="embeddings", disable=not progress, leave=False)
+
+    W_E = model.W_E.detach().float().cpu()
+    W_pos = model.W_pos.detach().float().cpu()
+    vocab = _vocab(model)
+    ids, source = query_tokens(model, prompt)
+    rng = np.random.default_rng(seed)
+
+    bar.set_postfix_str("tokens: PCA, neighbours, local PCA")
+    token_pca = pca(W_E)
+    neighbours = _neighbour_findings(W_E, vocab, ids, n_neighbours)
+    anchors = rng.choice(len(W_E), min(local_anchors, len(W_E)), replace=False).tolist()
+    local_k = max(3, min(local_k, len(W_E)))
+    local = local_pca(W_E, anchors, local_k)
+    token = _token_findings(W_E, vocab, token_pca, local, local_k)
+    bar.update()
+
+    bar.set_postfix_str("positions")
+    pos_pca = pca(W_pos)
+    position = _position_findings(W_pos, pos_pca)
+    pairs = choose_dim_pairs(W_E.shape[1], token["offset_dims"], position["active_dims"], dim_pairs)
+    bar.update()
+
+    bar.set_postfix_str("token sample")
+    sample_ids = _sample(len(W_E), ids, sample_size, seed)
+    data = _figure_data(model, W_E, W_pos, vocab, sample_ids, len(ids), pairs, (token_pca, pos_pca, local))
+    if "pca" in projections:
+        data.projections["pca_3d"] = token_pca.project(W_E[sample_ids], 3)
+    manifold_size = max(10, min(manifold_size, len(sample_ids)))
+    manifold_input = _manifold_input(W_E[sample_ids[:manifold_size]]) if manifolds else None
+    bar.update()
+
+    for method in manifolds:
+        bar.set_postfix_str(method)
+        embed = tsne if method == "tsne" else umap
+        for dims in (2, 3):
+            data.projections[f"{method}_{dims}d"] = embed(manifold_input, dims, seed)
+        bar.update()
+    bar.close()
+
+    findings = {
+        "model": {"source": model.source, "d_model": model.cfg.d_model, "d_vocab": model.cfg.d_vocab,
+                  "n_ctx": model.cfg.n_ctx},
+        "token_embedding": token,
+        "position_embedding": position,
+        "neighbours_of": source,
+        "neighbours": neighbours,
+        "dim_pairs": [list(p) for p in pairs],
+        "projection_sample": {"size": len(sample_ids), "tsne_umap_size": manifold_size if manifolds else 0,
+                              "seed": seed, "methods": list(projections), "labelled_tokens": len(ids)},
+    }
+    return EmbeddingReport(findings, data)

@@ -1,0 +1,218 @@
+"""Any weight tensor, or a block of it: statistics, largest entries, singular values, heat map and histogram.
+
+Also the model summary (parameters per component) and the 3D architecture view, which need no parameter name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from gpt2atlas.analysis.base import AnalysisResult
+from gpt2atlas.analysis.embeddings import single_thread_lapack
+from gpt2atlas.analysis.summary import parameter_rows, summary
+from gpt2atlas.errors import InputError
+from gpt2atlas.model.config import GPT2Config
+from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.model.loading import our_name
+
+MAX_SIDE = 2048  # heat maps longer than this, or with more cells than MAX_CELLS, are shown with a stride
+MAX_CELLS = 1_000_000  # (PNG export time grows with the cell count)
+HISTOGRAM_BINS = 100
+TIED_NAMES = {"lm_head.weight": "embed.W_E", "transformer.lm_head.weight": "embed.W_E", "W_E": "embed.W_E",
+              "W_pos": "pos_embed.W_pos", "wte": "embed.W_E", "wpe": "pos_embed.W_pos"}
+Span = tuple[int, int]
+
+
+def resolve_param(model: GPT2, name: str) -> str:
+    """Our parameter name for `name`, which may be ours (`blocks.0.attn.W_QKV`) or Hugging Face's
+    (`h.0.attn.c_attn.weight`, with or without `transformer.`). Unknown names raise InputError."""
+    params = dict(model.named_parameters())
+    text = name.strip()
+    candidate = TIED_NAMES.get(text) or our_name(text) or TIED_NAMES.get(text.removeprefix("transformer."))
+    if candidate in params:
+        return candidate
+    close = difflib.get_close_matches(candidate or text, list(params), n=3, cutoff=0.6)
+    examples = close or ["embed.W_E", "pos_embed.W_pos", "blocks.0.attn.W_QKV", "blocks.0.mlp.W_in", "ln_final.w"]
+    hint = "did you mean" if close else "e.g."
+    raise InputError(f"unknown parameter '{name}' ({hint} {', '.join(examples)}; Hugging Face names like "
+                     f"h.0.attn.c_attn.weight work too; `gpt2atlas info` lists all {len(params)})")
+
+
+def parse_span(span: str | Span | slice | None, length: int, axis: str) -> Span:
+    """(start, stop) from "a:b" (either end may be left out), a pair, a slice or None (everything)."""
+    if span is None:
+        return 0, length
+    try:
+        if isinstance(span, str):
+            if span.count(":") != 1:
+                raise ValueError
+            a, b = (part.strip() for part in span.split(":"))
+            start, stop = int(a) if a else 0, int(b) if b else length
+        elif isinstance(span, slice):
+            if span.step not in (None, 1):
+                raise ValueError
+            start, stop = span.start or 0, length if span.stop is None else span.stop
+        else:
+            start, stop = (int(v) for v in span)
+    except (TypeError, ValueError):
+        raise InputError(f"--{axis} must look like a:b (e.g. 0:64), got '{span}'") from None
+    if not 0 <= start < stop <= length:
+        raise InputError(f"--{axis} {start}:{stop} is not a non-empty range inside 0:{length}")
+    return start, stop
+
+
+def axis_sections(name: str, cfg: GPT2Config) -> dict[str, list[tuple[int, str]]]:
+    """Where the parts of a weight's rows/columns start: Q|K|V and heads in W_QKV, heads in W_O."""
+    leaf = name.split(".")[-1]
+    heads = [(h * cfg.d_head, f"head {h}") for h in range(cfg.n_head)]
+    if leaf in ("W_QKV", "b_QKV"):
+        cols = [(part * cfg.d_model + start, f"{qkv} {label}")
+                for part, qkv in enumerate("QKV") for start, label in heads]
+        return {"rows": [], "cols": cols}  # b_QKV is drawn as one row too
+    if leaf == "W_O":
+        return {"rows": heads, "cols": []}
+    return {"rows": [], "cols": []}
+
+
+def singular_values(block: torch.Tensor) -> np.ndarray:
+    """All singular values of a 2D block, from the eigenvalues of its smaller Gram matrix, in float64 (a float32
+    product would blur singular values below ~3e-4 of the largest)."""
+    b = block.double()
+    gram = (b.T @ b if b.shape[1] <= b.shape[0] else b @ b.T).numpy()
+    with single_thread_lapack():
+        return np.sqrt(np.clip(np.linalg.eigvalsh(gram)[::-1], 0, None))
+
+
+def _stats(block: torch.Tensor) -> dict[str, float]:
+    values = block.double()
+    return {"mean": float(values.mean()), "std": float(values.std(unbiased=False)), "min": float(values.min()),
+            "max": float(values.max()), "abs_max": float(values.abs().max()), "l2_norm": float(values.norm()),
+            "fraction_near_zero": float((values.abs() < 1e-3).double().mean())}
+
+
+def _largest(block: torch.Tensor, r: Span, c: Span, one_axis: bool, n: int = 5) -> list[dict[str, Any]]:
+    """The n entries of largest magnitude, with their indices in the whole tensor."""
+    flat = block.reshape(-1)
+    top = flat.abs().topk(min(n, flat.numel())).indices.tolist()
+    if one_axis:
+        return [{"index": c[0] + i, "value": float(flat[i])} for i in top]
+    width = block.shape[1]
+    return [{"row": r[0] + i // width, "col": c[0] + i % width, "value": float(flat[i])} for i in top]
+
+
+def _spectrum(block: torch.Tensor) -> dict[str, Any]:
+    if min(block.shape) < 2:
+        return {}
+    s = singular_values(block)
+    energy = s**2
+    p = energy / energy.sum() if energy.sum() > 0 else energy
+    entropy = -float(np.sum(p[p > 0] * np.log(p[p > 0])))
+    return {"singular_values": s[:10].tolist(),
+            "stable_rank": float(energy.sum() / energy[0]) if energy[0] > 0 else 0.0,
+            "effective_rank": math.exp(entropy) if energy.sum() > 0 else 0.0}
+
+
+@dataclass
+class WeightView:
+    """What the heat map and histogram are drawn from."""
+
+    name: str
+    values: np.ndarray  # the (strided) block shown in the heat map, float32
+    row_index: np.ndarray  # tensor row of each heat-map row
+    col_index: np.ndarray
+    counts: np.ndarray  # histogram of every value in the block
+    edges: np.ndarray
+    sections: dict[str, list[tuple[int, str]]]
+    strides: list[int]  # heat-map rows/columns show every n-th row/column of the block
+
+
+class WeightReport(AnalysisResult):
+    """A weight block's numbers, plus the model summary; figures: heat map + histogram, summary, 3D view."""
+
+    area = "weights"
+
+    def __init__(self, findings: dict[str, Any], view: WeightView | None, model_summary: dict[str, Any]) -> None:
+        super().__init__(findings)
+        self.view = view
+        self.model_summary = model_summary
+
+    def figures(self) -> dict[str, go.Figure]:
+        from gpt2atlas.viz.architecture import architecture_figure, summary_figure
+        from gpt2atlas.viz.weights import weight_figure
+
+        figures = {"heatmap": weight_figure(self.view, self.findings)} if self.view is not None else {}
+        figures["model_summary"] = summary_figure(self.model_summary)
+        figures["architecture_3d"] = architecture_figure(self.model_summary)
+        return figures
+
+
+def _block(model: GPT2, name: str, rows: Any, cols: Any) -> tuple[torch.Tensor, Span, Span]:
+    """The selected block as a 2D float tensor; a 1D tensor is one row, its entries picked by rows or cols."""
+    tensor = dict(model.named_parameters())[name].detach().float().cpu()
+    if tensor.ndim == 1:
+        if rows is not None and cols is not None:
+            raise InputError(f"{name} has one axis ({tensor.shape[0]} entries): give --rows or --cols, not both")
+        span = parse_span(rows if rows is not None else cols, tensor.shape[0], "rows" if cols is None else "cols")
+        return tensor[span[0] : span[1]][None], (0, 1), span
+    r, c = parse_span(rows, tensor.shape[0], "rows"), parse_span(cols, tensor.shape[1], "cols")
+    return tensor[r[0] : r[1], c[0] : c[1]], r, c
+
+
+def heatmap_strides(n_rows: int, n_cols: int) -> list[int]:
+    """Show every n-th row/column so the heat map stays within MAX_SIDE per axis and MAX_CELLS in all."""
+    strides = [max(1, math.ceil(n_rows / MAX_SIDE)), max(1, math.ceil(n_cols / MAX_SIDE))]
+    while math.ceil(n_rows / strides[0]) * math.ceil(n_cols / strides[1]) > MAX_CELLS:
+        longer = 0 if math.ceil(n_rows / strides[0]) >= math.ceil(n_cols / strides[1]) else 1
+        strides[longer] += 1
+    return strides
+
+
+def _view(name: str, block: torch.Tensor, r: Span, c: Span, cfg: GPT2Config) -> WeightView:
+    strides = heatmap_strides(*block.shape)
+    shown = block[:: strides[0], :: strides[1]].contiguous().numpy().astype(np.float32)
+    counts, edges = np.histogram(block.numpy(), bins=HISTOGRAM_BINS)
+    return WeightView(name, shown, np.arange(r[0], r[1], strides[0]), np.arange(c[0], c[1], strides[1]),
+                      counts, edges, axis_sections(name, cfg), strides)
+
+
+def analyze(model: GPT2, param: str | None = None, rows: Any = None, cols: Any = None) -> WeightReport:
+    """Look at weight tensor `param` (ours or its Hugging Face name), or its block `rows` x `cols` ("a:b").
+
+    Without `param`, only the model summary and the 3D architecture view are made.
+    """
+    info = summary(model)
+    model_summary = {k: info[k] for k in ("source", "config", "parameter_counts", "parameters", "unembedding")}
+    findings: dict[str, Any] = {"model": {"source": model.source, **model.cfg.to_dict()},
+                                "parameter_counts": info["parameter_counts"]}
+    if param is None:
+        if rows is not None or cols is not None:
+            raise InputError("--rows/--cols select a block of a parameter: give --param too")
+        return WeightReport(findings, None, model_summary)
+
+    name = resolve_param(model, param)
+    row = next(r for r in parameter_rows(model) if r.name == name)
+    block, r, c = _block(model, name, rows, cols)
+    one_axis = len(row.shape) == 1
+    view = _view(name, block, r, c, model.cfg)
+    findings.update({
+        "param": name,
+        "asked_for": param,
+        "shape": list(row.shape),
+        "component": row.component,
+        "layer": row.layer,
+        "rows": None if one_axis else list(r),
+        "cols": list(c),
+        "block_shape": [c[1] - c[0]] if one_axis else [r[1] - r[0], c[1] - c[0]],
+        "stats": _stats(block),
+        "largest": _largest(block, r, c, one_axis),
+        **({} if one_axis else _spectrum(block)),
+        "figure_stride": view.strides,
+    })
+    return WeightReport(findings, view, model_summary)

@@ -1,0 +1,298 @@
+"""The token's journey: how the next-token prediction forms layer by layer, and how the stream moves.
+
+Logit lens: the residual stream after the embedding and after every block, passed through the final LayerNorm
+and the unembedding. Every state is read *before* ln_final, so the lens of the last state is exactly the model's
+output. (Hugging Face's last `hidden_states` entry is already after ln_final: comparing it with the earlier,
+un-normalised entries shows a fake "collapse" at the last layer. This module does not fall into that.)
+
+Alongside: cosine similarities of each position's residual with the previous layer's, with its own and the next
+token's embedding and with the last position; the spread of the token cloud; and the 2D trajectory of one token
+(PCA of the unit-normalised states, and a UMAP map fitted on a sample of token embeddings).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import scipy.sparse as sp
+import torch
+
+from gpt2atlas.analysis.base import AnalysisResult, to_jsonable
+from gpt2atlas.analysis.residual import position_policy, residual_states, stat_positions, state_hooks, state_names
+from gpt2atlas.errors import InputError
+from gpt2atlas.model.gpt2 import GPT2
+
+UMAP_SAMPLE = 2000
+UMAP_NEIGHBOURS = 15
+UMAP_EPOCHS = 200  # umap-learn uses 500 on small data; 200 gives the same picture in less than half the time
+UMAP_MIN_DIST = 0.1
+KL_DEFINITION = "KL(final || layer) = sum_v p_final(v) (log p_final(v) - log p_layer(v)), in nats"
+RANK_DEFINITION = "rank of the model's final top-1 token in the layer's lens distribution (0 = top)"
+
+
+# ----- the logit lens -------------------------------------------------------------------------------------------
+def lens_log_probs(model: GPT2, state: torch.Tensor) -> torch.Tensor:
+    """log-softmax(ln_final(state) @ W_U) for a (pos, d_model) residual state (computed on the model's device)."""
+    with torch.inference_mode():
+        return model.unembed(model.ln_final(state.to(model.device, model.dtype))).float().log_softmax(dim=-1)
+
+
+def logit_lens(model: GPT2, states: torch.Tensor, top_k: int) -> dict[str, torch.Tensor]:
+    """Top-k ids/probs, the final top-1's rank and KL to the final distribution, for every (state, position).
+
+    One state at a time, so memory stays at one (pos, vocab) table however many layers.
+    """
+    final = lens_log_probs(model, states[-1])
+    final_top = final.argmax(dim=-1, keepdim=True)
+    p_final = final.exp()
+    top_probs, top_ids, ranks, kls = [], [], [], []
+    for state in states:
+        log_p = lens_log_probs(model, state)
+        values, ids = log_p.topk(top_k, dim=-1)
+        top_probs.append(values.exp().cpu())
+        top_ids.append(ids.cpu())
+        ranks.append((log_p > log_p.gather(-1, final_top)).sum(dim=-1).cpu())
+        kls.append((p_final * (final - log_p)).sum(dim=-1).clamp_min(0.0).cpu())
+    return {
+        "top_ids": torch.stack(top_ids), "top_probs": torch.stack(top_probs),
+        "rank": torch.stack(ranks), "kl": torch.stack(kls), "final_log_probs": final,
+    }
+
+
+# ----- geometry of the stream ------------------------------------------------------------------------------------
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.cosine_similarity(a, b, dim=-1)
+
+
+def stream_cosines(states: torch.Tensor, token_embeds: torch.Tensor) -> dict[str, torch.Tensor]:
+    """(state, pos) cosine tables; NaN where undefined (no previous layer, no next token)."""
+    n_state, n_pos, _ = states.shape
+    previous = torch.cat([torch.full((1, n_pos), float("nan")), _cosine(states[1:], states[:-1])])
+    own = _cosine(states, token_embeds[None])
+    following = torch.cat([_cosine(states[:, :-1], token_embeds[None, 1:]), torch.full((n_state, 1), float("nan"))], 1)
+    last = _cosine(states, states[:, -1:])
+    return {"previous_layer": previous, "own_embedding": own, "next_token_embedding": following,
+            "last_position": last}
+
+
+def cosine_summary(tables: dict[str, torch.Tensor], positions: torch.Tensor) -> dict[str, Any]:
+    """Per-layer means over the statistics' positions (the last position is left out of its own column).
+
+    Undefined cells (NaN) become None, as they will in findings.json.
+    """
+    summary = {}
+    for name, table in tables.items():
+        used = positions[positions != table.shape[1] - 1] if name == "last_position" else positions
+        mean = table[:, used].nanmean(dim=1) if len(used) else torch.full((table.shape[0],), float("nan"))
+        summary[name] = {"mean": to_jsonable(mean.tolist()), "per_position": to_jsonable(table.tolist())}
+    return summary
+
+
+def cloud_spread(states: torch.Tensor) -> dict[str, list[float]]:
+    """Mean distance to the centroid and covariance trace (sum of per-dim variances) of each state's tokens."""
+    centred = states - states.mean(dim=1, keepdim=True)
+    n = states.shape[1]
+    return {
+        "centroid_distance_mean": centred.norm(dim=-1).mean(dim=1).tolist(),
+        "covariance_trace": (centred.pow(2).sum(dim=(1, 2)) / max(n - 1, 1)).tolist(),
+    }
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def pca_trajectories(states: torch.Tensor, fit_positions: torch.Tensor) -> tuple[np.ndarray, list[float]]:
+    """(state, pos, 2) coordinates of every unit-normalised state on the top-2 PCs of the fitted positions."""
+    units = _unit(states.double())
+    fit = units[:, fit_positions].reshape(-1, units.shape[-1])
+    mean = fit.mean(dim=0)
+    eigenvalues, eigenvectors = torch.linalg.eigh((fit - mean).T @ (fit - mean))
+    axes = eigenvectors[:, -2:].flip(-1)
+    total = eigenvalues.clamp_min(0).sum()
+    ratio = (eigenvalues.flip(0)[:2].clamp_min(0) / total).tolist() if total > 0 else [0.0, 0.0]
+    return ((units - mean) @ axes).numpy(), ratio
+
+
+# ----- UMAP map of the token embeddings ----------------------------------------------------------------------------
+def smooth_memberships(distances: np.ndarray, rho: np.ndarray, n_neighbors: int, n_iter: int = 64) -> np.ndarray:
+    """UMAP's smooth kNN memberships exp(-max(d - rho, 0) / sigma), sigma set per row so the row sums to
+    log2(n_neighbors) (bisection, all rows at once; sigma floored at 1e-3 x the mean distance, as UMAP does)."""
+    gaps = np.maximum(distances - rho[:, None], 0.0)
+    target = math.log2(n_neighbors)
+    lo, hi = np.zeros(len(gaps)), np.full(len(gaps), np.inf)
+    sigma = np.ones(len(gaps))
+    for _ in range(n_iter):
+        too_big = np.exp(-gaps / sigma[:, None]).sum(axis=1) > target
+        hi = np.where(too_big, sigma, hi)
+        lo = np.where(too_big, lo, sigma)
+        sigma = np.where(np.isinf(hi), sigma * 2, (lo + hi) / 2)
+    sigma = np.maximum(sigma, 1e-3 * float(distances.mean()) + 1e-12)
+    return np.exp(-gaps / sigma[:, None])
+
+
+def fuzzy_graph(knn: np.ndarray, distances: np.ndarray) -> sp.coo_matrix:
+    """UMAP's fuzzy simplicial set from an exact kNN table whose first column is each point itself:
+    memberships to the other neighbours (rho = the nearest one's distance), then the fuzzy union A + A^T - A*A^T.
+    Equal to umap-learn's `fuzzy_simplicial_set` on the same table (to float32 rounding; tested)."""
+    n, k = knn.shape
+    memberships = smooth_memberships(distances[:, 1:], distances[:, 1], k)
+    rows = np.repeat(np.arange(n), k - 1)
+    graph = sp.csr_matrix((memberships.ravel(), (rows, knn[:, 1:].ravel())), shape=(n, n))
+    return (graph + graph.T - graph.multiply(graph.T)).tocoo()
+
+
+def umap_sample_ids(model: GPT2, must_have: Sequence[int], size: int, seed: int) -> np.ndarray:
+    """A fixed-seed sample of token ids, always holding `must_have` (the prompt and the predictions)."""
+    gen = torch.Generator().manual_seed(seed)
+    drawn = torch.randperm(model.cfg.d_vocab, generator=gen)[:size].tolist()
+    return np.array(list(dict.fromkeys(list(must_have) + drawn)))
+
+
+def umap_map(
+    model: GPT2, points: torch.Tensor, sample_ids: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """UMAP (cosine) of the sampled token embeddings, `points` placed in that map, and each point's nearest
+    sampled token id.
+
+    UMAP's steps: the exact kNN graph (one matmul), its fuzzy simplicial set (`fuzzy_graph`: the same formulas
+    as umap-learn, vectorised, which also spares umap-learn's multi-second JIT compilation of them), then
+    umap-learn's own layout optimisation. A point is placed at the membership-weighted mean of its nearest
+    sampled tokens (rho = 0): where umap-learn's `transform` starts a new point.
+    """
+    from umap.umap_ import find_ab_params, simplicial_set_embedding
+
+    embeds = _unit(model.W_E.detach()[torch.as_tensor(sample_ids, device=model.device)].float().cpu())
+    k = min(UMAP_NEIGHBOURS, len(sample_ids) - 1)
+    sims, knn = (embeds @ embeds.T).topk(k + 1, dim=1)
+    distances = (1 - sims).clamp_min(0).double().numpy()
+    a, b = find_ab_params(1.0, UMAP_MIN_DIST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        coords, _ = simplicial_set_embedding(
+            data=embeds.numpy(), graph=fuzzy_graph(knn.numpy(), distances), n_components=2, initial_alpha=1.0,
+            a=a, b=b, gamma=1.0, negative_sample_rate=5, n_epochs=UMAP_EPOCHS, init="spectral",
+            random_state=np.random.RandomState(seed), metric="cosine", metric_kwds={}, densmap=False,
+            densmap_kwds={}, output_dens=False,
+        )
+    point_sims, point_knn = (_unit(points.float()) @ embeds.T).topk(k, dim=1)
+    point_distances = (1 - point_sims).clamp_min(0).double().numpy()
+    weights = smooth_memberships(point_distances, np.zeros(len(point_distances)), k)
+    weights /= weights.sum(axis=1, keepdims=True)
+    placed = (weights[:, :, None] * coords[point_knn.numpy()]).sum(axis=1)
+    return coords, placed, sample_ids[point_knn[:, 0].numpy()]
+
+
+# ----- the analysis -------------------------------------------------------------------------------------------------
+def _check_position(position: int | None, n_tokens: int) -> int:
+    if position is None:
+        return n_tokens - 1
+    if not -n_tokens <= position < n_tokens:
+        raise InputError(f"position {position} is out of range: the prompt has {n_tokens} tokens (0..{n_tokens - 1})")
+    return position % n_tokens
+
+
+def _top_k_rows(model: GPT2, ids: list, probs: list) -> list:
+    """[state][position] lists of {token, id, prob}, from nested (state, pos, k) lists."""
+    vocab = model.tokenizer.vocab
+    return [[[{"token": vocab[i], "id": i, "prob": p} for i, p in zip(ids_pos, probs_pos)]
+             for ids_pos, probs_pos in zip(ids_state, probs_state)] for ids_state, probs_state in zip(ids, probs)]
+
+
+class JourneyResult(AnalysisResult):
+    """Findings, plus the PCA coordinates of every position and the UMAP map's sample for the figures."""
+
+    area = "journey"
+
+    def __init__(self, findings: dict[str, Any], pca: np.ndarray, umap_points: dict[str, Any] | None) -> None:
+        super().__init__(findings)
+        self.pca = pca  # (state, pos, 2)
+        self.umap_points = umap_points  # {"coords": (n, 2), "tokens": [...]} or None
+
+    def figures(self) -> dict[str, go.Figure]:
+        from gpt2atlas.viz.journey import journey_figures
+
+        return journey_figures(self)
+
+
+def analyze(
+    model: GPT2,
+    prompt: str,
+    *,
+    top_k: int = 5,
+    position: int | None = None,
+    include_first: bool = False,
+    projections: Sequence[str] = ("pca", "umap"),
+    umap_sample: int = UMAP_SAMPLE,
+    seed: int = 0,
+) -> JourneyResult:
+    """Logit lens, stream cosines, cloud spread and one token's trajectory on `prompt`."""
+    unknown = set(projections) - {"pca", "umap"}
+    if unknown:
+        raise InputError(f"unknown projection '{min(unknown)}': use pca and/or umap")
+    if not 1 <= top_k <= model.cfg.d_vocab:
+        raise InputError(f"top_k must be between 1 and {model.cfg.d_vocab}, got {top_k}")
+    n_layer = model.cfg.n_layer
+    tokens = model.to_tokens(prompt)
+    token_ids = tokens[0].tolist()
+    n_tokens = len(token_ids)
+    position = _check_position(position, n_tokens)
+    states, _, logits = residual_states(model, tokens)
+    positions = stat_positions(n_tokens, include_first)
+
+    lens = logit_lens(model, states, top_k)
+    model_log_probs = logits[0].float().log_softmax(dim=-1).to(lens["final_log_probs"].device)
+    str_tokens = model.tokenizer.to_str_tokens(token_ids)
+    top_rows = _top_k_rows(model, lens["top_ids"].tolist(), lens["top_probs"].tolist())
+    token_embeds = model.W_E[tokens[0]].detach().float().cpu()
+    fit_positions = torch.unique(torch.cat([positions, torch.tensor([position])]))
+    pca, pca_ratio = pca_trajectories(states, fit_positions)
+
+    trajectory: dict[str, Any] = {
+        "position": position, "token": str_tokens[position],
+        "pca": pca[:, position].tolist(), "pca_explained_variance_ratio": pca_ratio,
+        "pca_fit": "unit-normalised residuals of the statistics' positions (and this one) at every layer",
+    }
+    umap_points = None
+    if "umap" in projections:
+        predicted = lens["top_ids"][-1, :, 0].tolist()
+        sample_ids = umap_sample_ids(model, token_ids + predicted, umap_sample, seed)
+        coords, placed, nearest = umap_map(model, states[:, position], sample_ids, seed)
+        trajectory.update({
+            "umap": placed.tolist(), "umap_sample_size": len(sample_ids), "umap_seed": seed,
+            "nearest_sampled_token": [model.tokenizer.vocab[i] for i in nearest.tolist()],
+            "umap_fit": f"cosine UMAP (exact {UMAP_NEIGHBOURS}-NN graph, min_dist {UMAP_MIN_DIST:g}, {UMAP_EPOCHS} "
+                        "epochs) of a sample of token embeddings holding the prompt's and predicted tokens; each "
+                        "state placed at the membership-weighted mean of its nearest sampled tokens",
+        })
+        umap_points = {"coords": coords, "ids": sample_ids.tolist(),
+                       "tokens": [model.tokenizer.vocab[i] for i in sample_ids.tolist()]}
+
+    findings = {
+        "tokens": str_tokens,
+        "token_ids": token_ids,
+        **position_policy(n_tokens, include_first),
+        "layers": state_names(n_layer),
+        "layer_hooks": state_hooks(n_layer),
+        "read_before_ln_final": True,
+        "lens_note": "each state is read before ln_final, then passed through ln_final and W_U, so the last "
+                     "layer's lens is the model's output (Hugging Face's last hidden_states entry is already "
+                     "after ln_final: comparing it with the others shows a fake collapse)",
+        "top1": [[row[0]["token"] for row in state] for state in top_rows],
+        "top1_prob": lens["top_probs"][:, :, 0].tolist(),
+        "top_k": top_rows,
+        "final_token_rank": lens["rank"].tolist(),
+        "final_token_rank_definition": RANK_DEFINITION,
+        "kl_to_final": lens["kl"].tolist(),
+        "kl_definition": KL_DEFINITION,
+        "kl_to_final_mean": lens["kl"][:, positions].mean(dim=1).tolist(),
+        "lens_vs_model_max_abs_diff": float((lens["final_log_probs"] - model_log_probs).abs().max()),
+        "cosine": cosine_summary(stream_cosines(states, token_embeds), positions),
+        **cloud_spread(states[:, positions]),
+        "trajectory": trajectory,
+    }
+    return JourneyResult(findings, pca, umap_points)

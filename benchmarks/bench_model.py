@@ -20,6 +20,23 @@ import psutil
 import torch
 
 
+def release_freed_memory() -> None:
+    """Hand memory freed by earlier runs back to the OS, so it is not silently reused below the baseline."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def cache_megabytes(cache) -> float:
+    """What the returned activations themselves occupy."""
+    return sum(t.numel() * t.element_size() for t in cache.values()) / 2**20
+
+
 class PeakRSS:
     """Samples this process's RSS in a thread; `.peak` is the highest value above the starting one."""
 
@@ -27,6 +44,7 @@ class PeakRSS:
         self.every, self.peak, self._stop = every, 0, threading.Event()
 
     def __enter__(self) -> "PeakRSS":
+        release_freed_memory()
         self._process = psutil.Process()
         self._base = self._process.memory_info().rss
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -132,6 +150,9 @@ def main() -> None:
                 row("TransformerLens 3 run_with_cache", n_tokens / t_tl, n_tokens / t_hf, m_tl)
                 print(f"  gpt2atlas vs TransformerLens: {t_tl / t_ours:.2f}x faster, "
                       f"{m_ours / max(m_tl, 1):.2f}x its peak memory")
+                ours_mb = cache_megabytes(ours.run_with_cache(tokens)[1])
+                tl_mb = cache_megabytes(tl.run_with_cache(tokens)[1])
+                print(f"  activations returned: gpt2atlas {ours_mb:.0f} MB, TransformerLens {tl_mb:.0f} MB")
                 del tl
 
     prompt = tokens[:1, :16]

@@ -62,7 +62,10 @@ def test_hub_id_loads_from_an_already_filled_cache_offline(tmp_path, tiny_checkp
     for name in ("gpt2", "openai-community/gpt2"):
         model = load_model(name)
         assert "openai-community/gpt2" in model.source
-        assert torch.equal(model(torch.arange(8)[None]), tiny_model(torch.arange(8)[None]))
+        loaded, expected = model.state_dict(), tiny_model.state_dict()
+        assert loaded.keys() == expected.keys() and all(torch.equal(loaded[k], expected[k]) for k in expected)
+        # same weights; BLAS may still sum in another order for differently aligned (memory-mapped) tensors
+        torch.testing.assert_close(model(torch.arange(8)[None]), tiny_model(torch.arange(8)[None]))
 
 
 def test_hub_unreachable_and_not_cached(tmp_path):

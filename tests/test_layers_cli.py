@@ -5,7 +5,8 @@ import json
 import pytest
 
 from gpt2atlas.analysis import residual
-from gpt2atlas.cli.commands.layers import LAYER_AREAS, one_browser
+from gpt2atlas.cli.commands.layers import LAYER_AREAS
+from gpt2atlas.viz.export import browser_session
 from gpt2atlas.cli.main import main
 
 PROMPT = "The cat sat on the mat and the dog sat on the log"
@@ -45,15 +46,29 @@ def test_single_commands_with_their_options(tiny_checkpoint, tmp_path):
     assert len(journey["top_k"][0][0]) == 2
 
 
-def test_png_export_alone_and_through_one_browser(tiny_checkpoint, tiny_model, tmp_path):
+def test_png_export_alone_and_through_one_browser_session(tiny_checkpoint, tiny_model, tmp_path):
     assert main(["residual", "--model", str(tiny_checkpoint), "--prompt", PROMPT, "--out", str(tmp_path)]) == 0
-    with one_browser(png=True):  # what `layers` does: one headless browser for every area's PNGs
+    with browser_session(png=True):  # what `layers` does: one headless browser for every area's PNGs
         for name in ("first", "second"):
             residual.analyze(tiny_model, PROMPT).save(tmp_path / name, png=True)
     for folder in ("", "first", "second"):
         for figure in ("norm_growth", "token_layer_norms", "outlier_dims"):
             png = tmp_path / folder / "residual" / f"{figure}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_batched_png_export_keeps_each_figures_size(tmp_path):
+    import plotly.graph_objects as go
+
+    from gpt2atlas.viz.export import write_pngs
+
+    sizes = [(333, 222), (640, 480)]
+    figures = [go.Figure(go.Scatter(y=[1, 3, 2]), layout=dict(width=w, height=h)) for w, h in sizes]
+    paths = [tmp_path / f"{i}.png" for i in range(len(sizes))]
+    write_pngs(figures, paths)
+    for path, size in zip(paths, sizes):
+        header = path.read_bytes()[16:24]  # IHDR: width, height as big-endian 32-bit integers
+        assert (int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")) == size
 
 
 @pytest.mark.parametrize("args, message", [

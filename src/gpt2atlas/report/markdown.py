@@ -7,11 +7,9 @@ import json
 import re
 from pathlib import Path
 
-import plotly.io as pio
-
-from gpt2atlas.errors import AtlasError
 from gpt2atlas.report.document import Part, Report, Sample, Section, Table
 from gpt2atlas.report.readings import num
+from gpt2atlas.viz.export import write_pngs
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 
@@ -76,12 +74,7 @@ def write_figures(report: Report, folder: Path) -> list[Path]:
             for name, fig in part.figures.items():
                 figures.append(fig)
                 paths.append(folder / figure_file(s, i, name))
-    if figures:
-        try:
-            pio.write_images(figures, paths, scale=1)
-        except Exception as err:  # kaleido without a browser, mostly
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise AtlasError(f"PNG export failed ({first}); install Chromium (see README) or use --format html") from None
+    write_pngs(figures, paths, hint="use --format html")
     return paths
 
 

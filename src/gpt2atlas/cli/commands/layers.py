@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import importlib
 import time
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +15,7 @@ from gpt2atlas.analysis.base import AnalysisResult
 from gpt2atlas.analysis.residual import OUTLIER_THRESHOLD
 from gpt2atlas.cli.common import DeviceOption, ModelOption, OutOption, PngOption, PromptOption, check_prompt, load
 from gpt2atlas.errors import InputError
+from gpt2atlas.viz.export import browser_session
 
 LAYER_AREAS = ("attention", "neurons", "layernorm", "residual", "journey", "saliency")
 
@@ -108,24 +107,6 @@ def journey(
                   seed=seed), out, png)
 
 
-@contextmanager
-def one_browser(png: bool) -> Iterator[None]:
-    """Keep one headless browser open for every area's PNG export (kaleido starts a new one per call otherwise,
-    a few seconds each). Without Chromium, export fails as it would anyway: with a one-line error."""
-    if not png:
-        yield
-        return
-    import kaleido
-
-    kaleido.start_sync_server(silence_warnings=True)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The kopts argument is ignored")
-            yield
-    finally:
-        kaleido.stop_sync_server(silence_warnings=True)
-
-
 def layers(
     prompt: PromptOption,
     out: OutOption,
@@ -140,7 +121,7 @@ def layers(
     console = Console(highlight=False, soft_wrap=True)
     start = time.perf_counter()
     written = []
-    with one_browser(png), tqdm(total=len(modules), unit="area", desc="layers") as bar:
+    with browser_session(png), tqdm(total=len(modules), unit="area", desc="layers") as bar:
         for area, module in modules.items():
             bar.set_postfix_str(area)
             began = time.perf_counter()

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gpt2atlas.viz.labels import token_label, token_labels
+from gpt2atlas.viz.labels import escape, token_label, token_labels
 
 if TYPE_CHECKING:
     from gpt2atlas.analysis.journey import JourneyResult
@@ -40,7 +40,7 @@ def _lens_hover(top_k: list, inputs: list[str], layers: list[str]) -> list[list[
 def _short(label: str, limit: int = CELL_CHARS) -> str:
     """A cell label cut to `limit` visible characters (labels are HTML-escaped, so cut before escaping)."""
     raw = html.unescape(label)
-    return label if len(raw) <= limit else html.escape(raw[: limit - 1]) + "…"
+    return label if len(raw) <= limit else escape(raw[: limit - 1]) + "…"
 
 
 def logit_lens_figure(result: JourneyResult) -> go.Figure:

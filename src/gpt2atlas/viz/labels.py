@@ -1,4 +1,9 @@
-"""Token strings made safe and readable as figure labels."""
+"""Token strings made safe and readable as figure labels.
+
+Plotly draws labels, titles and hover text from a small subset of HTML and decodes only a few named entities
+(&amp; &lt; &gt; and numeric ones, not &quot;), so user text is escaped for &, < and > only: that is enough to
+keep it from forming tags, and a quote stays a quote.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ _VISIBLE = str.maketrans({" ": "·", "\n": "↵", "\t": "⇥", "\r": "␍"})
 
 def token_label(token: str) -> str:
     """HTML-escaped token with whitespace made visible (' the' -> '·the'); never empty."""
-    return html.escape(token.translate(_VISIBLE)) or "∅"
+    return escape(token.translate(_VISIBLE)) or "∅"
 
 
 def token_labels(tokens: Iterable[str], *, numbered: bool = False) -> list[str]:
@@ -20,5 +25,5 @@ def token_labels(tokens: Iterable[str], *, numbered: bool = False) -> list[str]:
 
 
 def escape(text: str) -> str:
-    """HTML-escape user text (prompts) for titles and hover text."""
-    return html.escape(text)
+    """User text (prompts, tokens) made inert for plotly titles, labels and hover text."""
+    return html.escape(text, quote=False)

@@ -15,8 +15,12 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 
 
 def md_escape(text: str) -> str:
-    """User text made inert in Markdown: HTML escaped, Markdown punctuation backslashed, lines joined."""
-    text = html.escape(str(text)).replace("\r", " ").replace("\n", " ↵ ")
+    """User text made inert in Markdown: &, < and > as entities, Markdown punctuation backslashed, lines joined.
+
+    Quotes stay as they are: harmless outside attributes, and an entity such as &#x27; would be broken by the
+    backslash before its '#' and show literally.
+    """
+    text = html.escape(str(text), quote=False).replace("\r", " ").replace("\n", " ↵ ")
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 

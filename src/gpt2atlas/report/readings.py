@@ -358,8 +358,8 @@ def read_journey(f: dict) -> list[str]:
         firsts = [first_stable_top1_layer(ranks, p) for p in range(len(ranks[0]))]
         firsts = [x for x in firsts if x is not None]
         mean = sum(firsts) / len(firsts)
-        return (f"Averaged over the {len(firsts)} positions, the final prediction becomes top-1 (for good) at layer "
-                f"index {num(mean)} of {len(layers) - 1}.")
+        return (f"Averaged over the {len(firsts)} positions, the final prediction becomes top-1 for good at layer "
+                f"index {num(mean)} (0 = the embedding, {len(layers) - 1} = after the last block).")
 
     def kl() -> str:
         means = f.get("kl_to_final_mean") or [sum(r) / len(r) for r in f["kl_to_final"]]

@@ -287,10 +287,19 @@ def read_layernorm(f: dict) -> list[str]:
     def superposition() -> str:
         sp = f["superposition"]
         lo, hi = sp["band_deg"]
-        return (f"Superposition toy: {sp['n_vectors']:,} directions in {sp['dim']} dims — after optimisation "
-                f"{pct(sp['optimised']['fraction_in_band'])} of the pairs lie within {num(lo)}–{num(hi)}° "
-                f"(random: {pct(sp['random']['fraction_in_band'])}); pairwise angles span "
-                f"{num(sp['optimised']['min_angle'])}–{num(sp['optimised']['max_angle'])}°.")
+        rnd, opt = sp["random"], sp["optimised"]
+        text = (f"Superposition toy: {sp['n_vectors']:,} directions in {sp['dim']} dims. Random, their pairwise angles "
+                f"span {num(rnd['min_angle'])}–{num(rnd['max_angle'])}°; optimised, "
+                f"{num(opt['min_angle'])}–{num(opt['max_angle'])}°")
+        welch = sp.get("welch_bound") or {}
+        best = welch.get("best_possible_angle_range")
+        if best:
+            text += f" (the Welch bound allows no narrower than {num(best[0])}–{num(best[1])}°"
+            most = welch.get("max_vectors_all_in_band")
+            text += (f"; at most {most:,} vectors can all be within {num(lo)}–{num(hi)}°)" if most is not None
+                     else ")")
+        return (text + f". Pairs within {num(lo)}–{num(hi)}°: {pct(opt['fraction_in_band'])} "
+                f"(random: {pct(rnd['fraction_in_band'])}).")
 
     def position_note() -> str:
         return "Statistics leave out position 0." if f.get("position_0_excluded") else None

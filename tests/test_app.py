@@ -119,11 +119,27 @@ def test_model_from_command_line_or_environment(monkeypatch):
 
 def test_app_command_is_local_headless_and_private():
     command = app_command(APP, "gpt2", 8765)
-    flags = dict(zip(command[5:-3:2], command[6:-3:2]))
+    flags = dict(zip(command[5:-5:2], command[6:-5:2]))
     assert command[1:4] == ["-m", "streamlit", "run"]
     assert flags["--server.address"] == "127.0.0.1" and flags["--server.port"] == "8765"
     assert flags["--server.headless"] == "true" and flags["--browser.gatherUsageStats"] == "false"
-    assert command[-3:] == ["--", "--model", "gpt2"]
+    assert command[-5:] == ["--", "--model", "gpt2", "--device", "cpu"]
+
+
+def test_device_from_command_line_or_environment(monkeypatch):
+    from gpt2atlas.app.state import DEVICE_ENV, server_device
+
+    monkeypatch.delenv(DEVICE_ENV, raising=False)
+    assert server_device(["--model", "gpt2", "--device", "cuda:1"]) == "cuda:1"
+    assert server_device([]) == "cpu"
+    monkeypatch.setenv(DEVICE_ENV, "cuda")
+    assert server_device([]) == "cuda"
+
+
+def test_app_rejects_an_unknown_device(capsys):
+    assert main(["app", "--model", "gpt2", "--device", "tpu9"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "tpu9" in err and "\n" not in err
 
 
 def test_app_rejects_a_bad_port(capsys):

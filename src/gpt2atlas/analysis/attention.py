@@ -211,6 +211,7 @@ def analyze(
 
     scores = {name: torch.stack([s[name] for s, _, _ in per_layer]) for name in PROMPT_SCORES}
     scores.update(repeat_scores(batch_patterns, half))
+    scores = {name: values.cpu() for name, values in scores.items()}  # read one head at a time below
     heads = [
         {"layer": l, "head": h, **{name: float(scores[name][l, h]) for name in SCORES}}
         for l in range(cfg.n_layer) for h in range(cfg.n_head)

@@ -114,14 +114,14 @@ def analyze(
     tokens = model.to_tokens(prompt)
     token_ids = tokens[0].tolist()
     str_tokens = model.tokenizer.to_str_tokens(token_ids)
-    acts = neuron_activations(model, tokens)  # (layer, pos, d_mlp)
+    acts = neuron_activations(model, tokens).cpu()  # (layer, pos, d_mlp), read element by element below
     chosen = _choose_neuron(acts, layer, neuron)
     l, n = chosen["layer"], chosen["neuron"]
 
     occurrences = [(0, p, str_tokens[p], float(a)) for p, a in enumerate(acts[l, :, n])]
     for index, text in enumerate(extra_prompts, start=1):
         ids = model.to_tokens(text)
-        extra = neuron_activations(model, ids, [l])[0, :, n]
+        extra = neuron_activations(model, ids, [l])[0, :, n].cpu()
         names = model.tokenizer.to_str_tokens(ids[0].tolist())
         occurrences += [(index, p, names[p], float(a)) for p, a in enumerate(extra)]
     occurrences.sort(key=lambda o: -o[3])
@@ -146,4 +146,4 @@ def analyze(
         },
         "prompts": [prompt, *extra_prompts],
     }
-    return NeuronsResult(findings, acts.cpu())
+    return NeuronsResult(findings, acts)

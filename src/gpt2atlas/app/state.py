@@ -15,10 +15,11 @@ from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.report.sections import call_supported, import_area
 
 MODEL_ENV = "GPT2ATLAS_MODEL"
+DEVICE_ENV = "GPT2ATLAS_DEVICE"
 
 
-def default_model(argv: Sequence[str] | None = None) -> str:
-    """The model named after `--` on the `streamlit run` line, else $GPT2ATLAS_MODEL, else gpt2.
+def _app_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """`--model` and `--device` after `--` on the `streamlit run` line.
 
     `sys.argv` is read only when Streamlit runs our app file (under a test runner it holds the runner's flags).
     """
@@ -26,16 +27,27 @@ def default_model(argv: Sequence[str] | None = None) -> str:
         argv = sys.argv[1:] if Path(sys.argv[0]).name == "streamlit_app.py" else []
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--model")
+    parser.add_argument("--device")
     known, _ = parser.parse_known_args(list(argv))
-    return known.model or os.environ.get(MODEL_ENV) or "gpt2"
+    return known
+
+
+def default_model(argv: Sequence[str] | None = None) -> str:
+    """The model from the command line, else $GPT2ATLAS_MODEL, else gpt2."""
+    return _app_arguments(argv).model or os.environ.get(MODEL_ENV) or "gpt2"
+
+
+def server_device(argv: Sequence[str] | None = None) -> str:
+    """Where every model of this dashboard runs: the command line's --device, else $GPT2ATLAS_DEVICE, else cpu."""
+    return _app_arguments(argv).device or os.environ.get(DEVICE_ENV) or "cpu"
 
 
 @st.cache_resource(max_entries=2, show_spinner="loading the model ...")
 def get_model(model_id: str) -> GPT2:
-    """The model, loaded once per process and shared by every session and view."""
+    """The model, loaded once per process (on the server's device) and shared by every session and view."""
     from gpt2atlas.model.loading import load_model
 
-    return load_model(model_id)
+    return load_model(model_id, device=server_device())
 
 
 @st.cache_resource(max_entries=32, show_spinner="analysing ...")

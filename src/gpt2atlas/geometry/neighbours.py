@@ -46,7 +46,7 @@ def nearest_neighbours(X: np.ndarray | torch.Tensor, k: int) -> Neighbours:
 
     X should hold distinct rows (see `unique_rows`); k is capped at n - 1.
     """
-    points = torch.as_tensor(np.asarray(X, dtype=np.float32) if not isinstance(X, torch.Tensor) else X)
+    points = X.detach().cpu() if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X, dtype=np.float32))
     points = points.to(torch.float32)
     n, dim = points.shape
     k = min(k, n - 1)

@@ -235,7 +235,8 @@ def _our_tensors(reader: TensorReader) -> Iterator[tuple[str, str]]:
             yield hf_name, ours
 
 
-def _check_device(device: str | torch.device) -> torch.device:
+def check_device(device: str | torch.device) -> torch.device:
+    """The device, or a one-line AtlasError if it is unknown or not available here."""
     try:
         device = torch.device(device)
     except RuntimeError:
@@ -258,7 +259,7 @@ def load_model(
     distilbert/... hub ids, or any hub id of a GPT-2), a folder with config.json + model.safetensors (or
     pytorch_model.bin), or a single .safetensors file (config from a config.json beside it, else from shapes).
     """
-    device = _check_device(device)
+    device = check_device(device)
     checkpoint = find_checkpoint(name_or_path)
     reader = TensorReader(checkpoint.weights)
     cfg = checkpoint.config or infer_config(reader, n_head)

@@ -19,7 +19,7 @@ def layer_patterns(model_id: str, prompt: str, layer: int) -> tuple[np.ndarray, 
 
     model = state.get_model(model_id)
     tokens = model.to_tokens(prompt)
-    patterns = compute(model, tokens, layer)[0].numpy()
+    patterns = compute(model, tokens, layer)[0].cpu().numpy()
     return patterns, token_labels(model.to_str_tokens(tokens[0].tolist()), numbered=True)
 
 

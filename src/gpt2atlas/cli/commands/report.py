@@ -73,29 +73,33 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def app_command(app_file: Path, model: str, port: int, host: str = "127.0.0.1") -> list[str]:
+def app_command(app_file: Path, model: str, port: int, host: str = "127.0.0.1", device: str = "cpu") -> list[str]:
     """The `streamlit run` command line for the dashboard: local only, headless, no usage statistics."""
     return [
         sys.executable, "-m", "streamlit", "run", str(app_file),
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
         "--client.showErrorDetails", "none", "--server.fileWatcherType", "none",
-        "--", "--model", model,
+        "--", "--model", model, "--device", device,
     ]
 
 
 def dashboard(
     model: ModelOption = "gpt2",
     port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: any free port)")] = 8501,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Start the interactive dashboard (Streamlit) on 127.0.0.1."""
     import gpt2atlas.app
+    from gpt2atlas.model.loading import check_device
 
     if not 0 <= port <= 65535:
         raise InputError(f"port {port} is out of range (0-65535)")
+    device = str(check_device(device))
     port = port or free_port()
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}
     print(f"gpt2atlas dashboard for {model}: http://127.0.0.1:{port}  (Ctrl-C stops it)")
-    completed = subprocess.run(app_command(Path(gpt2atlas.app.__file__).with_name("streamlit_app.py"), model, port), env=env)
+    app_file = Path(gpt2atlas.app.__file__).with_name("streamlit_app.py")
+    completed = subprocess.run(app_command(app_file, model, port, device=device), env=env)
     if completed.returncode not in (0, -2, 130):
         raise typer.Exit(completed.returncode)

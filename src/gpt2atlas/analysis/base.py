@@ -75,3 +75,11 @@ class AnalysisResult:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         return final
+
+
+def vocab_strings(model) -> list[str]:
+    """The string of every token id the model has (cfg.d_vocab of them): the tokenizer's 50,257, then `<id>` for
+    the rows a padded vocabulary adds (nanoGPT pads to 50,304), which no text ever produces."""
+    vocab = model.tokenizer.vocab
+    return vocab[: model.cfg.d_vocab] + [f"<{i}>" for i in range(len(vocab), model.cfg.d_vocab)]
+

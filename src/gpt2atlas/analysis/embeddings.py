@@ -19,7 +19,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from gpt2atlas.analysis.base import AnalysisResult
+from gpt2atlas.analysis.base import AnalysisResult, vocab_strings
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
 
@@ -376,11 +376,6 @@ def _neighbour_findings(W_E: torch.Tensor, vocab: list[str], ids: list[int], k: 
     ]
 
 
-def _vocab(model: GPT2) -> list[str]:
-    vocab = model.tokenizer.vocab
-    return vocab[: model.cfg.d_vocab] + [f"<{i}>" for i in range(len(vocab), model.cfg.d_vocab)]
-
-
 def _sample(d_vocab: int, highlight: list[int], size: int, seed: int) -> np.ndarray:
     """The highlighted ids first, then a seeded random sample of the rest."""
     rng = np.random.default_rng(seed)
@@ -440,7 +435,7 @@ def analyze(
 
     W_E = model.W_E.detach().float().cpu()
     W_pos = model.W_pos.detach().float().cpu()
-    vocab = _vocab(model)
+    vocab = vocab_strings(model)
     ids, source = query_tokens(model, prompt)
     rng = np.random.default_rng(seed)
 

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import scipy.sparse as sp
 import torch
 
-from gpt2atlas.analysis.base import AnalysisResult, to_jsonable
+from gpt2atlas.analysis.base import AnalysisResult, to_jsonable, vocab_strings
 from gpt2atlas.analysis.residual import position_policy, residual_states, stat_positions, state_hooks, state_names
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
@@ -198,7 +198,7 @@ def _check_position(position: int | None, n_tokens: int) -> int:
 
 def _top_k_rows(model: GPT2, ids: list, probs: list) -> list:
     """[state][position] lists of {token, id, prob}, from nested (state, pos, k) lists."""
-    vocab = model.tokenizer.vocab
+    vocab = vocab_strings(model)
     return [[[{"token": vocab[i], "id": i, "prob": p} for i, p in zip(ids_pos, probs_pos)]
              for ids_pos, probs_pos in zip(ids_state, probs_state)] for ids_state, probs_state in zip(ids, probs)]
 
@@ -236,6 +236,8 @@ def analyze(
         raise InputError(f"unknown projection '{min(unknown)}': use pca and/or umap")
     if not 1 <= top_k <= model.cfg.d_vocab:
         raise InputError(f"top_k must be between 1 and {model.cfg.d_vocab}, got {top_k}")
+    if "umap" in projections and umap_sample < UMAP_NEIGHBOURS:
+        raise InputError(f"umap_sample must be at least {UMAP_NEIGHBOURS} tokens, got {umap_sample}")
     n_layer = model.cfg.n_layer
     tokens = model.to_tokens(prompt)
     token_ids = tokens[0].tolist()
@@ -262,15 +264,16 @@ def analyze(
         predicted = lens["top_ids"][-1, :, 0].tolist()
         sample_ids = umap_sample_ids(model, token_ids + predicted, umap_sample, seed)
         coords, placed, nearest = umap_map(model, states[:, position], sample_ids, seed)
+        vocab = vocab_strings(model)
         trajectory.update({
             "umap": placed.tolist(), "umap_sample_size": len(sample_ids), "umap_seed": seed,
-            "nearest_sampled_token": [model.tokenizer.vocab[i] for i in nearest.tolist()],
+            "nearest_sampled_token": [vocab[i] for i in nearest.tolist()],
             "umap_fit": f"cosine UMAP (exact {UMAP_NEIGHBOURS}-NN graph, min_dist {UMAP_MIN_DIST:g}, {UMAP_EPOCHS} "
                         "epochs) of a sample of token embeddings holding the prompt's and predicted tokens; each "
                         "state placed at the membership-weighted mean of its nearest sampled tokens",
         })
         umap_points = {"coords": coords, "ids": sample_ids.tolist(),
-                       "tokens": [model.tokenizer.vocab[i] for i in sample_ids.tolist()]}
+                       "tokens": [vocab[i] for i in sample_ids.tolist()]}
 
     findings = {
         "tokens": str_tokens,

@@ -12,8 +12,7 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 import torch
 
-from gpt2atlas.analysis.base import check_index
-from gpt2atlas.analysis.base import AnalysisResult
+from gpt2atlas.analysis.base import AnalysisResult, check_index, vocab_strings
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
 
@@ -38,7 +37,7 @@ def value_projection(model: GPT2, layer: int, neuron: int) -> torch.Tensor:
 
 def _token_rows(model: GPT2, logits: torch.Tensor, k: int, largest: bool) -> list[dict[str, Any]]:
     values, ids = logits.topk(k, largest=largest)
-    vocab = model.tokenizer.vocab
+    vocab = vocab_strings(model)
     return [{"token": vocab[int(i)], "token_id": int(i), "logit": float(v)} for v, i in zip(values, ids)]
 
 

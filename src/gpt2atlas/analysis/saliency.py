@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import torch
 from tqdm import tqdm
 
-from gpt2atlas.analysis.base import AnalysisResult
+from gpt2atlas.analysis.base import AnalysisResult, vocab_strings
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
 
@@ -135,7 +135,7 @@ def analyze(model: GPT2, prompt: str, *, target: str | int | None = None, steps:
         "tokens": str_tokens,
         "token_ids": token_ids,
         "target": {
-            "token": model.tokenizer.vocab[target_id], "token_id": target_id,
+            "token": vocab_strings(model)[target_id], "token_id": target_id,
             "chosen_by": "the model's top next token" if target is None else "user",
             "position": len(token_ids) - 1, "logit": float(logits[target_id]),
             "probability": float(probs[target_id]), "rank": int((logits > logits[target_id]).sum()),

@@ -119,11 +119,13 @@ def generate(
     cache = KVCache(model, num_samples, n_prompt + max_new_tokens)
     logits = model(prompt_tokens, kv_cache=cache, last_position_only=True)[:, -1].expand(num_samples, -1)
 
+    n_text_tokens = len(model.tokenizer.vocab)  # a padded vocabulary's extra rows (nanoGPT: 50,304) are no text
+
     chosen: list[torch.Tensor] = []
     chosen_probs: list[torch.Tensor] = []
     finished = torch.zeros(num_samples, dtype=torch.bool, device=model.device)
     for step in range(max_new_tokens):
-        logits = logits.float()
+        logits = logits[:, :n_text_tokens].float()
         if temperature == 0:
             next_token = logits.argmax(dim=-1)
         else:

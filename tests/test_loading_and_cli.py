@@ -136,3 +136,20 @@ def test_missing_cuda_is_a_clear_error(tiny_checkpoint):
         pytest.skip("this machine has CUDA")
     with pytest.raises(Exception, match="no CUDA GPU"):
         load_model(tiny_checkpoint, device="cuda")
+
+
+def test_an_unexpected_failure_is_one_line_unless_debugging(tiny_checkpoint, monkeypatch, capsys):
+    import gpt2atlas.analysis.summary
+
+    def broken(model):
+        raise ValueError("something inside broke\nsecond line")
+
+    monkeypatch.setattr(gpt2atlas.analysis.summary, "summary", broken)  # `info` imports it when it runs
+    monkeypatch.delenv("GPT2ATLAS_DEBUG", raising=False)
+    assert main(["info", "--model", str(tiny_checkpoint)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: unexpected ValueError: something inside broke "
+                   "(set GPT2ATLAS_DEBUG=1 for the traceback, and please report it)")
+    monkeypatch.setenv("GPT2ATLAS_DEBUG", "1")
+    with pytest.raises(ValueError, match="something inside broke"):
+        main(["info", "--model", str(tiny_checkpoint)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -30,8 +31,15 @@ def _register_commands() -> None:
 _register_commands()
 
 
+DEBUG_ENV = "GPT2ATLAS_DEBUG"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; a user error prints `error: ...` on one line and exits 1 (2 for bad usage)."""
+    """Run the CLI; a user error prints `error: ...` on one line and exits 1 (2 for bad usage).
+
+    Anything else that goes wrong (a bug, running out of memory) is one line too, saying how to get the
+    traceback: set GPT2ATLAS_DEBUG=1, and it propagates as usual.
+    """
     try:
         app(args=argv, standalone_mode=False)
     except AtlasError as err:
@@ -48,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except click.exceptions.Exit as done:
         return done.exit_code
+    except Exception as err:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        print(f"error: unexpected {type(err).__name__}{': ' + first if first else ''} "
+              f"(set {DEBUG_ENV}=1 for the traceback, and please report it)", file=sys.stderr)
+        return 1
     return 0
 
 

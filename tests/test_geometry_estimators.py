@@ -63,13 +63,18 @@ def known(request):
 
 
 # ----- neighbours ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("case", ["high-dimensional", "low-dimensional, far from the origin"])
+@pytest.mark.parametrize("case", ["high-dimensional", "low-dimensional, far from the origin",
+                                  "tight cluster far from the cloud's mean"])
 def test_nearest_neighbours_match_brute_force(case):
     rng = np.random.default_rng(1)
     if case == "high-dimensional":
         X = rng.standard_normal((1500, AMBIENT)).astype(np.float32)
-    else:  # close points far from the origin: float32 |x|^2 + |y|^2 - 2xy alone would get these wrong
+    elif case == "low-dimensional, far from the origin":  # float32 |x|^2 + |y|^2 - 2xy alone would get these wrong
         X = (embed(rng.standard_normal((1500, 3)) * 1e-2) + 50).astype(np.float32)
+    else:  # centring on the mean cannot help the cluster; float32 rounding would even pick wrong candidates
+        cloud = rng.standard_normal((1000, 64))
+        cluster = rng.standard_normal((500, 64)) * 1e-2 + 300 / 8
+        X = np.vstack([cloud, cluster]).astype(np.float32)
     found = nearest_neighbours(X, 12)
     D = cdist(X.astype(np.float64), X.astype(np.float64))
     np.fill_diagonal(D, np.inf)

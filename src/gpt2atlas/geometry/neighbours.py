@@ -6,9 +6,10 @@ keeps a few more candidates than asked for. (Computing only half of the symmetri
 products but costs as much again in `topk` over transposed blocks: measured, no faster.)
 
 In float32 that formula is accurate to ~1e-6 of |x|^2 + |y|^2 (on GPT-2 clouds the median relative error of
-the distances measured 4e-8): fine unless points are much closer to each other than to the centre. For rows
-with a candidate within 2% of that, the distances are recomputed from the coordinate differences, exact to
-float32 rounding however close the points are.
+the distances measured 4e-8): fine unless points are much closer to each other than to the centre (a tight
+cluster far from the cloud's mean), where rounding can even pick the wrong candidates. Rows with a candidate
+within 2% of that are searched again: candidates chosen with the same formula in float64 (error ~1e-16 of the
+norms) against every point, then their distances recomputed from the coordinate differences.
 """
 
 from __future__ import annotations
@@ -53,12 +54,14 @@ def nearest_neighbours(X: np.ndarray | torch.Tensor, k: int) -> Neighbours:
     if k < 1:
         return Neighbours(np.zeros((n, 0)), np.zeros((n, 0), dtype=np.int64))
     with torch.inference_mode():
+        original = points  # coordinate differences are taken here: centring would round them
         points = points - points.mean(0)  # distances unchanged; smaller norms, less cancellation
         sq_norms = points.pow(2).sum(1)
         n_candidates = min(n - 1, k + max(8, k // 4))
         chunk = int(max(1, min(4096, _CHUNK_BYTES // (4 * n))))
         distances = np.empty((n, k))
         indices = np.empty((n, k), dtype=np.int64)
+        points64 = sq_norms64 = None  # made only if some rows need the float64 search
         for start in range(0, n, chunk):
             rows = slice(start, min(start + chunk, n))
             # squared distances from this chunk of rows to every point
@@ -71,10 +74,28 @@ def nearest_neighbours(X: np.ndarray | torch.Tensor, k: int) -> Neighbours:
             d2, order = d2.double().topk(k, dim=1, largest=False, sorted=True)
             idx = candidates.gather(1, order)
             if close.any():
-                d2[close], idx[close] = _exact_sorted(points, points[rows][close], candidates[close], k, dim)
+                if points64 is None:
+                    points64, sq_norms64 = points.double(), points.double().pow(2).sum(1)
+                self_index = torch.arange(start, rows.stop)[close]
+                again = _candidates_float64(points64, sq_norms64, self_index, n_candidates)
+                d2[close], idx[close] = _exact_sorted(original, original[self_index], again, k, dim)
             distances[rows] = d2.sqrt().numpy()
             indices[rows] = idx.numpy()
     return Neighbours(distances, indices)
+
+
+def _candidates_float64(
+    points64: torch.Tensor, sq_norms64: torch.Tensor, rows: torch.Tensor, n_candidates: int
+) -> torch.Tensor:
+    """The n_candidates nearest other points of each row index in `rows`, from float64 squared distances."""
+    step = int(max(1, _CHUNK_BYTES // (8 * len(points64))))
+    parts = []
+    for s in range(0, len(rows), step):
+        index = rows[s : s + step]
+        block = torch.addmm(sq_norms64[index, None] + sq_norms64[None, :], points64[index], points64.T, alpha=-2.0)
+        block[torch.arange(len(index)), index] = float("inf")
+        parts.append(block.topk(n_candidates, dim=1, largest=False, sorted=False).indices)
+    return torch.cat(parts)
 
 
 def _exact_sorted(

@@ -102,10 +102,20 @@ def test_docstring_paragraphs_are_read_without_importing():
 def test_sample_texts_dedupes_keeps_order_and_is_seeded():
     texts = [f"text {i}" for i in range(100)] + ["text 3", "", "  "]
     sample, n = sample_texts(texts, 10, seed=0)
-    assert n == 100 and len(sample) == 10
+    assert len(sample) == 10 and len(set(sample)) == 10
+    assert sample_texts(texts, 100)[1] == 100  # exact while every distinct text fits
     assert sample == sorted(sample, key=lambda t: int(t.split()[1]))
     assert sample == sample_texts(texts, 10, seed=0)[0] != sample_texts(texts, 10, seed=1)[0]
     assert sample_texts(texts, 1000)[0] == [f"text {i}" for i in range(100)]
+
+
+def test_sample_texts_is_uniform_and_estimates_the_distinct_count_in_bounded_memory():
+    stream = (f"text {i % 40_000}" for i in range(80_000))  # 40,000 distinct texts, each twice
+    sample, n = sample_texts(stream, 2000, seed=3)
+    assert len(sample) == len(set(sample)) == 2000
+    assert abs(n - 40_000) < 0.1 * 40_000  # k-minimum-values estimate, ~2% at k = 2,000
+    ids = np.array([int(t.split()[1]) for t in sample])
+    assert abs(ids.mean() - 20_000) < 1_000 and (ids < 20_000).mean() == pytest.approx(0.5, abs=0.05)
 
 
 def test_texts_from_file_and_folder(tmp_path):
@@ -289,6 +299,7 @@ def test_cli_geometry_end_to_end(tmp_path, capsys):
     (["--prompt", " "], "the prompt is empty"),
     (["--max-tokens", "1"], "--max-tokens must be between 2"),
     (["--dataset", "some/data"], "either --texts or --dataset"),
+    (["--prompt", "Hi"], "needs at least 2 tokens"),
 ])
 def test_cli_geometry_errors(tmp_path, capsys, tiny_checkpoint, args, message):
     from gpt2atlas.cli.main import main
@@ -299,3 +310,15 @@ def test_cli_geometry_errors(tmp_path, capsys, tiny_checkpoint, args, message):
     assert main(base + args) == 1
     err = capsys.readouterr().err
     assert "error: " in err and message in err and "Traceback" not in err
+
+
+def test_a_one_token_gram_prompt_is_refused_before_any_extraction(tiny_model, monkeypatch):
+    import gpt2atlas.geometry.analysis as geometry
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("extraction started before the prompt was checked")
+
+    monkeypatch.setattr(geometry, "extract_clouds", must_not_run)
+    with pytest.raises(InputError, match="needs at least 2 tokens"):
+        geometry.analyze(tiny_model, texts=["one text", "another text"], prompt="Hi")
+

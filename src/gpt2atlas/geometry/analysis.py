@@ -128,7 +128,8 @@ def analyze(
     residual layer shown as distance matrices and t-SNE (default: the hidden layer where the last-token TwoNN
     ID peaks).
     """
-    check_settings(model, layer=layer, max_tokens=max_tokens, all_tokens_budget=all_tokens_budget)
+    check_settings(model, layer=layer, max_tokens=max_tokens, all_tokens_budget=all_tokens_budget, prompt=prompt,
+                   include_first=include_first)
     clock = {"start": time.perf_counter()}
     if corpus is None and texts is not None:
         chosen, n_distinct = sample_texts(texts, max_texts, seed)
@@ -173,13 +174,16 @@ def analyze(
     return GeometryResult(findings)
 
 
-def check_settings(model: GPT2, *, layer: int | None, max_tokens: int, all_tokens_budget: int) -> None:
+def check_settings(model: GPT2, *, layer: int | None, max_tokens: int, all_tokens_budget: int,
+                   prompt: str | None = None, include_first: bool = False) -> None:
     """Reject settings that do not fit the model, before any work is done."""
     if layer is not None and not 0 <= layer <= model.cfg.n_layer:
         raise InputError(f"--layer must be between 0 and {model.cfg.n_layer} (0 is the embedding output)")
     check_max_tokens(model, max_tokens)
     if all_tokens_budget < 1:
         raise InputError("--budget must be at least 1")
+    if prompt is not None:
+        _gram_tokens(model, prompt, max_tokens, include_first)
 
 
 def _measure_all(clouds: Clouds, *, gride_max_rank: int, seed: int, progress: bool) -> list[dict[str, Any]]:
@@ -248,12 +252,18 @@ def _tsne(clouds: Clouds, site_index: int, texts: Sequence[str], layer: int, see
     return out
 
 
-def _gram_profile(model: GPT2, prompt: str, max_tokens: int, include_first: bool) -> dict[str, Any]:
-    """log-volume of the parallelotope spanned by the prompt's token vectors, at every residual layer."""
+def _gram_tokens(model: GPT2, prompt: str, max_tokens: int, include_first: bool) -> tuple[list[int], int]:
+    """The prompt's token ids for the Gram volume and the first position used (1: position 0 left out)."""
     ids = model.tokenizer.encode(prompt)[:max_tokens]
     first = 0 if include_first else 1
     if len(ids) <= first:
-        raise InputError("the prompt for the Gram volume needs at least 2 tokens")
+        raise InputError(f"the prompt for the Gram volume needs at least {first + 1} token{'s' if first else ''}")
+    return ids, first
+
+
+def _gram_profile(model: GPT2, prompt: str, max_tokens: int, include_first: bool) -> dict[str, Any]:
+    """log-volume of the parallelotope spanned by the prompt's token vectors, at every residual layer."""
+    ids, first = _gram_tokens(model, prompt, max_tokens, include_first)
     sites = [s for s in measurement_sites(model.cfg.n_layer) if s.substep == RESID]
     _, cache = model.run_with_cache(ids, names=[s.hook for s in sites], stop_at_layer=model.cfg.n_layer)
     vectors = [cache[s.hook][0, first:].double().cpu().numpy() for s in sites]

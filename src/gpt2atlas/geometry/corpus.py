@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import random
+import heapq
 import sys
 import sysconfig
 from dataclasses import dataclass, field
@@ -36,29 +36,42 @@ class Corpus:
 
 
 def sample_texts(texts: Iterable[str], k: int, seed: int = 0) -> tuple[list[str], int]:
-    """A seeded uniform sample of at most k distinct non-empty texts (reservoir sampling, original order kept).
+    """A seeded uniform sample of at most k distinct non-empty texts, in their original order, and how many
+    distinct texts there were.
 
-    Returns the sample and how many distinct texts there were. Memory holds k texts plus a 16-byte digest per text.
+    Every text gets a pseudo-random key, a hash keyed by the seed, and the k smallest keys are kept (bottom-k
+    sampling): a duplicate has its original's key, so it is dropped for free, and memory holds k texts however
+    long the stream. The count is exact while every distinct text fits in the sample; beyond that it is the
+    k-minimum-values estimate (k - 1) / (k-th smallest key), within about 1/sqrt(k) (2% at k = 2,000).
     """
     if k < 1:
         raise InputError("--max-texts must be at least 1")
-    rng = random.Random(seed)
-    seen: set[bytes] = set()
-    reservoir: list[tuple[int, str]] = []
-    n = 0
-    for text in texts:
-        digest = hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=16).digest()
-        if not text.strip() or digest in seen:
+    salt = seed.to_bytes(8, "little", signed=True)
+    kept: list[tuple[int, int, str]] = []  # (-key, position, text): a max-heap on the key
+    kept_keys: set[int] = set()
+    overflowed = False
+    for position, text in enumerate(texts):
+        if not text.strip():
             continue
-        seen.add(digest)
-        if n < k:
-            reservoir.append((n, text))
+        key = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8, key=salt).digest(),
+                             "big")
+        if key in kept_keys:
+            continue
+        if len(kept) < k:
+            heapq.heappush(kept, (-key, position, text))
+            kept_keys.add(key)
         else:
-            j = rng.randrange(n + 1)
-            if j < k:
-                reservoir[j] = (n, text)
-        n += 1
-    return [text for _, text in sorted(reservoir)], n
+            overflowed = True
+            if key < -kept[0][0]:
+                dropped = heapq.heapreplace(kept, (-key, position, text))
+                kept_keys.discard(-dropped[0])
+                kept_keys.add(key)
+    if overflowed:
+        kth_smallest = -kept[0][0] / 2.0**64
+        n_distinct = max(len(kept), round((k - 1) / kth_smallest)) if k > 1 else len(kept)
+    else:
+        n_distinct = len(kept)
+    return [text for _, _, text in sorted(kept, key=lambda entry: entry[1])], n_distinct
 
 
 # ----- the default corpus ------------------------------------------------------------------------------------

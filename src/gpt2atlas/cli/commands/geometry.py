@@ -60,7 +60,8 @@ def geometry(
     if prompt is not None and not prompt.strip():
         raise InputError("the prompt is empty: give at least one character of text")
     gpt = load(model, device)
-    check_settings(gpt, layer=layer, max_tokens=max_tokens, all_tokens_budget=budget)
+    check_settings(gpt, layer=layer, max_tokens=max_tokens, all_tokens_budget=budget, prompt=prompt,
+                   include_first=include_first)
     started = time.perf_counter()
     with err_console.status("reading texts ..."):
         if texts is not None:

@@ -66,11 +66,11 @@ def _depth_traces(rows: list[dict], cloud: str, value, err=None, *, name: str, c
 
 
 def _gride_at(row: dict, n1: int = 8) -> tuple[float | None, float | None]:
-    """GRIDE's estimate at rank n1 (or the largest rank measured)."""
+    """GRIDE's estimate at rank n1; none (a gap in the curve) where the cloud was too small to measure it."""
     gride = row["gride"]
-    if not gride["ranks"]:
+    if n1 not in gride["ranks"]:
         return None, None
-    i = gride["ranks"].index(n1) if n1 in gride["ranks"] else len(gride["ranks"]) - 1
+    i = gride["ranks"].index(n1)
     return gride["ids"][i], gride["errs"][i]
 
 

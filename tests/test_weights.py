@@ -136,3 +136,13 @@ def test_cli_weights_png(tmp_path, tiny_checkpoint):
     assert main(["weights", "--model", str(tiny_checkpoint), "--param", "blocks.0.attn.W_O", "--out", str(out)]) == 0
     for name in ("heatmap", "model_summary", "architecture_3d"):
         assert (out / "weights" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name, ours", [
+    ("wte", "embed.W_E"), ("transformer.wte", "embed.W_E"), ("transformer.wpe", "pos_embed.W_pos"),
+    ("transformer.W_pos", "pos_embed.W_pos"), ("lm_head.weight", "embed.W_E"),
+    ("transformer.h.1.mlp.c_fc.weight", "blocks.1.mlp.W_in"), ("h.0.ln_1.bias", "blocks.0.ln1.b"),
+    ("blocks.0.attn.W_O", "blocks.0.attn.W_O"),
+])
+def test_parameter_names_in_every_spelling(tiny_model, name, ours):
+    assert W.resolve_param(tiny_model, name) == ours

@@ -35,7 +35,8 @@ def resolve_param(model: GPT2, name: str) -> str:
     (`h.0.attn.c_attn.weight`, with or without `transformer.`). Unknown names raise InputError."""
     params = dict(model.named_parameters())
     text = name.strip()
-    candidate = TIED_NAMES.get(text) or our_name(text) or TIED_NAMES.get(text.removeprefix("transformer."))
+    bare = text.removeprefix("transformer.")
+    candidate = TIED_NAMES.get(text) or TIED_NAMES.get(bare) or our_name(text)
     if candidate in params:
         return candidate
     close = difflib.get_close_matches(candidate or text, list(params), n=3, cutoff=0.6)

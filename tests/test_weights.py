@@ -54,6 +54,18 @@ def test_planted_low_rank_block_has_effective_rank_one():
     assert findings["singular_values"][1] < 1e-4 * findings["singular_values"][0]
 
 
+def test_stable_and_effective_rank_of_a_known_spectrum():
+    model = random_model()
+    with torch.no_grad():  # singular values 2 and 1, the rest 0
+        block = torch.zeros(64, 256)
+        block[0, 0], block[1, 1] = 2.0, 1.0
+        model.blocks[0].mlp.W_in.copy_(block)
+    findings = W.analyze(model, "blocks.0.mlp.W_in").findings
+    assert findings["stable_rank"] == pytest.approx(5 / 4)  # sum sigma^2 / max sigma^2
+    p = np.array([2, 1]) / 3  # Roy & Vetterli: exp(entropy of sigma / sum sigma)
+    assert findings["effective_rank"] == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-6)
+
+
 def test_one_axis_parameters_and_open_ranges(tiny_model):
     findings = W.analyze(tiny_model, "ln_final.w", rows="10:").findings
     assert findings["cols"] == [10, 64] and findings["rows"] is None and findings["block_shape"] == [54]

@@ -113,11 +113,11 @@ def _spectrum(block: torch.Tensor) -> dict[str, Any]:
         return {}
     s = singular_values(block)
     energy = s**2
-    p = energy / energy.sum() if energy.sum() > 0 else energy
+    p = s / s.sum() if s.sum() > 0 else s  # effective rank (Roy & Vetterli 2007): exp(entropy of sigma / sum sigma)
     entropy = -float(np.sum(p[p > 0] * np.log(p[p > 0])))
     return {"singular_values": s[:10].tolist(),
             "stable_rank": float(energy.sum() / energy[0]) if energy[0] > 0 else 0.0,
-            "effective_rank": math.exp(entropy) if energy.sum() > 0 else 0.0}
+            "effective_rank": math.exp(entropy) if s.sum() > 0 else 0.0}
 
 
 @dataclass

@@ -239,3 +239,16 @@ def test_cli_writes_planted_answers(tmp_path, capsys):
                  "--dim-pair", "3-4"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --dim-pair") and "\n" not in err
+
+
+def test_vocabulary_stats_computed_once_give_the_same_report(tiny_model):
+    kwargs = dict(projections=("pca",), sample_size=300, progress=False)
+    vocabulary = E.vocabulary_stats(tiny_model)
+    for prompt in ("The cat sat on the mat", "Paris is the capital of France"):
+        alone = E.analyze(tiny_model, prompt, **kwargs)
+        shared = E.analyze(tiny_model, prompt, vocabulary=vocabulary, **kwargs)
+        assert json.dumps(shared.findings, sort_keys=True) == json.dumps(alone.findings, sort_keys=True)
+        np.testing.assert_array_equal(shared.data.projections["pca_3d"], alone.data.projections["pca_3d"])
+    other_seed = E.analyze(tiny_model, "The cat", vocabulary=vocabulary, seed=1, **kwargs)  # not reused: recomputed
+    assert json.dumps(other_seed.findings["token_embedding"]) == json.dumps(
+        E.analyze(tiny_model, "The cat", seed=1, **kwargs).findings["token_embedding"])

@@ -384,23 +384,60 @@ def _sample(d_vocab: int, highlight: list[int], size: int, seed: int) -> np.ndar
     return np.concatenate([np.array(highlight, dtype=np.int64), np.sort(rng.choice(rest, n_random, replace=False))])
 
 
-def _figure_data(model: GPT2, W_E: torch.Tensor, W_pos: torch.Tensor, vocab: list[str], sample_ids: np.ndarray,
-                 n_labelled: int, pairs: list[tuple[int, int]],
-                 pcas: tuple[PCA, PCA, tuple[np.ndarray, np.ndarray]]) -> EmbeddingData:
-    """Per-dim and per-row statistics, PCA spectra, the token sample and the joint token+position PCA."""
-    token_pca, pos_pca, (local_components, local_ratio) = pcas
+@dataclass
+class VocabularyStats:
+    """Everything `analyze` computes from W_E and W_pos alone, whatever the prompt: compute it once with
+    `vocabulary_stats(model)` and pass it to `analyze(..., vocabulary=...)` for each new prompt (the dashboard does)."""
+
+    W_E: torch.Tensor
+    W_pos: torch.Tensor
+    vocab: list[str]
+    token_pca: PCA
+    pos_pca: PCA
+    local: tuple[np.ndarray, np.ndarray]  # components for 90% per neighbourhood, mean explained-variance ratio
+    local_k: int
+    token: dict[str, Any]  # findings["token_embedding"]
+    position: dict[str, Any]  # findings["position_embedding"]
+    dim_stats: dict[str, np.ndarray]  # per-dim and per-row means and stds of both tables
+    settings: tuple[int, int, int]  # (local_anchors, local_k, seed) it was computed with
+
+
+def vocabulary_stats(model: GPT2, *, local_anchors: int = 200, local_k: int = 100, seed: int = 0) -> VocabularyStats:
+    """Global and local PCA, offsets, norms and the position-table findings: the prompt-independent work."""
+    W_E = model.W_E.detach().float().cpu()
+    W_pos = model.W_pos.detach().float().cpu()
+    vocab = vocab_strings(model)
+    rng = np.random.default_rng(seed)
+    token_pca = pca(W_E)
+    anchors = rng.choice(len(W_E), min(local_anchors, len(W_E)), replace=False).tolist()
+    k = max(3, min(local_k, len(W_E)))
+    local = local_pca(W_E, anchors, k)
+    pos_pca = pca(W_pos)
+    dim_stats = {
+        "token_dim_mean": W_E.mean(0).numpy(), "token_dim_std": W_E.std(0).numpy(),
+        "token_row_mean": W_E.mean(1).numpy(), "token_row_std": W_E.std(1).numpy(),
+        "pos_dim_mean": W_pos.mean(0).numpy(), "pos_dim_std": W_pos.std(0).numpy(),
+        "pos_row_mean": W_pos.mean(1).numpy(), "pos_row_std": W_pos.std(1).numpy(),
+    }
+    return VocabularyStats(W_E, W_pos, vocab, token_pca, pos_pca, local, k,
+                           _token_findings(W_E, vocab, token_pca, local, k), _position_findings(W_pos, pos_pca),
+                           dim_stats, (local_anchors, local_k, seed))
+
+
+def _figure_data(model: GPT2, stats: VocabularyStats, sample_ids: np.ndarray, n_labelled: int,
+                 pairs: list[tuple[int, int]]) -> EmbeddingData:
+    """The token sample and the joint token+position PCA, with the vocabulary's statistics."""
+    W_E, W_pos, vocab = stats.W_E, stats.W_pos, stats.vocab
+    local_components, local_ratio = stats.local
     sample = W_E[sample_ids]
     joint = pca(torch.cat([sample, W_pos]))
     return EmbeddingData(
-        token_dim_mean=W_E.mean(0).numpy(), token_dim_std=W_E.std(0).numpy(),
-        token_row_mean=W_E.mean(1).numpy(), token_row_std=W_E.std(1).numpy(), vocab=vocab,
-        pos_dim_mean=W_pos.mean(0).numpy(), pos_dim_std=W_pos.std(0).numpy(),
-        pos_row_mean=W_pos.mean(1).numpy(), pos_row_std=W_pos.std(1).numpy(), W_pos=W_pos.numpy(),
+        **stats.dim_stats, vocab=vocab, W_pos=W_pos.numpy(),
         sample_ids=sample_ids, sample_vectors=sample.numpy(), sample_kinds=[token_kind(vocab[i]) for i in sample_ids],
         highlighted=np.arange(len(sample_ids)) < n_labelled, dim_pairs=pairs,
         joint_tokens=joint.project(sample, 3), joint_positions=joint.project(W_pos, 3), title=model.source,
-        token_ratio=token_pca.ratio, local_ratio=local_ratio, local_components=local_components,
-        pos_ratio=pos_pca.ratio, pos_pca=pos_pca.project(W_pos, 3),
+        token_ratio=stats.token_pca.ratio, local_ratio=local_ratio, local_components=local_components,
+        pos_ratio=stats.pos_pca.ratio, pos_pca=stats.pos_pca.project(W_pos, 3),
     )
 
 
@@ -417,13 +454,15 @@ def analyze(
     local_k: int = 100,
     seed: int = 0,
     progress: bool = True,
+    vocabulary: VocabularyStats | None = None,
 ) -> EmbeddingReport:
     """Analyse the token (W_E) and position (W_pos) embeddings of `model`.
 
     `prompt` picks the tokens whose neighbours are listed and labelled in projections (a default list of
     words otherwise). A seeded sample of `sample_size` tokens (those tokens first) is drawn in the PCA and
     dimension-pair figures; t-SNE and UMAP embed its first `manifold_size` tokens. `projections` chooses
-    which of "pca", "tsne", "umap" to compute.
+    which of "pca", "tsne", "umap" to compute. `vocabulary`, from `vocabulary_stats(model)` with the same
+    local_anchors, local_k and seed, saves recomputing the prompt-independent numbers.
     """
     unknown = [p for p in projections if p not in PROJECTIONS]
     if unknown:
@@ -431,34 +470,26 @@ def analyze(
     if sample_size < 10:
         raise InputError("the projection sample needs at least 10 tokens")
     manifolds = [p for p in projections if p != "pca"]
+    ids, source = query_tokens(model, prompt)  # a bad prompt fails before any work
     bar = tqdm(total=3 + len(manifolds), desc="embeddings", disable=not progress, leave=False)
 
-    W_E = model.W_E.detach().float().cpu()
-    W_pos = model.W_pos.detach().float().cpu()
-    vocab = vocab_strings(model)
-    ids, source = query_tokens(model, prompt)
-    rng = np.random.default_rng(seed)
-
-    bar.set_postfix_str("tokens: PCA, neighbours, local PCA")
-    token_pca = pca(W_E)
-    neighbours = _neighbour_findings(W_E, vocab, ids, n_neighbours)
-    anchors = rng.choice(len(W_E), min(local_anchors, len(W_E)), replace=False).tolist()
-    local_k = max(3, min(local_k, len(W_E)))
-    local = local_pca(W_E, anchors, local_k)
-    token = _token_findings(W_E, vocab, token_pca, local, local_k)
+    bar.set_postfix_str("tokens: PCA, local PCA; positions")
+    if vocabulary is None or vocabulary.settings != (local_anchors, local_k, seed):
+        vocabulary = vocabulary_stats(model, local_anchors=local_anchors, local_k=local_k, seed=seed)
+    W_E, vocab = vocabulary.W_E, vocabulary.vocab
+    token, position = vocabulary.token, vocabulary.position
     bar.update()
 
-    bar.set_postfix_str("positions")
-    pos_pca = pca(W_pos)
-    position = _position_findings(W_pos, pos_pca)
+    bar.set_postfix_str("neighbours")
+    neighbours = _neighbour_findings(W_E, vocab, ids, n_neighbours)
     pairs = choose_dim_pairs(W_E.shape[1], token["offset_dims"], position["active_dims"], dim_pairs)
     bar.update()
 
     bar.set_postfix_str("token sample")
     sample_ids = _sample(len(W_E), ids, sample_size, seed)
-    data = _figure_data(model, W_E, W_pos, vocab, sample_ids, len(ids), pairs, (token_pca, pos_pca, local))
+    data = _figure_data(model, vocabulary, sample_ids, len(ids), pairs)
     if "pca" in projections:
-        data.projections["pca_3d"] = token_pca.project(W_E[sample_ids], 3)
+        data.projections["pca_3d"] = vocabulary.token_pca.project(W_E[sample_ids], 3)
     manifold_size = max(10, min(manifold_size, len(sample_ids)))
     manifold_input = _manifold_input(W_E[sample_ids[:manifold_size]]) if manifolds else None
     bar.update()

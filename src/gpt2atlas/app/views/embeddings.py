@@ -13,6 +13,27 @@ METHODS = {"PCA": "pca", "t-SNE (slower)": "tsne", "UMAP (slower)": "umap"}
 SAMPLE_SIZE = 1500
 
 
+@st.cache_resource(max_entries=2, show_spinner="analysing the vocabulary ...")
+def vocabulary(model_id: str):
+    """The prompt-independent numbers, once per model: a new prompt then costs only its own part."""
+    from gpt2atlas.analysis.embeddings import vocabulary_stats
+
+    return vocabulary_stats(state.get_model(model_id))
+
+
+@st.cache_resource(max_entries=16, show_spinner="analysing ...")
+def analysis(model_id: str, prompt: str, method: str):
+    from gpt2atlas.analysis.embeddings import analyze
+
+    return analyze(state.get_model(model_id), prompt, projections=(method,), sample_size=SAMPLE_SIZE,
+                   progress=False, vocabulary=vocabulary(model_id))
+
+
+@st.cache_resource(max_entries=16, show_spinner="drawing ...")
+def figures_of(model_id: str, prompt: str, method: str) -> dict:
+    return analysis(model_id, prompt, method).figures()
+
+
 def render(model, settings) -> None:
     if not state.module_available(MODULE):
         st.info(f"This view needs {MODULE}, which this installation does not have.")
@@ -20,9 +41,8 @@ def render(model, settings) -> None:
     left, right = st.columns(2)
     method = METHODS[left.radio("Projection", list(METHODS), horizontal=True, key="embeddings_method")]
     dims = right.radio("Dimensions", [2, 3], horizontal=True, key="embeddings_dims")
-    options = (("projections", (method,)), ("sample_size", SAMPLE_SIZE), ("progress", False))
-    result = state.cached_analysis(settings.model_id, MODULE, settings.prompt, options)
-    figures = state.cached_figures(settings.model_id, MODULE, settings.prompt, options)
+    result = analysis(settings.model_id, settings.prompt, method)
+    figures = figures_of(settings.model_id, settings.prompt, method)
     st.plotly_chart(figures[f"tokens_{method}_{dims}d"], width="stretch", key="embeddings_projection")
     reading(read("embeddings", result.findings))
     others = {k: v for k, v in figures.items() if not k.startswith(f"tokens_{method}")}

@@ -83,4 +83,4 @@ def geometry(
     print(f"last-token TwoNN ID: {summary['first_twonn_id']:.1f} at the embedding, peak {summary['peak_twonn_id']:.1f} "
           f"at layer {summary['peak_layer']}, {summary['last_twonn_id']:.1f} at the last layer; "
           f"took {result.findings['timing']['total_s']:.0f} s")
-    print(f"wrote {folder}/findings.json and {len(result.figures())} figures")
+    print(f"wrote {folder}/findings.json and {len(list(folder.glob('*.html')))} figures")

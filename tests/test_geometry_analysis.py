@@ -322,3 +322,12 @@ def test_a_one_token_gram_prompt_is_refused_before_any_extraction(tiny_model, mo
     with pytest.raises(InputError, match="needs at least 2 tokens"):
         geometry.analyze(tiny_model, texts=["one text", "another text"], prompt="Hi")
 
+
+
+def test_gride_curve_has_a_gap_where_rank_8_was_not_measured():
+    from gpt2atlas.viz.geometry import _gride_at
+
+    small = {"gride": {"ranks": [1, 2, 4], "ids": [3.0, 3.1, 3.2], "errs": [0.1, 0.1, 0.1]}}
+    large = {"gride": {"ranks": [1, 2, 4, 8], "ids": [3.0, 3.1, 3.2, 3.3], "errs": [0.1, 0.1, 0.1, 0.2]}}
+    assert _gride_at(small) == (None, None)
+    assert _gride_at(large) == (3.3, 0.2)

@@ -119,7 +119,7 @@ def generate(
     cache = KVCache(model, num_samples, n_prompt + max_new_tokens)
     logits = model(prompt_tokens, kv_cache=cache, last_position_only=True)[:, -1].expand(num_samples, -1)
 
-    n_text_tokens = len(model.tokenizer.vocab)  # a padded vocabulary's extra rows (nanoGPT: 50,304) are no text
+    n_text_tokens = model.tokenizer.vocab_size  # a padded vocabulary's extra rows (nanoGPT: 50,304) are no text
 
     chosen: list[torch.Tensor] = []
     chosen_probs: list[torch.Tensor] = []

@@ -75,7 +75,8 @@ def nearest_neighbours(X: np.ndarray | torch.Tensor, k: int) -> Neighbours:
             idx = candidates.gather(1, order)
             if close.any():
                 if points64 is None:
-                    points64, sq_norms64 = points.double(), points.double().pow(2).sum(1)
+                    points64 = points.double()
+                    sq_norms64 = points64.pow(2).sum(1)
                 self_index = torch.arange(start, rows.stop)[close]
                 again = _candidates_float64(points64, sq_norms64, self_index, n_candidates)
                 d2[close], idx[close] = _exact_sorted(original, original[self_index], again, k, dim)

@@ -95,12 +95,12 @@ class AnalysisSection:
 
     def __call__(self, ctx: ReportContext) -> list[Part]:
         analyze = getattr(import_area(self.module), self.entry)
+        options = self.options(ctx)  # once: the same options (and anything precomputed in them) serve every prompt
         if not self.per_prompt:
-            return [self._part(call_supported(analyze, ctx.model, **self.options(ctx)), None)]
+            return [self._part(call_supported(analyze, ctx.model, **options), None)]
         titled = len(ctx.prompts) > 1
         return [
-            self._part(call_supported(analyze, ctx.model, prompt, **self.options(ctx)),
-                       f"Prompt {i + 1}" if titled else None)
+            self._part(call_supported(analyze, ctx.model, prompt, **options), f"Prompt {i + 1}" if titled else None)
             for i, prompt in enumerate(ctx.prompts)
         ]
 
@@ -147,8 +147,13 @@ def sample_parts(ctx: ReportContext) -> list[Part]:
 
 
 def _embeddings_options(ctx: ReportContext) -> dict:
-    quick = {"sample_size": 500, "local_anchors": 50} if ctx.quick else {"sample_size": 1000}
-    return {"seed": ctx.seed, "progress": True, "projections": ctx.projections, **quick}
+    """The vocabulary-wide numbers are computed here once, for every prompt's analysis to share."""
+    from gpt2atlas.analysis.embeddings import vocabulary_stats
+
+    local_anchors = 50 if ctx.quick else 200
+    return {"seed": ctx.seed, "progress": True, "projections": ctx.projections, "local_anchors": local_anchors,
+            "sample_size": 500 if ctx.quick else 1000,
+            "vocabulary": vocabulary_stats(ctx.model, local_anchors=local_anchors, seed=ctx.seed)}
 
 
 def _attention_options(ctx: ReportContext) -> dict:

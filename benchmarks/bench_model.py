@@ -3,20 +3,18 @@
 Builds a GPT-2-small-shaped random checkpoint (the real weights are not needed for speed), then prints
 tokens/s and peak memory for: the plain forward pass, capturing every activation, and generation.
 
-    python benchmarks/bench_model.py [--threads 2] [--batch 8] [--seq 128] [--repeats 3]
+    python benchmarks/bench_model.py [--threads 2] [--batch 8] [--seq 128] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-import psutil
 import torch
 
 
@@ -37,41 +35,50 @@ def cache_megabytes(cache) -> float:
     return sum(t.numel() * t.element_size() for t in cache.values()) / 2**20
 
 
-class PeakRSS:
-    """Samples this process's RSS in a thread; `.peak` is the highest value above the starting one."""
-
-    def __init__(self, every: float = 0.005) -> None:
-        self.every, self.peak, self._stop = every, 0, threading.Event()
-
-    def __enter__(self) -> "PeakRSS":
-        release_freed_memory()
-        self._process = psutil.Process()
-        self._base = self._process.memory_info().rss
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._process.memory_info().rss - self._base)
-            time.sleep(self.every)
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith(field + ":")).split()[1])
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> tuple[float, int]:
-    """Fastest wall time of `repeats` runs after one warm-up, and the peak extra RSS seen."""
+def peak_extra_rss(fn: Callable[[], object]) -> int | None:
+    """Bytes of resident memory `fn` adds at its peak above what the process held before (None off Linux).
+
+    Reads the kernel's high-water mark after resetting it, so no sampling thread competes with the 2 compute
+    threads (one did, and slowed the timed runs unevenly).
+    """
+    release_freed_memory()
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")  # reset VmHWM to the current RSS
+        base = _status_kib("VmRSS")
+    except OSError:
+        return None
     fn()
-    times, peak = [], 0
+    return (_status_kib("VmHWM") - base) * 1024
+
+
+def best_times(fns: list[Callable[[], object]], repeats: int) -> list[tuple[float, int | None]]:
+    """Fastest wall time of each function over `repeats` rounds after one warm-up each, then its peak extra RSS.
+
+    The functions take turns within each round, so a slow spell of a shared machine falls on all of them.
+    """
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        with PeakRSS() as rss:
+        for i, fn in enumerate(fns):
             start = time.perf_counter()
             fn()
-            times.append(time.perf_counter() - start)
-        peak = max(peak, rss.peak)
-    return min(times), peak
+            times[i].append(time.perf_counter() - start)
+    return [(min(t), peak_extra_rss(fn)) for t, fn in zip(times, fns)]
+
+
+def inference(fn: Callable[[], object]) -> Callable[[], object]:
+    """`fn` run inside torch.inference_mode."""
+    def run() -> object:
+        with torch.inference_mode():
+            return fn()
+    return run
 
 
 @contextmanager
@@ -103,12 +110,33 @@ def transformer_lens_model(hf_model):
     return model.eval()
 
 
+def generation_section(hf, ours, prompt: torch.Tensor, new: int, repeats: int) -> None:
+    """Greedy tokens/s against HF generate, and what 5 samples in one batch gain over one, for both."""
+
+    def hf_generate(**kwargs):
+        return hf.generate(prompt, max_new_tokens=new, min_new_tokens=new, pad_token_id=50256, **kwargs)
+
+    with section(f"generation ({new} new tokens after a {prompt.shape[1]}-token prompt, KV cache)"):
+        (t_hf, _), (t_ours, _), (t_hf5, _), (t_five, _) = best_times([
+            lambda: hf_generate(do_sample=False),
+            lambda: ours.generate(prompt, new, temperature=0, stop_at_eos=False),
+            lambda: hf_generate(do_sample=True, top_k=0, num_return_sequences=5),
+            lambda: ours.generate(prompt, new, temperature=1.0, num_samples=5, seed=0, stop_at_eos=False),
+        ], repeats)
+        row("Hugging Face generate, greedy", new / t_hf, new / t_hf)
+        row("gpt2atlas generate, greedy", new / t_ours, new / t_hf)
+        row("Hugging Face generate, 5 samples in one batch", 5 * new / t_hf5, new / t_hf)
+        row("gpt2atlas generate, 5 samples in one batch", 5 * new / t_five, new / t_hf)
+        print(f"  5 samples in one batch give {5 * t_ours / t_five:.2f}x the tokens/s of one sample "
+              f"(Hugging Face: {5 * t_hf / t_hf5:.2f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=32)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -119,55 +147,49 @@ def main() -> None:
 
     torch.manual_seed(0)
     hf = GPT2LMHeadModel(GPT2Config()).eval()  # GPT-2 small shape, sdpa attention
-    hf_eager = GPT2LMHeadModel(GPT2Config(attn_implementation="eager")).eval()
+    hf_eager = GPT2LMHeadModel(GPT2Config(attn_implementation="eager")).eval()  # sdpa returns no attentions
     hf_eager.load_state_dict(hf.state_dict())
     with tempfile.TemporaryDirectory() as folder:
         hf.save_pretrained(folder)
         ours = load_model(Path(folder))
+    tl = transformer_lens_model(hf)
     tokens = torch.randint(0, 50257, (args.batch, args.seq), generator=torch.Generator().manual_seed(0))
     n_tokens = tokens.numel()
     print(f"GPT-2 small shape (124M), fp32, batch {args.batch} x {args.seq}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}")
+          f"torch {torch.__version__}; best of {args.repeats} interleaved rounds")
 
-    with torch.inference_mode():
-        with section("forward pass (logits)"):
-            t_hf, m_hf = best_time(lambda: hf(tokens).logits, args.repeats)
-            t_ours, m_ours = best_time(lambda: ours(tokens), args.repeats)
-            row("Hugging Face GPT2LMHeadModel (sdpa)", n_tokens / t_hf, n_tokens / t_hf, m_hf)
-            row("gpt2atlas", n_tokens / t_ours, n_tokens / t_hf, m_ours)
+    with section("forward pass (logits)"):
+        forward = [inference(lambda: hf(tokens).logits), inference(lambda: ours(tokens))]
+        (t_hf, m_hf), (t_ours, m_ours) = best_times(forward, args.repeats)
+        row("Hugging Face GPT2LMHeadModel (sdpa)", n_tokens / t_hf, n_tokens / t_hf, m_hf)
+        row("gpt2atlas", n_tokens / t_ours, n_tokens / t_hf, m_ours)
 
-        with section("every activation (hidden states + attention patterns)"):
-            t_hf, m_hf = best_time(lambda: hf_eager(tokens, output_hidden_states=True, output_attentions=True),
-                                   args.repeats)
-            t_ours, m_ours = best_time(lambda: ours.run_with_cache(tokens), args.repeats)
-            row("HF output_hidden_states+output_attentions", n_tokens / t_hf, n_tokens / t_hf, m_hf)
-            row("gpt2atlas run_with_cache (every hook)", n_tokens / t_ours, n_tokens / t_hf, m_ours)
-            tl = transformer_lens_model(hf)
-            if tl is None:
-                print("  TransformerLens not installed: skipped")
-            else:
-                t_tl, m_tl = best_time(lambda: tl.run_with_cache(tokens), args.repeats)
-                row("TransformerLens 3 run_with_cache", n_tokens / t_tl, n_tokens / t_hf, m_tl)
-                print(f"  gpt2atlas vs TransformerLens: {t_tl / t_ours:.2f}x faster, "
-                      f"{m_ours / max(m_tl, 1):.2f}x its peak memory")
+    with section("every activation (hidden states + attention patterns)"):
+        # TransformerLens's run_with_cache is usually called as is, with autograd on: its forward then also keeps
+        # what backward would need. Ours enters inference mode itself, so the same call costs the same either way.
+        fns = [inference(lambda: hf_eager(tokens, output_hidden_states=True, output_attentions=True)),
+               lambda: ours.run_with_cache(tokens)]
+        if tl is not None:
+            fns += [lambda: tl.run_with_cache(tokens), inference(lambda: tl.run_with_cache(tokens))]
+        results = best_times(fns, args.repeats)
+        (t_hf, m_hf), (t_ours, m_ours) = results[:2]
+        row("HF output_hidden_states+output_attentions", n_tokens / t_hf, n_tokens / t_hf, m_hf)
+        row("gpt2atlas run_with_cache (every hook)", n_tokens / t_ours, n_tokens / t_hf, m_ours)
+        if tl is None:
+            print("  TransformerLens not installed: skipped")
+        else:
+            (t_tl, m_tl), (t_tl_inf, m_tl_inf) = results[2:]
+            row("TransformerLens 3 run_with_cache (as called)", n_tokens / t_tl, n_tokens / t_hf, m_tl)
+            row("TransformerLens 3, inside inference_mode", n_tokens / t_tl_inf, n_tokens / t_hf, m_tl_inf)
+            for how, t, m in (("as called", t_tl, m_tl), ("in inference mode", t_tl_inf, m_tl_inf)):
+                memory = f", {m_ours / m:.2f}x its peak memory" if m and m_ours is not None else ""
+                print(f"  gpt2atlas vs TransformerLens {how}: {t / t_ours:.2f}x faster{memory}")
+            with torch.inference_mode():
                 ours_mb = cache_megabytes(ours.run_with_cache(tokens)[1])
                 tl_mb = cache_megabytes(tl.run_with_cache(tokens)[1])
-                print(f"  activations returned: gpt2atlas {ours_mb:.0f} MB, TransformerLens {tl_mb:.0f} MB")
-                del tl
+            print(f"  activations returned: gpt2atlas {ours_mb:.0f} MB, TransformerLens {tl_mb:.0f} MB")
 
-    prompt = tokens[:1, :16]
-    new = args.new_tokens
-    with section(f"generation ({new} new tokens after a 16-token prompt, greedy, KV cache)"):
-        t_hf, _ = best_time(lambda: hf.generate(prompt, max_new_tokens=new, min_new_tokens=new, do_sample=False,
-                                                pad_token_id=50256), args.repeats)
-        t_ours, _ = best_time(lambda: ours.generate(prompt, new, temperature=0, stop_at_eos=False), args.repeats)
-        row("Hugging Face generate", new / t_hf, new / t_hf)
-        row("gpt2atlas generate", new / t_ours, new / t_hf)
-        t_five, _ = best_time(lambda: ours.generate(prompt, new, temperature=1.0, num_samples=5, seed=0,
-                                                    stop_at_eos=False), args.repeats)
-        row("gpt2atlas generate, 5 samples in one batch", 5 * new / t_five, new / t_hf)
-        print(f"  5 samples in one batch: {5 * t_ours / t_five:.2f}x the tokens/s of one sample")
-
+    generation_section(hf, ours, tokens[:1, :16], args.new_tokens, args.repeats)
 
 if __name__ == "__main__":
     main()

@@ -13,6 +13,7 @@ import torch
 
 from conftest import TINY, random_model
 from gpt2atlas.errors import InputError
+from gpt2atlas.geometry import corpus as corpus_module
 from gpt2atlas.geometry.analysis import GeometryResult, analyze
 from gpt2atlas.geometry.corpus import (
     default_corpus,
@@ -134,7 +135,12 @@ def test_texts_from_file_and_folder(tmp_path):
         texts_from_path(tmp_path / "missing.txt", 10)
 
 
-def test_dataset_texts(monkeypatch):
+@pytest.fixture
+def hub_up(monkeypatch):
+    monkeypatch.setattr(corpus_module, "hub_reachable", lambda: True)
+
+
+def test_dataset_texts(monkeypatch, hub_up):
     rows = [{"text": "first row"}, {"text": "  "}, {"text": "second row"}, {"label": 3}]
     calls = []
 
@@ -148,13 +154,22 @@ def test_dataset_texts(monkeypatch):
     assert calls == [("wikitext", "wikitext-2-raw-v1", "train", True)]
 
 
-def test_dataset_errors_are_one_clear_line(monkeypatch):
+def test_dataset_errors_are_one_clear_line(monkeypatch, hub_up):
     def offline(*args, **kwargs):
         raise ConnectionError("Couldn't reach 'some/data' on the Hub (LocalEntryNotFoundError)\nmore detail")
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=offline))
     with pytest.raises(InputError, match=r"^could not load dataset 'some/data': Couldn't reach .*Hub \(Local\w+\)$"):
         texts_from_dataset("some/data", 10)
+
+
+def test_unreachable_hub_fails_at_once_unless_the_dataset_is_local(monkeypatch, tmp_path):
+    monkeypatch.setattr(corpus_module, "hub_reachable", lambda: False)
+    local_rows = types.SimpleNamespace(load_dataset=lambda *args, **kwargs: iter([{"text": "x"}]))
+    monkeypatch.setitem(sys.modules, "datasets", local_rows)
+    with pytest.raises(InputError, match=r"^could not load dataset 'some/data': the Hugging Face hub is unreachable"):
+        texts_from_dataset("some/data", 10)
+    assert texts_from_dataset(str(tmp_path), 10).texts == ["x"]  # a local dataset folder needs no hub
 
 
 # ----- extraction --------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from gpt2atlas.errors import InputError
+from gpt2atlas.model.loading import hub_reachable
 
 DEFAULT_CORPUS = "python-stdlib-docstrings"
 _SKIPPED_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
@@ -179,6 +180,9 @@ def texts_from_dataset(name: str, max_texts: int, seed: int = 0) -> Corpus:
     except ImportError:
         raise InputError("--dataset needs the `datasets` library: pip install datasets") from None
     path, _, config = name.partition(":")
+    if not Path(path).exists() and not hub_reachable():  # else the datasets library retries for ~20 s first
+        raise InputError(f"could not load dataset '{name}': the Hugging Face hub is unreachable; "
+                         "pass a local corpus with --texts FILE_OR_FOLDER")
     try:
         data = datasets.load_dataset(path, config or None, split="train", streaming=True)
         rows = list(islice((row for row in data if str(row.get("text", "")).strip()), 4 * max_texts))

@@ -153,7 +153,8 @@ def _local_checkpoint(path: Path) -> Checkpoint:
     return Checkpoint(path, _read_config(path.parent), str(path))
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the Hugging Face hub (or HF_ENDPOINT) opens within `timeout` seconds."""
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
     try:
@@ -189,7 +190,7 @@ def _hub_checkpoint(name: str) -> Checkpoint:
         except (LocalEntryNotFoundError, EntryNotFoundError):
             continue
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-    if offline or not _hub_reachable():
+    if offline or not hub_reachable():
         why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub is unreachable"
         raise ModelNotFoundError(
             f"{why} and '{name}' is not in the local cache; download it elsewhere and pass the folder: "

@@ -35,8 +35,11 @@ RANK_DEFINITION = "rank of the model's final top-1 token in the layer's lens dis
 
 
 # ----- the logit lens -------------------------------------------------------------------------------------------
+LENS_ROWS = 512  # (state, position) rows unembedded at once: a 512 x 50,257 float table is 103 MB
+
+
 def lens_log_probs(model: GPT2, state: torch.Tensor) -> torch.Tensor:
-    """log-softmax(ln_final(state) @ W_U) for a (pos, d_model) residual state (computed on the model's device)."""
+    """log-softmax(ln_final(state) @ W_U) for a (..., d_model) residual state (computed on the model's device)."""
     with torch.inference_mode():
         return model.unembed(model.ln_final(state.to(model.device, model.dtype))).float().log_softmax(dim=-1)
 
@@ -44,23 +47,29 @@ def lens_log_probs(model: GPT2, state: torch.Tensor) -> torch.Tensor:
 def logit_lens(model: GPT2, states: torch.Tensor, top_k: int) -> dict[str, torch.Tensor]:
     """Top-k ids/probs, the final top-1's rank and KL to the final distribution, for every (state, position).
 
-    One state at a time, so memory stays at one (pos, vocab) table however many layers.
+    States go through the unembedding several at a time, up to LENS_ROWS rows (one matrix product streams the
+    50,257 x d_model matrix once for all of them), so memory stays at a few (rows, vocab) tables however many
+    layers. The groups run last first: the final distribution, which the others are compared with, comes first.
     """
-    final = lens_log_probs(model, states[-1])
-    final_top = final.argmax(dim=-1, keepdim=True)
-    p_final = final.exp()
-    top_probs, top_ids, ranks, kls = [], [], [], []
-    for state in states:
-        log_p = lens_log_probs(model, state)
+    n_pos = states.shape[1]
+    groups = list(states.split(max(1, LENS_ROWS // n_pos)))
+    final = final_top = p_final = None
+    parts: dict[str, list[torch.Tensor]] = {"top_probs": [], "top_ids": [], "rank": [], "kl": []}
+    for group in reversed(groups):
+        log_p = lens_log_probs(model, group)  # (states in group, pos, vocab)
+        if final is None:
+            final = log_p[-1].clone()  # log_p is overwritten below
+            final_top = final.argmax(dim=-1, keepdim=True)
+            p_final = final.exp()
         values, ids = log_p.topk(top_k, dim=-1)
-        top_probs.append(values.exp().cpu())
-        top_ids.append(ids.cpu())
-        ranks.append((log_p > log_p.gather(-1, final_top)).sum(dim=-1).cpu())
-        kls.append((p_final * (final - log_p)).sum(dim=-1).clamp_min(0.0).cpu())
-    return {
-        "top_ids": torch.stack(top_ids), "top_probs": torch.stack(top_probs),
-        "rank": torch.stack(ranks), "kl": torch.stack(kls), "final_log_probs": final,
-    }
+        parts["top_probs"].append(values.exp().cpu())
+        parts["top_ids"].append(ids.cpu())
+        parts["rank"].append((log_p > log_p.gather(-1, final_top.expand(len(group), -1, -1))).sum(dim=-1).cpu())
+        with torch.inference_mode():  # in place, as log_p (an inference tensor) is not needed after this
+            kl = torch.sub(final, log_p, out=log_p).mul_(p_final).sum(dim=-1)
+        parts["kl"].append(kl.clamp_min(0.0).cpu())
+    lens = {name: torch.cat(part[::-1]) for name, part in parts.items()}
+    return {**lens, "final_log_probs": final}
 
 
 # ----- geometry of the stream ------------------------------------------------------------------------------------

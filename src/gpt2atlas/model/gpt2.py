@@ -58,7 +58,9 @@ class LayerNorm(nn.Module):
         # The fused kernel also returns the mean and 1 / sqrt(var + eps): 7x faster than torch.var_mean.
         normalized, mean, inverse_scale = torch.native_layer_norm(x, self.w.shape, None, None, self.eps)
         if self.hook_scale.is_active:  # a hook may replace or edit the scale (to freeze it): divide by what it leaves
-            normalized = (x - mean).div_(self.hook_scale(inverse_scale.reciprocal()))
+            # (CUDA returns the statistics of half-precision input in float32: keep the stream in x's dtype)
+            scale = self.hook_scale(inverse_scale.reciprocal().to(x.dtype))
+            normalized = (x - mean.to(x.dtype)).div_(scale)
         return torch.addcmul(self.b, self.hook_normalized(normalized), self.w)
 
 

@@ -127,6 +127,21 @@ def test_superposition_toy_narrows_the_angles_but_cannot_beat_welch():
     assert worst_cos >= numbers["welch_bound"]["min_possible_max_abs_cos"] - 1e-6
 
 
+def test_adam_update_equals_torch_optim_adam():
+    gen = torch.Generator().manual_seed(4)
+    ours = torch.randn(30, 7, generator=gen)
+    theirs = ours.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([theirs], lr=0.1)
+    moments = (torch.zeros_like(ours), torch.zeros_like(ours))
+    for step in range(1, 8):
+        grad = torch.randn(30, 7, generator=gen) * step
+        layernorm.adam_update(ours, grad, moments, step, lr=0.1)
+        theirs.grad = grad.clone()
+        optimizer.step()
+    assert torch.allclose(ours, theirs.detach(), rtol=1e-6, atol=1e-7)
+    assert not torch.allclose(ours, torch.randn(30, 7, generator=torch.Generator().manual_seed(4)), atol=0.1)
+
+
 def test_welch_limits_known_values():
     limits = layernorm.welch_limits(1000, 100, (89.0, 91.0))
     assert limits["min_possible_max_abs_cos"] == pytest.approx(math.sqrt(900 / (100 * 999)))

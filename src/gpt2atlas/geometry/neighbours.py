@@ -13,7 +13,8 @@ norms) against every point. The formula's error relative to the distance grows w
 rows with a candidate within 25% of that sum (the 2% ones included) are measured from coordinate differences,
 which float32 holds to ~1e-7 of the distance itself, and their k nearest kept. (Keeping the formula's distances
 there gave relative errors of 1e-5 in a cloud 20x wider than its neighbour distances.) Elsewhere the formula's
-distances are kept: in a 768-dim Gaussian cloud no row needs measuring, and measuring all costs 35% more time.
+distances are kept: in a 768-dim Gaussian cloud no row needs measuring, and measuring all costs 30% more time.
+A 10-dimensional cloud is measured nearly everywhere: 20,000 points take 4.8 s instead of 4.0 s.
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ def _exact_sorted(
     d2_parts, idx_parts = [], []
     for s in range(0, len(rows), step):
         cand = candidates[s : s + step]
-        diff = rows[s : s + step, None, :] - points[cand]
-        d2 = diff.pow(2).sum(-1)
+        diff = points[cand].sub_(rows[s : s + step, None, :])  # the gather's copy, reused: one tensor, not three
+        d2 = torch.linalg.vector_norm(diff, dim=-1).square_()
         d2, order = d2.topk(k, dim=1, largest=False, sorted=True)
         d2_parts.append(d2)
         idx_parts.append(cand.gather(1, order))

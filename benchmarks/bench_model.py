@@ -167,18 +167,23 @@ def main() -> None:
     with section("every activation (hidden states + attention patterns)"):
         # TransformerLens's run_with_cache is usually called as is, with autograd on: its forward then also keeps
         # what backward would need. Ours enters inference mode itself, so the same call costs the same either way.
+        n_layer = ours.cfg.n_layer  # what HF returns: the stream entering each block, ln_final's output, patterns
+        as_hf = {"blocks.0.hook_resid_pre", "unembed.hook_in",
+                 *(f"blocks.{layer}.hook_resid_post" for layer in range(n_layer - 1)),
+                 *(f"blocks.{layer}.attn.hook_pattern" for layer in range(n_layer))}
         fns = [inference(lambda: hf_eager(tokens, output_hidden_states=True, output_attentions=True)),
-               lambda: ours.run_with_cache(tokens)]
+               lambda: ours.run_with_cache(tokens), lambda: ours.run_with_cache(tokens, names=sorted(as_hf))]
         if tl is not None:
             fns += [lambda: tl.run_with_cache(tokens), inference(lambda: tl.run_with_cache(tokens))]
         results = best_times(fns, args.repeats)
-        (t_hf, m_hf), (t_ours, m_ours) = results[:2]
+        (t_hf, m_hf), (t_ours, m_ours), (t_same, m_same) = results[:3]
         row("HF output_hidden_states+output_attentions", n_tokens / t_hf, n_tokens / t_hf, m_hf)
         row("gpt2atlas run_with_cache (every hook)", n_tokens / t_ours, n_tokens / t_hf, m_ours)
+        row("gpt2atlas run_with_cache (the same as HF)", n_tokens / t_same, n_tokens / t_hf, m_same)
         if tl is None:
             print("  TransformerLens not installed: skipped")
         else:
-            (t_tl, m_tl), (t_tl_inf, m_tl_inf) = results[2:]
+            (t_tl, m_tl), (t_tl_inf, m_tl_inf) = results[3:]
             row("TransformerLens 3 run_with_cache (as called)", n_tokens / t_tl, n_tokens / t_hf, m_tl)
             row("TransformerLens 3, inside inference_mode", n_tokens / t_tl_inf, n_tokens / t_hf, m_tl_inf)
             for how, t, m in (("as called", t_tl, m_tl), ("in inference mode", t_tl_inf, m_tl_inf)):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gpt2atlas import load_model
-from gpt2atlas.errors import InputError
+from gpt2atlas.errors import AtlasError, InputError
 from gpt2atlas.model import generation
 from gpt2atlas.model.generation import _filter_logits, _sample
 from hf_utils import hf_random_checkpoint
@@ -110,3 +110,18 @@ def test_bad_settings(hf_and_ours, bad):
     _, ours = hf_and_ours
     with pytest.raises(InputError):
         ours.generate(PROMPT, **{"max_new_tokens": 3, **bad})
+
+
+def test_non_finite_logits_are_a_clear_error_not_a_silent_token(hf_and_ours):
+    _, ours = hf_and_ours
+    saved = ours.ln_final.w.detach().clone()
+    with torch.no_grad():
+        ours.ln_final.w.fill_(float("nan"))  # what a float16 overflow looks like downstream
+    try:
+        for settings in (dict(temperature=0), dict(temperature=1.0, num_samples=3, seed=0)):
+            with pytest.raises(AtlasError, match="not finite"):
+                ours.generate(PROMPT, max_new_tokens=3, **settings)
+    finally:
+        with torch.no_grad():
+            ours.ln_final.w.copy_(saved)
+    assert ours.generate(PROMPT, max_new_tokens=2, temperature=0).new_tokens  # restored

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from gpt2atlas.errors import InputError
+from gpt2atlas.errors import AtlasError, InputError
 from gpt2atlas.model.gpt2 import GPT2, ModelInput
 
 
@@ -148,6 +148,10 @@ def generate(
     finished = torch.zeros(num_samples, dtype=torch.bool, device=model.device)
     for step in range(max_new_tokens):
         logits = logits[:, :n_text_tokens].float()
+        log_z = logits.logsumexp(dim=-1)
+        if not bool(torch.isfinite(log_z).all()):
+            raise AtlasError(f"the model's logits for new token {step + 1} are not finite (NaN or inf): in float16 "
+                             "GPT-2's activations can overflow; load the model in float32 or bfloat16")
         if temperature == 0:
             next_token = logits.argmax(dim=-1)
         else:
@@ -156,7 +160,7 @@ def generate(
         if stop_at_eos:
             next_token = next_token.masked_fill(finished, eos)
         chosen.append(next_token)
-        log_prob = logits.gather(-1, next_token[:, None])[:, 0] - logits.logsumexp(dim=-1)
+        log_prob = logits.gather(-1, next_token[:, None])[:, 0] - log_z
         chosen_probs.append(log_prob.exp())
         if stop_at_eos:
             finished |= next_token == eos

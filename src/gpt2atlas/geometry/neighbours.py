@@ -78,17 +78,17 @@ def nearest_neighbours(X: np.ndarray | torch.Tensor, k: int) -> Neighbours:
             d2 = d2.clamp_min(0.0)
             norms = sq_norms[rows, None] + sq_norms[candidates]
             close, measure = (d2 < _CLOSE * norms).any(1), (d2 < _MEASURE * norms).any(1)  # close implies measure
+            row_index = torch.arange(start, rows.stop)
             if close.any():
                 if points64 is None:
                     points64 = points.double()
                     sq_norms64 = points64.pow(2).sum(1)
-                self_index = torch.arange(start, rows.stop)[close]
-                candidates[close] = _candidates_float64(points64, sq_norms64, self_index, n_candidates)
+                candidates[close] = _candidates_float64(points64, sq_norms64, row_index[close], n_candidates)
             d2, order = d2.double().topk(k, dim=1, largest=False, sorted=True)
             idx = candidates.gather(1, order)
             if measure.any():
-                self_index = torch.arange(start, rows.stop)[measure]
-                d2[measure], idx[measure] = _exact_sorted(original, original[self_index], candidates[measure], k, dim)
+                d2[measure], idx[measure] = _exact_sorted(original, original[row_index[measure]], candidates[measure],
+                                                          k, dim)
             distances[rows] = d2.sqrt().numpy()
             indices[rows] = idx.numpy()
     return Neighbours(distances, indices)

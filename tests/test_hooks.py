@@ -132,3 +132,19 @@ def test_a_replaced_or_edited_layernorm_scale_is_the_one_divided_by(tiny_model):
         logits = tiny_model.run_with_hooks(text, [("blocks.0.ln1.hook_scale", doubling)])
         assert torch.allclose(logits, halved, atol=1e-5)
     assert not torch.allclose(halved, tiny_model(text), atol=1e-3)  # the edit did change the logits
+
+
+def test_caching_the_scale_does_not_hide_an_edit_made_alongside(tiny_model):
+    """Caching attaches read-only hooks; an editing hook on the same point still takes effect."""
+    text = "Freeze the scale"
+    name = "blocks.0.ln1.hook_scale"
+    halved = tiny_model.run_with_hooks(text, [("blocks.0.ln1.hook_normalized", lambda x, h: x / 2)])
+    point = tiny_model.hooks.points[name]
+    with tiny_model.hooks.attached([(name, lambda x, h: x * 2)]):
+        assert point.may_edit
+        logits, cache = tiny_model.run_with_cache(text, names=[name])
+        assert point.may_edit  # the cache's hook came and went without touching the count
+    assert not point.may_edit and not point.is_active
+    assert torch.allclose(logits, halved, atol=1e-5)
+    _, plain = tiny_model.run_with_cache(text, names=[name])
+    assert torch.allclose(cache[name], 2 * plain[name])

@@ -139,7 +139,7 @@ def _forward_and_copy(
             if len(dest):
                 points[cloud][site_index[hook.name], dest] = flat[src].float().cpu().numpy()
 
-    with torch.inference_mode(), model.hooks.attached([(list(site_index), keep)]):
+    with torch.inference_mode(), model.hooks.attached([(list(site_index), keep)], read_only=True):
         model(ids.to(model.device), stop_at_layer=model.cfg.n_layer)
 
 

@@ -56,11 +56,12 @@ class LayerNorm(nn.Module):
         if not (self.hook_scale.is_active or self.hook_normalized.is_active):
             return F.layer_norm(x, self.w.shape, self.w, self.b, self.eps)
         # The fused kernel also returns the mean and 1 / sqrt(var + eps): 7x faster than torch.var_mean.
+        # (CUDA returns the statistics of half-precision input in float32: keep the stream in x's dtype.)
         normalized, mean, inverse_scale = torch.native_layer_norm(x, self.w.shape, None, None, self.eps)
-        if self.hook_scale.is_active:  # a hook may replace or edit the scale (to freeze it): divide by what it leaves
-            # (CUDA returns the statistics of half-precision input in float32: keep the stream in x's dtype)
+        if self.hook_scale.is_active:
             scale = self.hook_scale(inverse_scale.reciprocal().to(x.dtype))
-            normalized = (x - mean.to(x.dtype)).div_(scale)
+            if self.hook_scale.may_edit:  # a hook may replace or edit the scale (to freeze it): divide by what it left
+                normalized = (x - mean.to(x.dtype)).div_(scale)
         return torch.addcmul(self.b, self.hook_normalized(normalized), self.w)
 
 
@@ -386,7 +387,7 @@ class GPT2(nn.Module):
         def keep(activation: torch.Tensor, hook: HookPoint) -> None:
             cache[hook.name] = activation.detach()
 
-        with torch.inference_mode(), self.hooks.attached([(names, keep)]):
+        with torch.inference_mode(), self.hooks.attached([(names, keep)], read_only=True):
             logits = self(tokens, stop_at_layer=stop_at_layer)
         return logits, cache
 

@@ -3,7 +3,8 @@
 Each `HookPoint` is an identity module placed where an interesting activation is computed; its name is its
 path in the model (`blocks.3.attn.hook_pattern`), exactly as TransformerLens names the same activation.
 A hook point with no hook costs one attribute check; the model also asks `is_active` to skip work that only a
-hooked activation needs (the explicit attention pattern, for instance).
+hooked activation needs (the explicit attention pattern, for instance), and `may_edit` to skip work that only
+matters when a hook could change the activation (caching attaches its hooks as read-only).
 """
 
 from __future__ import annotations
@@ -28,16 +29,24 @@ class HookPoint(nn.Module):
         super().__init__()
         self.name = ""  # set by the model once the module tree is built
         self._hooks: list[HookFn] = []
+        self._editors = 0  # how many of the hooks may return a replacement or edit in place
 
     @property
     def is_active(self) -> bool:
         return bool(self._hooks)
 
-    def add(self, fn: HookFn) -> None:
-        self._hooks.append(fn)
+    @property
+    def may_edit(self) -> bool:
+        """Whether an attached hook may change the activation (any hook not attached as read-only)."""
+        return self._editors > 0
 
-    def remove(self, fn: HookFn) -> None:
+    def add(self, fn: HookFn, read_only: bool = False) -> None:
+        self._hooks.append(fn)
+        self._editors += not read_only
+
+    def remove(self, fn: HookFn, read_only: bool = False) -> None:
         self._hooks.remove(fn)
+        self._editors -= not read_only
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for fn in self._hooks:
@@ -90,15 +99,19 @@ class HookRegistry:
         return list(dict.fromkeys(names))
 
     @contextmanager
-    def attached(self, hooks: Iterable[tuple[NameFilter, HookFn]]) -> Iterator[None]:
-        """Attach hooks, and remove every one of them on exit, even if the forward pass raised."""
+    def attached(self, hooks: Iterable[tuple[NameFilter, HookFn]], *, read_only: bool = False) -> Iterator[None]:
+        """Attach hooks, and remove every one of them on exit, even if the forward pass raised.
+
+        `read_only=True` promises that the hooks neither return a replacement nor edit in place (they only
+        copy or reduce), which lets the model skip work that only an edit would need.
+        """
         attached: list[tuple[HookPoint, HookFn]] = []
         try:
             for names, fn in hooks:
                 for name in self.select(names):
-                    self.points[name].add(fn)
+                    self.points[name].add(fn, read_only)
                     attached.append((self.points[name], fn))
             yield
         finally:
             for point, fn in attached:
-                point.remove(fn)
+                point.remove(fn, read_only)

@@ -3,7 +3,7 @@
 Builds a GPT-2-small-shaped random checkpoint (the real weights are not needed for speed), then prints
 tokens/s and peak memory for: the plain forward pass, capturing every activation, and generation.
 
-    python benchmarks/bench_model.py [--threads 2] [--batch 8] [--seq 128] [--repeats 5]
+    python benchmarks/bench_model.py [--threads 2] [--batch 8] [--seq 128] [--repeats 5] [--retain-freed-memory]
 """
 
 from __future__ import annotations
@@ -18,16 +18,34 @@ from typing import Callable
 import torch
 
 
+def _libc():
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return None
+
+
 def release_freed_memory() -> None:
     """Hand memory freed by earlier runs back to the OS, so it is not silently reused below the baseline."""
-    import ctypes
     import gc
 
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def retain_freed_memory() -> bool:
+    """Make glibc keep freed memory for reuse instead of returning it to the OS (process-wide; False if not glibc).
+
+    By default glibc serves blocks over 32 MB with their own mmap and trims the heap's free top, so memory a call
+    frees is handed back and its next call page-faults it in afresh (the kernel zeroes every page).
+    """
+    libc = _libc()
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return libc is not None and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**30) and libc.mallopt(M_MMAP_THRESHOLD, 2**30))
 
 
 def cache_megabytes(cache) -> float:
@@ -57,16 +75,21 @@ def peak_extra_rss(fn: Callable[[], object]) -> int | None:
     return (_status_kib("VmHWM") - base) * 1024
 
 
-def best_times(fns: list[Callable[[], object]], repeats: int) -> list[tuple[float, int | None]]:
+def best_times(fns: list[Callable[[], object]], repeats: int, retained: bool) -> list[tuple[float, int | None]]:
     """Fastest wall time of each function over `repeats` rounds after one warm-up each, then its peak extra RSS.
 
     The functions take turns within each round, so a slow spell of a shared machine falls on all of them.
+    Each timed call starts with the memory freed by earlier calls handed back to the OS, as in a fresh process:
+    otherwise a call reuses, without page faults, whatever the contender before it freed, and the order of the
+    contenders decides part of the result. If `retained` (--retain-freed-memory), every call may reuse it instead.
     """
     for fn in fns:
         fn()
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
         for i, fn in enumerate(fns):
+            if not retained:
+                release_freed_memory()
             start = time.perf_counter()
             fn()
             times[i].append(time.perf_counter() - start)
@@ -110,7 +133,7 @@ def transformer_lens_model(hf_model):
     return model.eval()
 
 
-def generation_section(hf, ours, prompt: torch.Tensor, new: int, repeats: int) -> None:
+def generation_section(hf, ours, prompt: torch.Tensor, new: int, repeats: int, retained: bool) -> None:
     """Greedy tokens/s against HF generate, and what 5 samples in one batch gain over one, for both."""
 
     def hf_generate(**kwargs):
@@ -122,7 +145,7 @@ def generation_section(hf, ours, prompt: torch.Tensor, new: int, repeats: int) -
             lambda: ours.generate(prompt, new, temperature=0, stop_at_eos=False),
             lambda: hf_generate(do_sample=True, top_k=0, num_return_sequences=5),
             lambda: ours.generate(prompt, new, temperature=1.0, num_samples=5, seed=0, stop_at_eos=False),
-        ], repeats)
+        ], repeats, retained)
         row("Hugging Face generate, greedy", new / t_hf, new / t_hf)
         row("gpt2atlas generate, greedy", new / t_ours, new / t_hf)
         row("Hugging Face generate, 5 samples in one batch", 5 * new / t_hf5, new / t_hf)
@@ -138,8 +161,14 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--retain-freed-memory", action="store_true",
+                        help="let glibc keep freed memory for reuse (all contenders), instead of starting each "
+                             "timed call with it handed back to the OS")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.retain_freed_memory and not retain_freed_memory():
+        parser.error("--retain-freed-memory needs glibc")
+    retained = args.retain_freed_memory
 
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -156,11 +185,12 @@ def main() -> None:
     tokens = torch.randint(0, 50257, (args.batch, args.seq), generator=torch.Generator().manual_seed(0))
     n_tokens = tokens.numel()
     print(f"GPT-2 small shape (124M), fp32, batch {args.batch} x {args.seq}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}; best of {args.repeats} interleaved rounds")
+          f"torch {torch.__version__}; best of {args.repeats} interleaved rounds; freed memory "
+          f"{'retained for reuse' if retained else 'handed back to the OS before each timed call'}")
 
     with section("forward pass (logits)"):
         forward = [inference(lambda: hf(tokens).logits), inference(lambda: ours(tokens))]
-        (t_hf, m_hf), (t_ours, m_ours) = best_times(forward, args.repeats)
+        (t_hf, m_hf), (t_ours, m_ours) = best_times(forward, args.repeats, retained)
         row("Hugging Face GPT2LMHeadModel (sdpa)", n_tokens / t_hf, n_tokens / t_hf, m_hf)
         row("gpt2atlas", n_tokens / t_ours, n_tokens / t_hf, m_ours)
 
@@ -175,7 +205,7 @@ def main() -> None:
                lambda: ours.run_with_cache(tokens), lambda: ours.run_with_cache(tokens, names=sorted(as_hf))]
         if tl is not None:
             fns += [lambda: tl.run_with_cache(tokens), inference(lambda: tl.run_with_cache(tokens))]
-        results = best_times(fns, args.repeats)
+        results = best_times(fns, args.repeats, retained)
         (t_hf, m_hf), (t_ours, m_ours), (t_same, m_same) = results[:3]
         row("HF output_hidden_states+output_attentions", n_tokens / t_hf, n_tokens / t_hf, m_hf)
         row("gpt2atlas run_with_cache (every hook)", n_tokens / t_ours, n_tokens / t_hf, m_ours)
@@ -194,7 +224,7 @@ def main() -> None:
                 tl_mb = cache_megabytes(tl.run_with_cache(tokens)[1])
             print(f"  activations returned: gpt2atlas {ours_mb:.0f} MB, TransformerLens {tl_mb:.0f} MB")
 
-    generation_section(hf, ours, tokens[:1, :16], args.new_tokens, args.repeats)
+    generation_section(hf, ours, tokens[:1, :16], args.new_tokens, args.repeats, retained)
 
 if __name__ == "__main__":
     main()

@@ -28,8 +28,7 @@ class HookPoint(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.name = ""  # set by the model once the module tree is built
-        self._hooks: list[HookFn] = []
-        self._editors = 0  # how many of the hooks may return a replacement or edit in place
+        self._hooks: list[tuple[HookFn, bool]] = []  # (hook, attached as read-only), in order
 
     @property
     def is_active(self) -> bool:
@@ -38,18 +37,17 @@ class HookPoint(nn.Module):
     @property
     def may_edit(self) -> bool:
         """Whether an attached hook may change the activation (any hook not attached as read-only)."""
-        return self._editors > 0
+        return not all(read_only for _, read_only in self._hooks)
 
     def add(self, fn: HookFn, read_only: bool = False) -> None:
-        self._hooks.append(fn)
-        self._editors += not read_only
+        self._hooks.append((fn, read_only))
 
-    def remove(self, fn: HookFn, read_only: bool = False) -> None:
-        self._hooks.remove(fn)
-        self._editors -= not read_only
+    def remove(self, fn: HookFn) -> None:
+        """Detach the first attachment of `fn`."""
+        self._hooks.pop(next(i for i, (hook, _) in enumerate(self._hooks) if hook == fn))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for fn in self._hooks:
+        for fn, _ in self._hooks:
             out = fn(x, self)
             if out is not None:
                 if out.shape != x.shape:
@@ -114,4 +112,4 @@ class HookRegistry:
             yield
         finally:
             for point, fn in attached:
-                point.remove(fn, read_only)
+                point.remove(fn)

@@ -143,7 +143,7 @@ def test_caching_the_scale_does_not_hide_an_edit_made_alongside(tiny_model):
     with tiny_model.hooks.attached([(name, lambda x, h: x * 2)]):
         assert point.may_edit
         logits, cache = tiny_model.run_with_cache(text, names=[name])
-        assert point.may_edit  # the cache's hook came and went without touching the count
+        assert point.may_edit  # detaching the read-only cache hook left the editing hook in place
     assert not point.may_edit and not point.is_active
     assert torch.allclose(logits, halved, atol=1e-5)
     _, plain = tiny_model.run_with_cache(text, names=[name])

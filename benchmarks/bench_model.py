@@ -38,7 +38,7 @@ def release_freed_memory() -> None:
 
 
 def retain_freed_memory() -> bool:
-    """Make glibc keep freed memory for reuse instead of returning it to the OS (process-wide; False if not glibc).
+    """Make glibc keep freed memory for reuse instead of returning it to the OS (process-wide; False if refused).
 
     By default glibc serves blocks over 32 MB with their own mmap and trims the heap's free top, so memory a call
     frees is handed back and its next call page-faults it in afresh (the kernel zeroes every page).
@@ -167,7 +167,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.retain_freed_memory and not retain_freed_memory():
-        parser.error("--retain-freed-memory needs glibc")
+        parser.error("--retain-freed-memory needs glibc, and a glibc whose mallopt accepts 1 GiB thresholds")
     retained = args.retain_freed_memory
 
     from transformers import GPT2Config, GPT2LMHeadModel

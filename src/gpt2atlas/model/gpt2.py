@@ -267,9 +267,15 @@ class GPT2(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.embed.W_E.dtype
 
-    def init_weights(self, seed: int | None = None, std: float = 0.02) -> "GPT2":
-        """GPT-2's initialisation (normal(0, 0.02), LayerNorm gain 1), for tests and toys."""
+    def init_weights(self, seed: int | None = None, std: float = 0.02, *, scale_residual: bool = False) -> "GPT2":
+        """GPT-2's initialisation: weights normal(0, std), biases 0, LayerNorm gains 1.
+
+        With `scale_residual` (GPT-2's recipe for training from scratch), the two matrices that write into the
+        residual stream in each block (attention's W_O, the MLP's W_out) get std / sqrt(2 n_layer), so that the
+        stream's variance does not grow with depth.
+        """
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        residual_std = std / math.sqrt(2 * self.cfg.n_layer) if scale_residual else std
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if name.endswith((".w",)):
@@ -277,7 +283,8 @@ class GPT2(nn.Module):
                 elif name.split(".")[-1].startswith("b"):
                     p.zero_()
                 else:
-                    p.copy_(torch.randn(p.shape, generator=gen) * std)
+                    scale = residual_std if name.endswith(("attn.W_O", "mlp.W_out")) else std
+                    p.copy_(torch.randn(p.shape, generator=gen).mul_(scale))
         return self
 
     # ----- inputs --------------------------------------------------------------------------------------------
@@ -332,21 +339,32 @@ class GPT2(nn.Module):
     ) -> torch.Tensor:
         """Logits (batch, pos, d_vocab); with `stop_at_layer=l`, the residual stream entering block l."""
         tokens = inputs if isinstance(inputs, torch.Tensor) and inputs.ndim == 2 else self.to_tokens(inputs)
-        n_past = kv_cache.length if kv_cache is not None else 0
-        if n_past + tokens.shape[1] > self.cfg.n_ctx:
-            raise InputError(f"{n_past + tokens.shape[1]} tokens exceed the model's context of {self.cfg.n_ctx}")
-        positions = torch.arange(n_past, n_past + tokens.shape[1], device=tokens.device)
-        pos_embed = self.pos_embed.W_pos[positions].expand(tokens.shape[0], -1, -1)
-        x = self.hook_embed(self.embed.W_E[tokens]) + self.hook_pos_embed(pos_embed)
-        for layer, block in enumerate(self.blocks[:stop_at_layer]):
-            x = block(x, kv_cache, layer)
-        if kv_cache is not None:
-            kv_cache.advance(tokens.shape[1])
+        x = self.residual_stream(tokens, kv_cache=kv_cache, stop_at_layer=stop_at_layer)
         if stop_at_layer is not None:
             return x
         if last_position_only:
             x = x[:, -1:]
         return self.unembed(self.ln_final(x))
+
+    def residual_stream(
+        self, tokens: torch.Tensor, *, kv_cache: "KVCache | None" = None, stop_at_layer: int | None = None
+    ) -> torch.Tensor:
+        """The residual stream (batch, pos, d_model) after the last block (or entering block `stop_at_layer`).
+
+        `ln_final` of it is what the unembedding reads: training takes it from here, so that the loss can be
+        computed without materialising the logits (see `gpt2atlas.training.loss`).
+        """
+        n_past = kv_cache.length if kv_cache is not None else 0
+        if n_past + tokens.shape[1] > self.cfg.n_ctx:
+            raise InputError(f"{n_past + tokens.shape[1]} tokens exceed the model's context of {self.cfg.n_ctx}")
+        positions = torch.arange(n_past, n_past + tokens.shape[1], device=tokens.device)
+        pos_embed = self.pos_embed.W_pos[positions].expand(tokens.shape[0], -1, -1)
+        x = self.hook_embed(F.embedding(tokens, self.embed.W_E)) + self.hook_pos_embed(pos_embed)
+        for layer, block in enumerate(self.blocks[:stop_at_layer]):
+            x = block(x, kv_cache, layer)
+        if kv_cache is not None:
+            kv_cache.advance(tokens.shape[1])
+        return x
 
     # ----- hooks ---------------------------------------------------------------------------------------------
     def hook_names(self) -> list[str]:

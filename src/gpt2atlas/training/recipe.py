@@ -1,0 +1,155 @@
+"""What a training run is: the model's shape and GPT-2/GPT-3's recipe, in one frozen, JSON-able config.
+
+The recipe: AdamW (beta 0.9/0.95, eps 1e-8), weight decay 0.1 on matrices only (biases and LayerNorm gains
+are not decayed), linear warm-up then cosine decay to 10% of the peak learning rate, gradient-norm clipping at
+1.0, gradient accumulation up to a total batch counted in tokens, and a fixed seed for the initialisation and
+the data order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import torch
+
+from gpt2atlas.errors import InputError
+from gpt2atlas.model.config import GPT2Config
+
+SHAPE_FIELDS = ("n_layer", "n_head", "d_model", "n_ctx")
+
+# Model shapes by name. `mini` is the shape of the model gpt2atlas ships; `small` is GPT-2 small.
+PRESETS: dict[str, dict[str, int]] = {
+    "tiny": {"n_layer": 2, "n_head": 2, "d_model": 64, "n_ctx": 64},
+    "mini": {"n_layer": 2, "n_head": 4, "d_model": 128, "n_ctx": 256},
+    "small": {"n_layer": 12, "n_head": 12, "d_model": 768, "n_ctx": 1024},
+    "medium": {"n_layer": 24, "n_head": 16, "d_model": 1024, "n_ctx": 1024},
+}
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+ADAMW_IMPLEMENTATIONS = ("fused", "foreach")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a run's result (and a few things that only decide how it is watched)."""
+
+    data: str = "python-stdlib"
+    # model shape (vocabulary: always GPT-2's 50,257 tokens)
+    n_layer: int = 2
+    n_head: int = 4
+    d_model: int = 128
+    n_ctx: int = 256
+    init_from: str | None = None  # start from these weights (anything load_model accepts) instead of GPT-2's init
+    # recipe
+    max_steps: int = 1000
+    batch_tokens: int = 16 * 256  # tokens per optimizer step, over all processes
+    micro_batch: int = 16  # sequences per forward pass on each process
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 50
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    seed: int = 0
+    val_fraction: float = 0.05
+    # how the run is executed and watched (none of these change the weights)
+    precision: str = "auto"
+    adamw: str = "fused"
+    compile: bool = False
+    device: str = "cpu"
+    eval_every: int = 100
+    eval_tokens: int = 32 * 1024
+    log_every: int = 10
+    save_every: int = 200
+
+    def __post_init__(self) -> None:
+        for name in ("n_layer", "n_head", "d_model", "n_ctx", "max_steps", "batch_tokens", "micro_batch",
+                     "eval_every", "eval_tokens", "log_every", "save_every"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name}={getattr(self, name)} must be at least 1")
+        if self.d_model % self.n_head:
+            raise InputError(f"d_model={self.d_model} is not divisible by n_head={self.n_head}")
+        if self.batch_tokens % self.n_ctx:
+            raise InputError(f"batch_tokens={self.batch_tokens} is not a multiple of n_ctx={self.n_ctx}")
+        if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0:
+            raise InputError("need lr > 0, 0 <= min_lr_ratio <= 1 and warmup_steps >= 0")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision='{self.precision}': use one of {', '.join(PRECISIONS)}")
+        if self.adamw not in ADAMW_IMPLEMENTATIONS:
+            raise InputError(f"adamw='{self.adamw}': use one of {', '.join(ADAMW_IMPLEMENTATIONS)}")
+
+    @property
+    def model_config(self) -> GPT2Config:
+        return GPT2Config(n_layer=self.n_layer, n_head=self.n_head, d_model=self.d_model, n_ctx=self.n_ctx)
+
+    @property
+    def batch_sequences(self) -> int:
+        return self.batch_tokens // self.n_ctx
+
+    def accumulation_steps(self, world_size: int) -> int:
+        """Micro-batches per optimizer step on each process; the total batch must split evenly."""
+        per_process, rest = divmod(self.batch_sequences, world_size)
+        if rest or per_process % self.micro_batch:
+            raise InputError(
+                f"a batch of {self.batch_sequences} sequences ({self.batch_tokens} tokens) does not split into "
+                f"{world_size} process(es) x micro-batches of {self.micro_batch}: make batch_tokens a multiple of "
+                f"n_ctx x micro_batch x processes = {self.n_ctx * self.micro_batch * world_size}"
+            )
+        return per_process // self.micro_batch
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def with_overrides(self, **overrides: Any) -> "TrainConfig":
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def config_for(preset: str | None = None, **overrides: Any) -> TrainConfig:
+    """A config from a shape preset (mini by default) with the given fields changed (None means unchanged)."""
+    name = preset or "mini"
+    if name not in PRESETS:
+        raise InputError(f"unknown preset '{name}': use one of {', '.join(PRESETS)}")
+    shape = PRESETS[name]
+    return TrainConfig(**{**shape, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up from 0 to lr over warmup_steps, then cosine decay to min_lr_ratio x lr at max_steps."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    span = max(1, config.max_steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    floor = config.lr * config.min_lr_ratio
+    return floor + (config.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def compute_dtype(config: TrainConfig, device: torch.device) -> torch.dtype:
+    """bfloat16 autocast where the hardware has fast bfloat16 matrix units, else float32 (precision='auto')."""
+    if config.precision == "float32":
+        return torch.float32
+    if config.precision == "bfloat16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+
+
+def optimizer_for(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (ndim >= 2) only."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    implementation = {"fused": True} if config.adamw == "fused" else {"foreach": True}
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
+                             **implementation)

@@ -1,0 +1,198 @@
+"""A training run on disk: its config, metrics, log-spaced checkpoints and the state to resume from.
+
+    DIR/run.json                  the TrainConfig and the token data's manifest
+    DIR/metrics.jsonl             one line per logged step
+    DIR/checkpoints/step-000000/  config.json + model.safetensors (Hugging Face layout) at steps 0, 1, 2, 4, 8, ...
+                                  and the last; each also has training.json (step, tokens seen, losses)
+    DIR/state/                    the latest resumable state: model.safetensors (float32) + trainer.pt
+                                  (optimizer, step, RNG), itself a loadable checkpoint
+
+Every folder is written beside its final place and renamed into it, so an interrupted write never leaves a
+half-written checkpoint or state behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from gpt2atlas.errors import InputError
+from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.model.loading import save_checkpoint
+from gpt2atlas.training.recipe import TrainConfig
+
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"
+
+
+def is_checkpoint_step(step: int) -> bool:
+    """Steps 0, 1, 2, 4, 8, ...: log-spaced, so early training, where most structure forms, is seen closely."""
+    return step == 0 or step & (step - 1) == 0
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """One line of metrics.jsonl."""
+
+    step: int
+    tokens: int
+    lr: float
+    train_loss: float | None
+    val_loss: float | None
+    grad_norm: float | None
+    tokens_per_s: float | None
+    elapsed_s: float
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+
+class RunFolder:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # ----- paths -----------------------------------------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        return self.path / "state"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS_FILE
+
+    def checkpoint_dir(self, step: int) -> Path:
+        return self.checkpoints_dir / f"step-{step:06d}"
+
+    def checkpoints(self) -> list[Path]:
+        """The saved checkpoints, by step."""
+        return sorted(self.checkpoints_dir.glob("step-*")) if self.checkpoints_dir.is_dir() else []
+
+    # ----- checks before anything is written -------------------------------------------------------------------
+    def check_new(self, overwrite: bool) -> None:
+        """A fresh run may use a missing or empty folder, or replace an earlier run with `overwrite`."""
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"the output {self.path} exists and is not a folder")
+        if self.path.is_dir() and any(self.path.iterdir()):
+            if not overwrite:
+                raise InputError(f"{self.path} already holds files: pass --resume {self.path} to continue that "
+                                 "run, or --overwrite to start it again")
+            if not (self.path / RUN_FILE).is_file():
+                raise InputError(f"--overwrite refuses to empty {self.path}: it is not a gpt2atlas training run "
+                                 f"(no {RUN_FILE})")
+
+    def check_writable(self) -> None:
+        probe = self.path.parent if not self.path.exists() else self.path
+        while not probe.exists():
+            probe = probe.parent
+        test = probe / ".gpt2atlas-write-test"
+        try:
+            test.write_bytes(b"")
+            test.unlink()
+        except OSError as err:
+            raise InputError(f"cannot write the run folder {self.path}: {err.strerror or err}") from None
+
+    def start(self, config: TrainConfig, tokens_manifest: dict[str, Any], overwrite: bool) -> None:
+        if overwrite and self.path.is_dir():
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        record = {"config": config.to_dict(), "tokens": tokens_manifest}
+        (self.path / RUN_FILE).write_text(json.dumps(record, indent=1))
+
+    def read_config(self) -> TrainConfig:
+        path = self.path / RUN_FILE
+        if not path.is_file():
+            raise InputError(f"--resume {self.path}: not a gpt2atlas training run (no {RUN_FILE})")
+        if not (self.state_dir / "trainer.pt").is_file():
+            raise InputError(f"--resume {self.path}: the run has no saved state to resume from ({self.state_dir})")
+        return TrainConfig.from_dict(json.loads(path.read_text())["config"])
+
+    def update_config(self, config: TrainConfig) -> None:
+        path = self.path / RUN_FILE
+        record = json.loads(path.read_text())
+        record["config"] = config.to_dict()
+        path.write_text(json.dumps(record, indent=1))
+
+    # ----- metrics ---------------------------------------------------------------------------------------------
+    def append_metrics(self, metrics: Metrics) -> None:
+        with self.metrics_path.open("a") as out:
+            out.write(metrics.to_json() + "\n")
+
+    def read_metrics(self) -> list[Metrics]:
+        if not self.metrics_path.is_file():
+            return []
+        return [Metrics(**json.loads(line)) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+
+    def truncate_metrics(self, last_step: int) -> None:
+        """Drop lines written after the state being resumed (the run went on past its last save)."""
+        kept = [m for m in self.read_metrics() if m.step <= last_step]
+        self.metrics_path.write_text("".join(m.to_json() + "\n" for m in kept))
+
+    # ----- weights and state -----------------------------------------------------------------------------------
+    def save_checkpoint(self, model: GPT2, step: int, info: dict[str, Any]) -> Path:
+        final = self.checkpoint_dir(step)
+        with _staged(final) as staging:
+            save_checkpoint(model, staging)
+            (staging / "training.json").write_text(json.dumps({"step": step, **info}, indent=1))
+        return final
+
+    def save_state(self, model: GPT2, optimizer: torch.optim.Optimizer, step: int) -> None:
+        with _staged(self.state_dir) as staging:
+            save_checkpoint(model, staging)
+            torch.save({"step": step, "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
+                       staging / "trainer.pt")
+
+    def load_state(self, model: GPT2, optimizer: torch.optim.Optimizer) -> int:
+        """Restore the weights, optimizer and RNG saved in state/; returns the step they belong to."""
+        from gpt2atlas.model.loading import load_model
+
+        saved = load_model(self.state_dir, device=model.device)
+        if saved.cfg != model.cfg:
+            raise InputError(f"the saved state in {self.state_dir} has another shape than {RUN_FILE} says")
+        with torch.no_grad():
+            for mine, theirs in zip(model.parameters(), saved.parameters()):
+                mine.copy_(theirs)
+        trainer = torch.load(self.state_dir / "trainer.pt", map_location=model.device, weights_only=True)
+        optimizer.load_state_dict(trainer["optimizer"])
+        torch.set_rng_state(trainer["torch_rng"].cpu())
+        return int(trainer["step"])
+
+
+class _staged:
+    """Context manager: a temporary folder beside `final`, renamed onto it on success, removed on failure."""
+
+    def __init__(self, final: Path) -> None:
+        self.final = final
+
+    def __enter__(self) -> Path:
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.staging = self.final.with_name(f".{self.final.name}.partial")
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging.mkdir()
+        return self.staging
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            return
+        old = self.final.with_name(f".{self.final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.final.exists():
+            self.final.rename(old)
+        self.staging.rename(self.final)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def iter_checkpoint_info(folder: RunFolder) -> Iterator[tuple[Path, dict[str, Any]]]:
+    for path in folder.checkpoints():
+        info_path = path / "training.json"
+        if info_path.is_file():
+            yield path, json.loads(info_path.read_text())

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     traceback: set GPT2ATLAS_DEBUG=1, and it propagates as usual.
     """
     try:
-        app(args=argv, standalone_mode=False)
+        # without standalone mode, click returns the code of a `typer.Exit(code)` instead of exiting with it
+        returned = app(args=argv, standalone_mode=False)
     except AtlasError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unexpected {type(err).__name__}{': ' + first if first else ''} "
               f"(set {DEBUG_ENV}=1 for the traceback, and please report it)", file=sys.stderr)
         return 1
-    return 0
+    return returned if isinstance(returned, int) else 0
 
 
 if __name__ == "__main__":

@@ -184,6 +184,9 @@ def prepare_tokens(
     if manifest_path.is_file():
         return TokenData(folder, json.loads(manifest_path.read_text()))
 
+    held_out = {d.name for d in documents if is_validation(d.name, val_fraction)}
+    if len(held_out) == len(documents):  # too few documents to hold any out: train on all, validate on none
+        held_out = set()
     tokenizer = Tokenizer()
     counts = {"train": 0, "val": 0}
     docs = {"train": 0, "val": 0}
@@ -192,7 +195,7 @@ def prepare_tokens(
     try:
         with open(staging / "train.bin", "wb") as train_out, open(staging / "val.bin", "wb") as val_out:
             for document, ids in _tokenized(documents, tokenizer, progress):
-                split = "val" if is_validation(document.name, val_fraction) else "train"
+                split = "val" if document.name in held_out else "train"
                 if not ids:
                     continue
                 ids.append(ENDOFTEXT_ID)
@@ -229,8 +232,9 @@ def _tokenized(documents: Sequence[Document], tokenizer: Tokenizer, progress: bo
         for start in range(0, len(documents), 64):
             batch = documents[start:start + 64]
             texts = [d.path.read_text(encoding="utf-8", errors="replace") for d in batch]
-            for document, ids in zip(batch, tokenizer.encode_batch(texts, allow_special=False)):
-                yield document, ids
+            for document, text, ids in zip(batch, texts, tokenizer.encode_batch(texts, allow_special=False)):
+                if text.strip():  # a blank file is no document
+                    yield document, ids
             bar.update(sum(d.path.stat().st_size for d in batch))
     assert VOCAB_SIZE <= 2**16  # uint16 holds every GPT-2 token id
 

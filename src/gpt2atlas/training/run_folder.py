@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -90,13 +91,12 @@ class RunFolder:
                                  f"(no {RUN_FILE})")
 
     def check_writable(self) -> None:
-        probe = self.path.parent if not self.path.exists() else self.path
+        probe = self.path
         while not probe.exists():
             probe = probe.parent
-        test = probe / ".gpt2atlas-write-test"
         try:
-            test.write_bytes(b"")
-            test.unlink()
+            with tempfile.NamedTemporaryFile(dir=probe, prefix=".gpt2atlas-write-test-"):
+                pass
         except OSError as err:
             raise InputError(f"cannot write the run folder {self.path}: {err.strerror or err}") from None
 

@@ -133,6 +133,15 @@ def _stop_on_signals() -> Iterator[Callable[[], bool]]:
             signal.signal(sig, old)
 
 
+@contextmanager
+def _closing(bar) -> Iterator[None]:
+    """Close the progress bar before any message that follows it, on success or error."""
+    try:
+        yield
+    finally:
+        bar.close()
+
+
 # ----- the run ---------------------------------------------------------------------------------------------------
 def train(
     config: TrainConfig | None = None,
@@ -141,6 +150,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     time_limit_s: float | None = None,
+    stop_at_step: int | None = None,
     threads: int | None = None,
     progress: bool = True,
     token_cache: Path | None = None,
@@ -149,7 +159,8 @@ def train(
     """Train our GPT-2 from scratch (or from `config.init_from`), or resume the run in `out`.
 
     With `resume=True`, the run's own config is used; `config` may only change how long it runs
-    (`max_steps`) and how it is watched, never the shape or the recipe.
+    (`max_steps`) and how it is watched, never the shape or the recipe. `time_limit_s` and `stop_at_step` end
+    the run early with its state saved, to be resumed later (a long run split over several sittings).
     """
     folder = RunFolder(out)
     procs = _start_processes((config.device if config else "cpu"), threads)
@@ -177,7 +188,9 @@ def train(
             log(f"data: {tokens.manifest['train_tokens']:,} training tokens from "
                 f"{tokens.manifest['train_documents']:,} documents, {tokens.manifest['val_tokens']:,} validation "
                 f"tokens from {tokens.manifest['val_documents']:,} ({tokens.folder})")
-        return _run(config, folder, tokens, procs, accumulation, resume, overwrite, time_limit_s, progress, log)
+        sampler = WindowSampler(tokens.train, config.n_ctx, config.seed)  # checks there is a context's worth
+        return _run(config, folder, tokens, sampler, procs, accumulation, resume, overwrite, time_limit_s,
+                    stop_at_step, progress, log)
     finally:
         if procs.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
@@ -211,9 +224,10 @@ def _initial_model(config: TrainConfig, device: torch.device) -> GPT2:
     return model.to(device).train().requires_grad_(True)
 
 
-def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, procs: Processes, accumulation: int,
-         resume: bool, overwrite: bool, time_limit_s: float | None, progress: bool,
-         log: Callable[[str], None]) -> TrainResult:
+def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, sampler: WindowSampler, procs: Processes,
+         accumulation: int,
+         resume: bool, overwrite: bool, time_limit_s: float | None, stop_at_step: int | None,
+         progress: bool, log: Callable[[str], None]) -> TrainResult:
     device = procs.device
     dtype = compute_dtype(config, device)
     model = _initial_model(config, device)
@@ -236,7 +250,6 @@ def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, procs: Proce
 
         loss_module = DistributedDataParallel(loss_module, device_ids=[device.index] if device.type == "cuda" else None)
     evaluator = LanguageModelLoss(model, dtype)
-    sampler = WindowSampler(tokens.train, config.n_ctx, config.seed)
     val_windows = validation_windows(tokens.val, config.n_ctx, config.eval_tokens)
     per_process = config.batch_sequences // procs.world_size
 
@@ -252,23 +265,37 @@ def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, procs: Proce
         return sum(losses) / len(val_windows)
 
     started = time.perf_counter()
-    last_good = folder.state_dir if resume else None
+    earlier = folder.read_metrics() if resume and procs.is_main else []
+    elapsed_before = earlier[-1].elapsed_s if earlier else 0.0  # metrics count the time of every sitting
+    # what holds which step's weights, for error messages: every checkpoint, and the state (only its newest save)
+    saved: dict[str, int] = {f"{folder.state_dir} (step {step})": step} if resume else {}
 
     def save(step_now: int, train_loss: float | None, val_loss: float | None) -> None:
-        nonlocal last_good
-        if not procs.is_main:
-            return
         info = {"tokens": step_now * config.batch_tokens, "train_loss": train_loss, "val_loss": val_loss}
-        if is_checkpoint_step(step_now) or step_now == config.max_steps:
-            last_good = folder.save_checkpoint(model, step_now, info)
+        if procs.is_main and (is_checkpoint_step(step_now) or step_now == config.max_steps):
+            saved[str(folder.save_checkpoint(model, step_now, info))] = step_now
+
+    def save_state(step_now: int) -> None:
+        if procs.is_main:
+            folder.save_state(model, optimizer, step_now)
+            for where in [w for w in saved if w.startswith(str(folder.state_dir))]:
+                del saved[where]
+            saved[f"{folder.state_dir} (step {step_now})"] = step_now
+        procs.barrier()
+
+    def last_good_before(bad_step: int) -> str:
+        """The newest saved weights older than `bad_step` (whose own weights gave a non-finite loss)."""
+        older = [where for where, saved_step in saved.items() if saved_step < bad_step]
+        # the newest; a permanent checkpoint before the state of the same step
+        return max(older, key=lambda w: (saved[w], "checkpoints" in w)) if older else "none"
 
     if not resume and procs.is_main:
         val0 = evaluate()
         folder.append_metrics(Metrics(0, 0, learning_rate(config, 0), None, val0, None, None, 0.0))
         save(0, None, val0)
-        folder.save_state(model, optimizer, 0)
-        last_good = folder.checkpoint_dir(0)
         log(f"step 0: validation loss {val0:.4f}" if val0 is not None else "step 0")
+    if not resume:
+        save_state(0)
 
     from tqdm import tqdm
 
@@ -276,9 +303,10 @@ def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, procs: Proce
                dynamic_ncols=True)
     train_loss: float | None = None
     val_loss: float | None = None
-    stopped_early = False
-    with _stop_on_signals() as stop_requested:
-        while step < config.max_steps:
+    stopped_early = stop = False
+    last_step = min(config.max_steps, stop_at_step) if stop_at_step is not None else config.max_steps
+    with _stop_on_signals() as stop_requested, _closing(bar):
+        while step < last_step:
             step_start = time.perf_counter()
             lr = learning_rate(config, step)
             for group in optimizer.param_groups:
@@ -296,7 +324,7 @@ def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, procs: Proce
             if not math.isfinite(loss_value):
                 raise TrainingError(
                     f"the training loss became {loss_value} at step {step}; the last good checkpoint is "
-                    f"{last_good or 'none (the initial weights)'} (try a lower --lr, or --precision float32)"
+                    f"{last_good_before(step)} (try a lower --lr, or --precision float32)"
                 )
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
             optimizer.step()
@@ -311,16 +339,14 @@ def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, procs: Proce
             val_loss = evaluate() if procs.is_main and evaluate_now else None
             if procs.is_main and (evaluate_now or step % config.log_every == 0):
                 folder.append_metrics(Metrics(step, step * config.batch_tokens, lr, loss_value, val_loss,
-                                              grad_norm, tokens_per_s, time.perf_counter() - started))
+                                              grad_norm, tokens_per_s,
+                                              elapsed_before + time.perf_counter() - started))
             save(step, loss_value, val_loss)
             out_of_time = time_limit_s is not None and time.perf_counter() - started > time_limit_s
             stop = procs.any(stop_requested() or out_of_time)
-            if stop or step % config.save_every == 0 or step == config.max_steps:
-                if procs.is_main:
-                    folder.save_state(model, optimizer, step)
-                procs.barrier()
+            if stop or step % config.save_every == 0 or step == last_step:
+                save_state(step)
             if stop:
-                bar.close()
                 if stop_requested() or not out_of_time:
                     raise TrainingInterrupted(
                         f"interrupted at step {step}: saved {folder.state_dir}; resume with: "
@@ -330,5 +356,7 @@ def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, procs: Proce
                 log(f"time limit reached at step {step}: saved {folder.state_dir}; resume with: "
                     f"gpt2atlas train --resume {folder.path}")
                 break
-    bar.close()
+    stopped_early = stopped_early or step < config.max_steps
+    if stopped_early and not stop and procs.is_main:
+        log(f"stopped at step {step} of {config.max_steps}; resume with: gpt2atlas train --resume {folder.path}")
     return TrainResult(folder.path, step, step * config.batch_tokens, train_loss, val_loss, stopped_early)

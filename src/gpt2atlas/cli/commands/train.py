@@ -50,6 +50,7 @@ def train(
     resume: Annotated[Optional[Path], _opt("continue the run in this folder")] = None,
     overwrite: Annotated[bool, _opt("start again in a folder that holds an earlier run")] = False,
     time_limit: Annotated[Optional[float], _opt("stop cleanly (state saved) after this many minutes")] = None,
+    stop_at_step: Annotated[Optional[int], _opt("stop cleanly (state saved) after this step; resume later")] = None,
     threads: Annotated[Optional[int], _opt("CPU threads per process")] = None,
     png: Annotated[bool, typer.Option("--png/--no-png", help="also write the loss curve as PNG")] = False,
 ) -> None:
@@ -74,20 +75,21 @@ def train(
         config = config_for(preset, **overrides)
         folder = out  # type: ignore[assignment]
     is_main = _is_main_process()
-    log = (lambda msg: err_console.print(msg, markup=False, highlight=False)) if is_main else (lambda msg: None)
+    log = (lambda msg: err_console.print(msg, markup=False, highlight=False, soft_wrap=True)) if is_main else (lambda msg: None)
     try:
         result = run_training(config, folder, resume=resume is not None, overwrite=overwrite,
-                              time_limit_s=time_limit * 60 if time_limit else None, threads=threads, log=log)
+                              time_limit_s=time_limit * 60 if time_limit else None, stop_at_step=stop_at_step,
+                              threads=threads, log=log)
     except TrainingInterrupted as stop:
         if is_main:
             _write_loss_curve(folder, png)
-            err_console.print(str(stop), markup=False, highlight=False)
+            err_console.print(str(stop), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     if is_main:
         figure = _write_loss_curve(folder, png)
         loss = f"validation loss {result.val_loss:.4f}" if result.val_loss is not None else "no validation split"
         err_console.print(f"step {result.step}: {loss}; {result.tokens:,} tokens seen. Wrote {result.run} "
-                          f"(checkpoints/, metrics.jsonl, {figure.name})", markup=False, highlight=False)
+                          f"(checkpoints/, metrics.jsonl, {figure.name})", markup=False, highlight=False, soft_wrap=True)
 
 
 def _resume_config(folder: Path, preset: str | None, overrides: dict):

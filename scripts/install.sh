@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One-command install: a virtual environment in .venv with gpt2atlas (editable) and its dev extras, plus a
-# Chromium for static PNG export (kaleido) and the browser tests. Safe to run again.
+# Chromium for static PNG export (kaleido) and the browser tests, and (where apt is at hand) Debian's
+# python3.11-doc, whose reStructuredText sources are the English prose of `gpt2atlas train --data python-docs`.
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,17 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
   else
     echo "warning: no Chrome/Chromium found; PNG export needs one (apt-get install chromium, or" \
          "'plotly_get_chrome'), HTML output works without it" >&2
+  fi
+fi
+
+if ! ls -d /usr/share/doc/python3*/html/_sources >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing python3.11-doc (the English prose corpus 'python-docs' for training) ..."
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11-doc >/dev/null \
+      || echo "warning: python3.11-doc could not be installed; --data python-docs will not be available" >&2
+  else
+    echo "warning: no Python documentation sources found; 'gpt2atlas train --data python-docs' needs" \
+         "Debian's python3.11-doc (apt-get install python3.11-doc)" >&2
   fi
 fi
 

@@ -353,3 +353,17 @@ def test_the_builtin_corpus_of_python_sources_needs_no_files_of_ours(tmp_path):
     assert any(d.name == "python-stdlib/os.py" for d in documents)
     assert "Python Software Foundation" in licences[0]
     assert set(BUILTIN_CORPORA) >= {"python-stdlib", "python-docs"}
+
+
+def test_the_python_docs_corpus_is_english_prose_and_mixes_with_others():
+    from gpt2atlas.training.data import python_docs_root, resolve_documents
+
+    if python_docs_root() is None:
+        pytest.skip("Debian's python3.11-doc is not installed (scripts/install.sh installs it where apt is at hand)")
+    docs, licences = resolve_documents("python-docs")
+    assert len(docs) > 400 and any(d.name.endswith("tutorial/introduction.rst.txt") for d in docs)
+    text = next(d for d in docs if d.name.endswith("tutorial/introduction.rst.txt")).path.read_text()
+    words = text.lower().split()
+    assert words.count("the") / len(words) > 0.02  # running English text, not code
+    mixed, mixed_licences = resolve_documents("python-docs, python-stdlib")
+    assert len(mixed) == len(docs) + len(resolve_documents("python-stdlib")[0]) and len(mixed_licences) == 2

@@ -113,7 +113,7 @@ def benchmark(shape: str, batch: int, seq: int, repeats: int, peaks: dict[torch.
     print(f"\n{shape} shape: {n_layer} layers, {n_head} heads, d_model {d_model}, context {seq}, batch {batch} "
           f"({n_tokens:,} tokens per step)")
     print(f"  {'':<32}{'s/step':>8}{'tokens/s':>10}{'peak MB':>9}{'of peak':>9}")
-    for contender, (seconds, peak) in zip(contenders, results):
+    for contender, (seconds, peak) in zip(contenders, results, strict=True):
         share = flops / seconds / peaks[contender.dtype]
         peak_mb = f"{peak / 2**20:>9.0f}" if peak is not None else f"{'':>9}"
         print(f"  {contender.label:<32}{seconds:>8.2f}{n_tokens / seconds:>10,.0f}{peak_mb}{share:>8.0%}")

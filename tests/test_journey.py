@@ -39,10 +39,12 @@ def test_the_lens_reads_each_layer_before_ln_final(tiny_model):
         log_p = tiny_model.unembed(tiny_model.ln_final(cache["blocks.0.hook_resid_post"][0])).log_softmax(-1)
     final = tiny_model(PROMPT)[0].log_softmax(-1)
     kl = (final.exp() * (final - log_p)).sum(-1)
-    assert f["kl_to_final"][1] == pytest.approx(kl.tolist(), rel=1e-4, abs=1e-7)
+    # KL of a few 1e-3 from log-probabilities of magnitude ~11 in float32: the analysis unembeds many rows in one
+    # product, this check one layer's rows, and BLAS may sum those in another order (it does on some CPUs)
+    assert f["kl_to_final"][1] == pytest.approx(kl.tolist(), rel=1e-4, abs=1e-5)
     ranks = (log_p > log_p.gather(-1, final.argmax(-1, keepdim=True))).sum(-1)
     assert f["final_token_rank"][1] == ranks.tolist()
-    assert f["kl_to_final_mean"][1] == pytest.approx(float(kl[1:].mean()), rel=1e-5)  # position 0 left out
+    assert f["kl_to_final_mean"][1] == pytest.approx(float(kl[1:].mean()), rel=1e-4, abs=1e-5)  # position 0 left out
 
 
 def test_blocks_that_write_nothing_leave_every_layer_at_the_final_answer():

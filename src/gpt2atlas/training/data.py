@@ -232,7 +232,7 @@ def _tokenized(documents: Sequence[Document], tokenizer: Tokenizer, progress: bo
         for start in range(0, len(documents), 64):
             batch = documents[start:start + 64]
             texts = [d.path.read_text(encoding="utf-8", errors="replace") for d in batch]
-            for document, text, ids in zip(batch, texts, tokenizer.encode_batch(texts, allow_special=False)):
+            for document, text, ids in zip(batch, texts, tokenizer.encode_batch(texts, allow_special=False), strict=True):
                 if text.strip():  # a blank file is no document
                     yield document, ids
             bar.update(sum(d.path.stat().st_size for d in batch))

@@ -18,6 +18,9 @@ from gpt2atlas.errors import InputError
 from gpt2atlas.model.config import GPT2Config
 
 SHAPE_FIELDS = ("n_layer", "n_head", "d_model", "n_ctx")
+# What a resumed run may change: how long it runs and how it is executed and watched, never the weights' path.
+CHANGEABLE_ON_RESUME = frozenset({"max_steps", "device", "adamw", "compile", "eval_every", "eval_tokens",
+                                  "log_every", "save_every"})
 
 # Model shapes by name. `mini` is the shape of the model gpt2atlas ships; `small` is GPT-2 small.
 PRESETS: dict[str, dict[str, int]] = {
@@ -111,6 +114,18 @@ class TrainConfig:
 
     def with_overrides(self, **overrides: Any) -> "TrainConfig":
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def check_resumable(saved: TrainConfig, given: TrainConfig) -> None:
+    """Refuse a config for resuming `saved` that changes its shape or its recipe (one line naming the field)."""
+    for field in fields(TrainConfig):
+        old, new = getattr(saved, field.name), getattr(given, field.name)
+        if old == new or field.name in CHANGEABLE_ON_RESUME:
+            continue
+        if field.name in SHAPE_FIELDS:
+            raise InputError(f"the run has {field.name}={old}, not {new}: a run's shape cannot change")
+        raise InputError(f"{field.name} cannot change in a resumed run (it was {old!r}, not {new!r}); "
+                         f"only {', '.join(sorted(CHANGEABLE_ON_RESUME))} can")
 
 
 def config_for(preset: str | None = None, **overrides: Any) -> TrainConfig:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -158,7 +159,7 @@ class RunFolder:
         if saved.cfg != model.cfg:
             raise InputError(f"the saved state in {self.state_dir} has another shape than {RUN_FILE} says")
         with torch.no_grad():
-            for mine, theirs in zip(model.parameters(), saved.parameters()):
+            for mine, theirs in zip(model.parameters(), saved.parameters(), strict=True):
                 mine.copy_(theirs)
         trainer = torch.load(self.state_dir / "trainer.pt", map_location=model.device, weights_only=True)
         optimizer.load_state_dict(trainer["optimizer"])
@@ -166,33 +167,21 @@ class RunFolder:
         return int(trainer["step"])
 
 
-class _staged:
-    """Context manager: a temporary folder beside `final`, renamed onto it on success, removed on failure."""
-
-    def __init__(self, final: Path) -> None:
-        self.final = final
-
-    def __enter__(self) -> Path:
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.staging = self.final.with_name(f".{self.final.name}.partial")
-        shutil.rmtree(self.staging, ignore_errors=True)
-        self.staging.mkdir()
-        return self.staging
-
-    def __exit__(self, kind, value, traceback) -> None:
-        if kind is not None:
-            shutil.rmtree(self.staging, ignore_errors=True)
-            return
-        old = self.final.with_name(f".{self.final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.final.exists():
-            self.final.rename(old)
-        self.staging.rename(self.final)
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def iter_checkpoint_info(folder: RunFolder) -> Iterator[tuple[Path, dict[str, Any]]]:
-    for path in folder.checkpoints():
-        info_path = path / "training.json"
-        if info_path.is_file():
-            yield path, json.loads(info_path.read_text())
+@contextmanager
+def _staged(final: Path) -> Iterator[Path]:
+    """A temporary folder beside `final`, renamed onto it on success and removed on failure."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.with_name(f".{final.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    staging.rename(final)
+    shutil.rmtree(old, ignore_errors=True)

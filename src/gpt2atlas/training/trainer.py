@@ -26,7 +26,14 @@ from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.model.loading import check_device
 from gpt2atlas.training.data import TokenData, WindowSampler, prepare_tokens, validation_windows
 from gpt2atlas.training.loss import linear_cross_entropy
-from gpt2atlas.training.recipe import SHAPE_FIELDS, TrainConfig, compute_dtype, learning_rate, optimizer_for
+from gpt2atlas.training.recipe import (
+    SHAPE_FIELDS,
+    TrainConfig,
+    check_resumable,
+    compute_dtype,
+    learning_rate,
+    optimizer_for,
+)
 from gpt2atlas.training.run_folder import Metrics, RunFolder, is_checkpoint_step
 
 
@@ -117,7 +124,7 @@ def _start_processes(device_name: str, threads: int | None) -> Processes:
 @contextmanager
 def _stop_on_signals() -> Iterator[Callable[[], bool]]:
     """Turn the first Ctrl-C / SIGTERM into a request to stop after the current step; a second one aborts."""
-    requested = []
+    requested: list[int] = []
 
     def handler(signum, frame) -> None:
         if requested:
@@ -163,13 +170,16 @@ def train(
     the run early with its state saved, to be resumed later (a long run split over several sittings).
     """
     folder = RunFolder(out)
-    procs = _start_processes((config.device if config else "cpu"), threads)
+    if resume:
+        saved = folder.read_config()
+        if config is not None:
+            check_resumable(saved, config)
+        config = config or saved
+    else:
+        config = config or TrainConfig()
+    procs = _start_processes(config.device, threads)
     try:
-        if resume:
-            saved = folder.read_config()
-            config = _resumed_config(saved, config)
-        else:
-            config = config or TrainConfig()
+        if not resume:
             folder.check_new(overwrite)
             folder.check_writable()
         accumulation = config.accumulation_steps(procs.world_size)
@@ -194,17 +204,6 @@ def train(
     finally:
         if procs.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _resumed_config(saved: TrainConfig, given: TrainConfig | None) -> TrainConfig:
-    if given is None:
-        return saved
-    changed_shape = [f for f in SHAPE_FIELDS if getattr(given, f) != getattr(saved, f)]
-    if changed_shape:
-        name = changed_shape[0]
-        raise InputError(f"--resume: the run has {name}={getattr(saved, name)}, not {getattr(given, name)}; "
-                         "a run's shape cannot change")
-    return given
 
 
 def _initial_model(config: TrainConfig, device: torch.device) -> GPT2:
@@ -244,7 +243,7 @@ def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, sampler: Win
 
     loss_module: nn.Module = LanguageModelLoss(model, dtype)
     if config.compile:
-        loss_module = torch.compile(loss_module)
+        loss_module = torch.compile(loss_module)  # type: ignore[assignment]
     if procs.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel
 

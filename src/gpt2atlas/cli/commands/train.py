@@ -93,24 +93,16 @@ def train(
 
 
 def _resume_config(folder: Path, preset: str | None, overrides: dict):
-    """The saved run's config with the options given now; the shape and the recipe must stay as they were."""
+    """The saved run's config with the options given now (`train` refuses changes to the shape or recipe)."""
     from gpt2atlas.errors import InputError
-    from gpt2atlas.training.recipe import PRESETS, SHAPE_FIELDS
+    from gpt2atlas.training.recipe import PRESETS
     from gpt2atlas.training.run_folder import RunFolder
 
-    saved = RunFolder(folder).read_config()
-    shape_given = dict(PRESETS[preset]) if preset in PRESETS else {}
-    shape_given.update({k: overrides[k] for k in SHAPE_FIELDS if overrides[k] is not None})
-    for name, value in shape_given.items():
-        if getattr(saved, name) != value:
-            raise InputError(f"--resume {folder}: the run has {name}={getattr(saved, name)}, not {value}; "
-                             "a run's shape cannot change")
-    changeable = {"max_steps", "device", "eval_every", "eval_tokens", "log_every", "save_every", "compile", "adamw"}
-    for name, value in overrides.items():
-        if value is not None and name not in changeable and name not in SHAPE_FIELDS and getattr(saved, name) != value:
-            raise InputError(f"--resume {folder}: --{name.replace('_', '-')} cannot change in a resumed run "
-                             f"(it was {getattr(saved, name)!r})")
-    return saved.with_overrides(**{k: v for k, v in overrides.items() if k in changeable})
+    if preset is not None and preset not in PRESETS:
+        raise InputError(f"unknown preset '{preset}': use one of {', '.join(PRESETS)}")
+    shape = PRESETS.get(preset or "", {})
+    given = {**overrides, **{k: v for k, v in shape.items() if overrides.get(k) is None}}
+    return RunFolder(folder).read_config().with_overrides(**given)
 
 
 def _is_main_process() -> bool:

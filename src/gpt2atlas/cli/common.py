@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import torch
 import typer
@@ -15,6 +15,7 @@ from gpt2atlas.model.gpt2 import GPT2
 err_console = Console(stderr=True)
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, a hub id, or a local folder / .safetensors file")]
+RevisionOption = Annotated[Optional[str], typer.Option("--revision", help="branch, tag or commit of a hub model (training runs publish checkpoints as branches)")]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N")]
 DtypeOption = Annotated[str, typer.Option("--dtype", help="float32, float16 or bfloat16")]
 PromptOption = Annotated[str, typer.Option("--prompt", "-p", help="the text to analyse")]
@@ -30,12 +31,12 @@ def parse_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
-def load(model: str, device: str = "cpu", dtype: str = "float32") -> GPT2:
+def load(model: str, device: str = "cpu", dtype: str = "float32", revision: str | None = None) -> GPT2:
     """Load a model with a spinner on stderr."""
     from gpt2atlas.model.loading import load_model
 
-    with err_console.status(f"loading {model} ..."):
-        return load_model(model, device=device, dtype=parse_dtype(dtype))
+    with err_console.status(f"loading {model}{f' at {revision}' if revision else ''} ..."):
+        return load_model(model, device=device, dtype=parse_dtype(dtype), revision=revision)
 
 
 def check_prompt(prompt: str) -> str:

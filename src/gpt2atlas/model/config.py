@@ -19,6 +19,10 @@ class GPT2Config:
     d_vocab: int = 50257
     layer_norm_eps: float = 1e-5
     d_mlp: int | None = None  # 4 * d_model unless a checkpoint says otherwise
+    # Two options of the Stanford CRFM (Mistral) GPT-2 runs: attention scores also divided by (layer index + 1),
+    # and attention scores and softmax computed in float32 whatever the model's dtype.
+    scale_attn_by_inverse_layer_idx: bool = False
+    reorder_and_upcast_attn: bool = False
 
     def __post_init__(self) -> None:
         if self.d_mlp is None:
@@ -35,10 +39,19 @@ class GPT2Config:
 
     @classmethod
     def from_hf_dict(cls, hf: Mapping[str, Any]) -> "GPT2Config":
-        """Read a Hugging Face `config.json` of a GPT-2 model."""
+        """Read a Hugging Face `config.json` of a GPT-2 model.
+
+        Options that change the forward pass and that this model does not implement are refused, so a checkpoint
+        never loads into silently different logits.
+        """
         model_type = hf.get("model_type", "gpt2")
         if model_type != "gpt2":
             raise CheckpointError(f"config.json describes a '{model_type}' model, not GPT-2")
+        for option, supported, meaning in _FORWARD_OPTIONS:
+            value = hf.get(option, supported[0])
+            if value not in supported:
+                raise CheckpointError(f"config.json sets {option}={value!r} ({meaning}); gpt2atlas's GPT-2 "
+                                      f"supports only {' or '.join(repr(v) for v in supported)}")
         try:
             d_model = int(hf["n_embd"])
             return cls(
@@ -49,9 +62,21 @@ class GPT2Config:
                 d_vocab=int(hf.get("vocab_size", 50257)),
                 layer_norm_eps=float(hf.get("layer_norm_epsilon", 1e-5)),
                 d_mlp=int(hf.get("n_inner") or 4 * d_model),
+                scale_attn_by_inverse_layer_idx=bool(hf.get("scale_attn_by_inverse_layer_idx", False)),
+                reorder_and_upcast_attn=bool(hf.get("reorder_and_upcast_attn", False)),
             )
         except KeyError as missing:
             raise CheckpointError(f"config.json lacks the GPT-2 field {missing}") from None
+
+
+# config.json options of transformers' GPT-2 that would change the logits: (name, values we implement (the first
+# is transformers' default), what the option does).
+_FORWARD_OPTIONS: tuple[tuple[str, tuple[Any, ...], str], ...] = (
+    ("activation_function", ("gelu_new", "gelu_pytorch_tanh"), "the MLP's non-linearity"),
+    ("scale_attn_weights", (True,), "whether attention scores are divided by sqrt(d_head)"),
+    ("add_cross_attention", (False,), "cross-attention layers of an encoder-decoder"),
+    ("tie_word_embeddings", (True,), "whether the unembedding is the token embedding"),
+)
 
 
 # The released OpenAI checkpoints (and DistilGPT2, distilled from gpt2).

@@ -68,9 +68,12 @@ class LayerNorm(nn.Module):
 class Attention(nn.Module):
     """Causal multi-head self-attention with fused Q/K/V projection."""
 
-    def __init__(self, cfg: GPT2Config) -> None:
+    def __init__(self, cfg: GPT2Config, layer: int = 0) -> None:
         super().__init__()
         self.n_head, self.d_head = cfg.n_head, cfg.d_head
+        # q.k / sqrt(d_head); the CRFM runs' option also divides by the layer's number (counted from 1)
+        self.scale = 1 / math.sqrt(self.d_head) / ((layer + 1) if cfg.scale_attn_by_inverse_layer_idx else 1)
+        self.upcast = cfg.reorder_and_upcast_attn  # scores and softmax in float32 whatever the dtype
         self.W_QKV = nn.Parameter(torch.empty(cfg.d_model, 3 * cfg.d_model))  # columns: Q | K | V
         self.b_QKV = nn.Parameter(torch.zeros(3 * cfg.d_model))
         self.W_O = nn.Parameter(torch.empty(cfg.d_model, cfg.d_model))  # rows: head-major (head, d_head)
@@ -116,7 +119,8 @@ class Attention(nn.Module):
         if kv_cache is not None:
             n_past = kv_cache.length
             k, v = kv_cache.update(layer, k, v)
-        if self.hook_attn_scores.is_active or self.hook_pattern.is_active:
+        upcast = self.upcast and q.dtype != torch.float32
+        if self.hook_attn_scores.is_active or self.hook_pattern.is_active or upcast:
             z = self._explicit_attention(q, k, v, n_past)
         else:
             z = self._fused_attention(q, k, v, n_past)
@@ -127,21 +131,22 @@ class Attention(nn.Module):
         n_new, n_keys = q.shape[-2], k.shape[-2]
         query_pos = torch.arange(n_past, n_past + n_new, device=q.device)[:, None]
         future = torch.arange(n_keys, device=q.device)[None, :] > query_pos
-        scores = (q @ k.transpose(-1, -2)).mul_(1 / math.sqrt(self.d_head)).masked_fill_(future, float("-inf"))
+        if self.upcast:
+            q, k = q.float(), k.float()
+        scores = (q @ k.transpose(-1, -2)).mul_(self.scale).masked_fill_(future, float("-inf"))
         scores = self.hook_attn_scores(scores)  # scaled and masked in place: no extra (query, key) tensors
         pattern = self.hook_pattern(scores.softmax(dim=-1))
-        return pattern @ v
+        return pattern.to(v.dtype) @ v
 
-    @staticmethod
-    def _fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_past: int) -> torch.Tensor:
+    def _fused_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_past: int) -> torch.Tensor:
         n_new = q.shape[-2]
         if n_past == 0:
-            return F.scaled_dot_product_attention(q, k, v, is_causal=n_new > 1)
+            return F.scaled_dot_product_attention(q, k, v, is_causal=n_new > 1, scale=self.scale)
         if n_new == 1:  # one new token sees every cached one
-            return F.scaled_dot_product_attention(q, k, v)
+            return F.scaled_dot_product_attention(q, k, v, scale=self.scale)
         query_pos = torch.arange(n_past, n_past + n_new, device=q.device)[:, None]
         visible = torch.arange(k.shape[-2], device=q.device)[None, :] <= query_pos
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=visible, scale=self.scale)
 
 
 class MLP(nn.Module):
@@ -165,11 +170,11 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm transformer block: attention then MLP, each added to the residual stream."""
 
-    def __init__(self, cfg: GPT2Config) -> None:
+    def __init__(self, cfg: GPT2Config, layer: int = 0) -> None:
         super().__init__()
         self.hook_resid_pre = HookPoint()
         self.ln1 = LayerNorm(cfg.d_model, cfg.layer_norm_eps)
-        self.attn = Attention(cfg)
+        self.attn = Attention(cfg, layer)
         self.hook_attn_out = HookPoint()
         self.hook_resid_mid = HookPoint()
         self.ln2 = LayerNorm(cfg.d_model, cfg.layer_norm_eps)
@@ -235,7 +240,7 @@ class GPT2(nn.Module):
         self.hook_embed = HookPoint()
         self.pos_embed = PosEmbed(cfg.n_ctx, cfg.d_model)
         self.hook_pos_embed = HookPoint()
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(Block(cfg, layer) for layer in range(cfg.n_layer))
         self.ln_final = LayerNorm(cfg.d_model, cfg.layer_norm_eps)
         self.unembed = Unembed(self.embed)
         for name, module in self.named_modules():

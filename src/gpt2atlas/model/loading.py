@@ -164,20 +164,25 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _hub_checkpoint(name: str) -> Checkpoint:
-    """Files from the Hugging Face cache, downloading only config.json and one weights file if needed."""
+def _hub_checkpoint(name: str, revision: str | None = None) -> Checkpoint:
+    """Files from the Hugging Face cache, downloading only config.json and one weights file if needed.
+
+    `revision`: a branch, tag or commit of the hub repository (training runs publish checkpoints as branches).
+    """
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
     canonical = HUB_REPOS.get(name, name)
     candidates = list(dict.fromkeys([canonical, name]))
 
+    at = f" at revision {revision}" if revision else ""
+
     def fetch(repo: str, local_only: bool) -> Checkpoint:
-        config = Path(hf_hub_download(repo, "config.json", local_files_only=local_only))
+        config = Path(hf_hub_download(repo, "config.json", revision=revision, local_files_only=local_only))
         for filename in WEIGHT_FILES:
             try:
-                weights = Path(hf_hub_download(repo, filename, local_files_only=local_only))
-                return Checkpoint(weights, _read_config(config.parent), f"{repo} (Hugging Face hub)")
+                weights = Path(hf_hub_download(repo, filename, revision=revision, local_files_only=local_only))
+                return Checkpoint(weights, _read_config(config.parent), f"{repo}{at} (Hugging Face hub)")
             except LocalEntryNotFoundError:
                 continue
             except EntryNotFoundError:
@@ -193,30 +198,32 @@ def _hub_checkpoint(name: str) -> Checkpoint:
     if offline or not hub_reachable():
         why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub is unreachable"
         raise ModelNotFoundError(
-            f"{why} and '{name}' is not in the local cache; download it elsewhere and pass the folder: "
+            f"{why} and '{name}'{at} is not in the local cache; download it elsewhere and pass the folder: "
             f"--model /path/to/{name.split('/')[-1]} (config.json + model.safetensors)"
         )
     try:
         return fetch(canonical, local_only=False)
     except EntryNotFoundError:
-        raise ModelNotFoundError(f"'{canonical}' on the hub has no config.json or weights file") from None
+        raise ModelNotFoundError(f"'{canonical}'{at} on the hub has no config.json or weights file") from None
     except HfHubHTTPError as err:
         raise ModelNotFoundError(f"cannot download '{canonical}' from the hub: {str(err).splitlines()[0]}") from None
 
 
-def find_checkpoint(name_or_path: str | os.PathLike) -> Checkpoint:
-    """Resolve a model id or a path to a weights file and its config."""
+def find_checkpoint(name_or_path: str | os.PathLike, revision: str | None = None) -> Checkpoint:
+    """Resolve a model id (at `revision`, for hub ids) or a path to a weights file and its config."""
     text = str(name_or_path).strip()
     if not text:
         raise ModelNotFoundError("no model given: pass a model id such as gpt2, or a local folder")
     path = Path(text).expanduser()
     if path.exists():
+        if revision:
+            raise ModelNotFoundError(f"revision={revision!r} applies to hub ids, not to the local path {path}")
         return _local_checkpoint(path)
     looks_like_path = text.startswith((".", "/", "~")) or path.suffix in (".safetensors", ".bin") or text.count("/") > 1
     if looks_like_path:
         raise ModelNotFoundError(f"no such file or folder: {path}")
     if text in HUB_REPOS or text in HUB_REPOS.values() or text.count("/") == 1:
-        return _hub_checkpoint(text)
+        return _hub_checkpoint(text, revision)
     known = ", ".join(HUB_REPOS)
     raise ModelNotFoundError(
         f"unknown model '{text}': use one of {known}, a hub id like openai-community/gpt2, "
@@ -253,15 +260,18 @@ def load_model(
     dtype: torch.dtype = torch.float32,
     *,
     n_head: int | None = None,
+    revision: str | None = None,
 ) -> GPT2:
     """Load GPT-2 weights into our model.
 
     `name_or_path`: gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2 (or their openai-community/...,
     distilbert/... hub ids, or any hub id of a GPT-2), a folder with config.json + model.safetensors (or
     pytorch_model.bin), or a single .safetensors file (config from a config.json beside it, else from shapes).
+    `revision`: a branch, tag or commit of a hub repository (the Stanford CRFM runs publish their training
+    checkpoints as branches such as "checkpoint-10000").
     """
     device = check_device(device)
-    checkpoint = find_checkpoint(name_or_path)
+    checkpoint = find_checkpoint(name_or_path, revision)
     reader = TensorReader(checkpoint.weights)
     cfg = checkpoint.config or infer_config(reader, n_head)
     expected = _expected_shapes(cfg)
@@ -311,6 +321,8 @@ def save_checkpoint(model: GPT2, folder: str | os.PathLike) -> Path:
         "n_embd": c.d_model, "n_positions": c.n_ctx, "n_ctx": c.n_ctx, "vocab_size": c.d_vocab,
         "n_inner": c.d_mlp, "layer_norm_epsilon": c.layer_norm_eps, "activation_function": "gelu_new",
         "bos_token_id": 50256, "eos_token_id": 50256, "tie_word_embeddings": True,
+        "scale_attn_by_inverse_layer_idx": c.scale_attn_by_inverse_layer_idx,
+        "reorder_and_upcast_attn": c.reorder_and_upcast_attn,
     }
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     return folder

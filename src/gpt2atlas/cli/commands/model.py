@@ -9,7 +9,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gpt2atlas.cli.common import DeviceOption, DtypeOption, ModelOption, check_prompt, err_console, load
+from gpt2atlas.cli.common import (
+    DeviceOption,
+    DtypeOption,
+    ModelOption,
+    RevisionOption,
+    check_prompt,
+    err_console,
+    load,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +28,7 @@ def register(app: typer.Typer) -> None:
 def generate(
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="text to continue")],
     model: ModelOption = "gpt2",
+    revision: RevisionOption = None,
     max_new_tokens: Annotated[int, typer.Option(help="tokens to add to each sample")] = 30,
     num_samples: Annotated[int, typer.Option(help="samples, generated as one batch")] = 1,
     temperature: Annotated[float, typer.Option(help="0 for greedy decoding")] = 1.0,
@@ -32,7 +41,7 @@ def generate(
 ) -> None:
     """Continue a prompt with GPT-2 (KV cache; all samples in one batch)."""
     check_prompt(prompt)
-    gpt = load(model, device, dtype)
+    gpt = load(model, device, dtype, revision)
     result = gpt.generate(
         prompt, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
         num_samples=num_samples, warn=lambda msg: err_console.print(f"[yellow]{msg}[/yellow]"),
@@ -50,12 +59,13 @@ def generate(
 
 def info(
     model: ModelOption = "gpt2",
+    revision: RevisionOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Print the model summary: config, every parameter tensor, counts per component and in total."""
     from gpt2atlas.analysis.summary import summary
 
-    data = summary(load(model))
+    data = summary(load(model, revision=revision))
     if as_json:
         print(json.dumps(data, indent=2))
         return

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gpt2atlas.cli.common import DeviceOption, DtypeOption, ModelOption, load
+from gpt2atlas.cli.common import DeviceOption, DtypeOption, ModelOption, RevisionOption, load
 from gpt2atlas.errors import InputError
 
 
@@ -36,6 +36,7 @@ def read_texts(path: Path) -> list[str]:
 
 def report(
     model: ModelOption = "gpt2",
+    revision: RevisionOption = None,
     prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="a prompt to analyse (repeat for several); default: a built-in one")] = None,
     texts: Annotated[Optional[Path], typer.Option("--texts", help="texts for the geometry section: one per line, or a folder of .txt files")] = None,
     max_texts: Annotated[int, typer.Option(help="at most this many texts for the geometry section (speed)")] = 200,
@@ -54,7 +55,7 @@ def report(
     from gpt2atlas.report import build_report
 
     text_list = read_texts(texts) if texts is not None else None
-    gpt = load(model, device, dtype)
+    gpt = load(model, device, dtype, revision)
     path, result = build_report(
         gpt, out, model_id=model, prompts=prompt or [], texts=text_list, texts_source=str(texts) if texts else None,
         max_texts=max_texts, seed=seed, max_new_tokens=max_new_tokens, num_samples=num_samples, fmt=fmt,

@@ -42,21 +42,20 @@ def main(argv: list[str] | None = None) -> int:
     """
     try:
         # without standalone mode, click returns the code of a `typer.Exit(code)` instead of exiting with it
-        returned = app(args=argv, standalone_mode=False)
+        returned = app(args=argv, prog_name="gpt2atlas", standalone_mode=False)
     except AtlasError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except click.exceptions.ClickException as err:
-        err.show()
-        return err.exit_code
-    except click.exceptions.Exit as done:
-        return done.exit_code
+    except (click.exceptions.ClickException, typer.TyperException) as err:
+        # a usage error (unknown option, bad value): the command's usage and a one-line reason, exit 2. Typer
+        # raises these from its own copy of click, whose classes derive from TyperException, not click's.
+        err.show()  # type: ignore[union-attr]
+        return int(getattr(err, "exit_code", 2))
+    except (click.exceptions.Exit, typer.Exit) as done:
+        return int(done.exit_code)
     except Exception as err:
         if os.environ.get(DEBUG_ENV):
             raise

@@ -41,20 +41,14 @@ class Contender:
     dtype: torch.dtype
 
 
-def ours_step(n_layer: int, n_head: int, d_model: int, n_ctx: int, windows: torch.Tensor,
-              dtype: torch.dtype) -> Callable[[], float]:
-    from gpt2atlas.model import GPT2, GPT2Config
+def training_step(model: torch.nn.Module, loss_of_batch: Callable[[], torch.Tensor]) -> Callable[[], float]:
+    """One optimizer step as `gpt2atlas train` takes it: backward, clip at 1.0, fused AdamW (the same recipe)."""
     from gpt2atlas.training.recipe import TrainConfig, optimizer_for
-    from gpt2atlas.training.trainer import LanguageModelLoss
 
-    config = TrainConfig(n_layer=n_layer, n_head=n_head, d_model=d_model, n_ctx=n_ctx, batch_tokens=n_ctx)
-    model = GPT2(GPT2Config(n_layer=n_layer, n_head=n_head, d_model=d_model, n_ctx=n_ctx))
-    model.init_weights(seed=0, scale_residual=True).train()
-    loss_fn = LanguageModelLoss(model, dtype)
-    optimizer = optimizer_for(model, config)
+    optimizer = optimizer_for(model, TrainConfig(adamw="fused"))
 
     def step() -> float:
-        loss = loss_fn(windows)
+        loss = loss_of_batch()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -62,6 +56,17 @@ def ours_step(n_layer: int, n_head: int, d_model: int, n_ctx: int, windows: torc
         return float(loss.detach())
 
     return step
+
+
+def ours_step(n_layer: int, n_head: int, d_model: int, n_ctx: int, windows: torch.Tensor,
+              dtype: torch.dtype) -> Callable[[], float]:
+    from gpt2atlas.model import GPT2, GPT2Config
+    from gpt2atlas.training.trainer import LanguageModelLoss
+
+    model = GPT2(GPT2Config(n_layer=n_layer, n_head=n_head, d_model=d_model, n_ctx=n_ctx))
+    model.init_weights(seed=0, scale_residual=True).train()
+    loss_fn = LanguageModelLoss(model, dtype)
+    return training_step(model, lambda: loss_fn(windows))
 
 
 def hf_step(n_layer: int, n_head: int, d_model: int, n_ctx: int, windows: torch.Tensor,
@@ -72,24 +77,14 @@ def hf_step(n_layer: int, n_head: int, d_model: int, n_ctx: int, windows: torch.
     model = GPT2LMHeadModel(GPT2Config(n_layer=n_layer, n_head=n_head, n_embd=d_model, n_positions=n_ctx,
                                        attn_implementation="sdpa", resid_pdrop=0.0, embd_pdrop=0.0,
                                        attn_pdrop=0.0)).train()
-    params = list(model.parameters())
-    optimizer = torch.optim.AdamW(
-        [{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.1},
-         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
-        lr=1e-3, betas=(0.9, 0.95), eps=1e-8, fused=True)
     inputs, labels = windows[:, :-1], windows[:, 1:]
 
-    def step() -> float:
+    def loss() -> torch.Tensor:
         with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
             logits = model(inputs).logits
-            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels.flatten())
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return float(loss.detach())
+            return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels.flatten())
 
-    return step
+    return training_step(model, loss)
 
 
 def step_flops(n_layer: int, d_model: int, n_ctx: int, n_tokens: int) -> float:

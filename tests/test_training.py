@@ -242,6 +242,15 @@ def test_stopping_and_resuming_gives_bit_identical_weights(corpus, tmp_path):
     assert losses("whole") == losses("split")
 
 
+def test_a_time_limit_ends_the_sitting_cleanly_with_the_state_saved(corpus, tmp_path):
+    messages: list[str] = []
+    result = train(tiny_config(corpus, max_steps=50), tmp_path / "run", time_limit_s=0.0, progress=False,
+                   log=messages.append)
+    assert result.stopped_early and result.step == 1
+    assert torch.load(tmp_path / "run/state/trainer.pt", weights_only=True)["step"] == 1
+    assert f"gpt2atlas train --resume {tmp_path / 'run'}" in messages[-1]
+
+
 def test_two_processes_under_torchrun_follow_the_one_process_loss_curve(corpus, tmp_path):
     common = ["train", "--preset", "tiny", "--data", str(corpus), "--max-steps", "4", "--batch-tokens", "512",
               "--micro-batch", "4", "--warmup-steps", "2", "--lr", "3e-3", "--precision", "float32",

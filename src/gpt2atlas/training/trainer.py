@@ -93,12 +93,13 @@ class Processes:
             value /= self.world_size
         return value
 
-    def any(self, flag: bool) -> bool:
+    def any(self, *flags: bool) -> list[bool]:
+        """Each flag, true if it is true on any process (so that every process takes the same branch)."""
         if self.world_size == 1:
-            return flag
-        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        return bool(value.item())
+            return list(flags)
+        values = torch.tensor([1.0 if flag else 0.0 for flag in flags], device=self.device)
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        return [bool(v) for v in values.tolist()]
 
 
 def _start_processes(device_name: str, threads: int | None) -> Processes:
@@ -266,34 +267,38 @@ def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, sampler: Win
     started = time.perf_counter()
     earlier = folder.read_metrics() if resume and procs.is_main else []
     elapsed_before = earlier[-1].elapsed_s if earlier else 0.0  # metrics count the time of every sitting
-    # what holds which step's weights, for error messages: every checkpoint, and the state (only its newest save)
-    saved: dict[str, int] = {f"{folder.state_dir} (step {step})": step} if resume else {}
+    # which steps' weights are on disk, for error messages (every process keeps count; rank 0 writes)
+    checkpoint_steps = [int(p.name.split("-")[1]) for p in folder.checkpoints()] if resume else []
+    state_step: int | None = step if resume else None
 
     def save(step_now: int, train_loss: float | None, val_loss: float | None) -> None:
-        info = {"tokens": step_now * config.batch_tokens, "train_loss": train_loss, "val_loss": val_loss}
-        if procs.is_main and (is_checkpoint_step(step_now) or step_now == config.max_steps):
-            saved[str(folder.save_checkpoint(model, step_now, info))] = step_now
+        if not (is_checkpoint_step(step_now) or step_now == config.max_steps):
+            return
+        if procs.is_main:
+            info = {"tokens": step_now * config.batch_tokens, "train_loss": train_loss, "val_loss": val_loss}
+            folder.save_checkpoint(model, step_now, info)
+        checkpoint_steps.append(step_now)
 
     def save_state(step_now: int) -> None:
+        nonlocal state_step
         if procs.is_main:
             folder.save_state(model, optimizer, step_now)
-            for where in [w for w in saved if w.startswith(str(folder.state_dir))]:
-                del saved[where]
-            saved[f"{folder.state_dir} (step {step_now})"] = step_now
+        state_step = step_now
         procs.barrier()
 
     def last_good_before(bad_step: int) -> str:
         """The newest saved weights older than `bad_step` (whose own weights gave a non-finite loss)."""
-        older = [where for where, saved_step in saved.items() if saved_step < bad_step]
-        # the newest; a permanent checkpoint before the state of the same step
-        return max(older, key=lambda w: (saved[w], "checkpoints" in w)) if older else "none"
+        older = [(s, 1, str(folder.checkpoint_dir(s))) for s in checkpoint_steps if s < bad_step]
+        if state_step is not None and state_step < bad_step:  # a checkpoint of the same step is named first
+            older.append((state_step, 0, f"{folder.state_dir} (step {state_step})"))
+        return max(older)[2] if older else "none"
 
-    if not resume and procs.is_main:
-        val0 = evaluate()
-        folder.append_metrics(Metrics(0, 0, learning_rate(config, 0), None, val0, None, None, 0.0))
-        save(0, None, val0)
-        log(f"step 0: validation loss {val0:.4f}" if val0 is not None else "step 0")
     if not resume:
+        val0 = evaluate() if procs.is_main else None
+        if procs.is_main:
+            folder.append_metrics(Metrics(0, 0, learning_rate(config, 0), None, val0, None, None, 0.0))
+            log(f"step 0: validation loss {val0:.4f}" if val0 is not None else "step 0")
+        save(0, None, val0)
         save_state(0)
 
     from tqdm import tqdm
@@ -341,12 +346,13 @@ def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, sampler: Win
                                               grad_norm, tokens_per_s,
                                               elapsed_before + time.perf_counter() - started))
             save(step, loss_value, val_loss)
-            out_of_time = time_limit_s is not None and time.perf_counter() - started > time_limit_s
-            stop = procs.any(stop_requested() or out_of_time)
+            interrupted, out_of_time = procs.any(
+                stop_requested(), time_limit_s is not None and time.perf_counter() - started > time_limit_s)
+            stop = interrupted or out_of_time
             if stop or step % config.save_every == 0 or step == last_step:
                 save_state(step)
             if stop:
-                if stop_requested() or not out_of_time:
+                if interrupted:
                     raise TrainingInterrupted(
                         f"interrupted at step {step}: saved {folder.state_dir}; resume with: "
                         f"gpt2atlas train --resume {folder.path}"

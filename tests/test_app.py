@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +150,37 @@ def test_app_rejects_an_unknown_device(capsys):
 def test_app_rejects_a_bad_port(capsys):
     assert main(["app", "--model", "gpt2", "--port", "70000"]) == 1
     assert "out of range" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_gpt2atlas_app_stops_its_streamlit_server(tiny_checkpoint, signum):
+    import psutil
+
+    children: list[psutil.Process] = []
+    process = subprocess.Popen([sys.executable, "-m", "gpt2atlas", "app", "--model", str(tiny_checkpoint),
+                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               start_new_session=True)  # the signal reaches gpt2atlas alone, as from `kill`
+    try:
+        port = int(process.stdout.readline().split("http://127.0.0.1:")[1].split()[0])
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.3)
+        else:
+            pytest.fail("the dashboard never listened")
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert children
+        process.send_signal(signum)
+        assert process.wait(timeout=30) == 0
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0
+    finally:  # leave no server behind, even when the check fails
+        for leftover in [process, *children]:
+            try:
+                leftover.kill()
+            except (ProcessLookupError, psutil.NoSuchProcess):
+                pass

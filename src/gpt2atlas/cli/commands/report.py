@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -101,6 +102,26 @@ def dashboard(
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}
     print(f"gpt2atlas dashboard for {model}: http://127.0.0.1:{port}  (Ctrl-C stops it)")
     app_file = Path(gpt2atlas.app.__file__).with_name("streamlit_app.py")
-    completed = subprocess.run(app_command(app_file, model, port, device=device), env=env)
-    if completed.returncode not in (0, -2, 130):
-        raise typer.Exit(completed.returncode)
+    code = run_forwarding_signals(app_command(app_file, model, port, device=device), env)
+    if code not in (0, -signal.SIGINT, -signal.SIGTERM, 130):
+        raise typer.Exit(code)
+
+
+def run_forwarding_signals(command: list[str], env: dict[str, str]) -> int:
+    """Run `command` as a child that receives this process's SIGINT and SIGTERM, and wait for it to end.
+
+    Without this, a SIGTERM to `gpt2atlas app` (a service manager, `kill`) ended it and left the Streamlit server
+    running on its port. Ctrl-C in a terminal reaches both already; forwarding it again is harmless.
+    """
+    child = subprocess.Popen(command, env=env)
+
+    def forward(signum, frame) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

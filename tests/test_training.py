@@ -247,7 +247,8 @@ def test_a_time_limit_ends_the_sitting_cleanly_with_the_state_saved(corpus, tmp_
     result = train(tiny_config(corpus, max_steps=50), tmp_path / "run", time_limit_s=0.0, progress=False,
                    log=messages.append)
     assert result.stopped_early and result.step == 1
-    assert torch.load(tmp_path / "run/state/trainer.pt", weights_only=True)["step"] == 1
+    state = torch.load(tmp_path / "run/state/trainer.pt", weights_only=True)
+    assert state["step"] == 1 and state["windows_seen"] == 8 and state["optimizer"]["state"]
     assert f"gpt2atlas train --resume {tmp_path / 'run'}" in messages[-1]
 
 

@@ -26,7 +26,7 @@ import torch
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.model.loading import save_checkpoint
-from gpt2atlas.training.recipe import TrainConfig
+from gpt2atlas.training.recipe import TrainConfig, learning_rate
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
@@ -145,10 +145,13 @@ class RunFolder:
             (staging / "training.json").write_text(json.dumps({"step": step, **info}, indent=1))
         return final
 
-    def save_state(self, model: GPT2, optimizer: torch.optim.Optimizer, step: int) -> None:
+    def save_state(self, model: GPT2, optimizer: torch.optim.Optimizer, step: int, config: TrainConfig) -> None:
+        """Weights, optimizer and RNG at `step`. The schedule and the data position follow from the step (the
+        learning rate and the windows seen are recorded too, for the reader)."""
         with _staged(self.state_dir) as staging:
             save_checkpoint(model, staging)
-            torch.save({"step": step, "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
+            torch.save({"step": step, "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                        "next_lr": learning_rate(config, step), "windows_seen": step * config.batch_sequences},
                        staging / "trainer.pt")
 
     def load_state(self, model: GPT2, optimizer: torch.optim.Optimizer) -> int:

@@ -282,7 +282,7 @@ def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, sampler: Win
     def save_state(step_now: int) -> None:
         nonlocal state_step
         if procs.is_main:
-            folder.save_state(model, optimizer, step_now)
+            folder.save_state(model, optimizer, step_now, config)
         state_step = step_now
         procs.barrier()
 

@@ -8,6 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from gpt2atlas.cli.common import DeviceOption, err_console
+from gpt2atlas.training.recipe import TrainConfig
+
+DEFAULT = TrainConfig()  # the help texts quote its values
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +23,7 @@ def _opt(help_text: str, *names: str) -> typer.models.OptionInfo:
 
 def train(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run folder (checkpoints, metrics, state)")] = None,
-    data: Annotated[Optional[str], _opt("text file, folder, or built-in corpus (python-stdlib, python-docs); "
+    data: Annotated[Optional[str], _opt(f"text file, folder, or built-in corpus (python-stdlib, python-docs); default {DEFAULT.data}; "
                                         "comma-separated to mix")] = None,
     preset: Annotated[Optional[str], _opt("model shape: tiny, mini (default), small, medium")] = None,
     n_layer: Annotated[Optional[int], _opt("blocks")] = None,
@@ -29,24 +32,24 @@ def train(
     n_ctx: Annotated[Optional[int], _opt("context length in tokens")] = None,
     init_from: Annotated[Optional[str], _opt("start from these weights (a model id, folder or .safetensors) "
                                              "instead of GPT-2's initialisation")] = None,
-    max_steps: Annotated[Optional[int], _opt("optimizer steps in all (default 1000)")] = None,
-    batch_tokens: Annotated[Optional[int], _opt("tokens per optimizer step, over all processes (default 4096)")] = None,
-    micro_batch: Annotated[Optional[int], _opt("sequences per forward pass and process (default 16)")] = None,
-    lr: Annotated[Optional[float], _opt("peak learning rate (default 1e-3)")] = None,
-    warmup_steps: Annotated[Optional[int], _opt("linear warm-up steps (default 50)")] = None,
-    weight_decay: Annotated[Optional[float], _opt("AdamW weight decay on matrices (default 0.1)")] = None,
-    seed: Annotated[Optional[int], _opt("seed of the initialisation and the data order (default 0)")] = None,
-    val_fraction: Annotated[Optional[float], _opt("share of documents held out (default 0.05)")] = None,
+    max_steps: Annotated[Optional[int], _opt(f"optimizer steps in all (default {DEFAULT.max_steps})")] = None,
+    batch_tokens: Annotated[Optional[int], _opt(f"tokens per optimizer step, over all processes (default {DEFAULT.batch_tokens})")] = None,
+    micro_batch: Annotated[Optional[int], _opt(f"sequences per forward pass and process (default {DEFAULT.micro_batch})")] = None,
+    lr: Annotated[Optional[float], _opt(f"peak learning rate (default {DEFAULT.lr:g})")] = None,
+    warmup_steps: Annotated[Optional[int], _opt(f"linear warm-up steps (default {DEFAULT.warmup_steps})")] = None,
+    weight_decay: Annotated[Optional[float], _opt(f"AdamW weight decay on matrices (default {DEFAULT.weight_decay:g})")] = None,
+    seed: Annotated[Optional[int], _opt(f"seed of the initialisation and the data order (default {DEFAULT.seed})")] = None,
+    val_fraction: Annotated[Optional[float], _opt(f"share of documents held out (default {DEFAULT.val_fraction:g})")] = None,
     precision: Annotated[Optional[str], _opt("auto (bfloat16 autocast where the CPU/GPU is fast at it), "
                                              "float32 or bfloat16")] = None,
     adamw: Annotated[Optional[str], _opt("AdamW implementation: fused (default) or foreach")] = None,
     compile_model: Annotated[Optional[bool], typer.Option("--compile/--no-compile",
                                                           help="torch.compile the model")] = None,
     device: DeviceOption = "cpu",
-    eval_every: Annotated[Optional[int], _opt("steps between validation losses (default 100)")] = None,
-    eval_tokens: Annotated[Optional[int], _opt("validation tokens per evaluation (default 32768)")] = None,
-    log_every: Annotated[Optional[int], _opt("steps between lines of metrics.jsonl (default 10)")] = None,
-    save_every: Annotated[Optional[int], _opt("steps between saves of the resumable state (default 200)")] = None,
+    eval_every: Annotated[Optional[int], _opt(f"steps between validation losses (default {DEFAULT.eval_every})")] = None,
+    eval_tokens: Annotated[Optional[int], _opt(f"validation tokens per evaluation (default {DEFAULT.eval_tokens})")] = None,
+    log_every: Annotated[Optional[int], _opt(f"steps between lines of metrics.jsonl (default {DEFAULT.log_every})")] = None,
+    save_every: Annotated[Optional[int], _opt(f"steps between saves of the resumable state (default {DEFAULT.save_every})")] = None,
     resume: Annotated[Optional[Path], _opt("continue the run in this folder")] = None,
     overwrite: Annotated[bool, _opt("start again in a folder that holds an earlier run")] = False,
     time_limit: Annotated[Optional[float], _opt("stop cleanly (state saved) after this many minutes")] = None,

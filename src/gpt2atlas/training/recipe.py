@@ -128,13 +128,18 @@ def check_resumable(saved: TrainConfig, given: TrainConfig) -> None:
                          f"only {', '.join(sorted(CHANGEABLE_ON_RESUME))} can")
 
 
-def config_for(preset: str | None = None, **overrides: Any) -> TrainConfig:
-    """A config from a shape preset (mini by default) with the given fields changed (None means unchanged)."""
-    name = preset or "mini"
+def preset_shape(name: str) -> dict[str, int]:
+    """The shape fields of a preset, or a one-line error naming the presets."""
     if name not in PRESETS:
         raise InputError(f"unknown preset '{name}': use one of {', '.join(PRESETS)}")
-    shape = PRESETS[name]
-    return TrainConfig(**{**shape, **{k: v for k, v in overrides.items() if v is not None}})
+    return PRESETS[name]
+
+
+def config_for(preset: str | None = None, **overrides: Any) -> TrainConfig:
+    """A config from a shape preset (mini by default) with the given fields changed (None means unchanged)."""
+    fields_given: dict[str, Any] = {**preset_shape(preset or "mini"),
+                                    **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainConfig(**fields_given)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:

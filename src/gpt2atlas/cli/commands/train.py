@@ -97,13 +97,10 @@ def train(
 
 def _resume_config(folder: Path, preset: str | None, overrides: dict):
     """The saved run's config with the options given now (`train` refuses changes to the shape or recipe)."""
-    from gpt2atlas.errors import InputError
-    from gpt2atlas.training.recipe import PRESETS
+    from gpt2atlas.training.recipe import preset_shape
     from gpt2atlas.training.run_folder import RunFolder
 
-    if preset is not None and preset not in PRESETS:
-        raise InputError(f"unknown preset '{preset}': use one of {', '.join(PRESETS)}")
-    shape = PRESETS.get(preset or "", {})
+    shape = preset_shape(preset) if preset is not None else {}
     given = {**overrides, **{k: v for k, v in shape.items() if overrides.get(k) is None}}
     return RunFolder(folder).read_config().with_overrides(**given)
 

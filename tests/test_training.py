@@ -176,6 +176,23 @@ def test_tokens_are_written_once_split_by_document_and_decode_back(corpus, tmp_p
         write_corpus(corpus)
 
 
+def test_a_prepared_token_folder_travels_as_data(corpus, tmp_path):
+    """How a run moves to a machine without the corpora (a GPU box): the token folder itself is --data."""
+    import shutil
+
+    data = prepare_tokens(str(corpus), val_fraction=0.2, cache_dir=tmp_path / "cache", progress=False)
+    moved = shutil.copytree(data.folder, tmp_path / "moved")
+    again = prepare_tokens(str(moved), val_fraction=0.2, cache_dir=tmp_path / "elsewhere", progress=False)
+    assert again.folder == moved and again.manifest == data.manifest
+    assert again.train.tolist() == data.train.tolist() and not (tmp_path / "elsewhere").exists()
+    with pytest.raises(InputError, match="val_fraction=0.2"):
+        prepare_tokens(str(moved), val_fraction=0.05, cache_dir=tmp_path, progress=False)
+    with open(moved / "train.bin", "ab") as f:
+        f.write(b"\0\0")
+    with pytest.raises(InputError, match="token counts"):
+        prepare_tokens(str(moved), val_fraction=0.2, cache_dir=tmp_path, progress=False)
+
+
 def test_windows_cover_the_stream_once_per_epoch_in_a_seeded_order():
     tokens = np.arange(1001, dtype=np.uint16)
     sampler = WindowSampler(tokens, n_ctx=100, seed=3)

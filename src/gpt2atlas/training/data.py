@@ -1,6 +1,7 @@
 """Training text -> GPT-2 tokens on disk -> batches of windows.
 
-`--data` names text files, folders or built-in corpora (comma-separated to mix them). Every document is
+`--data` names text files, folders or built-in corpora (comma-separated to mix them), or one token folder
+made earlier (below). Every document is
 tokenized once with our GPT-2 tokenizer, followed by `<|endoftext|>`, into two uint16 memory-mapped files
 (`train.bin`, `val.bin`) with a `manifest.json` that records the inputs and their hashes, the tokenizer's hash
 and the token counts; a later run with the same inputs reuses them. Documents go to the validation split by a
@@ -174,6 +175,9 @@ def prepare_tokens(
     """Tokenize what `spec` names into train/val token files (reused when the inputs are unchanged)."""
     if not 0.0 <= val_fraction < 1.0:
         raise InputError(f"val_fraction={val_fraction} must be in [0, 1)")
+    prepared = _prepared_folder(spec, val_fraction)
+    if prepared is not None:
+        return prepared
     documents, licences = resolve_documents(spec)
     inputs = [{"name": d.name, "bytes": d.path.stat().st_size, "sha256": _file_sha256(d.path)} for d in documents]
     key_source = {"version": MANIFEST_VERSION, "inputs": inputs, "tokenizer": _tokenizer_sha256(),
@@ -221,6 +225,30 @@ def prepare_tokens(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return TokenData(folder, json.loads(manifest_path.read_text()))
+
+
+def _prepared_folder(spec: str, val_fraction: float) -> TokenData | None:
+    """A token folder that an earlier run prepared (manifest.json, train.bin, val.bin), used as it is.
+
+    This is how a run moves to another machine (a GPU box without the corpora, say) with exactly the same
+    tokens: its manifest keeps the original `--data` and the hash of every input file.
+    """
+    folder = Path(spec.strip()).expanduser()
+    if "," in spec or not (folder / "manifest.json").is_file():
+        return None
+    missing = [name for name in ("train.bin", "val.bin") if not (folder / name).is_file()]
+    if missing:
+        raise InputError(f"--data {folder}: a token folder needs {' and '.join(missing)} beside its manifest.json")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    if manifest.get("version") != MANIFEST_VERSION or manifest.get("tokenizer") != _tokenizer_sha256():
+        raise InputError(f"--data {folder}: its tokens were made by another tokenizer or manifest version")
+    sizes = {name: (folder / f"{name}.bin").stat().st_size // 2 for name in ("train", "val")}
+    if sizes["train"] != manifest.get("train_tokens") or sizes["val"] != manifest.get("val_tokens"):
+        raise InputError(f"--data {folder}: train.bin/val.bin do not hold the token counts its manifest records")
+    if manifest.get("val_fraction") != val_fraction:
+        raise InputError(f"--data {folder}: its tokens were split with val_fraction={manifest.get('val_fraction')}, "
+                         f"not {val_fraction}")
+    return TokenData(folder, manifest)
 
 
 def _tokenized(documents: Sequence[Document], tokenizer: Tokenizer, progress: bool) -> Iterator[tuple[Document, list[int]]]:

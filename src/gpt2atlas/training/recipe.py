@@ -19,8 +19,8 @@ from gpt2atlas.model.config import GPT2Config
 
 SHAPE_FIELDS = ("n_layer", "n_head", "d_model", "n_ctx")
 # What a resumed run may change: how long it runs and how it is executed and watched, never the weights' path.
-CHANGEABLE_ON_RESUME = frozenset({"max_steps", "device", "adamw", "compile", "eval_every", "eval_tokens",
-                                  "log_every", "save_every"})
+CHANGEABLE_ON_RESUME = frozenset({"max_steps", "device", "micro_batch", "adamw", "compile", "eval_every",
+                                  "eval_tokens", "log_every", "save_every"})
 
 # Model shapes by name. `mini` is the shape of the model gpt2atlas ships; `small` is GPT-2 small.
 PRESETS: dict[str, dict[str, int]] = {

@@ -25,7 +25,7 @@ from gpt2atlas.errors import AtlasError, InputError
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.model.loading import check_device
 from gpt2atlas.training.data import TokenData, WindowSampler, prepare_tokens, validation_windows
-from gpt2atlas.training.loss import linear_cross_entropy
+from gpt2atlas.training.loss import CUDA_CHUNK_ROWS, DEFAULT_CHUNK_ROWS, linear_cross_entropy
 from gpt2atlas.training.recipe import (
     SHAPE_FIELDS,
     TrainConfig,
@@ -69,7 +69,9 @@ class LanguageModelLoss(nn.Module):
         autocast = torch.autocast(windows.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
         with autocast:
             hidden = model.ln_final(model.residual_stream(windows[:, :-1]))
-            return linear_cross_entropy(hidden, model.W_E, windows[:, 1:], compute_dtype=self.dtype)
+            chunk_rows = CUDA_CHUNK_ROWS if windows.device.type == "cuda" else DEFAULT_CHUNK_ROWS
+            return linear_cross_entropy(hidden, model.W_E, windows[:, 1:], compute_dtype=self.dtype,
+                                        chunk_rows=chunk_rows)
 
 
 # ----- processes -------------------------------------------------------------------------------------------------

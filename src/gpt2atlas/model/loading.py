@@ -20,6 +20,7 @@ import torch
 from gpt2atlas.errors import AtlasError, CheckpointError, ModelNotFoundError
 from gpt2atlas.model.config import HUB_REPOS, GPT2Config
 from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.shipped import SHIPPED_MODELS, shipped_folder
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -214,6 +215,12 @@ def find_checkpoint(name_or_path: str | os.PathLike, revision: str | None = None
     text = str(name_or_path).strip()
     if not text:
         raise ModelNotFoundError("no model given: pass a model id such as gpt2, or a local folder")
+    shipped = shipped_folder(text)
+    if shipped is not None and not Path(text).exists():
+        if revision:
+            raise ModelNotFoundError(f"revision={revision!r} applies to hub ids, not to the shipped model '{text}'")
+        checkpoint = _local_checkpoint(shipped)
+        return Checkpoint(checkpoint.weights, checkpoint.config, SHIPPED_MODELS[text])
     path = Path(text).expanduser()
     if path.exists():
         if revision:
@@ -224,7 +231,7 @@ def find_checkpoint(name_or_path: str | os.PathLike, revision: str | None = None
         raise ModelNotFoundError(f"no such file or folder: {path}")
     if text in HUB_REPOS or text in HUB_REPOS.values() or text.count("/") == 1:
         return _hub_checkpoint(text, revision)
-    known = ", ".join(HUB_REPOS)
+    known = ", ".join([*SHIPPED_MODELS, *HUB_REPOS])
     raise ModelNotFoundError(
         f"unknown model '{text}': use one of {known}, a hub id like openai-community/gpt2, "
         "or a local folder / .safetensors file"

@@ -19,6 +19,7 @@ from gpt2atlas.report.document import Report, Section
 from gpt2atlas.report.html import render_html
 from gpt2atlas.report.markdown import render_markdown, write_figures, write_findings
 from gpt2atlas.report.provenance import provenance
+from gpt2atlas.training.history import TrainingHistory
 from gpt2atlas.report.sections import (
     DEFAULT_PROMPT,
     SECTION_KEYS,
@@ -100,6 +101,7 @@ def build_report(
     skip: Iterable[str] = (),
     quick: bool = False,
     projections: Iterable[str] = ("pca",),
+    history: TrainingHistory | None = None,
     progress: bool = True,
 ) -> tuple[Path, Report]:
     """Run every section on `model` and write the report to `out` (HTML, or Markdown + a PNG folder)."""
@@ -108,7 +110,7 @@ def build_report(
     prompts = check_options(list(prompts or []), fmt, skip, max_texts, model, projections)
     ctx = ReportContext(model, prompts, seed=seed, texts=texts, max_texts=max_texts,
                         max_new_tokens=max_new_tokens, num_samples=num_samples, quick=quick,
-                        projections=projections)
+                        projections=projections, history=history)
     keys = [k for k in SECTION_KEYS if k not in skip]
     model_id = model_id or model.source
     info = provenance(model, model_id, prompts=prompts, seed=seed, texts=texts_source, max_texts=max_texts,

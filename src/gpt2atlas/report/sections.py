@@ -17,6 +17,7 @@ from gpt2atlas.analysis.summary import summary
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.report import readings
 from gpt2atlas.report.document import Part, Sample, Table
+from gpt2atlas.training.history import TrainingHistory
 
 DEFAULT_PROMPT = (
     "The old lighthouse keeper climbed the spiral stairs every evening to light the lamp. One stormy night in "
@@ -43,6 +44,7 @@ class ReportContext:
     quick: bool = False  # smaller samples and probes: a rough report in seconds
     projections: tuple[str, ...] = ("pca",)  # token-embedding projections; "tsne" and "umap" take minutes
     all_tokens_budget: int = 3000  # points in geometry's all-tokens cloud (its default is 10,000: slower)
+    history: TrainingHistory | None = None  # the model's training history, for "How it learned"
 
 
 class SectionUnavailable(Exception):
@@ -146,6 +148,22 @@ def sample_parts(ctx: ReportContext) -> list[Part]:
     return parts
 
 
+def learning_parts(ctx: ReportContext) -> list[Part]:
+    """How it learned: the position embeddings smoothing and the heads forming, checkpoint by checkpoint."""
+    if ctx.history is None:
+        raise SectionUnavailable("no training history: use a run folder (--run DIR) or the shipped model "
+                                 "(--model mini)")
+    from dataclasses import asdict, replace
+
+    from gpt2atlas.analysis.dynamics import analyze as analyze_dynamics
+    from gpt2atlas.viz.dynamics import figures as dynamics_figures
+
+    dynamics = analyze_dynamics(ctx.history, progress=False)
+    figures = pick_figures(dynamics_figures(dynamics, ctx.history),
+                           ("position_tables", "positions_over_time", "heads_over_time", "loss"), 4)
+    return [Part(reading=readings.read_dynamics(dynamics), figures=figures, findings=asdict(replace(dynamics, losses=[p for p in dynamics.losses if p.val_loss is not None])))]
+
+
 def _embeddings_options(ctx: ReportContext) -> dict:
     """The vocabulary-wide numbers are computed here once, for every prompt's analysis to share."""
     from gpt2atlas.analysis.embeddings import vocabulary_stats
@@ -223,6 +241,8 @@ SECTIONS: tuple[SectionSpec, ...] = (
         preferred=("id_vs_layer", "id_vs_scale", "pca_components", "norm_anisotropy", "gram_log_volume"),
         options=_geometry_options), "intrinsic dimension layer by layer"),
     SectionSpec("samples", "Generated samples", sample_parts, "continuations with per-token probabilities"),
+    SectionSpec("learning", "How it learned", learning_parts,
+                "position embeddings and heads over training, against the initial checkpoint"),
 )
 
 SECTION_KEYS = tuple(spec.key for spec in SECTIONS)

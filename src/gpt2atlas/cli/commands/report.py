@@ -8,12 +8,15 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from gpt2atlas.cli.common import DeviceOption, DtypeOption, ModelOption, RevisionOption, load
 from gpt2atlas.errors import InputError
+
+if TYPE_CHECKING:
+    from gpt2atlas.training.history import TrainingHistory
 
 
 def register(app: typer.Typer) -> None:
@@ -38,6 +41,7 @@ def read_texts(path: Path) -> list[str]:
 def report(
     model: ModelOption = "gpt2",
     revision: RevisionOption = None,
+    run: Annotated[Optional[Path], typer.Option("--run", help="a gpt2atlas train run folder: report on its last checkpoint, with a 'How it learned' section over all of them")] = None,
     prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="a prompt to analyse (repeat for several); default: a built-in one")] = None,
     texts: Annotated[Optional[Path], typer.Option("--texts", help="texts for the geometry section: one per line, or a folder of .txt files")] = None,
     max_texts: Annotated[int, typer.Option(help="at most this many texts for the geometry section (speed)")] = 200,
@@ -46,7 +50,7 @@ def report(
     seed: Annotated[int, typer.Option(help="seed for sampling and random probes")] = 0,
     max_new_tokens: Annotated[int, typer.Option(help="tokens per generated sample")] = 40,
     num_samples: Annotated[int, typer.Option(help="generated samples per prompt")] = 2,
-    skip: Annotated[Optional[list[str]], typer.Option("--skip", help="leave out a section (repeatable): summary, embeddings, weights, attention, neurons, layernorm, residual, journey, saliency, geometry, samples")] = None,
+    skip: Annotated[Optional[list[str]], typer.Option("--skip", help="leave out a section (repeatable): summary, embeddings, weights, attention, neurons, layernorm, residual, journey, saliency, geometry, samples, learning")] = None,
     projections: Annotated[str, typer.Option(help="token-embedding projections, comma-separated: pca, tsne, umap (t-SNE and UMAP take minutes on gpt2)")] = "pca",
     quick: Annotated[bool, typer.Option("--quick", help="smaller samples, PCA only, fewer probes: a rough report, fast")] = False,
     device: DeviceOption = "cpu",
@@ -56,17 +60,37 @@ def report(
     from gpt2atlas.report import build_report
 
     text_list = read_texts(texts) if texts is not None else None
+    history = training_history(model, run)
+    if run is not None:
+        model = str(last_checkpoint(run))
     gpt = load(model, device, dtype, revision)
     path, result = build_report(
         gpt, out, model_id=model, prompts=prompt or [], texts=text_list, texts_source=str(texts) if texts else None,
         max_texts=max_texts, seed=seed, max_new_tokens=max_new_tokens, num_samples=num_samples, fmt=fmt,
         skip=skip or [], quick=quick, projections=[p.strip() for p in projections.split(",") if p.strip()],
+        history=history,
     )
     skipped = [s for s in result.sections if s.skipped]
     for s in skipped:
         print(f"skipped {s.key}: {s.skipped}", file=sys.stderr)
     figures = sum(s.figure_count for s in result.sections)
     print(f"wrote {path} ({len(result.sections) - len(skipped)} sections, {figures} figures)")
+
+
+def training_history(model: str, run: Path | None) -> "TrainingHistory | None":
+    """The training history a report or `dynamics` can read: a run folder's, or a shipped model's."""
+    from gpt2atlas.shipped import SHIPPED_MODELS
+    from gpt2atlas.training.history import history_of_run, history_of_shipped
+
+    if run is not None:
+        if model != "gpt2":
+            raise InputError("pass either --model or --run (a run's model is its last checkpoint)")
+        return history_of_run(run)
+    return history_of_shipped(model) if model in SHIPPED_MODELS else None
+
+
+def last_checkpoint(run: Path) -> Path:
+    return sorted((run / "checkpoints").glob("step-*"))[-1]  # history_of_run checked there is one
 
 
 def free_port(host: str = "127.0.0.1") -> int:

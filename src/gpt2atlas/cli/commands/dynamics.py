@@ -1,0 +1,68 @@
+"""`gpt2atlas dynamics`: how a model learned, measured at every checkpoint of its training."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from gpt2atlas.cli.common import ModelOption, OutOption, PngOption, err_console
+from gpt2atlas.errors import InputError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("dynamics")(dynamics)
+
+
+def dynamics(
+    out: OutOption,
+    run: Annotated[Optional[Path], typer.Option("--run", help="a gpt2atlas train run folder")] = None,
+    model: ModelOption = "mini",
+    revisions: Annotated[Optional[str], typer.Option(
+        "--revisions", help="hub revisions of --model, comma-separated (e.g. checkpoint-0,checkpoint-10000)")] = None,
+    png: PngOption = True,
+) -> None:
+    """Loss, position-embedding smoothness, head scores, logit-lens depth and intrinsic dimension over training."""
+    from gpt2atlas.analysis.base import to_jsonable
+    from gpt2atlas.analysis.dynamics import analyze
+    from gpt2atlas.cli.commands.report import training_history
+    from gpt2atlas.report.readings import read_dynamics
+    from gpt2atlas.training.history import history_of_revisions
+    from gpt2atlas.viz.dynamics import figures
+    from gpt2atlas.viz.export import save_figures
+
+    if revisions is not None:
+        if run is not None:
+            raise InputError("pass either --run or --model with --revisions")
+        history = history_of_revisions(model, [r.strip() for r in revisions.split(",") if r.strip()])
+    else:
+        found = training_history("gpt2" if run is not None else model, run)
+        if found is None:
+            raise InputError(f"--model {model} has no training history here: pass --revisions for a hub model's "
+                             "checkpoints, --run DIR for a run of gpt2atlas train, or --model mini")
+        history = found
+    result = analyze(history)
+    sentences = read_dynamics(result)
+    out.mkdir(parents=True, exist_ok=True)
+    final = out / "dynamics"
+    staging = Path(tempfile.mkdtemp(prefix=".dynamics-", dir=out))
+    try:
+        with err_console.status(f"writing dynamics figures{' (HTML + PNG)' if png else ''} ..."):
+            findings = {**to_jsonable(asdict(result)), "reading": sentences}
+            (staging / "findings.json").write_text(json.dumps(findings, indent=1))
+            save_figures(figures(result, history), staging, png=png)
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    console = Console(highlight=False, soft_wrap=True)
+    for sentence in sentences:
+        console.print(f"- {sentence}")
+    console.print(f"dynamics: findings and figures written to {final}")

@@ -112,12 +112,15 @@ def main() -> int:
         "share_of_training_tokens": round(float(counts[top].sum() / counts.sum()), 4),
         "ids": [int(i) for i in top]}) + "\n")
 
+    # the recipe as the data's name, not the path of the token folder the run may have read it from
+    for phase in (phase1, phase2):
+        phase["config"]["data"] = phase["tokens"]["spec"]
+    phase2["config"]["init_from"] = "phase 1's final weights"
     (history / RUN_FILE).write_text(json.dumps({
         "recipe": "scripts/train_mini.py",
         "phases": [
             {"config": phase1["config"], "steps": offset_steps, "tokens": offset_tokens},
-            {"config": phase2["config"], "steps": steps2[-1][0], "tokens": steps2[-1][0] * config1.batch_tokens,
-             "init_from": "phase 1's final weights"},
+            {"config": phase2["config"], "steps": steps2[-1][0], "tokens": steps2[-1][0] * config1.batch_tokens},
         ],
         "data": phase1["tokens"],
         "midway_step": args.midway,

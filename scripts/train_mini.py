@@ -24,7 +24,7 @@ from gpt2atlas.training.run_folder import RunFolder
 
 # English prose (the Python documentation) mixed with Python source; see README "Training".
 DATA = "python-docs,python-stdlib"
-MAX_STEPS = 8000  # 8,000 steps x 32,768 tokens = 262M tokens, ~28 passes over the 9.3M training tokens
+MAX_STEPS = 9900  # 9,900 steps x 32,768 tokens = 324M tokens, ~37 passes over the 8.8M training tokens
 
 RECIPE = TrainConfig(
     data=DATA,

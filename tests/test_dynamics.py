@@ -135,3 +135,25 @@ def test_hub_revisions_are_measured_in_step_order(tmp_path, monkeypatch):
     dynamics = analyze(history, progress=False)
     assert dynamics.positions[-1].roughness < dynamics.positions[0].roughness / 3
     assert dynamics.checkpoints[-1].head("prev_token").best()[:2] == PREV
+
+
+OTHER_SECTIONS = ("embeddings", "weights", "attention", "neurons", "layernorm", "residual", "journey", "saliency",
+                  "geometry", "samples")
+
+
+@pytest.mark.parametrize("source", ["run", "mini"])
+def test_the_report_tells_how_it_learned(source, planted_run, tmp_path):
+    skips = [arg for section in OTHER_SECTIONS for arg in ("--skip", section)]
+    chosen = ["--run", str(planted_run)] if source == "run" else ["--model", "mini"]
+    done = run_cli("report", *chosen, "--out", str(tmp_path / "r.html"), "--quick", *skips)
+    assert done.returncode == 0, done.stderr[-2000:]
+    page = (tmp_path / "r.html").read_text()
+    assert "How it learned" in page and "went from noise to smooth curves" in page
+    assert "became the strongest previous-token head" in page
+    if source == "run":
+        assert "step-000008" in page  # the model reported on is the run's last checkpoint
+
+
+def test_report_refuses_a_run_and_a_model_together(planted_run, tmp_path):
+    assert_one_line_error(run_cli("report", "--run", str(planted_run), "--model", "mini", "--out",
+                                  str(tmp_path / "r.html")), "either --model or --run")

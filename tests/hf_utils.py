@@ -7,8 +7,9 @@ from pathlib import Path
 import torch
 
 
-def hf_random_checkpoint(folder: Path, *, n_layer=2, n_head=4, n_embd=64, n_positions=128, n_inner=None,
-                         seed=0, attn_implementation="eager"):
+def hf_random_checkpoint(
+    folder: Path, *, n_layer=2, n_head=4, n_embd=64, n_positions=128, n_inner=None, seed=0, attn_implementation="eager"
+):
     """A random GPT2LMHeadModel saved with save_pretrained; returns (model, folder)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 

@@ -41,8 +41,16 @@ def test_sidebar_has_every_setting(app, tiny_checkpoint):
     for key in ("max_new_tokens", "temperature", "top_k", "seed"):
         assert sidebar.number_input(key=key) is not None
     assert sidebar.button(key="generate").label == "Generate"
-    assert app.radio(key="view").options == ["Generated text", "Attention", "Head roles", "Embeddings", "Journey",
-                                             "Neurons", "LayerNorm", "Geometry"]
+    assert app.radio(key="view").options == [
+        "Generated text",
+        "Attention",
+        "Head roles",
+        "Embeddings",
+        "Journey",
+        "Neurons",
+        "LayerNorm",
+        "Geometry",
+    ]
 
 
 def test_generate_shows_tokens_with_probabilities_escaped(app, tiny_model):
@@ -100,12 +108,15 @@ def test_geometry_runs_on_demand(app):
     assert app.button(key="run_geometry_button").label.startswith("Run")
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("prompt", "   ", "The prompt is empty"),
-    ("prompt", "word " * 200, "this model reads at most 128"),
-    ("model", "no-such-model-anywhere", "unknown model"),
-    ("model", "/nonexistent/folder/gpt2", "no such file or folder"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("prompt", "   ", "The prompt is empty"),
+        ("prompt", "word " * 200, "this model reads at most 128"),
+        ("model", "no-such-model-anywhere", "unknown model"),
+        ("model", "/nonexistent/folder/gpt2", "no such file or folder"),
+    ],
+)
 def test_bad_input_is_a_clear_message_in_the_page(app, field, value, message):
     widget = app.sidebar.text_area(key="prompt") if field == "prompt" else app.sidebar.text_input(key="model")
     widget.input(value).run()
@@ -157,9 +168,13 @@ def test_stopping_gpt2atlas_app_stops_its_streamlit_server(tiny_checkpoint, sign
     import psutil
 
     children: list[psutil.Process] = []
-    process = subprocess.Popen([sys.executable, "-m", "gpt2atlas", "app", "--model", str(tiny_checkpoint),
-                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                               start_new_session=True)  # the signal reaches gpt2atlas alone, as from `kill`
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gpt2atlas", "app", "--model", str(tiny_checkpoint), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )  # the signal reaches gpt2atlas alone, as from `kill`
     try:
         port = int(process.stdout.readline().split("http://127.0.0.1:")[1].split()[0])
         deadline = time.time() + 60

@@ -39,7 +39,7 @@ def planted_model():
     angle = torch.arange(cfg.n_ctx)[:, None] * omega
     rotate_back = torch.zeros(2 * n_freq, 2 * n_freq)  # x @ R turns (cos wp, sin wp) into (cos w(p-1), sin w(p-1))
     for i, w in enumerate(omega):
-        rotate_back[2 * i: 2 * i + 2, 2 * i: 2 * i + 2] = torch.tensor([[w.cos(), -w.sin()], [w.sin(), w.cos()]])
+        rotate_back[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = torch.tensor([[w.cos(), -w.sin()], [w.sin(), w.cos()]])
     with torch.no_grad():
         model.W_E.zero_()
         model.W_E[:, TOKEN_DIMS] = torch.randn(cfg.d_vocab, 32, generator=gen)
@@ -57,8 +57,8 @@ def planted_model():
             attn.W_QKV[k_rows, _head_columns(model, layer, head, 1)] = eye
         prev_attn = model.blocks[PREV[0]].attn
         prev_attn.W_QKV[TOKEN_DIMS, _head_columns(model, *PREV, 2)] = eye
-        prev_attn.W_O[PREV[1] * 32: PREV[1] * 32 + 32] = 0.0
-        prev_attn.W_O[PREV[1] * 32: PREV[1] * 32 + 32, COPY_DIMS] = eye
+        prev_attn.W_O[PREV[1] * 32 : PREV[1] * 32 + 32] = 0.0
+        prev_attn.W_O[PREV[1] * 32 : PREV[1] * 32 + 32, COPY_DIMS] = eye
         bos_attn = model.blocks[BOS[0]].attn
         for which in range(2):
             bos_attn.W_QKV[:, _head_columns(model, *BOS, which)] = 0.0
@@ -90,8 +90,11 @@ def test_planted_heads_top_their_scores(planted):
     assert [(r["layer"], r["head"]) for r in roles["previous_token"]] == [PREV]
     assert [(r["layer"], r["head"]) for r in roles["induction"]] == [INDUCTION]
     assert (BOS[0], BOS[1]) in [(r["layer"], r["head"]) for r in roles["bos_sink"]]
-    assert result.findings["selected_head"] == {"layer": PREV[0], "head": PREV[1],
-                                                "chosen_by": "highest prev_token score"}
+    assert result.findings["selected_head"] == {
+        "layer": PREV[0],
+        "head": PREV[1],
+        "chosen_by": "highest prev_token score",
+    }
     assert result.findings["attention_sink"]["by_layer"][0] > 0.25  # the BOS head alone adds 1/4 in layer 0
 
 
@@ -167,8 +170,14 @@ def test_out_of_range_layer_or_head_is_an_input_error(tiny_model):
 def test_figures_escape_prompt_text(tiny_model):
     result = attention.analyze(tiny_model, "a <script>alert(1)</script> b", layer=1, head=3, repeat_half=4)
     figures = result.figures()
-    assert set(figures) == {"head_pattern", "layer_heads", "head_scores", "lines", "batch_mean_patterns",
-                            "sink_and_last_token"}
+    assert set(figures) == {
+        "head_pattern",
+        "layer_heads",
+        "head_scores",
+        "lines",
+        "batch_mean_patterns",
+        "sink_and_last_token",
+    }
     for fig in figures.values():
         assert "<script>" not in fig.to_json()
     assert result.findings["selected_head"] == {"layer": 1, "head": 3, "chosen_by": "user"}
@@ -176,8 +185,20 @@ def test_figures_escape_prompt_text(tiny_model):
 
 def test_cli_writes_findings_and_rejects_bad_head(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "out"
-    code = main(["attention", "--model", str(tiny_checkpoint), "--prompt", "One two three four", "--out", str(out),
-                 "--no-png", "--layer", "1"])
+    code = main(
+        [
+            "attention",
+            "--model",
+            str(tiny_checkpoint),
+            "--prompt",
+            "One two three four",
+            "--out",
+            str(out),
+            "--no-png",
+            "--layer",
+            "1",
+        ]
+    )
     assert code == 0
     findings = json.loads((out / "attention" / "findings.json").read_text())
     assert findings["selected_head"]["layer"] == 1 and len(findings["heads"]) == 8

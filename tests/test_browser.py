@@ -34,15 +34,20 @@ pytestmark = [
 class Page:
     """A Chromium tab that records JS errors, console errors, dialogs and every network request."""
 
-    EVENTS = ("Runtime.exceptionThrown", "Runtime.consoleAPICalled", "Page.javascriptDialogOpening",
-              "Network.requestWillBeSent", "Log.entryAdded")
+    EVENTS = (
+        "Runtime.exceptionThrown",
+        "Runtime.consoleAPICalled",
+        "Page.javascriptDialogOpening",
+        "Network.requestWillBeSent",
+        "Log.entryAdded",
+    )
 
     def __init__(self, tab) -> None:
         self.tab = tab
         self.events: list[dict] = []
 
     @classmethod
-    async def open(cls, browser, url: str, width: int = 1400, height: int = 1000) -> "Page":
+    async def open(cls, browser, url: str, width: int = 1400, height: int = 1000) -> Page:
         tab = await browser.create_tab("about:blank")
         page = cls(tab)
 
@@ -55,14 +60,17 @@ class Page:
             tab.subscribe(name, record)
         for domain in ("Runtime", "Page", "Network", "Log"):
             await tab.send_command(f"{domain}.enable")
-        await tab.send_command("Emulation.setDeviceMetricsOverride",
-                               params={"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        await tab.send_command(
+            "Emulation.setDeviceMetricsOverride",
+            params={"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
         await tab.send_command("Page.navigate", params={"url": url})
         return page
 
     async def evaluate(self, expression: str):
-        reply = await self.tab.send_command("Runtime.evaluate", params={
-            "expression": expression, "returnByValue": True, "awaitPromise": True})
+        reply = await self.tab.send_command(
+            "Runtime.evaluate", params={"expression": expression, "returnByValue": True, "awaitPromise": True}
+        )
         result = reply["result"]
         assert "exceptionDetails" not in result, result["exceptionDetails"]
         return result["result"].get("value")
@@ -90,8 +98,11 @@ class Page:
     def js_errors(self) -> list[str]:
         errors = [str(e["exceptionDetails"]) for e in self.of("Runtime.exceptionThrown")]
         errors += [str(e["args"]) for e in self.of("Runtime.consoleAPICalled") if e["type"] == "error"]
-        errors += [e["entry"]["text"] for e in self.of("Log.entryAdded") if e["entry"]["level"] == "error"
-                   and not e["entry"].get("url", "").endswith("favicon.ico")]
+        errors += [
+            e["entry"]["text"]
+            for e in self.of("Log.entryAdded")
+            if e["entry"]["level"] == "error" and not e["entry"].get("url", "").endswith("favicon.ico")
+        ]
         return errors
 
     def requested_urls(self) -> list[str]:
@@ -121,10 +132,30 @@ def non_blank_share(png: bytes) -> float:
 def test_report_renders_in_chromium(tiny_checkpoint, tmp_path):
     out = tmp_path / "report.html"
     texts = tmp_path / "texts.txt"
-    texts.write_text("\n".join(f"Line {i} of a small corpus: {i * 7 % 13} lamps, {i % 5} boats and one harbour."
-                               for i in range(30)))
-    assert main(["report", "--model", str(tiny_checkpoint), "--prompt", HOSTILE, "--out", str(out), "--quick",
-                 "--texts", str(texts), "--max-new-tokens", "6", "--num-samples", "1"]) == 0
+    texts.write_text(
+        "\n".join(f"Line {i} of a small corpus: {i * 7 % 13} lamps, {i % 5} boats and one harbour." for i in range(30))
+    )
+    assert (
+        main(
+            [
+                "report",
+                "--model",
+                str(tiny_checkpoint),
+                "--prompt",
+                HOSTILE,
+                "--out",
+                str(out),
+                "--quick",
+                "--texts",
+                str(texts),
+                "--max-new-tokens",
+                "6",
+                "--num-samples",
+                "1",
+            ]
+        )
+        == 0
+    )
     html = out.read_text()
     n_figures = html.count('class="plot"')
     assert n_figures >= 3
@@ -134,7 +165,10 @@ def test_report_renders_in_chromium(tiny_checkpoint, tmp_path):
         drawn = await page.wait_for(
             "document.readyState === 'complete' && "
             "Array.from(document.querySelectorAll('figure.plot')).every(f => f.querySelector('.main-svg')) && "
-            "document.querySelectorAll('figure.plot').length", 60, "every figure to draw")
+            "document.querySelectorAll('figure.plot').length",
+            60,
+            "every figure to draw",
+        )
         assert drawn == n_figures
         # the hostile prompt is text on the page, never markup
         assert await page.evaluate("document.querySelectorAll('img[src=x], img[onerror]').length") == 0
@@ -155,12 +189,21 @@ def test_report_renders_in_chromium(tiny_checkpoint, tmp_path):
 def dashboard(tiny_checkpoint, tmp_path):
     """The real dashboard server on a free 127.0.0.1 port; killed at the end."""
     port = free_port()
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true",
-           "HOME": str(tmp_path)}
+    env = {
+        **os.environ,
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+        "STREAMLIT_SERVER_HEADLESS": "true",
+        "HOME": str(tmp_path),
+    }
     app_file = Path(__file__).parents[1] / "src" / "gpt2atlas" / "app" / "streamlit_app.py"
     log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen(app_command(app_file, str(tiny_checkpoint), port), env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        app_command(app_file, str(tiny_checkpoint), port),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -198,11 +241,13 @@ def test_dashboard_generate_then_attention(dashboard):
         page = await Page.open(browser, dashboard)
         await page.wait_for(CLICK_BUTTON.format(label="Generate"), 60, "the Generate button")
         sample = await page.wait_for(
-            "(document.querySelector('.gpt2atlas-sample') || {}).innerText", 60, "the generated text")
+            "(document.querySelector('.gpt2atlas-sample') || {}).innerText", 60, "the generated text"
+        )
         assert len(sample) > 10
         await page.wait_for(CLICK_LABEL.format(label="Attention"), 30, "the Attention view picker")
-        await page.wait_for("document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", 60,
-                            "the attention figure")
+        await page.wait_for(
+            "document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", 60, "the attention figure"
+        )
         title = await page.evaluate("document.querySelector('.js-plotly-plot .gtitle').textContent")
         assert "layer 0" in title
         assert page.of("Page.javascriptDialogOpening") == []

@@ -32,8 +32,20 @@ def _write_run(folder: Path, models: dict[int, torch.nn.Module]) -> Path:
     for step, model in models.items():
         path = save_checkpoint(model, folder / "checkpoints" / f"step-{step:06d}")
         (path / "training.json").write_text(json.dumps({"step": step, "tokens": step * 1000}))
-        lines.append(json.dumps({"step": step, "tokens": step * 1000, "lr": 1e-3, "train_loss": 9.0 - step,
-                                 "val_loss": 9.5 - step, "grad_norm": 1.0, "tokens_per_s": 1.0, "elapsed_s": 1.0}))
+        lines.append(
+            json.dumps(
+                {
+                    "step": step,
+                    "tokens": step * 1000,
+                    "lr": 1e-3,
+                    "train_loss": 9.0 - step,
+                    "val_loss": 9.5 - step,
+                    "grad_norm": 1.0,
+                    "tokens_per_s": 1.0,
+                    "elapsed_s": 1.0,
+                }
+            )
+        )
     (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     return folder
 
@@ -43,7 +55,9 @@ def _planted_at(strength: float, noise: torch.Tensor) -> torch.nn.Module:
     model = planted_model()
     with torch.no_grad():
         slow = torch.arange(PLANTED_CFG.n_ctx)[:, None] * (torch.pi / 64) * torch.linspace(0.25, 1.0, 15)
-        model.W_pos[:, SMOOTH_DIMS] = 3.0 * torch.cat([slow.cos(), slow.sin()], dim=1)  # slow curves, unread by the heads
+        model.W_pos[:, SMOOTH_DIMS] = 3.0 * torch.cat(
+            [slow.cos(), slow.sin()], dim=1
+        )  # slow curves, unread by the heads
         model.W_pos.copy_((1 - strength) * noise + strength * model.W_pos)
         model.blocks[PREV[0]].attn.W_QKV[:, _head_columns(model, *PREV, 0)] *= strength
     return model
@@ -52,14 +66,16 @@ def _planted_at(strength: float, noise: torch.Tensor) -> torch.nn.Module:
 @pytest.fixture(scope="module")
 def planted_run(tmp_path_factory) -> Path:
     noise = torch.randn(PLANTED_CFG.n_ctx, PLANTED_CFG.d_model, generator=torch.Generator().manual_seed(5))
-    return _write_run(tmp_path_factory.mktemp("runs") / "planted",
-                      {step: _planted_at(s, noise) for step, s in STRENGTHS.items()})
+    return _write_run(
+        tmp_path_factory.mktemp("runs") / "planted", {step: _planted_at(s, noise) for step, s in STRENGTHS.items()}
+    )
 
 
 @pytest.fixture(scope="module")
 def random_run(tmp_path_factory) -> Path:
-    return _write_run(tmp_path_factory.mktemp("runs") / "random",
-                      {step: random_model(PLANTED_CFG, seed=step) for step in STRENGTHS})
+    return _write_run(
+        tmp_path_factory.mktemp("runs") / "random", {step: random_model(PLANTED_CFG, seed=step) for step in STRENGTHS}
+    )
 
 
 def test_planted_structure_is_found_between_the_checkpoints_it_appeared_between(planted_run):
@@ -100,9 +116,13 @@ def test_the_cli_writes_findings_figures_and_the_reading(planted_run, tmp_path):
     findings = json.loads((folder / "findings.json").read_text())
     assert [c["step"] for c in findings["checkpoints"]] == list(STRENGTHS)
     assert {"positions", "losses", "appearances", "uniform_head", "reading"} <= set(findings)
-    assert {p.name for p in folder.glob("*.html")} == {"loss.html", "positions_over_time.html",
-                                                       "position_tables.html", "heads_over_time.html",
-                                                       "depth_over_time.html"}
+    assert {p.name for p in folder.glob("*.html")} == {
+        "loss.html",
+        "positions_over_time.html",
+        "position_tables.html",
+        "heads_over_time.html",
+        "depth_over_time.html",
+    }
     assert "became the strongest previous-token head" in done.stdout
 
 
@@ -111,8 +131,9 @@ def test_the_shipped_model_has_a_history_and_gpt2_does_not(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "went from noise to smooth curves" in done.stdout
     assert_one_line_error(run_cli("dynamics", "--model", "gpt2", "--out", str(tmp_path)), "--revisions")
-    assert_one_line_error(run_cli("dynamics", "--run", str(tmp_path / "nothing"), "--out", str(tmp_path)),
-                          "not a gpt2atlas training run")
+    assert_one_line_error(
+        run_cli("dynamics", "--run", str(tmp_path / "nothing"), "--out", str(tmp_path)), "not a gpt2atlas training run"
+    )
 
 
 def test_hub_revisions_are_measured_in_step_order(tmp_path, monkeypatch):
@@ -137,8 +158,18 @@ def test_hub_revisions_are_measured_in_step_order(tmp_path, monkeypatch):
     assert dynamics.checkpoints[-1].head("prev_token").best()[:2] == PREV
 
 
-OTHER_SECTIONS = ("embeddings", "weights", "attention", "neurons", "layernorm", "residual", "journey", "saliency",
-                  "geometry", "samples")
+OTHER_SECTIONS = (
+    "embeddings",
+    "weights",
+    "attention",
+    "neurons",
+    "layernorm",
+    "residual",
+    "journey",
+    "saliency",
+    "geometry",
+    "samples",
+)
 
 
 @pytest.mark.parametrize("source", ["run", "mini"])
@@ -155,5 +186,7 @@ def test_the_report_tells_how_it_learned(source, planted_run, tmp_path):
 
 
 def test_report_refuses_a_run_and_a_model_together(planted_run, tmp_path):
-    assert_one_line_error(run_cli("report", "--run", str(planted_run), "--model", "mini", "--out",
-                                  str(tmp_path / "r.html")), "either --model or --run")
+    assert_one_line_error(
+        run_cli("report", "--run", str(planted_run), "--model", "mini", "--out", str(tmp_path / "r.html")),
+        "either --model or --run",
+    )

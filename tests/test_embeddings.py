@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import random_model
 
+from conftest import random_model
 from gpt2atlas.analysis import embeddings as E
 from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError
@@ -166,9 +166,21 @@ def test_findings_and_figures(planted):
     assert token["norm"]["max_token_id"] == int(norms.argmax())
     assert token["local_pca"]["anchors"] == 20
     figures = report.figures()
-    assert {"dim_stats", "dim_pairs", "token_dim_means", "pca_global_local", "position_heatmap", "position_curves",
-            "position_cosine", "position_pca_2d", "position_pca_3d", "tokens_pca_2d", "tokens_pca_3d",
-            "joint_pca_2d", "joint_pca_3d"} <= set(figures)
+    assert {
+        "dim_stats",
+        "dim_pairs",
+        "token_dim_means",
+        "pca_global_local",
+        "position_heatmap",
+        "position_curves",
+        "position_cosine",
+        "position_pca_2d",
+        "position_pca_3d",
+        "tokens_pca_2d",
+        "tokens_pca_3d",
+        "joint_pca_2d",
+        "joint_pca_3d",
+    } <= set(figures)
     assert np.array_equal(np.asarray(figures["position_heatmap"].data[0].z), model.W_pos.numpy())
     offsets = figures["token_dim_means"].data[1]
     assert offsets.x[0] == OFFSET_DIM
@@ -177,8 +189,10 @@ def test_findings_and_figures(planted):
     assert any(OFFSET_DIM in pair for pair in data["dim_pairs"])
     # token strings are escaped wherever plotly would parse them as markup
     labels = list(figures["tokens_pca_2d"].data[-1].text)
-    assert labels == token_labels(model.tokenizer.decode([i]) for i in dict.fromkeys(
-        model.tokenizer.encode("The king and the queen of <b>France</b>")))
+    assert labels == token_labels(
+        model.tokenizer.decode([i])
+        for i in dict.fromkeys(model.tokenizer.encode("The king and the queen of <b>France</b>"))
+    )
     assert any("&lt;" in label for label in labels) and not any("<" in label for label in labels)
     hover = [h for f in figures.values() for t in f.data for h in (t.hovertext or []) if isinstance(h, str)]
     assert hover and not any("<b>" in h or "</" in h for h in hover)
@@ -211,7 +225,12 @@ def test_projections_keep_planted_clusters_apart():
     report = E.analyze(model, "Paris", **options)
     projections = report.data.projections
     assert {k: v.shape for k, v in projections.items()} == {
-        "pca_3d": (120, 3), "tsne_2d": (120, 2), "tsne_3d": (120, 3), "umap_2d": (120, 2), "umap_3d": (120, 3)}
+        "pca_3d": (120, 3),
+        "tsne_2d": (120, 2),
+        "tsne_3d": (120, 3),
+        "umap_2d": (120, 2),
+        "umap_3d": (120, 3),
+    }
     labels = report.data.sample_ids % 4
     for name, coords in projections.items():
         assert _neighbour_agreement(coords, labels) > 0.9, name
@@ -224,8 +243,22 @@ def test_projections_keep_planted_clusters_apart():
 
 def test_cli_writes_planted_answers(tmp_path, capsys):
     folder = save_checkpoint(planted_model(), tmp_path / "planted")
-    code = main(["embeddings", "--model", str(folder), "--out", str(tmp_path / "out"), "--no-png",
-                 "--projections", "pca", "--sample-size", "150", "--prompt", "hello world"])
+    code = main(
+        [
+            "embeddings",
+            "--model",
+            str(folder),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-png",
+            "--projections",
+            "pca",
+            "--sample-size",
+            "150",
+            "--prompt",
+            "hello world",
+        ]
+    )
     assert code == 0
     written = tmp_path / "out" / "embeddings"
     assert str(written) in capsys.readouterr().out
@@ -235,8 +268,10 @@ def test_cli_writes_planted_answers(tmp_path, capsys):
     for dim, period in PLANTED_PERIODS.items():
         assert periods[dim] == pytest.approx(period, rel=0.03)
     assert (written / "position_heatmap.html").is_file() and (written / "tokens_pca_3d.html").is_file()
-    assert main(["embeddings", "--model", str(folder), "--out", str(tmp_path / "bad"), "--no-png",
-                 "--dim-pair", "3-4"]) == 1
+    assert (
+        main(["embeddings", "--model", str(folder), "--out", str(tmp_path / "bad"), "--no-png", "--dim-pair", "3-4"])
+        == 1
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --dim-pair") and "\n" not in err
 
@@ -251,4 +286,5 @@ def test_vocabulary_stats_computed_once_give_the_same_report(tiny_model):
         np.testing.assert_array_equal(shared.data.projections["pca_3d"], alone.data.projections["pca_3d"])
     other_seed = E.analyze(tiny_model, "The cat", vocabulary=vocabulary, seed=1, **kwargs)  # not reused: recomputed
     assert json.dumps(other_seed.findings["token_embedding"]) == json.dumps(
-        E.analyze(tiny_model, "The cat", seed=1, **kwargs).findings["token_embedding"])
+        E.analyze(tiny_model, "The cat", seed=1, **kwargs).findings["token_embedding"]
+    )

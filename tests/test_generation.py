@@ -14,8 +14,9 @@ PROMPT = "Hello, I'm a language model,"
 
 @pytest.fixture(scope="module")
 def hf_and_ours(tmp_path_factory):
-    hf, folder = hf_random_checkpoint(tmp_path_factory.mktemp("gen") / "ck", n_layer=2, n_head=4, n_embd=64,
-                                      n_positions=64, seed=3)
+    hf, folder = hf_random_checkpoint(
+        tmp_path_factory.mktemp("gen") / "ck", n_layer=2, n_head=4, n_embd=64, n_positions=64, seed=3
+    )
     return hf, load_model(folder)
 
 
@@ -24,7 +25,7 @@ def test_greedy_equals_huggingface_generate(hf_and_ours):
     prompt = ours.to_tokens(PROMPT)
     expected = hf.generate(prompt, max_new_tokens=25, do_sample=False, pad_token_id=50256, eos_token_id=None)
     result = ours.generate(PROMPT, max_new_tokens=25, temperature=0, stop_at_eos=False)
-    assert result.new_tokens[0] == expected[0, prompt.shape[1]:].tolist()
+    assert result.new_tokens[0] == expected[0, prompt.shape[1] :].tolist()
     assert len(result.new_tokens[0]) == 25
 
 

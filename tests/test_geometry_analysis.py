@@ -26,10 +26,28 @@ from gpt2atlas.geometry.estimators import gram_log_volume
 from gpt2atlas.geometry.extraction import extract_clouds, measurement_sites
 from gpt2atlas.model import save_checkpoint
 
-ROW_KEYS = {"layer", "cloud", "n_points", "twonn_id", "twonn_err", "gride", "pca_id_90", "participation_ratio",
-            "mean_norm", "mean_cosine"}
-FIGURES = {"id_vs_layer", "id_vs_scale", "pca_spectra", "pca_components", "norm_anisotropy", "text_distances",
-           "tsne_3d", "gram_log_volume"}
+ROW_KEYS = {
+    "layer",
+    "cloud",
+    "n_points",
+    "twonn_id",
+    "twonn_err",
+    "gride",
+    "pca_id_90",
+    "participation_ratio",
+    "mean_norm",
+    "mean_cosine",
+}
+FIGURES = {
+    "id_vs_layer",
+    "id_vs_scale",
+    "pca_spectra",
+    "pca_components",
+    "norm_anisotropy",
+    "text_distances",
+    "tsne_3d",
+    "gram_log_volume",
+}
 
 
 def random_texts(model, n: int, seed: int = 0) -> list[str]:
@@ -71,8 +89,9 @@ def planted():
 
 
 def row(result: GeometryResult, cloud: str, layer: int, substep: str = "resid") -> dict:
-    return next(r for r in result.findings["layers"]
-                if r["cloud"] == cloud and r["layer"] == layer and r["substep"] == substep)
+    return next(
+        r for r in result.findings["layers"] if r["cloud"] == cloud and r["layer"] == layer and r["substep"] == substep
+    )
 
 
 # ----- corpus ------------------------------------------------------------------------------------------------
@@ -96,7 +115,8 @@ def test_docstring_paragraphs_are_read_without_importing():
         """Short."""
     '''.replace("\n    ", "\n")
     assert docstring_paragraphs(source) == [
-        "Module docstring that is long enough to count as a paragraph of real prose text, surely."]
+        "Module docstring that is long enough to count as a paragraph of real prose text, surely."
+    ]
     assert docstring_paragraphs("def broken(:") == []
 
 
@@ -176,15 +196,18 @@ def test_unreachable_hub_fails_at_once_unless_the_dataset_is_local(monkeypatch, 
 def test_extraction_matches_run_with_cache_at_every_sampled_point(tiny_model):
     texts = random_texts(tiny_model, 12, seed=3) + ["x"]  # the last is too short (1 token)
     sites = measurement_sites(TINY.n_layer, substeps=True)
-    clouds = extract_clouds(tiny_model, texts, sites, max_tokens=20, all_tokens_budget=60, batch_tokens=50,
-                            progress=False)
+    clouds = extract_clouds(
+        tiny_model, texts, sites, max_tokens=20, all_tokens_budget=60, batch_tokens=50, progress=False
+    )
     assert clouds.n_skipped_short == 1
     assert clouds.points["all_tokens"].shape == (len(sites), 60, TINY.d_model)
     assert clouds.points["last_token"].shape[1] == 12
     assert (clouds.origins["all_tokens"][:, 1] >= 1).all()  # position 0 left out
     assert len({tuple(o) for o in clouds.origins["all_tokens"]}) == 60  # without replacement
-    caches = [tiny_model.run_with_cache(tiny_model.tokenizer.encode(t)[:20], names=[s.hook for s in sites])[1]
-              for t in texts[:-1]]
+    caches = [
+        tiny_model.run_with_cache(tiny_model.tokenizer.encode(t)[:20], names=[s.hook for s in sites])[1]
+        for t in texts[:-1]
+    ]
     for cloud, origins in clouds.origins.items():
         for j, (text, position) in enumerate(origins):
             cache = caches[text]
@@ -198,8 +221,9 @@ def test_extraction_matches_run_with_cache_at_every_sampled_point(tiny_model):
 def test_include_first_and_budget_larger_than_the_tokens(tiny_model):
     texts = ["one two three four", "five six seven"]
     sites = measurement_sites(TINY.n_layer)
-    clouds = extract_clouds(tiny_model, texts, sites, max_tokens=64, all_tokens_budget=1000, include_first=True,
-                            progress=False)
+    clouds = extract_clouds(
+        tiny_model, texts, sites, max_tokens=64, all_tokens_budget=1000, include_first=True, progress=False
+    )
     lengths = [len(tiny_model.tokenizer.encode(t)) for t in texts]
     assert len(clouds.origins["all_tokens"]) == sum(lengths)
     assert (clouds.origins["all_tokens"][:, 1] == 0).sum() == 2
@@ -295,8 +319,24 @@ def test_cli_geometry_end_to_end(tmp_path, capsys):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(t.replace("\n", " ") for t in random_texts(model, 300, seed=7)))
     out = tmp_path / "out"
-    code = main(["geometry", "--model", str(checkpoint), "--texts", str(texts), "--max-texts", "200",
-                 "--budget", "1200", "--max-tokens", "24", "--out", str(out), "--no-png"])
+    code = main(
+        [
+            "geometry",
+            "--model",
+            str(checkpoint),
+            "--texts",
+            str(texts),
+            "--max-texts",
+            "200",
+            "--budget",
+            "1200",
+            "--max-tokens",
+            "24",
+            "--out",
+            str(out),
+            "--no-png",
+        ]
+    )
     assert code == 0
     findings = json.loads((out / "geometry" / "findings.json").read_text())
     assert findings["n_texts"] == 200 and findings["settings"]["all_tokens_budget"] == 1200
@@ -308,14 +348,17 @@ def test_cli_geometry_end_to_end(tmp_path, capsys):
     assert "geometry" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--layer", "7"], "--layer must be between 0 and 2"),
-    (["--texts", "/nonexistent/texts.txt"], "no such file"),
-    (["--prompt", " "], "the prompt is empty"),
-    (["--max-tokens", "1"], "--max-tokens must be between 2"),
-    (["--dataset", "some/data"], "either --texts or --dataset"),
-    (["--prompt", "Hi"], "needs at least 2 tokens"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--layer", "7"], "--layer must be between 0 and 2"),
+        (["--texts", "/nonexistent/texts.txt"], "no such file"),
+        (["--prompt", " "], "the prompt is empty"),
+        (["--max-tokens", "1"], "--max-tokens must be between 2"),
+        (["--dataset", "some/data"], "either --texts or --dataset"),
+        (["--prompt", "Hi"], "needs at least 2 tokens"),
+    ],
+)
 def test_cli_geometry_errors(tmp_path, capsys, tiny_checkpoint, args, message):
     from gpt2atlas.cli.main import main
 
@@ -336,7 +379,6 @@ def test_a_one_token_gram_prompt_is_refused_before_any_extraction(tiny_model, mo
     monkeypatch.setattr(geometry, "extract_clouds", must_not_run)
     with pytest.raises(InputError, match="needs at least 2 tokens"):
         geometry.analyze(tiny_model, texts=["one text", "another text"], prompt="Hi")
-
 
 
 def test_gride_curve_has_a_gap_where_rank_8_was_not_measured():

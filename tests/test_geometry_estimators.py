@@ -63,8 +63,9 @@ def known(request):
 
 
 # ----- neighbours ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("case", ["high-dimensional", "low-dimensional, far from the origin",
-                                  "tight cluster far from the cloud's mean"])
+@pytest.mark.parametrize(
+    "case", ["high-dimensional", "low-dimensional, far from the origin", "tight cluster far from the cloud's mean"]
+)
 def test_nearest_neighbours_match_brute_force(case):
     rng = np.random.default_rng(1)
     if case == "high-dimensional":

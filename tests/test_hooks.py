@@ -8,9 +8,23 @@ from gpt2atlas.errors import InputError
 from hf_utils import hf_random_checkpoint
 
 PER_LAYER = [
-    "hook_resid_pre", "ln1.hook_scale", "ln1.hook_normalized", "attn.hook_q", "attn.hook_k", "attn.hook_v",
-    "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z", "hook_attn_out", "hook_resid_mid",
-    "ln2.hook_scale", "ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out", "hook_resid_post",
+    "hook_resid_pre",
+    "ln1.hook_scale",
+    "ln1.hook_normalized",
+    "attn.hook_q",
+    "attn.hook_k",
+    "attn.hook_v",
+    "attn.hook_attn_scores",
+    "attn.hook_pattern",
+    "attn.hook_z",
+    "hook_attn_out",
+    "hook_resid_mid",
+    "ln2.hook_scale",
+    "ln2.hook_normalized",
+    "mlp.hook_pre",
+    "mlp.hook_post",
+    "hook_mlp_out",
+    "hook_resid_post",
 ]
 
 
@@ -19,14 +33,27 @@ def _transformer_lens_model(hf, n_layer, n_head, d_model):
     from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights
 
     cfg = HookedTransformerConfig(
-        n_layers=n_layer, d_model=d_model, n_ctx=hf.config.n_positions, d_head=d_model // n_head, n_heads=n_head,
-        d_mlp=4 * d_model, d_vocab=50257, act_fn="gelu_new", normalization_type="LN",
-        original_architecture="GPT2LMHeadModel", default_prepend_bos=False,
+        n_layers=n_layer,
+        d_model=d_model,
+        n_ctx=hf.config.n_positions,
+        d_head=d_model // n_head,
+        n_heads=n_head,
+        d_mlp=4 * d_model,
+        d_vocab=50257,
+        act_fn="gelu_new",
+        normalization_type="LN",
+        original_architecture="GPT2LMHeadModel",
+        default_prepend_bos=False,
     )
     tl = HookedTransformer(cfg)
-    tl.load_and_process_state_dict(convert_gpt2_weights(hf, cfg), fold_ln=False, center_writing_weights=False,
-                                   center_unembed=False, refactor_factored_attn_matrices=False,
-                                   fold_value_biases=False)
+    tl.load_and_process_state_dict(
+        convert_gpt2_weights(hf, cfg),
+        fold_ln=False,
+        center_writing_weights=False,
+        center_unembed=False,
+        refactor_factored_attn_matrices=False,
+        fold_value_biases=False,
+    )
     return tl.eval()
 
 
@@ -93,9 +120,7 @@ def test_zero_ablating_a_head_changes_only_what_it_should(tiny_model):
 def test_patching_residual_and_hooks_never_leak(tiny_model):
     clean, corrupt = "The cat sat on the mat", "The dog sat on the rug"
     _, clean_cache = tiny_model.run_with_cache(clean, names=["blocks.1.hook_resid_post"])
-    patched = tiny_model.run_with_hooks(
-        corrupt, [("blocks.1.hook_resid_post", lambda x, hook: clean_cache[hook.name])]
-    )
+    patched = tiny_model.run_with_hooks(corrupt, [("blocks.1.hook_resid_post", lambda x, hook: clean_cache[hook.name])])
     assert torch.allclose(patched, tiny_model(clean), atol=1e-5)  # patching the last residual decides the logits
     assert torch.allclose(tiny_model(corrupt), tiny_model.run_with_hooks(corrupt, []), atol=0)
     assert not any(point.is_active for point in tiny_model.hooks.points.values())

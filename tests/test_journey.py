@@ -101,8 +101,12 @@ def test_pca_of_a_planted_line_puts_it_on_the_first_axis():
     other = torch.tensor([0.0, 1.0, 0.0, 0.0])
     # 3 states x 5 positions: points spread along `direction` with a little along `other`
     spread = torch.linspace(-1, 1, 5)
-    states = torch.stack([torch.stack([s * direction + 0.1 * k * other + torch.tensor([0, 0, 5.0, 0])
-                                       for s in spread]) for k in range(3)])
+    states = torch.stack(
+        [
+            torch.stack([s * direction + 0.1 * k * other + torch.tensor([0, 0, 5.0, 0]) for s in spread])
+            for k in range(3)
+        ]
+    )
     coords, ratio = journey.pca_trajectories(states, torch.arange(5))
     assert ratio[0] > ratio[1]
     first_axis = coords[0, :, 0]
@@ -136,9 +140,14 @@ def test_fuzzy_graph_equals_umap_learns():
     distances = (1 - sims).clamp_min(0).double().numpy()
     distances[:, 0] = 0.0
     ours = journey.fuzzy_graph(knn.numpy(), distances).toarray()
-    theirs, _, _ = fuzzy_simplicial_set(points.numpy(), 11, np.random.RandomState(0), "cosine",
-                                        knn_indices=knn.numpy().astype(np.int32),
-                                        knn_dists=distances.astype(np.float32))
+    theirs, _, _ = fuzzy_simplicial_set(
+        points.numpy(),
+        11,
+        np.random.RandomState(0),
+        "cosine",
+        knn_indices=knn.numpy().astype(np.int32),
+        knn_dists=distances.astype(np.float32),
+    )
     assert np.abs(ours - theirs.toarray()).max() < 1e-5
 
 

@@ -13,8 +13,9 @@ PROMPT = "The quick brown fox jumps over the lazy dog because it was bored"
 
 
 def _analyze(model, **kwargs):
-    return layernorm.analyze(model, PROMPT, superposition_vectors=200, superposition_dim=20, superposition_steps=3,
-                             **kwargs)
+    return layernorm.analyze(
+        model, PROMPT, superposition_vectors=200, superposition_dim=20, superposition_steps=3, **kwargs
+    )
 
 
 def test_steps_are_layernorm_and_keep_their_invariants():
@@ -35,8 +36,13 @@ def test_steps_are_layernorm_and_keep_their_invariants():
 
 def test_every_layernorm_matches_the_model_and_the_invariants_hold(tiny_model):
     f = _analyze(tiny_model).findings
-    assert [r["name"] for r in f["layernorms"]] == ["blocks.0.ln1", "blocks.0.ln2", "blocks.1.ln1", "blocks.1.ln2",
-                                                    "ln_final"]
+    assert [r["name"] for r in f["layernorms"]] == [
+        "blocks.0.ln1",
+        "blocks.0.ln2",
+        "blocks.1.ln1",
+        "blocks.1.ln2",
+        "ln_final",
+    ]
     inv = f["invariants"]
     assert inv["centred_has_zero_mean"] and inv["norm_is_sqrt_d_up_to_eps"] and inv["matches_model"]
     assert inv["max_abs_diff_vs_model"] < 1e-5

@@ -6,8 +6,8 @@ import pytest
 
 from gpt2atlas.analysis import residual
 from gpt2atlas.cli.commands.layers import LAYER_AREAS
-from gpt2atlas.viz.export import browser_session
 from gpt2atlas.cli.main import main
+from gpt2atlas.viz.export import browser_session
 
 PROMPT = "The cat sat on the mat and the dog sat on the log"
 
@@ -71,12 +71,15 @@ def test_batched_png_export_keeps_each_figures_size(tmp_path):
         assert (int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")) == size
 
 
-@pytest.mark.parametrize("args, message", [
-    (["layernorm", "--layer", "9"], "layer 9 is out of range"),
-    (["journey", "--position", "99"], "position 99 is out of range"),
-    (["journey", "--projections", "tsne"], "unknown projection"),
-    (["residual", "--threshold", "0.5"], "--threshold must be above 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["layernorm", "--layer", "9"], "layer 9 is out of range"),
+        (["journey", "--position", "99"], "position 99 is out of range"),
+        (["journey", "--projections", "tsne"], "unknown projection"),
+        (["residual", "--threshold", "0.5"], "--threshold must be above 1"),
+    ],
+)
 def test_bad_options_exit_1_with_one_line(tiny_checkpoint, tmp_path, capsys, args, message):
     code = main([*args, "--model", str(tiny_checkpoint), "--prompt", PROMPT, "--out", str(tmp_path), "--no-png"])
     err = capsys.readouterr().err.strip()

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from gpt2atlas.model import GPT2Config, save_checkpoint
 from conftest import random_model
+from gpt2atlas.model import GPT2Config, save_checkpoint
 
 PROBE = """
 import os, sys, torch, gpt2atlas
@@ -33,8 +33,11 @@ def test_peak_memory_stays_close_to_the_weights(tmp_path_factory, dtype, budget)
     folder = tmp_path_factory.getbasetemp() / "mem-ck"
     if not folder.exists():  # 8 layers at GPT-2-small width: 384 MB of float32 weights
         save_checkpoint(random_model(GPT2Config(n_layer=8, n_head=12, d_model=768)), folder)
-    ratio = float(subprocess.run([sys.executable, "-c", PROBE, str(folder), dtype], capture_output=True,
-                                 text=True, check=True, timeout=300).stdout.strip())
+    ratio = float(
+        subprocess.run(
+            [sys.executable, "-c", PROBE, str(folder), dtype], capture_output=True, text=True, check=True, timeout=300
+        ).stdout.strip()
+    )
     # float32: the weights are used straight from the memory-mapped file (+ activations); two copies would be
     # >= 2.0. bfloat16: the mapped float32 pages that were read for conversion (page cache, reclaimable) plus
     # the half-size converted copy.

@@ -20,8 +20,13 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """The installed console script, as a user runs it."""
     import os
 
-    return subprocess.run([sys.executable, "-m", "gpt2atlas.cli.main", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gpt2atlas.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -69,8 +74,12 @@ def test_hub_id_loads_from_an_already_filled_cache_offline(tmp_path, tiny_checkp
 
 
 def test_hub_unreachable_and_not_cached(tmp_path):
-    result = run_cli("info", "--model", "distilgpt2",
-                     env={"HF_HUB_CACHE": str(tmp_path / "empty"), "HF_ENDPOINT": "http://127.0.0.1:9"})
+    result = run_cli(
+        "info",
+        "--model",
+        "distilgpt2",
+        env={"HF_HUB_CACHE": str(tmp_path / "empty"), "HF_ENDPOINT": "http://127.0.0.1:9"},
+    )
     assert_one_line_error(result, "unreachable", "not in the local cache", "--model /path/to/distilgpt2")
     offline = run_cli("info", "--model", "gpt2", env={"HF_HUB_CACHE": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"})
     assert_one_line_error(offline, "HF_HUB_OFFLINE")
@@ -112,23 +121,43 @@ def test_checkpoint_with_shapes_that_do_not_fit(tmp_path, tiny_checkpoint):
 def test_prompt_errors(tiny_checkpoint, tiny_model):
     assert_one_line_error(run_cli("generate", "--model", str(tiny_checkpoint), "--prompt", ""), "prompt is empty")
     long_prompt = " word" * 200  # 200 tokens, context is 128
-    assert_one_line_error(run_cli("generate", "--model", str(tiny_checkpoint), "--prompt", long_prompt),
-                          "200 tokens long", "context of 128")
+    assert_one_line_error(
+        run_cli("generate", "--model", str(tiny_checkpoint), "--prompt", long_prompt),
+        "200 tokens long",
+        "context of 128",
+    )
     with pytest.raises(InputError, match="prompt is empty"):
         tiny_model.run_with_cache("")
 
 
 def test_generate_and_info_commands(tiny_checkpoint, capsys):
-    code = main(["generate", "--model", str(tiny_checkpoint), "--prompt", "Hello, I'm a language model,",
-                 "--max-new-tokens", "5", "--num-samples", "3", "--seed", "42", "--json"])
+    code = main(
+        [
+            "generate",
+            "--model",
+            str(tiny_checkpoint),
+            "--prompt",
+            "Hello, I'm a language model,",
+            "--max-new-tokens",
+            "5",
+            "--num-samples",
+            "3",
+            "--seed",
+            "42",
+            "--json",
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["samples"]) == 3 and out["seed"] == 42 and all(len(t) <= 5 for t in out["tokens"])
     assert main(["info", "--model", str(tiny_checkpoint), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["config"]["n_layer"] == 2 and info["parameter_counts"]["total"] == sum(
-        p["count"] for p in info["parameters"])
-    assert run_cli("generate", "--model", str(tiny_checkpoint), "--prompt", "Hi", "--max-new-tokens", "2").returncode == 0
+        p["count"] for p in info["parameters"]
+    )
+    assert (
+        run_cli("generate", "--model", str(tiny_checkpoint), "--prompt", "Hi", "--max-new-tokens", "2").returncode == 0
+    )
 
 
 def test_missing_cuda_is_a_clear_error(tiny_checkpoint):
@@ -148,8 +177,10 @@ def test_an_unexpected_failure_is_one_line_unless_debugging(tiny_checkpoint, mon
     monkeypatch.delenv("GPT2ATLAS_DEBUG", raising=False)
     assert main(["info", "--model", str(tiny_checkpoint)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == ("error: unexpected ValueError: something inside broke "
-                   "(set GPT2ATLAS_DEBUG=1 for the traceback, and please report it)")
+    assert err == (
+        "error: unexpected ValueError: something inside broke "
+        "(set GPT2ATLAS_DEBUG=1 for the traceback, and please report it)"
+    )
     monkeypatch.setenv("GPT2ATLAS_DEBUG", "1")
     with pytest.raises(ValueError, match="something inside broke"):
         main(["info", "--model", str(tiny_checkpoint)])

@@ -52,8 +52,10 @@ def test_pytorch_bin_and_bare_safetensors_and_our_export(tmp_path):
     # A lone .safetensors file, OpenAI-style names (no "transformer." prefix): config comes from shapes.
     bare = tmp_path / "bare" / "gpt2.safetensors"
     bare.parent.mkdir()
-    save_file({k.removeprefix("transformer."): v.contiguous() for k, v in hf.state_dict().items()
-               if k != "lm_head.weight"}, str(bare))
+    save_file(
+        {k.removeprefix("transformer."): v.contiguous() for k, v in hf.state_dict().items() if k != "lm_head.weight"},
+        str(bare),
+    )
     from_bare = load_model(bare)
     assert from_bare.cfg.n_head == 2  # d_model 128 / d_head 64
     assert (from_bare(tokens) - expected).abs().max() < 1e-4

@@ -73,8 +73,11 @@ def test_activation_statistics_equal_the_cache(planted):
         assert post[best["layer"], p, best["neuron"]] == pytest.approx(post[:, p].max().item(), abs=1e-5)
         assert len(row["neurons"]) == 5
     peak = post[LAYER, 1:, NEURON].max().item()
-    assert result.findings["strongest_neurons"][0] == {"layer": LAYER, "neuron": NEURON,
-                                                       "max_activation": pytest.approx(peak, abs=1e-5)}
+    assert result.findings["strongest_neurons"][0] == {
+        "layer": LAYER,
+        "neuron": NEURON,
+        "max_activation": pytest.approx(peak, abs=1e-5),
+    }
 
 
 def test_user_choice_and_range_checks(tiny_model):
@@ -99,8 +102,22 @@ def test_figures_are_escaped(tiny_model):
 
 def test_cli(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "out"
-    code = main(["neurons", "--model", str(tiny_checkpoint), "--prompt", "One two three", "--out", str(out),
-                 "--no-png", "--layer", "0", "--extra-prompt", "four five"])
+    code = main(
+        [
+            "neurons",
+            "--model",
+            str(tiny_checkpoint),
+            "--prompt",
+            "One two three",
+            "--out",
+            str(out),
+            "--no-png",
+            "--layer",
+            "0",
+            "--extra-prompt",
+            "four five",
+        ]
+    )
     assert code == 0
     findings = json.loads((out / "neurons" / "findings.json").read_text())
     assert findings["neuron"]["layer"] == 0 and findings["prompts"] == ["One two three", "four five"]

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
+from conftest import random_model
 from gpt2atlas.analysis import journey, neurons, saliency
 from gpt2atlas.analysis.base import vocab_strings
 from gpt2atlas.errors import InputError
 from gpt2atlas.model import GPT2Config
-from conftest import random_model
 
 PADDED = GPT2Config(n_layer=2, n_head=4, d_model=64, n_ctx=128, d_vocab=50304)
 PROMPT = "The cat sat on the mat because it was warm"

@@ -23,15 +23,28 @@ WORDS = "river stone lamp harbour winter garden engine letter market window viol
 def write_texts(folder: Path, n: int = 30) -> Path:
     """Short texts of our own for the geometry section (faster than the default corpus)."""
     path = folder / "texts.txt"
-    path.write_text("\n".join(
-        f"Note {i}: the {WORDS[i % 12]} near the {WORDS[(5 * i + 3) % 12]} was {i % 7 + 2} steps from the "
-        f"{WORDS[(7 * i + 1) % 12]}, so we wrote it down again." for i in range(n)))
+    path.write_text(
+        "\n".join(
+            f"Note {i}: the {WORDS[i % 12]} near the {WORDS[(5 * i + 3) % 12]} was {i % 7 + 2} steps from the "
+            f"{WORDS[(7 * i + 1) % 12]}, so we wrote it down again."
+            for i in range(n)
+        )
+    )
     return path
 
 
 def fast_args(folder: Path) -> list[str]:
-    return ["--quick", "--texts", str(write_texts(folder)), "--max-texts", "30", "--max-new-tokens", "6",
-            "--num-samples", "1"]
+    return [
+        "--quick",
+        "--texts",
+        str(write_texts(folder)),
+        "--max-texts",
+        "30",
+        "--max-new-tokens",
+        "6",
+        "--num-samples",
+        "1",
+    ]
 
 
 def embedded_findings(text: str) -> dict:
@@ -44,8 +57,10 @@ def report(tiny_checkpoint, tmp_path_factory) -> tuple[str, dict]:
     """The whole report of the tiny checkpoint, built once through the CLI with a hostile prompt."""
     folder = tmp_path_factory.mktemp("report")
     out = folder / "report.html"
-    assert main(["report", "--model", str(tiny_checkpoint), "--prompt", HOSTILE, "--out", str(out),
-                 *fast_args(folder)]) == 0
+    assert (
+        main(["report", "--model", str(tiny_checkpoint), "--prompt", HOSTILE, "--out", str(out), *fast_args(folder)])
+        == 0
+    )
     text = out.read_text()
     return text, embedded_findings(text)
 
@@ -58,7 +73,7 @@ def test_every_section_is_present_with_a_table_of_contents(report):
         assert f'<a href="#{key}">' in text
     for key in ("summary", "attention", "samples"):  # these exist in every installation
         assert data["sections"][key]["skipped"] is None, data["sections"][key]
-    for key, section in data["sections"].items():  # a skipped section says why, in the page
+    for section in data["sections"].values():  # a skipped section says why, in the page
         if section["skipped"]:
             assert html.escape(section["skipped"]) in text
 
@@ -116,10 +131,30 @@ def test_markdown_with_png_folder(tiny_checkpoint, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("md")
     args = fast_args(tmp_path_factory.mktemp("texts"))
     out = tmp_path / "report.md"
-    skip = [arg for key in SECTION_KEYS if key not in ("summary", "attention", "saliency", "samples")
-            for arg in ("--skip", key)]  # PNG export costs time: a few sections show it works
-    assert main(["report", "--model", str(tiny_checkpoint), "--prompt", HOSTILE, "--out", str(out), "--format", "md",
-                 *skip, *args]) == 0
+    skip = [
+        arg
+        for key in SECTION_KEYS
+        if key not in ("summary", "attention", "saliency", "samples")
+        for arg in ("--skip", key)
+    ]  # PNG export costs time: a few sections show it works
+    assert (
+        main(
+            [
+                "report",
+                "--model",
+                str(tiny_checkpoint),
+                "--prompt",
+                HOSTILE,
+                "--out",
+                str(out),
+                "--format",
+                "md",
+                *skip,
+                *args,
+            ]
+        )
+        == 0
+    )
     text = out.read_text()
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert images, "no figure in the Markdown"
@@ -136,8 +171,11 @@ def test_a_failing_or_missing_analysis_costs_only_its_section(tiny_model, tmp_pa
     def broken(ctx):
         raise RuntimeError("planted failure")
 
-    specs = (sections.SECTIONS[0], sections.SectionSpec("attention", "Attention", broken),
-             sections.SectionSpec("journey", "Journey", sections.AnalysisSection("journey", "gpt2atlas.no_such_module")))
+    specs = (
+        sections.SECTIONS[0],
+        sections.SectionSpec("attention", "Attention", broken),
+        sections.SectionSpec("journey", "Journey", sections.AnalysisSection("journey", "gpt2atlas.no_such_module")),
+    )
     monkeypatch.setattr(builder, "SECTIONS", specs)
     out, result = build_report(tiny_model, tmp_path / "r.html", prompts=["hello"], progress=False)
     by_key = {s.key: s for s in result.sections}
@@ -159,31 +197,39 @@ def _fail_renaming(src, dst):
     raise OSError("disk full")
 
 
-@pytest.mark.parametrize("patch", [
-    ("SECTIONS", (sections.SectionSpec("summary", "Summary", _interrupt),)),  # Ctrl-C while analysing
-    ("render_html", _fail_rendering),  # an error while writing the HTML
-    ("os.replace", _fail_renaming),  # an error at the very last step
-])
+@pytest.mark.parametrize(
+    "patch",
+    [
+        ("SECTIONS", (sections.SectionSpec("summary", "Summary", _interrupt),)),  # Ctrl-C while analysing
+        ("render_html", _fail_rendering),  # an error while writing the HTML
+        ("os.replace", _fail_renaming),  # an error at the very last step
+    ],
+)
 def test_write_is_atomic_on_failure_and_interrupt(tiny_model, tmp_path, monkeypatch, patch):
     out = tmp_path / "report.html"
     out.write_text("the previous report")
     target, replacement = patch
-    monkeypatch.setattr(builder.os if target == "os.replace" else builder,
-                        "replace" if target == "os.replace" else target, replacement)
+    monkeypatch.setattr(
+        builder.os if target == "os.replace" else builder, "replace" if target == "os.replace" else target, replacement
+    )
     with pytest.raises((KeyboardInterrupt, RuntimeError, OSError)):
-        build_report(tiny_model, out, prompts=["hello"], skip=[k for k in SECTION_KEYS if k != "summary"],
-                     progress=False)
+        build_report(
+            tiny_model, out, prompts=["hello"], skip=[k for k in SECTION_KEYS if k != "summary"], progress=False
+        )
     assert out.read_text() == "the previous report"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--prompt", "   "], "prompt is empty"),
-    (["--prompt", "word " * 200], "more than the model's context"),
-    (["--skip", "nonsense"], "unknown section"),
-    (["--format", "pdf"], "unknown format"),
-    (["--projections", "pca,mds"], "unknown projection 'mds'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--prompt", "   "], "prompt is empty"),
+        (["--prompt", "word " * 200], "more than the model's context"),
+        (["--skip", "nonsense"], "unknown section"),
+        (["--format", "pdf"], "unknown format"),
+        (["--projections", "pca,mds"], "unknown projection 'mds'"),
+    ],
+)
 def test_bad_input_is_one_line_and_writes_nothing(tiny_checkpoint, tmp_path, capsys, args, message):
     out = tmp_path / "r.html"
     assert main(["report", "--model", str(tiny_checkpoint), "--out", str(out), *args]) == 1
@@ -205,8 +251,11 @@ def test_embeddings_reading_names_the_offset_dims_and_periods():
             "norm": {"mean": 3.9, "std": 0.4, "min": 1.5, "max": 6.2, "min_token": " the", "max_token": "SPONSORED"},
             "pca_explained_variance_ratio": [0.05, 0.02],
         },
-        "position_embedding": {"active_dims": [{"dim": 7, "std": 0.9}],
-                               "periodicity": [{"dim": 7, "period": 32.0, "power_share": 0.8}], "smoothness": 0.1},
+        "position_embedding": {
+            "active_dims": [{"dim": 7, "std": 0.9}],
+            "periodicity": [{"dim": 7, "period": 32.0, "power_share": 0.8}],
+            "smoothness": 0.1,
+        },
     }
     text = " ".join(read("embeddings", findings))
     assert "dim 138 (mean -0.31, z = -14.2)" in text and "dim 378" in text
@@ -215,11 +264,25 @@ def test_embeddings_reading_names_the_offset_dims_and_periods():
 
 
 def test_residual_and_geometry_readings():
-    residual = read("residual", {"norm_by_layer": [2.0, 10.0, 60.0],
-                                 "outlier_dims": [{"dim": 447, "max_abs": 3000.0, "ratio_to_median": 250.0, "layers": [1, 2]}]})
+    residual = read(
+        "residual",
+        {
+            "norm_by_layer": [2.0, 10.0, 60.0],
+            "outlier_dims": [{"dim": 447, "max_abs": 3000.0, "ratio_to_median": 250.0, "layers": [1, 2]}],
+        },
+    )
     assert "30×" in residual[0] and "dim 447 reaches |3,000|, 250× the median" in residual[1]
-    rows = [{"layer": f"L{i}", "cloud": "last_token", "twonn_id": v, "twonn_err": 0.5, "pca_id_90": 10 + i,
-             "mean_cosine": 0.1 * i} for i, v in enumerate([8.0, 21.0, 14.0])]
+    rows = [
+        {
+            "layer": f"L{i}",
+            "cloud": "last_token",
+            "twonn_id": v,
+            "twonn_err": 0.5,
+            "pca_id_90": 10 + i,
+            "mean_cosine": 0.1 * i,
+        }
+        for i, v in enumerate([8.0, 21.0, 14.0])
+    ]
     geometry = " ".join(read("geometry", {"layers": rows, "corpus": "stdlib docstrings", "n_texts": 200}))
     assert "peaks at 21 ± 0.5 at L1" in geometry and "stdlib docstrings, 200 texts" in geometry
     assert "highest at L2" in geometry
@@ -228,9 +291,13 @@ def test_residual_and_geometry_readings():
 def test_journey_reading_finds_the_layer_where_the_prediction_settles():
     ranks = [[5, 3, 9], [0, 2, 1], [1, 0, 0], [0, 0, 0]]
     assert [first_stable_top1_layer(ranks, p) for p in range(3)] == [3, 2, 2]
-    findings = {"layers": ["embed", "block 0", "block 1", "block 2"], "tokens": ["a", "b", "c"],
-                "top1": [["x"] * 3] * 4, "final_token_rank": ranks,
-                "kl_to_final": [[4.0, 4.0, 4.0], [3.0, 3.0, 3.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]}
+    findings = {
+        "layers": ["embed", "block 0", "block 1", "block 2"],
+        "tokens": ["a", "b", "c"],
+        "top1": [["x"] * 3] * 4,
+        "final_token_rank": ranks,
+        "kl_to_final": [[4.0, 4.0, 4.0], [3.0, 3.0, 3.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]],
+    }
     text = " ".join(read("journey", findings))
     assert "top-1 from block 1 on" in text and "halves by block 1" in text
 

@@ -67,7 +67,7 @@ def _copy_first_token_model():
         model.W_pos[0, d_model - 1] = 1.0  # a marker only position 0 carries
         attn.W_QKV[:, 0:d_head] = 0.0  # head 0 query: a constant, from the bias
         attn.b_QKV[0] = 20.0
-        attn.W_QKV[:, d_model:d_model + d_head] = 0.0  # head 0 key: reads the marker
+        attn.W_QKV[:, d_model : d_model + d_head] = 0.0  # head 0 key: reads the marker
         attn.W_QKV[d_model - 1, d_model] = 1.0
         attn.W_O[0:d_head, 0:d_head] = torch.eye(d_head)  # head 0 writes its value back to the stream
     return model
@@ -111,12 +111,43 @@ def test_figures_are_escaped(tiny_model):
 
 def test_cli(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "out"
-    assert main(["saliency", "--model", str(tiny_checkpoint), "--prompt", PROMPT, "--out", str(out), "--no-png",
-                 "--target", " Paris", "--steps", "4"]) == 0
+    assert (
+        main(
+            [
+                "saliency",
+                "--model",
+                str(tiny_checkpoint),
+                "--prompt",
+                PROMPT,
+                "--out",
+                str(out),
+                "--no-png",
+                "--target",
+                " Paris",
+                "--steps",
+                "4",
+            ]
+        )
+        == 0
+    )
     findings = json.loads((out / "saliency" / "findings.json").read_text())
     assert findings["target"]["token"] == " Paris"
     assert len(findings["integrated_gradients"]) == len(findings["tokens"]) == 8
     capsys.readouterr()
-    assert main(["saliency", "--model", str(tiny_checkpoint), "--prompt", PROMPT, "--out", str(out),
-                 "--target", " Parisienne tower"]) == 1
+    assert (
+        main(
+            [
+                "saliency",
+                "--model",
+                str(tiny_checkpoint),
+                "--prompt",
+                PROMPT,
+                "--out",
+                str(out),
+                "--target",
+                " Parisienne tower",
+            ]
+        )
+        == 1
+    )
     assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -39,8 +39,10 @@ def head_scores(history, initial_and_final):
     initial, final = initial_and_final
     half = repeat_half(final.cfg.n_ctx)
     sequences = probe_sequences(history.probe_ids, final.cfg.d_vocab, final.tokenizer.eot_token_id, half)
-    return ({h.name: np.asarray(h.values) for h in _head_scores(initial, sequences)},
-            {h.name: np.asarray(h.values) for h in _head_scores(final, sequences)})
+    return (
+        {h.name: np.asarray(h.values) for h in _head_scores(initial, sequences)},
+        {h.name: np.asarray(h.values) for h in _head_scores(final, sequences)},
+    )
 
 
 def test_the_shipped_files_fit_the_budget_and_load_as_the_mini_shape():
@@ -60,8 +62,11 @@ def test_the_initialisation_is_regenerated_exactly_from_the_recipe(initial_and_f
     initial, _ = initial_and_final
     assert init_sha256(initial) == record["sha256"]
     recipe = json.loads((MINI / HISTORY / RUN_FILE).read_text())["phases"][0]["config"]
-    assert recipe["seed"] == record["seed"] and recipe["data"] and "python-docs" in json.loads(
-        (MINI / HISTORY / RUN_FILE).read_text())["data"]["spec"]
+    assert (
+        recipe["seed"] == record["seed"]
+        and recipe["data"]
+        and "python-docs" in json.loads((MINI / HISTORY / RUN_FILE).read_text())["data"]["spec"]
+    )
 
 
 def test_validation_loss_is_well_below_the_unigram_entropy_of_the_same_text():
@@ -76,8 +81,14 @@ def test_validation_loss_is_well_below_the_unigram_entropy_of_the_same_text():
             break
     windows = torch.tensor(ids[: 100 * 257]).view(100, 257)
     with torch.inference_mode():  # ten windows at a time: the logits of all 100 would take 5 GB
-        total = sum(float(torch.nn.functional.cross_entropy(model(batch[:, :-1]).flatten(0, 1), batch[:, 1:].flatten(),
-                                                            reduction="sum")) for batch in windows.split(10))
+        total = sum(
+            float(
+                torch.nn.functional.cross_entropy(
+                    model(batch[:, :-1]).flatten(0, 1), batch[:, 1:].flatten(), reduction="sum"
+                )
+            )
+            for batch in windows.split(10)
+        )
     loss = total / (100 * 256)
     counts = np.bincount(windows[:, 1:].flatten().numpy())
     p = counts[counts > 0] / counts.sum()
@@ -122,7 +133,9 @@ def test_int8_rows_round_trip_within_half_a_step():
     matrix = torch.randn(300, 64) * torch.rand(300, 1)
     rows, scale = quantize_rows(matrix)
     error = (dequantize_rows(rows, scale) - matrix).abs()
-    assert rows.dtype == torch.int8 and bool((error <= scale.float()[:, None] * 0.5 + 1e-3 * scale.float()[:, None]).all())
+    assert rows.dtype == torch.int8 and bool(
+        (error <= scale.float()[:, None] * 0.5 + 1e-3 * scale.float()[:, None]).all()
+    )
 
 
 def test_the_midway_checkpoint_lies_between_initialisation_and_the_end(history):
@@ -137,9 +150,11 @@ def test_the_midway_checkpoint_lies_between_initialisation_and_the_end(history):
 def test_every_command_runs_on_mini_offline(tmp_path):
     from test_loading_and_cli import run_cli
 
-    for args in (["info", "--model", "mini"],
-                 ["generate", "--model", "mini", "-p", "The function returns", "--max-new-tokens", "8"],
-                 ["attention", "--model", "mini", "-p", "def f(x): return x", "--out", str(tmp_path), "--no-png"]):
+    for args in (
+        ["info", "--model", "mini"],
+        ["generate", "--model", "mini", "-p", "The function returns", "--max-new-tokens", "8"],
+        ["attention", "--model", "mini", "-p", "def f(x): return x", "--out", str(tmp_path), "--no-png"],
+    ):
         done = run_cli(*args, env={"HF_HUB_OFFLINE": "1"})
         assert done.returncode == 0, (args, done.stderr[-2000:])
     assert (tmp_path / "attention" / "findings.json").is_file()

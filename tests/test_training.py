@@ -28,8 +28,10 @@ from gpt2atlas.training.recipe import learning_rate, optimizer_for
 from gpt2atlas.training.run_folder import RunFolder, is_checkpoint_step
 from test_loading_and_cli import assert_one_line_error
 
-WORDS = ("the cat sat on a mat and looked at the small dog which ran to the old red house near a river "
-         "where children played every day after school while birds sang in tall green trees").split()
+WORDS = (
+    "the cat sat on a mat and looked at the small dog which ran to the old red house near a river "
+    "where children played every day after school while birds sang in tall green trees"
+).split()
 
 
 def write_corpus(folder: Path, n_files: int = 40, seed: int = 0) -> Path:
@@ -37,15 +39,27 @@ def write_corpus(folder: Path, n_files: int = 40, seed: int = 0) -> Path:
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n_files):
-        sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))).capitalize() + "."
-                     for _ in range(40)]
+        sentences = [
+            " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))).capitalize() + "." for _ in range(40)
+        ]
         (folder / f"doc{i:03d}.txt").write_text(" ".join(sentences))
     return folder
 
 
 def tiny_config(data: Path, **overrides) -> TrainConfig:
-    base = dict(data=str(data), max_steps=8, batch_tokens=8 * 64, micro_batch=4, warmup_steps=2, lr=3e-3,
-                precision="float32", eval_tokens=1024, eval_every=4, log_every=1, save_every=100)
+    base = dict(
+        data=str(data),
+        max_steps=8,
+        batch_tokens=8 * 64,
+        micro_batch=4,
+        warmup_steps=2,
+        lr=3e-3,
+        precision="float32",
+        eval_tokens=1024,
+        eval_every=4,
+        log_every=1,
+        save_every=100,
+    )
     return config_for("tiny", **{**base, **overrides})
 
 
@@ -164,7 +178,8 @@ def test_tokens_are_written_once_split_by_document_and_decode_back(corpus, tmp_p
     expected_val = [t for f in val_names for t in tokenizer.encode(f.read_text(), allow_special=False) + [ENDOFTEXT_ID]]
     assert data.val.tolist() == expected_val
     assert data.manifest["train_tokens"] + data.manifest["val_tokens"] == sum(
-        len(tokenizer.encode(f.read_text())) + 1 for f in files)
+        len(tokenizer.encode(f.read_text())) + 1 for f in files
+    )
     assert data.manifest["tokenizer"] and all(len(i["sha256"]) == 64 for i in data.manifest["inputs"])
     written = (data.folder / "train.bin").stat().st_mtime_ns
     again = prepare_tokens(str(corpus), val_fraction=0.2, cache_dir=tmp_path, progress=False)
@@ -253,16 +268,18 @@ def test_stopping_and_resuming_gives_bit_identical_weights(corpus, tmp_path):
     assert second.step == whole.step == 6
     for name in ("model.safetensors",):
         assert (tmp_path / "whole/state" / name).read_bytes() == (tmp_path / "split/state" / name).read_bytes()
-    assert ((tmp_path / "whole/checkpoints/step-000006/model.safetensors").read_bytes()
-            == (tmp_path / "split/checkpoints/step-000006/model.safetensors").read_bytes())
+    assert (tmp_path / "whole/checkpoints/step-000006/model.safetensors").read_bytes() == (
+        tmp_path / "split/checkpoints/step-000006/model.safetensors"
+    ).read_bytes()
     losses = lambda run: [m.train_loss for m in RunFolder(tmp_path / run).read_metrics()]  # noqa: E731
     assert losses("whole") == losses("split")
 
 
 def test_a_time_limit_ends_the_sitting_cleanly_with_the_state_saved(corpus, tmp_path):
     messages: list[str] = []
-    result = train(tiny_config(corpus, max_steps=50), tmp_path / "run", time_limit_s=0.0, progress=False,
-                   log=messages.append)
+    result = train(
+        tiny_config(corpus, max_steps=50), tmp_path / "run", time_limit_s=0.0, progress=False, log=messages.append
+    )
     assert result.stopped_early and result.step == 1
     state = torch.load(tmp_path / "run/state/trainer.pt", weights_only=True)
     assert state["step"] == 1 and state["windows_seen"] == 8 and state["optimizer"]["state"]
@@ -270,16 +287,59 @@ def test_a_time_limit_ends_the_sitting_cleanly_with_the_state_saved(corpus, tmp_
 
 
 def test_two_processes_under_torchrun_follow_the_one_process_loss_curve(corpus, tmp_path):
-    common = ["train", "--preset", "tiny", "--data", str(corpus), "--max-steps", "4", "--batch-tokens", "512",
-              "--micro-batch", "4", "--warmup-steps", "2", "--lr", "3e-3", "--precision", "float32",
-              "--eval-tokens", "512", "--log-every", "1", "--threads", "1"]
+    common = [
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        str(corpus),
+        "--max-steps",
+        "4",
+        "--batch-tokens",
+        "512",
+        "--micro-batch",
+        "4",
+        "--warmup-steps",
+        "2",
+        "--lr",
+        "3e-3",
+        "--precision",
+        "float32",
+        "--eval-tokens",
+        "512",
+        "--log-every",
+        "1",
+        "--threads",
+        "1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, "-m", "gpt2atlas", *common, "--out", str(tmp_path / "one")],
-                         capture_output=True, text=True, env=env, timeout=300)
+    one = subprocess.run(
+        [sys.executable, "-m", "gpt2atlas", *common, "--out", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "gpt2atlas", *common, "--out", str(tmp_path / "two")],
-                         capture_output=True, text=True, env=env, timeout=300)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "gpt2atlas",
+            *common,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     curve = lambda run: [(m.step, m.train_loss, m.val_loss) for m in RunFolder(tmp_path / run).read_metrics()]  # noqa: E731
     one_curve, two_curve = curve("one"), curve("two")
@@ -291,13 +351,22 @@ def test_two_processes_under_torchrun_follow_the_one_process_loss_curve(corpus, 
         assert val_2 == pytest.approx(val_1, abs=1e-4)
     assert loss_1 < one_curve[1][1]  # and it learned something
     assert sorted(p.name for p in (tmp_path / "two/checkpoints").iterdir()) == [
-        "step-000000", "step-000001", "step-000002", "step-000004"]
+        "step-000000",
+        "step-000001",
+        "step-000002",
+        "step-000004",
+    ]
 
 
 # ----- the command line: Ctrl-C, NaN, bad input ------------------------------------------------------------------
 def gpt2atlas(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gpt2atlas", *args], capture_output=True, text=True,
-                          timeout=timeout, env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "gpt2atlas", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+    )
 
 
 def assert_error_ends_output(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -311,15 +380,38 @@ def assert_error_ends_output(result: subprocess.CompletedProcess, *fragments: st
 
 
 def tiny_cli(corpus: Path, *args: str) -> list[str]:
-    return ["train", "--preset", "tiny", "--data", str(corpus), "--batch-tokens", "512", "--micro-batch", "4",
-            "--precision", "float32", "--eval-tokens", "512", *args]
+    return [
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        str(corpus),
+        "--batch-tokens",
+        "512",
+        "--micro-batch",
+        "4",
+        "--precision",
+        "float32",
+        "--eval-tokens",
+        "512",
+        *args,
+    ]
 
 
 def test_ctrl_c_saves_the_state_says_how_to_resume_and_exits_130(corpus, tmp_path):
     out = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "gpt2atlas", *tiny_cli(corpus, "--max-steps", "100000",
-                                "--out", str(out), "--log-every", "1")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gpt2atlas",
+            *tiny_cli(corpus, "--max-steps", "100000", "--out", str(out), "--log-every", "1"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(RunFolder(out).read_metrics()) < 4:
         time.sleep(0.2)
@@ -340,8 +432,9 @@ def test_ctrl_c_saves_the_state_says_how_to_resume_and_exits_130(corpus, tmp_pat
 
 def test_a_nan_loss_stops_with_one_line_naming_the_step_and_the_last_good_checkpoint(corpus, tmp_path):
     result = gpt2atlas(*tiny_cli(corpus, "--max-steps", "5", "--lr", "1e30", "--out", str(tmp_path / "run")))
-    assert_error_ends_output(result, "the training loss became nan at step 1",
-                          str(tmp_path / "run/checkpoints/step-000000"))
+    assert_error_ends_output(
+        result, "the training loss became nan at step 1", str(tmp_path / "run/checkpoints/step-000000")
+    )
 
 
 def test_bad_inputs_are_one_line_errors_and_overwrite_nothing(corpus, trained_run, tmp_path):
@@ -353,14 +446,15 @@ def test_bad_inputs_are_one_line_errors_and_overwrite_nothing(corpus, trained_ru
     short.write_text("Too short to fill one context.")
     assert_error_ends_output(gpt2atlas(*tiny_cli(short, "--out", str(tmp_path / "b"))), "fewer than one context")
     assert_one_line_error(gpt2atlas(*tiny_cli(corpus, "--out", str(short / "run"))), "cannot write")
-    assert_one_line_error(gpt2atlas(*tiny_cli(tmp_path / "missing", "--out", str(tmp_path / "c"))),
-                          "neither a file, a folder nor a built-in corpus")
+    assert_one_line_error(
+        gpt2atlas(*tiny_cli(tmp_path / "missing", "--out", str(tmp_path / "c"))),
+        "neither a file, a folder nor a built-in corpus",
+    )
     assert not any((tmp_path / name).exists() for name in "abc")
 
     before = {p: p.read_bytes() for p in trained_run.rglob("*") if p.is_file()}
     assert_one_line_error(gpt2atlas(*tiny_cli(corpus, "--out", str(trained_run))), "--resume", "--overwrite")
-    assert_one_line_error(gpt2atlas("train", "--resume", str(trained_run), "--d-model", "128"),
-                          "d_model=64, not 128")
+    assert_one_line_error(gpt2atlas("train", "--resume", str(trained_run), "--d-model", "128"), "d_model=64, not 128")
     assert_one_line_error(gpt2atlas("train", "--resume", str(trained_run), "--lr", "1"), "cannot change")
     assert_one_line_error(gpt2atlas("train", "--resume", str(tmp_path)), "not a gpt2atlas training run")
     not_a_run = tmp_path / "notes"

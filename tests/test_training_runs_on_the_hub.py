@@ -14,11 +14,14 @@ from hf_utils import hf_random_checkpoint
 from test_loading_and_cli import assert_one_line_error, run_cli
 
 
-@pytest.mark.parametrize("flags", [
-    {"scale_attn_by_inverse_layer_idx": True},
-    {"reorder_and_upcast_attn": True},
-    {"scale_attn_by_inverse_layer_idx": True, "reorder_and_upcast_attn": True},
-])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"scale_attn_by_inverse_layer_idx": True},
+        {"reorder_and_upcast_attn": True},
+        {"scale_attn_by_inverse_layer_idx": True, "reorder_and_upcast_attn": True},
+    ],
+)
 def test_crfm_attention_options_give_the_logits_of_transformers(tmp_path, flags):
     pytest.importorskip("transformers")
     from transformers import GPT2LMHeadModel
@@ -51,15 +54,21 @@ def test_crfm_attention_options_give_the_logits_of_transformers(tmp_path, flags)
     if flags.get("scale_attn_by_inverse_layer_idx"):  # the check can fail: without the flag, other logits
         plain = tmp_path / "plain"
         shutil.copytree(folder, plain)
-        (plain / "config.json").write_text(json.dumps({**json.loads((folder / "config.json").read_text()),
-                                                       "scale_attn_by_inverse_layer_idx": False}))
+        (plain / "config.json").write_text(
+            json.dumps({**json.loads((folder / "config.json").read_text()), "scale_attn_by_inverse_layer_idx": False})
+        )
         assert (load_model(plain)(tokens) - expected).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("option,value", [
-    ("activation_function", "relu"), ("scale_attn_weights", False), ("add_cross_attention", True),
-    ("tie_word_embeddings", False),
-])
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("activation_function", "relu"),
+        ("scale_attn_weights", False),
+        ("add_cross_attention", True),
+        ("tie_word_embeddings", False),
+    ],
+)
 def test_config_options_that_would_change_the_logits_are_refused(tmp_path, tiny_checkpoint, option, value):
     folder = tmp_path / "model"
     shutil.copytree(tiny_checkpoint, folder)
@@ -73,8 +82,8 @@ def test_config_options_that_would_change_the_logits_are_refused(tmp_path, tiny_
 def test_a_revision_reads_that_branch_from_the_hub_cache(tmp_path, tiny_checkpoint, monkeypatch):
     import huggingface_hub.constants
 
-    from gpt2atlas.model import save_checkpoint
     from conftest import random_model
+    from gpt2atlas.model import save_checkpoint
 
     later = save_checkpoint(random_model(seed=1), tmp_path / "later")
     repo_dir = tmp_path / "hub" / "models--stanford-crfm--alias-gpt2-small-x21"

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import random_model
 
+from conftest import random_model
 from gpt2atlas.analysis import weights as W
 from gpt2atlas.analysis.summary import parameter_counts
 from gpt2atlas.cli.main import main
@@ -70,8 +70,9 @@ def test_one_axis_parameters_and_open_ranges(tiny_model):
     findings = W.analyze(tiny_model, "ln_final.w", rows="10:").findings
     assert findings["cols"] == [10, 64] and findings["rows"] is None and findings["block_shape"] == [54]
     report = W.analyze(tiny_model, "h.0.attn.c_attn.bias", cols=":20")
-    assert np.array_equal(np.asarray(report.figures()["heatmap"].data[0].z),
-                          tiny_model.blocks[0].attn.b_QKV[None, :20].numpy())
+    assert np.array_equal(
+        np.asarray(report.figures()["heatmap"].data[0].z), tiny_model.blocks[0].attn.b_QKV[None, :20].numpy()
+    )
     assert W.parse_span(None, 7, "rows") == (0, 7) and W.parse_span(slice(2, None), 7, "rows") == (2, 7)
 
 
@@ -115,7 +116,8 @@ def test_summary_and_architecture_figures(tiny_model):
     mlp = next(b for b in boxes if b.kind == "mlp")
     assert (mlp.side / attn.side) ** 3 == pytest.approx(
         sum(p.numel() for p in tiny_model.blocks[0].mlp.parameters())
-        / sum(p.numel() for p in tiny_model.blocks[0].attn.parameters()))
+        / sum(p.numel() for p in tiny_model.blocks[0].attn.parameters())
+    )
     assert sum(b.kind == "attention" for b in boxes) == tiny_model.cfg.n_layer
     assert "blocks.0.attn.W_QKV: 64 × 192" in attn.hover
     meshes = [t for t in figures["architecture_3d"].data if t.type == "mesh3d"]
@@ -128,8 +130,23 @@ def test_cli_weights(tmp_path, tiny_model, capsys):
         model.blocks[1].mlp.W_in[2, 7] = 5.0  # a planted outlier weight
     folder = save_checkpoint(model, tmp_path / "m")
     out = tmp_path / "out"
-    assert main(["weights", "--model", str(folder), "--param", "h.1.mlp.c_fc.weight", "--rows", "0:32",
-                 "--out", str(out), "--no-png"]) == 0
+    assert (
+        main(
+            [
+                "weights",
+                "--model",
+                str(folder),
+                "--param",
+                "h.1.mlp.c_fc.weight",
+                "--rows",
+                "0:32",
+                "--out",
+                str(out),
+                "--no-png",
+            ]
+        )
+        == 0
+    )
     findings = json.loads((out / "weights" / "findings.json").read_text())
     assert findings["param"] == "blocks.1.mlp.W_in" and findings["rows"] == [0, 32]
     assert findings["largest"][0] == {"row": 2, "col": 7, "value": 5.0}
@@ -150,11 +167,18 @@ def test_cli_weights_png(tmp_path, tiny_checkpoint):
         assert (out / "weights" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("name, ours", [
-    ("wte", "embed.W_E"), ("transformer.wte", "embed.W_E"), ("transformer.wpe", "pos_embed.W_pos"),
-    ("transformer.W_pos", "pos_embed.W_pos"), ("lm_head.weight", "embed.W_E"),
-    ("transformer.h.1.mlp.c_fc.weight", "blocks.1.mlp.W_in"), ("h.0.ln_1.bias", "blocks.0.ln1.b"),
-    ("blocks.0.attn.W_O", "blocks.0.attn.W_O"),
-])
+@pytest.mark.parametrize(
+    "name, ours",
+    [
+        ("wte", "embed.W_E"),
+        ("transformer.wte", "embed.W_E"),
+        ("transformer.wpe", "pos_embed.W_pos"),
+        ("transformer.W_pos", "pos_embed.W_pos"),
+        ("lm_head.weight", "embed.W_E"),
+        ("transformer.h.1.mlp.c_fc.weight", "blocks.1.mlp.W_in"),
+        ("h.0.ln_1.bias", "blocks.0.ln1.b"),
+        ("blocks.0.attn.W_O", "blocks.0.attn.W_O"),
+    ],
+)
 def test_parameter_names_in_every_spelling(tiny_model, name, ours):
     assert W.resolve_param(tiny_model, name) == ours

@@ -14,13 +14,17 @@ uniformly to every visible position would score on the same sequences (so short 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import plotly.graph_objects as go
 import torch
 
 from gpt2atlas.analysis.base import AnalysisResult, check_index
 from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.model.names import act_name
+
+_PATTERN_SUFFIX = act_name("pattern", 0).removeprefix("blocks.0.")
 
 PROMPT_SCORES = ("prev_token", "bos", "entropy", "self")
 REPEAT_SCORES = ("induction", "duplicate")
@@ -103,7 +107,7 @@ def name_roles(heads: list[dict[str, Any]], baselines: dict[str, float]) -> dict
 
 # ----- running the model ---------------------------------------------------------------------------------------
 def _is_pattern(name: str) -> bool:
-    return name.endswith("attn.hook_pattern")
+    return name.endswith(_PATTERN_SUFFIX)
 
 
 def reduce_patterns(model: GPT2, tokens: torch.Tensor, reduce: Callable[[torch.Tensor], Any]) -> list[Any]:
@@ -123,7 +127,7 @@ def reduce_patterns(model: GPT2, tokens: torch.Tensor, reduce: Callable[[torch.T
 
 def layer_patterns(model: GPT2, tokens: torch.Tensor, layer: int) -> torch.Tensor:
     """The (batch, head, q, k) patterns of one layer (the pass stops after that block)."""
-    name = f"blocks.{layer}.attn.hook_pattern"
+    name = act_name("pattern", layer)
     _, cache = model.run_with_cache(tokens, names=[name], stop_at_layer=layer + 1)
     return cache[name].float()
 
@@ -148,10 +152,16 @@ def _last_token_attention(by_layer: torch.Tensor, tokens: list[str], top: int = 
     top_keys = []
     for row in by_layer:
         weights, positions = row.topk(min(top, row.numel()))
-        top_keys.append([{"position": int(p), "token": tokens[int(p)], "weight": float(w)}
-                         for w, p in zip(weights, positions)])
-    return {"position": len(tokens) - 1, "token": tokens[-1], "by_layer": by_layer.tolist(),
-            "top_keys_by_layer": top_keys, "definition": "pattern[last, k] averaged over the heads of each layer"}
+        top_keys.append(
+            [{"position": int(p), "token": tokens[int(p)], "weight": float(w)} for w, p in zip(weights, positions)]
+        )
+    return {
+        "position": len(tokens) - 1,
+        "token": tokens[-1],
+        "by_layer": by_layer.tolist(),
+        "top_keys_by_layer": top_keys,
+        "definition": "pattern[last, k] averaged over the heads of each layer",
+    }
 
 
 def _choose_head(heads: list[dict[str, Any]], layer: int | None, head: int | None) -> dict[str, Any]:
@@ -214,7 +224,8 @@ def analyze(
     scores = {name: values.cpu() for name, values in scores.items()}  # read one head at a time below
     heads = [
         {"layer": l, "head": h, **{name: float(scores[name][l, h]) for name in SCORES}}
-        for l in range(cfg.n_layer) for h in range(cfg.n_head)
+        for l in range(cfg.n_layer)
+        for h in range(cfg.n_head)
     ]
     baselines = uniform_baselines(len(token_ids), half)
     selected = _choose_head(heads, layer, head)
@@ -223,8 +234,10 @@ def analyze(
         "token_ids": token_ids,
         "heads": heads,
         "roles": name_roles(heads, baselines),
-        "role_rules": {role: {"score": s, "threshold": t, "and_at_least": f"{BASELINE_FACTOR:g} x uniform_baseline"}
-                       for role, (s, t) in ROLE_RULES.items()},
+        "role_rules": {
+            role: {"score": s, "threshold": t, "and_at_least": f"{BASELINE_FACTOR:g} x uniform_baseline"}
+            for role, (s, t) in ROLE_RULES.items()
+        },
         "uniform_baseline": baselines,
         "definitions": DEFINITIONS,
         "selected_head": selected,
@@ -233,8 +246,13 @@ def analyze(
             "definition": "attention paid to position 0, mean over heads and query positions q>=1",
         },
         "last_token_attention": _last_token_attention(torch.stack([last for _, last, _ in per_layer]), str_tokens),
-        "induction_setup": {"half_length": half, "batch": repeat_batch, "seed": seed, "id_range": list(id_range),
-                            "layout": "[<|endoftext|>, r_1..r_T, r_1..r_T], no repeats inside r"},
+        "induction_setup": {
+            "half_length": half,
+            "batch": repeat_batch,
+            "seed": seed,
+            "id_range": list(id_range),
+            "layout": "[<|endoftext|>, r_1..r_T, r_1..r_T], no repeats inside r",
+        },
         "induction_token_ids": random_tokens.tolist(),
     }
     kept = per_layer[selected["layer"]][2]

@@ -6,8 +6,9 @@ import json
 import math
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -82,4 +83,3 @@ def vocab_strings(model) -> list[str]:
     the rows a padded vocabulary adds (nanoGPT pads to 50,304), which no text ever produces."""
     vocab = model.tokenizer.vocab
     return vocab[: model.cfg.d_vocab] + [f"<{i}>" for i in range(len(vocab), model.cfg.d_vocab)]
-

@@ -19,6 +19,7 @@ import torch
 from gpt2atlas.analysis.attention import reduce_patterns, repeat_scores, uniform_baselines
 from gpt2atlas.analysis.embeddings import active_dims, dominant_period, offset_dims
 from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.model.names import residual_names
 from gpt2atlas.training.history import LossPoint, TrainingHistory
 
 HEAD_SCORES = ("prev_token", "induction", "duplicate", "bos")
@@ -111,12 +112,13 @@ def position_roughness(table: torch.Tensor) -> float:
 
 def position_shape(step: int, tokens: int | None, table: torch.Tensor) -> PositionShape:
     centred = table.double() - table.double().mean(dim=0)
-    dims = [row["dim"] for row in active_dims(table, PERIODIC_DIMS)]
+    dims = [int(row["dim"]) for row in active_dims(table, PERIODIC_DIMS)]
     shares = [dominant_period(centred[:, d].numpy())["power_share"] or 0.0 for d in dims]
     singular = torch.linalg.svdvals(centred)
     variance = singular**2
-    return PositionShape(step, tokens, position_roughness(table), float(np.mean(shares)),
-                         float(variance[:3].sum() / variance.sum()))
+    return PositionShape(
+        step, tokens, position_roughness(table), float(np.mean(shares)), float(variance[:3].sum() / variance.sum())
+    )
 
 
 # ----- whole checkpoints -------------------------------------------------------------------------------------
@@ -128,8 +130,7 @@ def probe_sequences(probe_ids: list[int] | None, d_vocab: int, eot: int, half: i
     """[eot, r_1..r_T, r_1..r_T] rows with r drawn without repeats from the probe tokens (or ids 1000-20000)."""
     pool = torch.tensor(probe_ids) if probe_ids else torch.arange(1000, min(20000, d_vocab - 1))
     generator = torch.Generator().manual_seed(seed)
-    firsts = torch.stack([pool[torch.randperm(len(pool), generator=generator)[:half]]
-                          for _ in range(REPEAT_BATCH)])
+    firsts = torch.stack([pool[torch.randperm(len(pool), generator=generator)[:half]] for _ in range(REPEAT_BATCH)])
     return torch.cat([torch.full((REPEAT_BATCH, 1), eot), firsts, firsts], dim=1)
 
 
@@ -154,13 +155,12 @@ def _lens_and_dimension(model: GPT2, tokens: torch.Tensor) -> tuple[list[float],
     from gpt2atlas.geometry.estimators import twonn
     from gpt2atlas.geometry.neighbours import unique_rows
 
-    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{layer}.hook_resid_post" for layer in range(model.cfg.n_layer)]
+    names = residual_names(model.cfg.n_layer)
     with torch.inference_mode():
         _, cache = model.run_with_cache(tokens, names=names)
         states = [cache[name][0].float() for name in names]
         final_top = model.unembed(model.ln_final(states[-1])).argmax(-1)
-        agreement = [float((model.unembed(model.ln_final(s)).argmax(-1) == final_top).float().mean())
-                     for s in states]
+        agreement = [float((model.unembed(model.ln_final(s)).argmax(-1) == final_top).float().mean()) for s in states]
     dimensions = []
     for state in states[1:]:
         points = unique_rows(state.numpy().astype(np.float64))
@@ -168,12 +168,14 @@ def _lens_and_dimension(model: GPT2, tokens: torch.Tensor) -> tuple[list[float],
     return agreement, dimensions
 
 
-def measure_checkpoint(model: GPT2, step: int, tokens: int | None, label: str, sequences: torch.Tensor,
-                       lens_tokens: torch.Tensor) -> CheckpointMeasures:
+def measure_checkpoint(
+    model: GPT2, step: int, tokens: int | None, label: str, sequences: torch.Tensor, lens_tokens: torch.Tensor
+) -> CheckpointMeasures:
     agreement, dimensions = _lens_and_dimension(model, lens_tokens)
     offsets = offset_dims(model.W_E.detach(), 1)
-    return CheckpointMeasures(step, tokens, label, _head_scores(model, sequences), agreement, dimensions,
-                              abs(float(offsets[0]["z"])))
+    return CheckpointMeasures(
+        step, tokens, label, _head_scores(model, sequences), agreement, dimensions, abs(float(offsets[0]["z"]))
+    )
 
 
 # ----- when things appeared ----------------------------------------------------------------------------------
@@ -188,8 +190,10 @@ def _halfway(what: str, points: list[tuple[int, int | None, float]]) -> Appearan
 
 
 def appearances(positions: list[PositionShape], checkpoints: list[CheckpointMeasures]) -> list[Appearance]:
-    found = [_halfway("position roughness", [(p.step, p.tokens, p.roughness) for p in positions]),
-             _halfway("position PCA-3 share", [(p.step, p.tokens, p.pca3_share) for p in positions])]
+    found = [
+        _halfway("position roughness", [(p.step, p.tokens, p.roughness) for p in positions]),
+        _halfway("position PCA-3 share", [(p.step, p.tokens, p.pca3_share) for p in positions]),
+    ]
     if len(checkpoints) >= 2:
         final = checkpoints[-1]
         for name in ("prev_token", "induction"):
@@ -205,19 +209,33 @@ def analyze(history: TrainingHistory, *, progress: bool = True) -> Dynamics:
 
     positions = [position_shape(step, tokens, table) for step, tokens, table in history.positions]
     checkpoints: list[CheckpointMeasures] = []
-    sequences = lens_tokens = None
+    probes: tuple[torch.Tensor, torch.Tensor] | None = None  # (repeated sequences, lens text), once
     half = REPEAT_HALF
     for snapshot in tqdm(history.snapshots, desc="measuring checkpoints", disable=not progress, leave=False):
         model = snapshot.load()
-        if sequences is None:
+        if probes is None:
             half = repeat_half(model.cfg.n_ctx)
-            sequences = probe_sequences(history.probe_ids, model.cfg.d_vocab, model.tokenizer.eot_token_id, half)
-            lens_tokens = torch.tensor([model.tokenizer.encode(LENS_TEXT)[: model.cfg.n_ctx]])
-        checkpoints.append(measure_checkpoint(model, snapshot.step, snapshot.tokens, snapshot.label, sequences,
-                                              lens_tokens))
+            probes = (
+                probe_sequences(history.probe_ids, model.cfg.d_vocab, model.tokenizer.eot_token_id, half),
+                torch.tensor([model.tokenizer.encode(LENS_TEXT)[: model.cfg.n_ctx]]),
+            )
+        sequences, lens_tokens = probes
+        checkpoints.append(
+            measure_checkpoint(model, snapshot.step, snapshot.tokens, snapshot.label, sequences, lens_tokens)
+        )
     uniform = uniform_baselines(half * 2 + 1, half)
-    probe = ("the 2,000 tokens most frequent in the training data" if history.probe_ids
-             else "token ids 1,000-20,000 (the training data's frequent tokens are unknown)")
-    return Dynamics(history.name, history.note, history.losses, positions, checkpoints,
-                    {name: uniform[name] for name in ("prev_token", "induction", "duplicate", "bos")},
-                    appearances(positions, checkpoints), probe)
+    probe = (
+        "the 2,000 tokens most frequent in the training data"
+        if history.probe_ids
+        else "token ids 1,000-20,000 (the training data's frequent tokens are unknown)"
+    )
+    return Dynamics(
+        history.name,
+        history.note,
+        history.losses,
+        positions,
+        checkpoints,
+        {name: uniform[name] for name in ("prev_token", "induction", "duplicate", "bos")},
+        appearances(positions, checkpoints),
+        probe,
+    )

@@ -24,8 +24,26 @@ from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
 
 TOP_DIMS = 10
-DEFAULT_WORDS = (" the", " king", " queen", " man", " woman", " Paris", " London", " dog", " cat", " two",
-                 " 1", " Monday", " red", " running", " computer", " happy", "ing", ".")
+DEFAULT_WORDS = (
+    " the",
+    " king",
+    " queen",
+    " man",
+    " woman",
+    " Paris",
+    " London",
+    " dog",
+    " cat",
+    " two",
+    " 1",
+    " Monday",
+    " red",
+    " running",
+    " computer",
+    " happy",
+    "ing",
+    ".",
+)
 GPT2_SMALL_DIM_PAIRS = ((87, 138), (68, 85), (361, 724))  # pairs that show gpt2's structure (d_model 768)
 PROJECTIONS = ("pca", "tsne", "umap")
 MAX_QUERY_TOKENS = 64
@@ -61,9 +79,14 @@ def extremes(values: torch.Tensor, names: Sequence[str] | None, *, key: str = "t
     def name(i: int) -> Any:
         return names[i] if names else i
 
-    out = {"mean": float(values.mean()), "std": float(values.std(unbiased=False)),
-           "min": float(values[low[0]]), "max": float(values[high[0]]),
-           f"min_{key}": name(low[0]), f"max_{key}": name(high[0])}
+    out = {
+        "mean": float(values.mean()),
+        "std": float(values.std(unbiased=False)),
+        "min": float(values[low[0]]),
+        "max": float(values[high[0]]),
+        f"min_{key}": name(low[0]),
+        f"max_{key}": name(high[0]),
+    }
     if names:
         out.update({f"min_{key}_id": low[0], f"max_{key}_id": high[0]})
     return {**out, "smallest": [row(i) for i in low], "largest": [row(i) for i in high]}
@@ -158,7 +181,7 @@ def components_for(ratio: np.ndarray, target: float = VARIANCE_TARGET) -> int:
     """How many leading components hold `target` of the variance."""
     if len(ratio) == 0 or ratio.sum() <= 0:
         return 0
-    return int(min(np.searchsorted(np.cumsum(ratio), target - 1e-12) + 1, len(ratio)))
+    return min(int(np.searchsorted(np.cumsum(ratio), target - 1e-12)) + 1, len(ratio))
 
 
 # ----- neighbours -------------------------------------------------------------------------------------------------
@@ -171,11 +194,11 @@ def nearest_neighbours(
     """
     table = table.float()
     inv_norm = 1.0 / table.norm(dim=1).clamp_min(1e-12)
-    query_ids = torch.as_tensor(list(query_ids), dtype=torch.long)
+    queries = torch.as_tensor(list(query_ids), dtype=torch.long)
     k = min(k, len(table) - int(exclude_self))
     all_ids, all_sims = [], []
-    for start in range(0, len(query_ids), chunk):
-        ids = query_ids[start : start + chunk]
+    for start in range(0, len(queries), chunk):
+        ids = queries[start : start + chunk]
         sims = (table[ids] * inv_norm[ids, None]) @ table.T * inv_norm
         if exclude_self:
             sims[torch.arange(len(ids)), ids] = float("-inf")
@@ -230,12 +253,13 @@ def query_tokens(model: GPT2, prompt: str | None) -> tuple[list[int], str]:
         if not ids:
             raise InputError(f"no token of the prompt is in this model's vocabulary of {model.cfg.d_vocab}")
         return ids[:MAX_QUERY_TOKENS], "prompt"
-    ids = [model.tokenizer.encode(word) for word in DEFAULT_WORDS]
-    return list(dict.fromkeys(i[0] for i in ids if len(i) == 1 and i[0] < model.cfg.d_vocab)), "default"
+    encoded = [model.tokenizer.encode(word) for word in DEFAULT_WORDS]
+    return list(dict.fromkeys(i[0] for i in encoded if len(i) == 1 and i[0] < model.cfg.d_vocab)), "default"
 
 
-def choose_dim_pairs(d_model: int, offsets: list[dict], actives: list[dict],
-                     pairs: Iterable[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+def choose_dim_pairs(
+    d_model: int, offsets: list[dict], actives: list[dict], pairs: Iterable[tuple[int, int]] | None = None
+) -> list[tuple[int, int]]:
     """Pairs of dims for the token/position scatter: the user's, gpt2-small's known ones, or the top found dims."""
     if pairs is not None:
         pairs = [(int(a), int(b)) for a, b in pairs]
@@ -274,8 +298,9 @@ def umap(x: np.ndarray, dims: int, seed: int) -> np.ndarray:
         warnings.simplefilter("ignore")  # umap/numba chatter about threads when seeded
         import umap as umap_lib
 
-        reducer = umap_lib.UMAP(n_components=dims, n_neighbors=min(15, len(x) - 1), init="pca",
-                                n_epochs=200, random_state=seed)
+        reducer = umap_lib.UMAP(
+            n_components=dims, n_neighbors=min(15, len(x) - 1), init="pca", n_epochs=200, random_state=seed
+        )
         return reducer.fit_transform(x)
 
 
@@ -325,8 +350,9 @@ class EmbeddingReport(AnalysisResult):
         return embedding_figures(self.findings, self.data)
 
 
-def _token_findings(W_E: torch.Tensor, vocab: list[str], token_pca: PCA, local: tuple[np.ndarray, np.ndarray],
-                    local_k: int) -> dict[str, Any]:
+def _token_findings(
+    W_E: torch.Tensor, vocab: list[str], token_pca: PCA, local: tuple[np.ndarray, np.ndarray], local_k: int
+) -> dict[str, Any]:
     local_components, _ = local
     return {
         "offset_dims": offset_dims(W_E),
@@ -346,7 +372,7 @@ def _token_findings(W_E: torch.Tensor, vocab: list[str], token_pca: PCA, local: 
 
 def _position_findings(W_pos: torch.Tensor, pos_pca: PCA) -> dict[str, Any]:
     actives = active_dims(W_pos)
-    dims = [a["dim"] for a in actives]
+    dims = [int(a["dim"]) for a in actives]
     ratios = smoothness_ratios(W_pos, dims)
     periodicity = []
     for dim, ratio in zip(dims, ratios):
@@ -370,8 +396,11 @@ def _position_findings(W_pos: torch.Tensor, pos_pca: PCA) -> dict[str, Any]:
 def _neighbour_findings(W_E: torch.Tensor, vocab: list[str], ids: list[int], k: int) -> list[dict[str, Any]]:
     neighbour_ids, cosines = nearest_neighbours(W_E, ids, k)
     return [
-        {"id": i, "token": vocab[i],
-         "neighbours": [{"id": int(j), "token": vocab[j], "cosine": float(c)} for j, c in zip(row_ids, row_cos)]}
+        {
+            "id": i,
+            "token": vocab[i],
+            "neighbours": [{"id": int(j), "token": vocab[j], "cosine": float(c)} for j, c in zip(row_ids, row_cos)],
+        }
         for i, row_ids, row_cos in zip(ids, neighbour_ids.tolist(), cosines.tolist())
     ]
 
@@ -414,30 +443,62 @@ def vocabulary_stats(model: GPT2, *, local_anchors: int = 200, local_k: int = 10
     local = local_pca(W_E, anchors, k)
     pos_pca = pca(W_pos)
     dim_stats = {
-        "token_dim_mean": W_E.mean(0).numpy(), "token_dim_std": W_E.std(0).numpy(),
-        "token_row_mean": W_E.mean(1).numpy(), "token_row_std": W_E.std(1).numpy(),
-        "pos_dim_mean": W_pos.mean(0).numpy(), "pos_dim_std": W_pos.std(0).numpy(),
-        "pos_row_mean": W_pos.mean(1).numpy(), "pos_row_std": W_pos.std(1).numpy(),
+        "token_dim_mean": W_E.mean(0).numpy(),
+        "token_dim_std": W_E.std(0).numpy(),
+        "token_row_mean": W_E.mean(1).numpy(),
+        "token_row_std": W_E.std(1).numpy(),
+        "pos_dim_mean": W_pos.mean(0).numpy(),
+        "pos_dim_std": W_pos.std(0).numpy(),
+        "pos_row_mean": W_pos.mean(1).numpy(),
+        "pos_row_std": W_pos.std(1).numpy(),
     }
-    return VocabularyStats(W_E, W_pos, vocab, token_pca, pos_pca, local, k,
-                           _token_findings(W_E, vocab, token_pca, local, k), _position_findings(W_pos, pos_pca),
-                           dim_stats, (local_anchors, local_k, seed))
+    return VocabularyStats(
+        W_E,
+        W_pos,
+        vocab,
+        token_pca,
+        pos_pca,
+        local,
+        k,
+        _token_findings(W_E, vocab, token_pca, local, k),
+        _position_findings(W_pos, pos_pca),
+        dim_stats,
+        (local_anchors, local_k, seed),
+    )
 
 
-def _figure_data(model: GPT2, stats: VocabularyStats, sample_ids: np.ndarray, n_labelled: int,
-                 pairs: list[tuple[int, int]]) -> EmbeddingData:
+def _figure_data(
+    model: GPT2, stats: VocabularyStats, sample_ids: np.ndarray, n_labelled: int, pairs: list[tuple[int, int]]
+) -> EmbeddingData:
     """The token sample and the joint token+position PCA, with the vocabulary's statistics."""
     W_E, W_pos, vocab = stats.W_E, stats.W_pos, stats.vocab
     local_components, local_ratio = stats.local
     sample = W_E[sample_ids]
     joint = pca(torch.cat([sample, W_pos]))
     return EmbeddingData(
-        **stats.dim_stats, vocab=vocab, W_pos=W_pos.numpy(),
-        sample_ids=sample_ids, sample_vectors=sample.numpy(), sample_kinds=[token_kind(vocab[i]) for i in sample_ids],
-        highlighted=np.arange(len(sample_ids)) < n_labelled, dim_pairs=pairs,
-        joint_tokens=joint.project(sample, 3), joint_positions=joint.project(W_pos, 3), title=model.source,
-        token_ratio=stats.token_pca.ratio, local_ratio=local_ratio, local_components=local_components,
-        pos_ratio=stats.pos_pca.ratio, pos_pca=stats.pos_pca.project(W_pos, 3),
+        token_dim_mean=stats.dim_stats["token_dim_mean"],
+        token_dim_std=stats.dim_stats["token_dim_std"],
+        token_row_mean=stats.dim_stats["token_row_mean"],
+        token_row_std=stats.dim_stats["token_row_std"],
+        pos_dim_mean=stats.dim_stats["pos_dim_mean"],
+        pos_dim_std=stats.dim_stats["pos_dim_std"],
+        pos_row_mean=stats.dim_stats["pos_row_mean"],
+        pos_row_std=stats.dim_stats["pos_row_std"],
+        vocab=vocab,
+        W_pos=W_pos.numpy(),
+        sample_ids=sample_ids,
+        sample_vectors=sample.numpy(),
+        sample_kinds=[token_kind(vocab[i]) for i in sample_ids],
+        highlighted=np.arange(len(sample_ids)) < n_labelled,
+        dim_pairs=pairs,
+        joint_tokens=joint.project(sample, 3),
+        joint_positions=joint.project(W_pos, 3),
+        title=model.source,
+        token_ratio=stats.token_pca.ratio,
+        local_ratio=local_ratio,
+        local_components=local_components,
+        pos_ratio=stats.pos_pca.ratio,
+        pos_pca=stats.pos_pca.project(W_pos, 3),
     )
 
 
@@ -498,19 +559,29 @@ def analyze(
         bar.set_postfix_str(method)
         embed = tsne if method == "tsne" else umap
         for dims in (2, 3):
+            assert manifold_input is not None  # computed whenever there are manifolds
             data.projections[f"{method}_{dims}d"] = embed(manifold_input, dims, seed)
         bar.update()
     bar.close()
 
     findings = {
-        "model": {"source": model.source, "d_model": model.cfg.d_model, "d_vocab": model.cfg.d_vocab,
-                  "n_ctx": model.cfg.n_ctx},
+        "model": {
+            "source": model.source,
+            "d_model": model.cfg.d_model,
+            "d_vocab": model.cfg.d_vocab,
+            "n_ctx": model.cfg.n_ctx,
+        },
         "token_embedding": token,
         "position_embedding": position,
         "neighbours_of": source,
         "neighbours": neighbours,
         "dim_pairs": [list(p) for p in pairs],
-        "projection_sample": {"size": len(sample_ids), "tsne_umap_size": manifold_size if manifolds else 0,
-                              "seed": seed, "methods": list(projections), "labelled_tokens": len(ids)},
+        "projection_sample": {
+            "size": len(sample_ids),
+            "tsne_umap_size": manifold_size if manifolds else 0,
+            "seed": seed,
+            "methods": list(projections),
+            "labelled_tokens": len(ids),
+        },
     }
     return EmbeddingReport(findings, data)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -61,6 +62,7 @@ def logit_lens(model: GPT2, states: torch.Tensor, top_k: int) -> dict[str, torch
             final = log_p[-1].clone()  # log_p is overwritten below
             final_top = final.argmax(dim=-1, keepdim=True)
             p_final = final.exp()
+        assert final_top is not None and p_final is not None  # set by the first (last) group
         values, ids = log_p.topk(top_k, dim=-1)
         parts["top_probs"].append(values.exp().cpu())
         parts["top_ids"].append(ids.cpu())
@@ -69,6 +71,7 @@ def logit_lens(model: GPT2, states: torch.Tensor, top_k: int) -> dict[str, torch
             kl = torch.sub(final, log_p, out=log_p).mul_(p_final).sum(dim=-1)
         parts["kl"].append(kl.clamp_min(0.0).cpu())
     lens = {name: torch.cat(part[::-1]) for name, part in parts.items()}
+    assert final is not None  # there is at least one group
     return {**lens, "final_log_probs": final}
 
 
@@ -84,8 +87,7 @@ def stream_cosines(states: torch.Tensor, token_embeds: torch.Tensor) -> dict[str
     own = _cosine(states, token_embeds[None])
     following = torch.cat([_cosine(states[:, :-1], token_embeds[None, 1:]), torch.full((n_state, 1), float("nan"))], 1)
     last = _cosine(states, states[:, -1:])
-    return {"previous_layer": previous, "own_embedding": own, "next_token_embedding": following,
-            "last_position": last}
+    return {"previous_layer": previous, "own_embedding": own, "next_token_embedding": following, "last_position": last}
 
 
 def cosine_summary(tables: dict[str, torch.Tensor], positions: torch.Tensor) -> dict[str, Any]:
@@ -183,10 +185,22 @@ def umap_map(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         coords, _ = simplicial_set_embedding(
-            data=embeds.numpy(), graph=fuzzy_graph(knn.numpy(), distances), n_components=2, initial_alpha=1.0,
-            a=a, b=b, gamma=1.0, negative_sample_rate=5, n_epochs=UMAP_EPOCHS, init="spectral",
-            random_state=np.random.RandomState(seed), metric="cosine", metric_kwds={}, densmap=False,
-            densmap_kwds={}, output_dens=False,
+            data=embeds.numpy(),
+            graph=fuzzy_graph(knn.numpy(), distances),
+            n_components=2,
+            initial_alpha=1.0,
+            a=a,
+            b=b,
+            gamma=1.0,
+            negative_sample_rate=5,
+            n_epochs=UMAP_EPOCHS,
+            init="spectral",
+            random_state=np.random.RandomState(seed),
+            metric="cosine",
+            metric_kwds={},
+            densmap=False,
+            densmap_kwds={},
+            output_dens=False,
         )
     point_sims, point_knn = (_unit(points.float()) @ embeds.T).topk(k, dim=1)
     point_distances = (1 - point_sims).clamp_min(0).double().numpy()
@@ -208,8 +222,13 @@ def _check_position(position: int | None, n_tokens: int) -> int:
 def _top_k_rows(model: GPT2, ids: list, probs: list) -> list:
     """[state][position] lists of {token, id, prob}, from nested (state, pos, k) lists."""
     vocab = vocab_strings(model)
-    return [[[{"token": vocab[i], "id": i, "prob": p} for i, p in zip(ids_pos, probs_pos)]
-             for ids_pos, probs_pos in zip(ids_state, probs_state)] for ids_state, probs_state in zip(ids, probs)]
+    return [
+        [
+            [{"token": vocab[i], "id": i, "prob": p} for i, p in zip(ids_pos, probs_pos)]
+            for ids_pos, probs_pos in zip(ids_state, probs_state)
+        ]
+        for ids_state, probs_state in zip(ids, probs)
+    ]
 
 
 class JourneyResult(AnalysisResult):
@@ -264,8 +283,10 @@ def analyze(
     pca, pca_ratio = pca_trajectories(states, fit_positions)
 
     trajectory: dict[str, Any] = {
-        "position": position, "token": str_tokens[position],
-        "pca": pca[:, position].tolist(), "pca_explained_variance_ratio": pca_ratio,
+        "position": position,
+        "token": str_tokens[position],
+        "pca": pca[:, position].tolist(),
+        "pca_explained_variance_ratio": pca_ratio,
         "pca_fit": "unit-normalised residuals of the statistics' positions (and this one) at every layer",
     }
     umap_points = None
@@ -274,15 +295,18 @@ def analyze(
         sample_ids = umap_sample_ids(model, token_ids + predicted, umap_sample, seed)
         coords, placed, nearest = umap_map(model, states[:, position], sample_ids, seed)
         vocab = vocab_strings(model)
-        trajectory.update({
-            "umap": placed.tolist(), "umap_sample_size": len(sample_ids), "umap_seed": seed,
-            "nearest_sampled_token": [vocab[i] for i in nearest.tolist()],
-            "umap_fit": f"cosine UMAP (exact {UMAP_NEIGHBOURS}-NN graph, min_dist {UMAP_MIN_DIST:g}, {UMAP_EPOCHS} "
-                        "epochs) of a sample of token embeddings holding the prompt's and predicted tokens; each "
-                        "state placed at the membership-weighted mean of its nearest sampled tokens",
-        })
-        umap_points = {"coords": coords, "ids": sample_ids.tolist(),
-                       "tokens": [vocab[i] for i in sample_ids.tolist()]}
+        trajectory.update(
+            {
+                "umap": placed.tolist(),
+                "umap_sample_size": len(sample_ids),
+                "umap_seed": seed,
+                "nearest_sampled_token": [vocab[i] for i in nearest.tolist()],
+                "umap_fit": f"cosine UMAP (exact {UMAP_NEIGHBOURS}-NN graph, min_dist {UMAP_MIN_DIST:g}, {UMAP_EPOCHS} "
+                "epochs) of a sample of token embeddings holding the prompt's and predicted tokens; each "
+                "state placed at the membership-weighted mean of its nearest sampled tokens",
+            }
+        )
+        umap_points = {"coords": coords, "ids": sample_ids.tolist(), "tokens": [vocab[i] for i in sample_ids.tolist()]}
 
     findings = {
         "tokens": str_tokens,
@@ -292,8 +316,8 @@ def analyze(
         "layer_hooks": state_hooks(n_layer),
         "read_before_ln_final": True,
         "lens_note": "each state is read before ln_final, then passed through ln_final and W_U, so the last "
-                     "layer's lens is the model's output (Hugging Face's last hidden_states entry is already "
-                     "after ln_final: comparing it with the others shows a fake collapse)",
+        "layer's lens is the model's output (Hugging Face's last hidden_states entry is already "
+        "after ln_final: comparing it with the others shows a fake collapse)",
         "top1": [[row[0]["token"] for row in state] for state in top_rows],
         "top1_prob": lens["top_probs"][:, :, 0].tolist(),
         "top_k": top_rows,

@@ -19,17 +19,17 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from gpt2atlas.analysis.base import check_index
-from gpt2atlas.analysis.base import AnalysisResult
+from gpt2atlas.analysis.base import AnalysisResult, check_index
 from gpt2atlas.analysis.residual import position_policy, stat_positions
 from gpt2atlas.errors import InputError
-from gpt2atlas.model.gpt2 import GPT2, LayerNorm
+from gpt2atlas.model.gpt2 import GPT2, Block, LayerNorm
+from gpt2atlas.model.names import act_name, module_name
 
 TOP_DIMS = 5
 GAMMA_OUTLIER_Z = 6.0  # robust z-score (median / MAD) above which a gain is marked as an outlier dim
@@ -63,11 +63,11 @@ def layernorm_steps(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, ep
 def layernorm_sites(model: GPT2) -> list[tuple[str, LayerNorm, str]]:
     """(name, module, hook of its input) for every LayerNorm, in forward order."""
     n_layer = model.cfg.n_layer
-    sites = []
-    for layer, block in enumerate(model.blocks):
-        sites.append((f"blocks.{layer}.ln1", block.ln1, f"blocks.{layer}.hook_resid_pre"))
-        sites.append((f"blocks.{layer}.ln2", block.ln2, f"blocks.{layer}.hook_resid_mid"))
-    sites.append(("ln_final", model.ln_final, f"blocks.{n_layer - 1}.hook_resid_post"))
+    sites: list[tuple[str, LayerNorm, str]] = []
+    for layer, block in enumerate(cast(list[Block], model.blocks)):
+        sites.append((module_name(layer, "ln1"), block.ln1, act_name("resid_pre", layer)))
+        sites.append((module_name(layer, "ln2"), block.ln2, act_name("resid_mid", layer)))
+    sites.append(("ln_final", cast(LayerNorm, model.ln_final), act_name("resid_post", n_layer - 1)))
     return sites
 
 
@@ -85,10 +85,14 @@ def gamma_summary(gamma: torch.Tensor, top: int = TOP_DIMS) -> dict[str, Any]:
     deviation = (g - median).abs()
     outliers = deviation > GAMMA_OUTLIER_Z * mad if mad > 0 else deviation > 1e-12 * max(1.0, float(median.abs()))
     return {
-        "gamma_min": float(g.min()), "gamma_max": float(g.max()),
-        "gamma_mean": float(g.mean()), "gamma_std": float(g.std()) if len(g) > 1 else 0.0,
-        "most_amplified_dims": order[:top].tolist(), "most_amplified_gammas": g[order[:top]].tolist(),
-        "most_suppressed_dims": order.flip(0)[:top].tolist(), "most_suppressed_gammas": g[order.flip(0)[:top]].tolist(),
+        "gamma_min": float(g.min()),
+        "gamma_max": float(g.max()),
+        "gamma_mean": float(g.mean()),
+        "gamma_std": float(g.std()) if len(g) > 1 else 0.0,
+        "most_amplified_dims": order[:top].tolist(),
+        "most_amplified_gammas": g[order[:top]].tolist(),
+        "most_suppressed_dims": order.flip(0)[:top].tolist(),
+        "most_suppressed_gammas": g[order.flip(0)[:top]].tolist(),
         "gamma_outlier_dims": torch.nonzero(outliers).flatten().tolist(),
     }
 
@@ -128,8 +132,13 @@ def invariants(rows: list[dict[str, Any]], dtype: torch.dtype = torch.float32) -
     The model's own LayerNorm runs in `dtype`, so it may differ from the float64 steps by its rounding:
     max(1e-4, 4 eps(dtype)) times the largest |output|.
     """
-    keys = ("centred_mean_max_abs", "norm_before_gain_max_abs_dev_from_eps_formula",
-            "norm_before_gain_max_rel_dev_from_sqrt_d", "max_abs_diff_vs_model", "output_max_abs")
+    keys = (
+        "centred_mean_max_abs",
+        "norm_before_gain_max_abs_dev_from_eps_formula",
+        "norm_before_gain_max_rel_dev_from_sqrt_d",
+        "max_abs_diff_vs_model",
+        "output_max_abs",
+    )
     worst = {key: max(r[key] for r in rows) for key in keys}
     tolerance = max(1e-4, 4 * torch.finfo(dtype).eps) * max(1.0, worst["output_max_abs"])
     return {
@@ -140,7 +149,7 @@ def invariants(rows: list[dict[str, Any]], dtype: torch.dtype = torch.float32) -
         "matches_model_tolerance": tolerance,
         "definitions": {
             "norm_before_gain_max_rel_dev_from_sqrt_d": "|norm - sqrt(d)| / sqrt(d): the effect of eps, large only "
-                                                        "when var(x) is not much larger than eps",
+            "when var(x) is not much larger than eps",
             "norm_before_gain_max_abs_dev_from_eps_formula": "|norm - sqrt(d var / (var + eps))|: rounding only",
         },
     }
@@ -185,9 +194,14 @@ def toy_3d(seed: int = 0, n_points: int = 150) -> tuple[dict[str, Any], LayerNor
     steps = layernorm_steps(points, gamma, beta, 1e-5)
     radius = steps.normalized.norm(dim=-1)
     numbers = {
-        "n_points": n_points, "gamma": gamma.tolist(), "beta": beta.tolist(), "eps": 1e-5,
+        "n_points": n_points,
+        "gamma": gamma.tolist(),
+        "beta": beta.tolist(),
+        "eps": 1e-5,
         "centred_sum_max_abs": float(steps.centred.sum(dim=-1).abs().max()),
-        "radius_min": float(radius.min()), "radius_max": float(radius.max()), "sqrt_d": math.sqrt(3),
+        "radius_min": float(radius.min()),
+        "radius_max": float(radius.max()),
+        "sqrt_d": math.sqrt(3),
     }
     return numbers, steps
 
@@ -199,10 +213,12 @@ def gelu_summary(pre_activations: torch.Tensor) -> tuple[dict[str, Any], np.ndar
     low = int(curve.argmin())
     pre = pre_activations.double().flatten()
     numbers = {
-        "minimum": float(curve[low]), "argmin": float(grid[low]),
+        "minimum": float(curve[low]),
+        "argmin": float(grid[low]),
         "fraction_pre_activations_negative": float((pre < 0).double().mean()),
         "fraction_outputs_negative": float((torch.nn.functional.gelu(pre, approximate="tanh") < 0).double().mean()),
-        "pre_activation_mean": float(pre.mean()), "pre_activation_std": float(pre.std()) if pre.numel() > 1 else 0.0,
+        "pre_activation_mean": float(pre.mean()),
+        "pre_activation_std": float(pre.std()) if pre.numel() > 1 else 0.0,
     }
     return numbers, grid.numpy(), curve.numpy()
 
@@ -215,8 +231,12 @@ def _pair_angles(vectors: torch.Tensor) -> torch.Tensor:
 
 def _angle_stats(angles: torch.Tensor, band: tuple[float, float]) -> dict[str, float]:
     inside = (angles >= band[0]) & (angles <= band[1])
-    return {"fraction_in_band": float(inside.double().mean()), "min_angle": float(angles.min()),
-            "max_angle": float(angles.max()), "std_angle": float(angles.std())}
+    return {
+        "fraction_in_band": float(inside.double().mean()),
+        "min_angle": float(angles.min()),
+        "max_angle": float(angles.max()),
+        "std_angle": float(angles.std()),
+    }
 
 
 def welch_limits(n_vectors: int, dim: int, band: tuple[float, float]) -> dict[str, Any]:
@@ -235,8 +255,9 @@ def welch_limits(n_vectors: int, dim: int, band: tuple[float, float]) -> dict[st
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
 
 
-def adam_update(param: torch.Tensor, grad: torch.Tensor, moments: tuple[torch.Tensor, torch.Tensor], step: int,
-                lr: float) -> None:
+def adam_update(
+    param: torch.Tensor, grad: torch.Tensor, moments: tuple[torch.Tensor, torch.Tensor], step: int, lr: float
+) -> None:
     """One Adam step (Kingma & Ba, as torch.optim.Adam computes it) on `param`, in place; `step` counts from 1.
 
     Written out because constructing any torch.optim optimizer first imports torch._dynamo: 1.8 s on 2 cores,
@@ -280,8 +301,13 @@ def superposition_toy(
             adam_update(vectors, grad, moments, step, SUPERPOSITION_LR)
     before, after = _pair_angles(initial), _pair_angles(vectors)
     numbers = {
-        "n_vectors": n_vectors, "dim": dim, "steps": steps, "seed": seed, "band_deg": list(band),
-        "random": _angle_stats(before, band), "optimised": _angle_stats(after, band),
+        "n_vectors": n_vectors,
+        "dim": dim,
+        "steps": steps,
+        "seed": seed,
+        "band_deg": list(band),
+        "random": _angle_stats(before, band),
+        "optimised": _angle_stats(after, band),
         "welch_bound": welch_limits(n_vectors, dim, band),
         "loss": f"sum over pairs of (cos / max|cos|)^8 (a soft max of |cos|), Adam lr {SUPERPOSITION_LR:g}",
         "seconds": time.perf_counter() - start,
@@ -341,21 +367,22 @@ def analyze(
     token_ids = tokens[0].tolist()
     positions = stat_positions(len(token_ids), include_first)
     sites = layernorm_sites(model)
-    hooks = list(dict.fromkeys(hook for _, _, hook in sites)) + [f"blocks.{layer}.mlp.hook_pre"]
+    hooks = list(dict.fromkeys(hook for _, _, hook in sites)) + [act_name("pre", layer)]
     _, cache = model.run_with_cache(tokens, names=hooks)
 
     rows, drawn = [], None
     for name, module, hook in sites:
         row, steps = layernorm_row(name, module, cache[hook][0, positions])
         rows.append(row)
-        if name == f"blocks.{layer}.ln1":
+        if name == module_name(layer, "ln1"):
             drawn = steps
     toy_numbers, toy_steps = toy_3d(seed)
-    pre_activations = cache[f"blocks.{layer}.mlp.hook_pre"][0, positions].double().cpu()
+    pre_activations = cache[act_name("pre", layer)][0, positions].double().cpu()
     gelu_numbers, grid, curve = gelu_summary(pre_activations)
     gelu_numbers["layer"] = layer
     superposition, angles_before, angles_after = superposition_toy(
-        superposition_vectors, superposition_dim, superposition_steps, seed)
+        superposition_vectors, superposition_dim, superposition_steps, seed
+    )
 
     findings = {
         "tokens": model.tokenizer.to_str_tokens(token_ids),
@@ -367,7 +394,7 @@ def analyze(
         "layernorms": rows,
         "invariants": invariants(rows, model.dtype),
         "gamma_vs_position": gamma_vs_position(model, sites),
-        "illustrated_layernorm": f"blocks.{layer}.ln1",
+        "illustrated_layernorm": module_name(layer, "ln1"),
         "toy_3d": toy_numbers,
         "gelu": gelu_numbers,
         "superposition": superposition,
@@ -377,11 +404,13 @@ def analyze(
             "angle_deg": "mean angle between the LayerNorm's input and its output (after gain and shift)",
             "angle_centring_deg": "mean angle between the input and its centred version",
             "gamma_outlier_dims": f"dims whose gain is more than {GAMMA_OUTLIER_Z:g} robust std (1.4826 MAD) "
-                                  "from the median gain",
+            "from the median gain",
         },
     }
     drawings = {
-        "toy": toy_steps, "steps": drawn, "step_tokens": [findings["tokens"][p] for p in positions.tolist()],
+        "toy": toy_steps,
+        "steps": drawn,
+        "step_tokens": [findings["tokens"][p] for p in positions.tolist()],
         "gammas": {name: module.w.detach().double().cpu().numpy() for name, module, _ in sites},
         "position_log_std": position_log_std(model).numpy(),
         "gelu": (grid, curve, pre_activations.flatten().numpy()),

@@ -7,20 +7,22 @@ next tokens the neuron pushes up (promotes) and down (suppresses) when it fires 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, cast
 
 import plotly.graph_objects as go
 import torch
 
 from gpt2atlas.analysis.base import AnalysisResult, check_index, vocab_strings
 from gpt2atlas.errors import InputError
-from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.model.gpt2 import GPT2, Block
+from gpt2atlas.model.names import act_name
 
 PROJECTION = "W_out[layer][neuron] @ W_U (direct effect on the logits per unit activation, no final LayerNorm)"
 
 
 def _post_name(layer: int) -> str:
-    return f"blocks.{layer}.mlp.hook_post"
+    return act_name("post", layer)
 
 
 def neuron_activations(model: GPT2, tokens: torch.Tensor, layers: Sequence[int] | None = None) -> torch.Tensor:
@@ -32,7 +34,8 @@ def neuron_activations(model: GPT2, tokens: torch.Tensor, layers: Sequence[int] 
 
 def value_projection(model: GPT2, layer: int, neuron: int) -> torch.Tensor:
     """W_out[neuron] @ W_U: the logit change per unit of activation, for every vocabulary token (d_vocab,)."""
-    return (model.blocks[layer].mlp.W_out[neuron] @ model.W_U).float()
+    block = cast(Block, model.blocks[layer])
+    return (block.mlp.W_out[neuron] @ model.W_U).float()
 
 
 def _token_rows(model: GPT2, logits: torch.Tensor, k: int, largest: bool) -> list[dict[str, Any]]:
@@ -52,8 +55,11 @@ def _choose_neuron(acts: torch.Tensor, layer: int | None, neuron: int | None) ->
     if layer is not None:
         return {"layer": layer, "neuron": int(peak[layer].argmax()), "chosen_by": "largest activation in the layer"}
     best = int(peak.argmax())
-    return {"layer": best // peak.shape[1], "neuron": best % peak.shape[1],
-            "chosen_by": "largest activation on the prompt (positions >= 1)"}
+    return {
+        "layer": best // peak.shape[1],
+        "neuron": best % peak.shape[1],
+        "chosen_by": "largest activation on the prompt (positions >= 1)",
+    }
 
 
 def _top_neurons_by_token(acts: torch.Tensor, tokens: list[str], k: int) -> list[dict[str, Any]]:
@@ -62,10 +68,14 @@ def _top_neurons_by_token(acts: torch.Tensor, tokens: list[str], k: int) -> list
     flat = acts.permute(1, 0, 2).reshape(n_pos, n_layer * d_mlp)
     values, index = flat.topk(min(k, flat.shape[1]), dim=1)
     return [
-        {"position": p, "token": tokens[p], "neurons": [
-            {"layer": int(i) // d_mlp, "neuron": int(i) % d_mlp, "activation": float(v)}
-            for v, i in zip(values[p], index[p])
-        ]}
+        {
+            "position": p,
+            "token": tokens[p],
+            "neurons": [
+                {"layer": int(i) // d_mlp, "neuron": int(i) % d_mlp, "activation": float(v)}
+                for v, i in zip(values[p], index[p])
+            ],
+        }
         for p in range(n_pos)
     ]
 
@@ -76,8 +86,9 @@ def _strongest_neurons(acts: torch.Tensor, count: int) -> list[dict[str, Any]]:
     peak = body.amax(1).flatten()
     values, index = peak.topk(min(count, peak.numel()))
     d_mlp = acts.shape[2]
-    return [{"layer": int(i) // d_mlp, "neuron": int(i) % d_mlp, "max_activation": float(v)}
-            for v, i in zip(values, index)]
+    return [
+        {"layer": int(i) // d_mlp, "neuron": int(i) % d_mlp, "max_activation": float(v)} for v, i in zip(values, index)
+    ]
 
 
 class NeuronsResult(AnalysisResult):
@@ -135,8 +146,9 @@ def analyze(
         "strongest_neurons": _strongest_neurons(acts, heat_map_neurons),
         "neuron": {
             **chosen,
-            "top_tokens": [{"prompt": i, "position": p, "token": t, "activation": a}
-                           for i, p, t, a in occurrences[:top_k]],
+            "top_tokens": [
+                {"prompt": i, "position": p, "token": t, "activation": a} for i, p, t, a in occurrences[:top_k]
+            ],
             "promotes": _token_rows(model, projection, top_k, largest=True),
             "suppresses": _token_rows(model, projection, top_k, largest=False),
             "projection": PROJECTION,

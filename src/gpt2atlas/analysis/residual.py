@@ -11,13 +11,15 @@ A dim is an outlier in a state when its largest |activation| over the statistics
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 import torch
 
 from gpt2atlas.analysis.base import AnalysisResult
 from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.model.names import act_name, residual_names
 
 OUTLIER_THRESHOLD = 20.0
 POSITION_NOTE = (
@@ -44,7 +46,7 @@ def position_policy(n_tokens: int, include_first: bool) -> dict[str, Any]:
 
 def state_hooks(n_layer: int) -> list[str]:
     """Hook names of the residual stream after the embedding and after every block."""
-    return ["blocks.0.hook_resid_pre"] + [f"blocks.{layer}.hook_resid_post" for layer in range(n_layer)]
+    return residual_names(n_layer)
 
 
 def state_names(n_layer: int) -> list[str]:
@@ -78,12 +80,14 @@ def outlier_dims(
     best_ratio = ratio.amax(dim=0)
     rows = []
     for dim in torch.nonzero(best_ratio >= threshold).flatten().tolist():
-        rows.append({
-            "dim": dim,
-            "max_abs": float(peak[:, dim].max()),
-            "ratio_to_median": float(best_ratio[dim]),
-            "layers": torch.nonzero(ratio[:, dim] >= threshold).flatten().tolist(),
-        })
+        rows.append(
+            {
+                "dim": dim,
+                "max_abs": float(peak[:, dim].max()),
+                "ratio_to_median": float(best_ratio[dim]),
+                "layers": torch.nonzero(ratio[:, dim] >= threshold).flatten().tolist(),
+            }
+        )
     rows.sort(key=lambda r: -r["ratio_to_median"])
     return rows, ratio
 
@@ -98,17 +102,19 @@ def contributions(cache: dict, states: torch.Tensor, positions: torch.Tensor, n_
     """Mean norm of what each block's attention and MLP write, next to the norm of the stream they write into."""
     rows = []
     for layer in range(n_layer):
-        attn = cache[f"blocks.{layer}.hook_attn_out"][0, positions].float().norm(dim=-1).mean()
-        mlp = cache[f"blocks.{layer}.hook_mlp_out"][0, positions].float().norm(dim=-1).mean()
+        attn = cache[act_name("attn_out", layer)][0, positions].float().norm(dim=-1).mean()
+        mlp = cache[act_name("mlp_out", layer)][0, positions].float().norm(dim=-1).mean()
         before = states[layer, positions].norm(dim=-1).mean()
-        rows.append({
-            "layer": layer,
-            "attn_out_norm": float(attn),
-            "mlp_out_norm": float(mlp),
-            "resid_pre_norm": float(before),
-            "attn_to_resid_ratio": float(attn / before),
-            "mlp_to_resid_ratio": float(mlp / before),
-        })
+        rows.append(
+            {
+                "layer": layer,
+                "attn_out_norm": float(attn),
+                "mlp_out_norm": float(mlp),
+                "resid_pre_norm": float(before),
+                "attn_to_resid_ratio": float(attn / before),
+                "mlp_to_resid_ratio": float(mlp / before),
+            }
+        )
     return rows
 
 
@@ -139,7 +145,7 @@ def analyze(
     n_layer = model.cfg.n_layer
     tokens = model.to_tokens(prompt)
     token_ids = tokens[0].tolist()
-    outputs = [f"blocks.{layer}.hook_{part}_out" for layer in range(n_layer) for part in ("attn", "mlp")]
+    outputs = [act_name(f"{part}_out", layer) for layer in range(n_layer) for part in ("attn", "mlp")]
     states, cache, _ = residual_states(model, tokens, outputs)
     positions = stat_positions(len(token_ids), include_first)
     norms = states.norm(dim=-1)  # (state, pos)
@@ -152,7 +158,7 @@ def analyze(
         "state_hooks": state_hooks(n_layer),
         "norm_by_layer": norms[:, positions].mean(dim=1).tolist(),
         "norm_by_layer_definition": "mean L2 norm over positions of resid_pre of each layer, then resid_post of "
-                                    "the last",
+        "the last",
         "norm_position_0": norms[:, 0].tolist(),
         "contributions": contributions(cache, states, positions, n_layer),
         "outlier_dims": outliers,

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from gpt2atlas.analysis.base import AnalysisResult, vocab_strings
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.model.names import act_name
 
 # Rows of one batched forward/backward pass are capped so that the activations kept for the backward pass
 # (about this many bytes per position, layer and model dimension) stay within ACTIVATION_BUDGET.
@@ -35,8 +36,10 @@ def resolve_target(model: GPT2, target: str | int | None) -> int | None:
         ids = model.tokenizer.encode(target)
         if len(ids) != 1:
             pieces = model.tokenizer.to_str_tokens(ids)
-            raise InputError(f"target {target!r} is {len(ids)} tokens {pieces}, not one; "
-                             "pick a single token (mind the leading space: ' Paris')")
+            raise InputError(
+                f"target {target!r} is {len(ids)} tokens {pieces}, not one; "
+                "pick a single token (mind the leading space: ' Paris')"
+            )
         return ids[0]
     if not 0 <= target < model.cfg.d_vocab:
         raise InputError(f"target token id {target} is outside 0..{model.cfg.d_vocab - 1}")
@@ -45,15 +48,17 @@ def resolve_target(model: GPT2, target: str | int | None) -> int | None:
 
 def last_logits(model: GPT2, tokens: torch.Tensor, token_embeds: torch.Tensor) -> torch.Tensor:
     """Logits at the last position (rows, d_vocab), with `hook_embed` replaced by `token_embeds` (rows, pos, d)."""
+
     def replace(_activation: torch.Tensor, _hook: Any) -> torch.Tensor:
         return token_embeds
 
-    with model.hooks.attached([("hook_embed", replace)]):
+    with model.hooks.attached([(act_name("embed"), replace)]):
         return model(tokens.expand(token_embeds.shape[0], -1), last_position_only=True)[:, -1]
 
 
-def target_gradients(model: GPT2, tokens: torch.Tensor, token_embeds: torch.Tensor,
-                     target: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+def target_gradients(
+    model: GPT2, tokens: torch.Tensor, token_embeds: torch.Tensor, target: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Last-position logits (rows, d_vocab), the target's logit (rows,), its gradient with respect to each row's
     token embeddings (rows, pos, d), and the target (when None: the top token of the first row)."""
     with torch.inference_mode(False), torch.enable_grad():
@@ -97,16 +102,28 @@ def attributions(model: GPT2, tokens: torch.Tensor, target: int | None, steps: i
     value, grad = torch.cat(values), torch.cat(grads)  # (steps + 2,), (steps + 2, pos, d)
     per_token = (grad * embeds.float()).sum(-1)  # (steps + 2, pos): e_i . grad_i at each alpha
     integrated = (weights.to(per_token)[:, None] * per_token[2:]).sum(0)
-    return {"target": target, "input_logits": input_logits, "gradient_x_input": per_token[0],
-            "integrated_gradients": integrated, "f_input": float(value[0]), "f_baseline": float(value[1])}
+    return {
+        "target": target,
+        "input_logits": input_logits,
+        "gradient_x_input": per_token[0],
+        "integrated_gradients": integrated,
+        "f_input": float(value[0]),
+        "f_baseline": float(value[1]),
+    }
 
 
 def _completeness(scores: dict[str, Any]) -> dict[str, float]:
     total = float(scores["integrated_gradients"].sum())
     difference = scores["f_input"] - scores["f_baseline"]
     error = abs(total - difference)
-    return {"sum_integrated_gradients": total, "f_input": scores["f_input"], "f_baseline": scores["f_baseline"],
-            "f_difference": difference, "abs_error": error, "relative_error": error / max(abs(difference), 1e-12)}
+    return {
+        "sum_integrated_gradients": total,
+        "f_input": scores["f_input"],
+        "f_baseline": scores["f_baseline"],
+        "f_difference": difference,
+        "abs_error": error,
+        "relative_error": error / max(abs(difference), 1e-12),
+    }
 
 
 class SaliencyResult(AnalysisResult):
@@ -135,10 +152,13 @@ def analyze(model: GPT2, prompt: str, *, target: str | int | None = None, steps:
         "tokens": str_tokens,
         "token_ids": token_ids,
         "target": {
-            "token": vocab_strings(model)[target_id], "token_id": target_id,
+            "token": vocab_strings(model)[target_id],
+            "token_id": target_id,
             "chosen_by": "the model's top next token" if target is None else "user",
-            "position": len(token_ids) - 1, "logit": float(logits[target_id]),
-            "probability": float(probs[target_id]), "rank": int((logits > logits[target_id]).sum()),
+            "position": len(token_ids) - 1,
+            "logit": float(logits[target_id]),
+            "probability": float(probs[target_id]),
+            "rank": int((logits > logits[target_id]).sum()),
         },
         "objective": "logit of the target token at the last position",
         "attributed_to": "token embeddings (output of hook_embed); position embeddings held fixed",
@@ -147,7 +167,8 @@ def analyze(model: GPT2, prompt: str, *, target: str | int | None = None, steps:
         "integrated_gradients": integrated.tolist(),
         "integration": {"steps": steps, "rule": "Gauss-Legendre quadrature over alpha in [0, 1]"},
         "completeness": _completeness(scores),
-        "most_salient": [{"position": p, "token": str_tokens[p], "integrated_gradients": float(integrated[p])}
-                         for p in order[:5]],
+        "most_salient": [
+            {"position": p, "token": str_tokens[p], "integrated_gradients": float(integrated[p])} for p in order[:5]
+        ],
     }
     return SaliencyResult(findings)

@@ -25,8 +25,14 @@ from gpt2atlas.model.loading import our_name
 MAX_SIDE = 2048  # heat maps longer than this, or with more cells than MAX_CELLS, are shown with a stride
 MAX_CELLS = 1_000_000  # (PNG export time grows with the cell count)
 HISTOGRAM_BINS = 100
-TIED_NAMES = {"lm_head.weight": "embed.W_E", "transformer.lm_head.weight": "embed.W_E", "W_E": "embed.W_E",
-              "W_pos": "pos_embed.W_pos", "wte": "embed.W_E", "wpe": "pos_embed.W_pos"}
+TIED_NAMES = {
+    "lm_head.weight": "embed.W_E",
+    "transformer.lm_head.weight": "embed.W_E",
+    "W_E": "embed.W_E",
+    "W_pos": "pos_embed.W_pos",
+    "wte": "embed.W_E",
+    "wpe": "pos_embed.W_pos",
+}
 Span = tuple[int, int]
 
 
@@ -42,8 +48,10 @@ def resolve_param(model: GPT2, name: str) -> str:
     close = difflib.get_close_matches(candidate or text, list(params), n=3, cutoff=0.6)
     examples = close or ["embed.W_E", "pos_embed.W_pos", "blocks.0.attn.W_QKV", "blocks.0.mlp.W_in", "ln_final.w"]
     hint = "did you mean" if close else "e.g."
-    raise InputError(f"unknown parameter '{name}' ({hint} {', '.join(examples)}; Hugging Face names like "
-                     f"h.0.attn.c_attn.weight work too; `gpt2atlas info` lists all {len(params)})")
+    raise InputError(
+        f"unknown parameter '{name}' ({hint} {', '.join(examples)}; Hugging Face names like "
+        f"h.0.attn.c_attn.weight work too; `gpt2atlas info` lists all {len(params)})"
+    )
 
 
 def parse_span(span: str | Span | slice | None, length: int, axis: str) -> Span:
@@ -74,8 +82,9 @@ def axis_sections(name: str, cfg: GPT2Config) -> dict[str, list[tuple[int, str]]
     leaf = name.split(".")[-1]
     heads = [(h * cfg.d_head, f"head {h}") for h in range(cfg.n_head)]
     if leaf in ("W_QKV", "b_QKV"):
-        cols = [(part * cfg.d_model + start, f"{qkv} {label}")
-                for part, qkv in enumerate("QKV") for start, label in heads]
+        cols = [
+            (part * cfg.d_model + start, f"{qkv} {label}") for part, qkv in enumerate("QKV") for start, label in heads
+        ]
         return {"rows": [], "cols": cols}  # b_QKV is drawn as one row too
     if leaf == "W_O":
         return {"rows": heads, "cols": []}
@@ -93,9 +102,15 @@ def singular_values(block: torch.Tensor) -> np.ndarray:
 
 def _stats(block: torch.Tensor) -> dict[str, float]:
     values = block.double()
-    return {"mean": float(values.mean()), "std": float(values.std(unbiased=False)), "min": float(values.min()),
-            "max": float(values.max()), "abs_max": float(values.abs().max()), "l2_norm": float(values.norm()),
-            "fraction_near_zero": float((values.abs() < 1e-3).double().mean())}
+    return {
+        "mean": float(values.mean()),
+        "std": float(values.std(unbiased=False)),
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "abs_max": float(values.abs().max()),
+        "l2_norm": float(values.norm()),
+        "fraction_near_zero": float((values.abs() < 1e-3).double().mean()),
+    }
 
 
 def _largest(block: torch.Tensor, r: Span, c: Span, one_axis: bool, n: int = 5) -> list[dict[str, Any]]:
@@ -115,9 +130,11 @@ def _spectrum(block: torch.Tensor) -> dict[str, Any]:
     energy = s**2
     p = s / s.sum() if s.sum() > 0 else s  # effective rank (Roy & Vetterli 2007): exp(entropy of sigma / sum sigma)
     entropy = -float(np.sum(p[p > 0] * np.log(p[p > 0])))
-    return {"singular_values": s[:10].tolist(),
-            "stable_rank": float(energy.sum() / energy[0]) if energy[0] > 0 else 0.0,
-            "effective_rank": math.exp(entropy) if s.sum() > 0 else 0.0}
+    return {
+        "singular_values": s[:10].tolist(),
+        "stable_rank": float(energy.sum() / energy[0]) if energy[0] > 0 else 0.0,
+        "effective_rank": math.exp(entropy) if s.sum() > 0 else 0.0,
+    }
 
 
 @dataclass
@@ -179,8 +196,16 @@ def _view(name: str, block: torch.Tensor, r: Span, c: Span, cfg: GPT2Config) -> 
     strides = heatmap_strides(*block.shape)
     shown = block[:: strides[0], :: strides[1]].contiguous().numpy().astype(np.float32)
     counts, edges = np.histogram(block.numpy(), bins=HISTOGRAM_BINS)
-    return WeightView(name, shown, np.arange(r[0], r[1], strides[0]), np.arange(c[0], c[1], strides[1]),
-                      counts, edges, axis_sections(name, cfg), strides)
+    return WeightView(
+        name,
+        shown,
+        np.arange(r[0], r[1], strides[0]),
+        np.arange(c[0], c[1], strides[1]),
+        counts,
+        edges,
+        axis_sections(name, cfg),
+        strides,
+    )
 
 
 def analyze(model: GPT2, param: str | None = None, rows: Any = None, cols: Any = None) -> WeightReport:
@@ -190,8 +215,10 @@ def analyze(model: GPT2, param: str | None = None, rows: Any = None, cols: Any =
     """
     info = summary(model)
     model_summary = {k: info[k] for k in ("source", "config", "parameter_counts", "parameters", "unembedding")}
-    findings: dict[str, Any] = {"model": {"source": model.source, **model.cfg.to_dict()},
-                                "parameter_counts": info["parameter_counts"]}
+    findings: dict[str, Any] = {
+        "model": {"source": model.source, **model.cfg.to_dict()},
+        "parameter_counts": info["parameter_counts"],
+    }
     if param is None:
         if rows is not None or cols is not None:
             raise InputError("--rows/--cols select a block of a parameter: give --param too")
@@ -202,18 +229,20 @@ def analyze(model: GPT2, param: str | None = None, rows: Any = None, cols: Any =
     block, r, c = _block(model, name, rows, cols)
     one_axis = len(row.shape) == 1
     view = _view(name, block, r, c, model.cfg)
-    findings.update({
-        "param": name,
-        "asked_for": param,
-        "shape": list(row.shape),
-        "component": row.component,
-        "layer": row.layer,
-        "rows": None if one_axis else list(r),
-        "cols": list(c),
-        "block_shape": [c[1] - c[0]] if one_axis else [r[1] - r[0], c[1] - c[0]],
-        "stats": _stats(block),
-        "largest": _largest(block, r, c, one_axis),
-        **({} if one_axis else _spectrum(block)),
-        "figure_stride": view.strides,
-    })
+    findings.update(
+        {
+            "param": name,
+            "asked_for": param,
+            "shape": list(row.shape),
+            "component": row.component,
+            "layer": row.layer,
+            "rows": None if one_axis else list(r),
+            "cols": list(c),
+            "block_shape": [c[1] - c[0]] if one_axis else [r[1] - r[0], c[1] - c[0]],
+            "stats": _stats(block),
+            "largest": _largest(block, r, c, one_axis),
+            **({} if one_axis else _spectrum(block)),
+            "figure_stride": view.strides,
+        }
+    )
     return WeightReport(findings, view, model_summary)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from gpt2atlas.app import state
-from gpt2atlas.app.views import VIEWS
+from gpt2atlas.app.views import VIEWS, generation
 from gpt2atlas.errors import AtlasError
 from gpt2atlas.report.sections import DEFAULT_PROMPT
 
@@ -28,8 +28,12 @@ def sidebar() -> tuple[Settings, bool]:
     """Sidebar widgets; returns the settings and whether Generate was clicked."""
     with st.sidebar:
         st.header("gpt2atlas")
-        model_id = st.text_input("Model", value=state.default_model(), key="model",
-                                 help="gpt2, gpt2-medium, ..., a hub id, or a local folder / .safetensors file")
+        model_id = st.text_input(
+            "Model",
+            value=state.default_model(),
+            key="model",
+            help="gpt2, gpt2-medium, ..., a hub id, or a local folder / .safetensors file",
+        )
         prompt = st.text_area("Prompt", value=DEFAULT_PROMPT, key="prompt", height=140)
         max_new_tokens = st.number_input("Max new tokens", 1, 512, 30, key="max_new_tokens")
         temperature = st.number_input("Temperature (0 = greedy)", 0.0, 5.0, 1.0, step=0.1, key="temperature")
@@ -57,10 +61,12 @@ def main() -> None:
             raise AtlasError("No model given: type a model id (e.g. gpt2) or a local folder in the sidebar.")
         model = state.get_model(settings.model_id)
         st.title("gpt2atlas")
-        st.caption(f"{model.source} · {model.cfg.n_layer} layers · {model.cfg.n_head} heads · d_model {model.cfg.d_model}")
+        st.caption(
+            f"{model.source} · {model.cfg.n_layer} layers · {model.cfg.n_head} heads · d_model {model.cfg.d_model}"
+        )
         check_prompt(model, settings.prompt)
         if generate:
-            st.session_state["generation"] = VIEWS["Generated text"].generate(model, settings)
+            st.session_state["generation"] = generation.generate(model, settings)
         view = st.radio("View", list(VIEWS), horizontal=True, key="view")
         VIEWS[view].render(model, settings)
     except AtlasError as err:

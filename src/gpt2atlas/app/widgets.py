@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from html import escape
-from typing import Mapping
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -21,9 +21,13 @@ def token_strip(prompt: str, tokens: list[str], probs: list[float]) -> str:
     """The prompt then each generated token shaded by its probability, as escaped HTML."""
     spans = "".join(
         f'<span title="p = {p:.3g}" style="background: rgba(76,120,168,{0.08 + 0.6 * p:.2f}); border-radius: 3px">'
-        f"{escape(t)}</span>" for t, p in zip(tokens, probs))
-    return (f'<div class="gpt2atlas-sample" style="white-space: pre-wrap; font-family: monospace; line-height: 1.9">'
-            f'<span style="color: #5b6478">{escape(prompt)}</span>{spans}</div>')
+        f"{escape(t)}</span>"
+        for t, p in zip(tokens, probs)
+    )
+    return (
+        f'<div class="gpt2atlas-sample" style="white-space: pre-wrap; font-family: monospace; line-height: 1.9">'
+        f'<span style="color: #5b6478">{escape(prompt)}</span>{spans}</div>'
+    )
 
 
 def figure_picker(figures: Mapping[str, go.Figure], key: str, preferred: tuple[str, ...] = ()) -> None:

@@ -14,8 +14,20 @@ from gpt2atlas.model.gpt2 import GPT2
 
 err_console = Console(stderr=True)
 
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, a hub id, or a local folder / .safetensors file")]
-RevisionOption = Annotated[Optional[str], typer.Option("--revision", help="branch, tag or commit of a hub model (training runs publish checkpoints as branches)")]
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, a hub id, or a local folder / .safetensors file",
+    ),
+]
+RevisionOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--revision", help="branch, tag or commit of a hub model (training runs publish checkpoints as branches)"
+    ),
+]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N")]
 DtypeOption = Annotated[str, typer.Option("--dtype", help="float32, float16 or bfloat16")]
 PromptOption = Annotated[str, typer.Option("--prompt", "-p", help="the text to analyse")]

@@ -60,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get(DEBUG_ENV):
             raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        print(f"error: unexpected {type(err).__name__}{': ' + first if first else ''} "
-              f"(set {DEBUG_ENV}=1 for the traceback, and please report it)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(err).__name__}{': ' + first if first else ''} "
+            f"(set {DEBUG_ENV}=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
         return 1
     return returned if isinstance(returned, int) else 0
 

@@ -15,6 +15,16 @@ from gpt2atlas.geometry.estimators import (
 from gpt2atlas.geometry.neighbours import nearest_neighbours, unique_rows
 
 __all__ = [
-    "IDEstimate", "IDScaling", "gride", "mean_cosine", "mean_norm", "nearest_neighbours", "participation_ratio",
-    "pca_id", "pca_spectrum", "twonn", "twonn_scaling", "unique_rows",
+    "IDEstimate",
+    "IDScaling",
+    "gride",
+    "mean_cosine",
+    "mean_norm",
+    "nearest_neighbours",
+    "participation_ratio",
+    "pca_id",
+    "pca_spectrum",
+    "twonn",
+    "twonn_scaling",
+    "unique_rows",
 ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -40,26 +41,26 @@ from gpt2atlas.model.gpt2 import GPT2
 # Chosen so that GPT-2 small over the default corpus takes a few minutes on 2 CPU cores: the forward pass
 # costs ~170 MFLOP per token, so the tokens read (max_texts x max_tokens at most) set the extraction time,
 # and the all-tokens budget sets the nearest-neighbour searches (quadratic in the number of points).
-DEFAULTS = {
+TWONN_DISCARD_FRACTION = 0.1
+DEFAULTS: dict[str, int] = {
     "max_texts": 2000,
     "max_tokens": 64,
     "all_tokens_budget": 8000,
     "gride_max_rank": 64,
-    "twonn_discard_fraction": 0.1,
     "n_text_distances": 40,
     "tsne_points": 1000,
 }
 SPECTRUM_LENGTH = 100  # leading explained-variance ratios kept per row
 METHODS = {  # how each number was obtained, written into the findings
     "twonn": "linear fit through the origin of -log(1-F) vs log(r2/r1), largest 10% of ratios discarded "
-             "(Facco et al. 2017; scikit-dimension's convention); error: bootstrap std over 100 resamples",
+    "(Facco et al. 2017; scikit-dimension's convention); error: bootstrap std over 100 resamples",
     "gride": "maximum likelihood of Denti et al. 2022 for n2 = 2 n1, n1 = 1, 2, 4, ...; scale: mean distance "
-             "to the n2-th neighbour; error: Fisher information (ratios treated as independent)",
+    "to the n2-th neighbour; error: Fisher information (ratios treated as independent)",
     "twonn_decimation": "TwoNN on random subsets of n, n/2, n/4, ... points; scale: mean r2",
     "pca": "covariance eigenvalues of all points; pca_id_90: components for 90% of the variance",
     "duplicates": "removed before the distance-based estimates (TwoNN, GRIDE)",
     "clouds": "last_token: the last token of each text; all_tokens: a uniform sample of all tokens, "
-              "the same tokens at every layer",
+    "the same tokens at every layer",
 }
 
 
@@ -128,8 +129,14 @@ def analyze(
     residual layer shown as distance matrices and t-SNE (default: the hidden layer where the last-token TwoNN
     ID peaks).
     """
-    check_settings(model, layer=layer, max_tokens=max_tokens, all_tokens_budget=all_tokens_budget, prompt=prompt,
-                   include_first=include_first)
+    check_settings(
+        model,
+        layer=layer,
+        max_tokens=max_tokens,
+        all_tokens_budget=all_tokens_budget,
+        prompt=prompt,
+        include_first=include_first,
+    )
     clock = {"start": time.perf_counter()}
     if corpus is None and texts is not None:
         chosen, n_distinct = sample_texts(texts, max_texts, seed)
@@ -138,8 +145,14 @@ def analyze(
     clock["corpus"] = time.perf_counter()
     sites = measurement_sites(model.cfg.n_layer, substeps)
     clouds = extract_clouds(
-        model, corpus.texts, sites, max_tokens=max_tokens, all_tokens_budget=all_tokens_budget,
-        include_first=include_first, seed=seed, progress=progress,
+        model,
+        corpus.texts,
+        sites,
+        max_tokens=max_tokens,
+        all_tokens_budget=all_tokens_budget,
+        include_first=include_first,
+        seed=seed,
+        progress=progress,
     )
     clock["extraction"] = time.perf_counter()
     rows = _measure_all(clouds, gride_max_rank=gride_max_rank, seed=seed, progress=progress)
@@ -151,9 +164,15 @@ def analyze(
         "config": {"n_layer": model.cfg.n_layer, "d_model": model.cfg.d_model},
         "corpus": corpus.info,
         "settings": {
-            "max_texts": max_texts, "max_tokens": max_tokens, "all_tokens_budget": all_tokens_budget,
-            "substeps": substeps, "include_first_position": include_first, "gride_max_rank": gride_max_rank,
-            "twonn_discard_fraction": DEFAULTS["twonn_discard_fraction"], "seed": seed, **METHODS,
+            "max_texts": max_texts,
+            "max_tokens": max_tokens,
+            "all_tokens_budget": all_tokens_budget,
+            "substeps": substeps,
+            "include_first_position": include_first,
+            "gride_max_rank": gride_max_rank,
+            "twonn_discard_fraction": TWONN_DISCARD_FRACTION,
+            "seed": seed,
+            **METHODS,
         },
         "n_texts": int((clouds.token_counts > 0).sum()),
         "n_texts_skipped_short": clouds.n_skipped_short,
@@ -163,8 +182,9 @@ def analyze(
         "focus_layer": focus,
         "text_distances": _text_distances(clouds, focus_index, corpus.texts, focus),
         "tsne": _tsne(clouds, focus_index, corpus.texts, focus, seed),
-        "gram": _gram_profile(model, prompt or corpus.texts[int(clouds.origins["last_token"][0, 0])],
-                              max_tokens, include_first),
+        "gram": _gram_profile(
+            model, prompt or corpus.texts[int(clouds.origins["last_token"][0, 0])], max_tokens, include_first
+        ),
     }
     clock["extras"] = time.perf_counter()
     marks = list(clock.items())
@@ -174,8 +194,15 @@ def analyze(
     return GeometryResult(findings)
 
 
-def check_settings(model: GPT2, *, layer: int | None, max_tokens: int, all_tokens_budget: int,
-                   prompt: str | None = None, include_first: bool = False) -> None:
+def check_settings(
+    model: GPT2,
+    *,
+    layer: int | None,
+    max_tokens: int,
+    all_tokens_budget: int,
+    prompt: str | None = None,
+    include_first: bool = False,
+) -> None:
     """Reject settings that do not fit the model, before any work is done."""
     if layer is not None and not 0 <= layer <= model.cfg.n_layer:
         raise InputError(f"--layer must be between 0 and {model.cfg.n_layer} (0 is the embedding output)")
@@ -190,10 +217,22 @@ def _measure_all(clouds: Clouds, *, gride_max_rank: int, seed: int, progress: bo
     jobs = [(i, site, cloud) for i, site in enumerate(clouds.sites) for cloud in CLOUDS]
     rows = []
     for i, site, cloud in tqdm(jobs, desc="estimating", unit="cloud", disable=not progress, leave=False):
-        measured = measure_cloud(clouds.points[cloud][i], gride_max_rank=gride_max_rank, seed=seed,
-                                 discard_fraction=DEFAULTS["twonn_discard_fraction"])
-        rows.append({"layer": site.layer, "substep": site.substep, "site": site.hook, "depth": site.depth,
-                     "cloud": cloud, **measured})
+        measured = measure_cloud(
+            clouds.points[cloud][i],
+            gride_max_rank=gride_max_rank,
+            seed=seed,
+            discard_fraction=TWONN_DISCARD_FRACTION,
+        )
+        rows.append(
+            {
+                "layer": site.layer,
+                "substep": site.substep,
+                "site": site.hook,
+                "depth": site.depth,
+                "cloud": cloud,
+                **measured,
+            }
+        )
     return rows
 
 
@@ -203,16 +242,26 @@ def _peak_layer(rows: list[dict], cloud: str, n_layer: int) -> int:
     The embedding output is left out: its points are token vectors (plus position vectors), a different
     kind of cloud whose ID says more about the vocabulary than about processing.
     """
-    candidates = [r for r in rows if r["cloud"] == cloud and r["substep"] == RESID and r["layer"] >= min(1, n_layer)
-                  and math.isfinite(r["twonn_id"])]
+    candidates = [
+        r
+        for r in rows
+        if r["cloud"] == cloud
+        and r["substep"] == RESID
+        and r["layer"] >= min(1, n_layer)
+        and math.isfinite(r["twonn_id"])
+    ]
     return max(candidates, key=lambda r: r["twonn_id"])["layer"] if candidates else n_layer // 2
 
 
 def _peak_summary(rows: list[dict], cloud: str, n_layer: int) -> dict[str, Any]:
     peak = _peak_layer(rows, cloud, n_layer)
     resid = {r["layer"]: r for r in rows if r["cloud"] == cloud and r["substep"] == RESID}
-    return {"peak_layer": peak, "peak_twonn_id": resid[peak]["twonn_id"],
-            "first_twonn_id": resid[0]["twonn_id"], "last_twonn_id": resid[n_layer]["twonn_id"]}
+    return {
+        "peak_layer": peak,
+        "peak_twonn_id": resid[peak]["twonn_id"],
+        "first_twonn_id": resid[0]["twonn_id"],
+        "last_twonn_id": resid[n_layer]["twonn_id"],
+    }
 
 
 def _snippet(text: str, n: int = 60) -> str:
@@ -240,15 +289,24 @@ def _tsne(clouds: Clouds, site_index: int, texts: Sequence[str], layer: int, see
     if len(X) > DEFAULTS["tsne_points"]:
         keep = np.sort(np.random.default_rng(seed).choice(len(X), DEFAULTS["tsne_points"], replace=False))
         X, origins = X[keep], origins[keep]
-    out: dict[str, Any] = {"layer": layer, "cloud": "last_token", "n_points": len(X), "coords": [], "texts": [],
-                           "n_tokens": []}
+    out: dict[str, Any] = {
+        "layer": layer,
+        "cloud": "last_token",
+        "n_points": len(X),
+        "coords": [],
+        "texts": [],
+        "n_tokens": [],
+    }
     if len(X) < 5:
         return out
     centred = X - X.mean(0)
     _, _, components = np.linalg.svd(centred, full_matrices=False)
     coords = tsne(centred @ components[:50].T, 3, seed=seed)
-    out.update(coords=np.round(coords, 4).tolist(), texts=[_snippet(texts[int(t)]) for t in origins[:, 0]],
-               n_tokens=(origins[:, 1] + 1).tolist())
+    out.update(
+        coords=np.round(coords, 4).tolist(),
+        texts=[_snippet(texts[int(t)]) for t in origins[:, 0]],
+        n_tokens=(origins[:, 1] + 1).tolist(),
+    )
     return out
 
 

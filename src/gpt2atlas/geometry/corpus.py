@@ -14,11 +14,12 @@ import hashlib
 import heapq
 import sys
 import sysconfig
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.loading import hub_reachable
@@ -54,8 +55,7 @@ def sample_texts(texts: Iterable[str], k: int, seed: int = 0) -> tuple[list[str]
     for position, text in enumerate(texts):
         if not text.strip():
             continue
-        key = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8, key=salt).digest(),
-                             "big")
+        key = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8, key=salt).digest(), "big")
         if key in kept_keys:
             continue
         if len(kept) < k:
@@ -79,10 +79,7 @@ def sample_texts(texts: Iterable[str], k: int, seed: int = 0) -> tuple[list[str]
 def stdlib_source_files(root: Path | None = None) -> list[Path]:
     """The standard library's .py files, without test suites and third-party packages, in sorted order."""
     root = Path(root or sysconfig.get_paths()["stdlib"])
-    files = [
-        p for p in root.rglob("*.py")
-        if not _SKIPPED_DIRS.intersection(p.relative_to(root).parts[:-1])
-    ]
+    files = [p for p in root.rglob("*.py") if not _SKIPPED_DIRS.intersection(p.relative_to(root).parts[:-1])]
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -133,15 +130,18 @@ def default_corpus(max_texts: int, seed: int = 0) -> Corpus:
     if not paragraphs:
         raise InputError(f"no docstrings found in Python's standard library at {root}; pass --texts FILE")
     texts, n = sample_texts(paragraphs, max_texts, seed)
-    return Corpus(texts, {
-        "name": DEFAULT_CORPUS,
-        "description": "paragraphs of the docstrings of Python's standard library (read with ast at run time)",
-        "source": root,
-        "python": sys.version.split()[0],
-        "n_files": n_files,
-        "n_available": n,
-        "n_texts": len(texts),
-    })
+    return Corpus(
+        texts,
+        {
+            "name": DEFAULT_CORPUS,
+            "description": "paragraphs of the docstrings of Python's standard library (read with ast at run time)",
+            "source": root,
+            "python": sys.version.split()[0],
+            "n_files": n_files,
+            "n_available": n,
+            "n_texts": len(texts),
+        },
+    )
 
 
 # ----- the user's texts --------------------------------------------------------------------------------------
@@ -162,8 +162,16 @@ def texts_from_path(path: str | Path, max_texts: int, seed: int = 0) -> Corpus:
     texts, n = sample_texts(stream, max_texts, seed)
     if not texts:
         raise InputError(f"--texts {path}: no non-empty text found")
-    return Corpus(texts, {"name": path.name, "description": kind, "source": str(path.resolve()),
-                          "n_available": n, "n_texts": len(texts)})
+    return Corpus(
+        texts,
+        {
+            "name": path.name,
+            "description": kind,
+            "source": str(path.resolve()),
+            "n_available": n,
+            "n_texts": len(texts),
+        },
+    )
 
 
 def _lines(path: Path) -> Iterable[str]:
@@ -181,8 +189,10 @@ def texts_from_dataset(name: str, max_texts: int, seed: int = 0) -> Corpus:
         raise InputError("--dataset needs the `datasets` library: pip install datasets") from None
     path, _, config = name.partition(":")
     if not Path(path).exists() and not hub_reachable():  # else the datasets library retries for ~20 s first
-        raise InputError(f"could not load dataset '{name}': the Hugging Face hub is unreachable; "
-                         "pass a local corpus with --texts FILE_OR_FOLDER")
+        raise InputError(
+            f"could not load dataset '{name}': the Hugging Face hub is unreachable; "
+            "pass a local corpus with --texts FILE_OR_FOLDER"
+        )
     try:
         data = datasets.load_dataset(path, config or None, split="train", streaming=True)
         rows = list(islice((row for row in data if str(row.get("text", "")).strip()), 4 * max_texts))
@@ -192,6 +202,14 @@ def texts_from_dataset(name: str, max_texts: int, seed: int = 0) -> Corpus:
     texts, n = sample_texts((str(row["text"]).strip() for row in rows), max_texts, seed)
     if not texts:
         raise InputError(f"dataset '{name}' has no non-empty 'text' rows")
-    return Corpus(texts, {"name": name, "description": "datasets library, train split, column 'text', "
-                                                        f"sampled from its first {4 * max_texts} non-empty rows",
-                          "source": name, "n_available": n, "n_texts": len(texts)})
+    return Corpus(
+        texts,
+        {
+            "name": name,
+            "description": "datasets library, train split, column 'text', "
+            f"sampled from its first {4 * max_texts} non-empty rows",
+            "source": name,
+            "n_available": n,
+            "n_texts": len(texts),
+        },
+    )

@@ -22,8 +22,8 @@ Distance-based estimators expect distinct points: pass clouds through `unique_ro
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 from scipy.optimize import brentq
@@ -241,7 +241,12 @@ def pca_id(X: np.ndarray, threshold: float = 0.9) -> int:
 
 def participation_ratio(X: np.ndarray | None = None, *, spectrum: np.ndarray | None = None) -> float:
     """(sum lambda)^2 / sum lambda^2 over the covariance eigenvalues: d for an isotropic d-dim Gaussian."""
-    values = pca_spectrum(X) if spectrum is None else spectrum
+    if spectrum is not None:
+        values = spectrum
+    elif X is not None:
+        values = pca_spectrum(X)
+    else:
+        raise ValueError("participation_ratio needs the points X or their spectrum")
     denominator = float(np.sum(values**2))
     return float(np.sum(values) ** 2 / denominator) if denominator > 0 else math.nan
 

@@ -18,15 +18,17 @@ from tqdm.auto import tqdm
 
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.model.names import act_name
 
 RESID = "resid"
-# (substep name, hook inside block l, depth offset): resid_pre of block l is the residual at depth l and its
-# resid_post the residual at depth l + 1, so those two are the `resid` sites.
+# (substep, its depth offset inside block l; the substep is its activation's name, see model.names):
+# resid_pre of block l is the residual at depth l and its resid_post the residual at depth l + 1, so those two
+# are the `resid` sites.
 SUBSTEPS = (
-    ("ln1_normalized", "ln1.hook_normalized", 0.2),
-    ("attn_out", "hook_attn_out", 0.4),
-    ("resid_mid", "hook_resid_mid", 0.6),
-    ("mlp_out", "hook_mlp_out", 0.8),
+    ("ln1_normalized", 0.2),
+    ("attn_out", 0.4),
+    ("resid_mid", 0.6),
+    ("mlp_out", 0.8),
 )
 CLOUDS = ("last_token", "all_tokens")
 
@@ -44,12 +46,11 @@ class Site:
 
 def measurement_sites(n_layer: int, substeps: bool = False) -> list[Site]:
     """The embedding output and every block's resid_post, plus the inside of each block with `substeps`."""
-    sites = [Site("blocks.0.hook_resid_pre", 0, RESID, 0.0)]
-    sites += [Site(f"blocks.{l}.hook_resid_post", l + 1, RESID, float(l + 1)) for l in range(n_layer)]
+    sites = [Site(act_name("resid_pre", 0), 0, RESID, 0.0)]
+    sites += [Site(act_name("resid_post", l), l + 1, RESID, float(l + 1)) for l in range(n_layer)]
     if substeps:
         sites += [
-            Site(f"blocks.{l}.{hook}", l, name, round(l + offset, 3))
-            for l in range(n_layer) for name, hook, offset in SUBSTEPS
+            Site(act_name(name, l), l, name, round(l + offset, 3)) for l in range(n_layer) for name, offset in SUBSTEPS
         ]
     return sorted(sites, key=lambda s: s.depth)
 
@@ -168,7 +169,7 @@ def _batches(order: np.ndarray, lengths: np.ndarray, batch_tokens: int):
         start += size
 
 
-def _rows_in_batch(origins: np.ndarray, batch: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+def _rows_in_batch(origins: np.ndarray, batch: np.ndarray, width: int) -> tuple[np.ndarray, torch.Tensor]:
     """For the sampled points whose text is in `batch`: their index in the cloud, and their flat row in
     the (batch x width) activation."""
     row_of_text = {int(t): r for r, t in enumerate(batch)}

@@ -83,12 +83,14 @@ def nearest_neighbours(X: np.ndarray | torch.Tensor, k: int) -> Neighbours:
                 if points64 is None:
                     points64 = points.double()
                     sq_norms64 = points64.pow(2).sum(1)
+                assert sq_norms64 is not None  # set with points64
                 candidates[close] = _candidates_float64(points64, sq_norms64, row_index[close], n_candidates)
             d2, order = d2.double().topk(k, dim=1, largest=False, sorted=True)
             idx = candidates.gather(1, order)
             if measure.any():
-                d2[measure], idx[measure] = _exact_sorted(original, original[row_index[measure]], candidates[measure],
-                                                          k, dim)
+                d2[measure], idx[measure] = _exact_sorted(
+                    original, original[row_index[measure]], candidates[measure], k, dim
+                )
             distances[rows] = d2.sqrt().numpy()
             indices[rows] = idx.numpy()
     return Neighbours(distances, indices)

@@ -11,15 +11,16 @@ symmetrised; Student-t similarities in the embedding; early exaggeration 12 for 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import torch
 
 
-def tsne(X: np.ndarray, n_components: int = 3, *, perplexity: float = 30.0, n_iter: int = 750,
-         seed: int = 0) -> np.ndarray:
+def tsne(
+    X: np.ndarray, n_components: int = 3, *, perplexity: float = 30.0, n_iter: int = 750, seed: int = 0
+) -> np.ndarray:
     """Embed the rows of X (n, D) in `n_components` dimensions; returns (n, n_components) float64."""
     data = torch.as_tensor(np.asarray(X, dtype=np.float64))
     n = len(data)

@@ -6,4 +6,14 @@ from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.model.hooks import ActivationCache, HookPoint
 from gpt2atlas.model.loading import load_model, save_checkpoint
 
-__all__ = ["GPT2", "GPT2Config", "PRESETS", "ActivationCache", "HookPoint", "GenerationResult", "generate", "load_model", "save_checkpoint"]
+__all__ = [
+    "GPT2",
+    "GPT2Config",
+    "PRESETS",
+    "ActivationCache",
+    "HookPoint",
+    "GenerationResult",
+    "generate",
+    "load_model",
+    "save_checkpoint",
+]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from gpt2atlas.errors import CheckpointError
 
@@ -18,14 +19,14 @@ class GPT2Config:
     n_ctx: int = 1024
     d_vocab: int = 50257
     layer_norm_eps: float = 1e-5
-    d_mlp: int | None = None  # 4 * d_model unless a checkpoint says otherwise
+    d_mlp: int = 0  # 0: 4 * d_model (a checkpoint may say otherwise)
     # Two options of the Stanford CRFM (Mistral) GPT-2 runs: attention scores also divided by (layer index + 1),
     # and attention scores and softmax computed in float32 whatever the model's dtype.
     scale_attn_by_inverse_layer_idx: bool = False
     reorder_and_upcast_attn: bool = False
 
     def __post_init__(self) -> None:
-        if self.d_mlp is None:
+        if not self.d_mlp:
             object.__setattr__(self, "d_mlp", 4 * self.d_model)
         if self.d_model % self.n_head:
             raise CheckpointError(f"d_model={self.d_model} is not divisible by n_head={self.n_head}")
@@ -38,7 +39,7 @@ class GPT2Config:
         return {**asdict(self), "d_head": self.d_head}
 
     @classmethod
-    def from_hf_dict(cls, hf: Mapping[str, Any]) -> "GPT2Config":
+    def from_hf_dict(cls, hf: Mapping[str, Any]) -> GPT2Config:
         """Read a Hugging Face `config.json` of a GPT-2 model.
 
         Options that change the forward pass and that this model does not implement are refused, so a checkpoint
@@ -50,8 +51,10 @@ class GPT2Config:
         for option, supported, meaning in _FORWARD_OPTIONS:
             value = hf.get(option, supported[0])
             if value not in supported:
-                raise CheckpointError(f"config.json sets {option}={value!r} ({meaning}); gpt2atlas's GPT-2 "
-                                      f"supports only {' or '.join(repr(v) for v in supported)}")
+                raise CheckpointError(
+                    f"config.json sets {option}={value!r} ({meaning}); gpt2atlas's GPT-2 "
+                    f"supports only {' or '.join(repr(v) for v in supported)}"
+                )
         try:
             d_model = int(hf["n_embd"])
             return cls(

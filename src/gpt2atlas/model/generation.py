@@ -150,8 +150,10 @@ def generate(
         logits = logits[:, :n_text_tokens].float()
         log_z = logits.logsumexp(dim=-1)
         if not bool(torch.isfinite(log_z).all()):
-            raise AtlasError(f"the model's logits for new token {step + 1} are not finite (NaN or inf): in float16 "
-                             "GPT-2's activations can overflow; load the model in float32 or bfloat16")
+            raise AtlasError(
+                f"the model's logits for new token {step + 1} are not finite (NaN or inf): in float16 "
+                "GPT-2's activations can overflow; load the model in float32 or bfloat16"
+            )
         if temperature == 0:
             next_token = logits.argmax(dim=-1)
         else:
@@ -183,6 +185,12 @@ def generate(
         texts=[model.tokenizer.decode(row) for row in new_tokens],
         seed=seed,
         stopped_at_context=stopped_at_context,
-        settings=dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                      num_samples=num_samples, stop_at_eos=stop_at_eos),
+        settings=dict(
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            num_samples=num_samples,
+            stop_at_eos=stop_at_eos,
+        ),
     )

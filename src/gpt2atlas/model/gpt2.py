@@ -18,7 +18,9 @@ copies nothing and `x @ W` reads like the equations. Hook names and shapes follo
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +110,7 @@ class Attention(nn.Module):
         """(head, d_head, d_model) view of the output weights."""
         return self.W_O.view(self.n_head, self.d_head, -1)
 
-    def forward(self, x: torch.Tensor, kv_cache: "KVCache | None" = None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         batch, n_new, d_model = x.shape
         qkv = _affine(x, self.W_QKV, self.b_QKV).view(batch, n_new, 3, self.n_head, self.d_head)
         q = self.hook_q(qkv[:, :, 0])
@@ -182,7 +184,7 @@ class Block(nn.Module):
         self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
 
-    def forward(self, x: torch.Tensor, kv_cache: "KVCache | None" = None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         resid_pre = self.hook_resid_pre(x)
         attn_out = self.hook_attn_out(self.attn(self.ln1(resid_pre), kv_cache, layer))
         resid_mid = self.hook_resid_mid(resid_pre + attn_out)
@@ -236,6 +238,7 @@ class GPT2(nn.Module):
         self.cfg = cfg
         self.tokenizer = tokenizer or Tokenizer()
         self.source = "random init"  # where the weights came from; set by the loader
+        self.weights_path: Path | None = None  # the file they were read from, if any
         self.embed = Embed(cfg.d_vocab, cfg.d_model)
         self.hook_embed = HookPoint()
         self.pos_embed = PosEmbed(cfg.n_ctx, cfg.d_model)
@@ -272,7 +275,7 @@ class GPT2(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.embed.W_E.dtype
 
-    def init_weights(self, seed: int | None = None, std: float = 0.02, *, scale_residual: bool = False) -> "GPT2":
+    def init_weights(self, seed: int | None = None, std: float = 0.02, *, scale_residual: bool = False) -> GPT2:
         """GPT-2's initialisation: weights normal(0, std), biases 0, LayerNorm gains 1.
 
         With `scale_residual` (GPT-2's recipe for training from scratch), the two matrices that write into the
@@ -309,7 +312,7 @@ class GPT2(nn.Module):
                 raise InputError("texts in one batch must have the same number of tokens; run them one at a time")
             tokens = torch.tensor(rows, dtype=torch.long)
         else:
-            tokens = torch.tensor([list(inputs)], dtype=torch.long)  # type: ignore[arg-type]
+            tokens = torch.tensor([list(inputs)], dtype=torch.long)
         if prepend_bos:
             bos = torch.full((tokens.shape[0], 1), self.tokenizer.eot_token_id, dtype=torch.long)
             tokens = torch.cat([bos, tokens.cpu()], dim=1)
@@ -338,7 +341,7 @@ class GPT2(nn.Module):
         self,
         inputs: ModelInput,
         *,
-        kv_cache: "KVCache | None" = None,
+        kv_cache: KVCache | None = None,
         last_position_only: bool = False,
         stop_at_layer: int | None = None,
     ) -> torch.Tensor:
@@ -352,7 +355,7 @@ class GPT2(nn.Module):
         return self.unembed(self.ln_final(x))
 
     def residual_stream(
-        self, tokens: torch.Tensor, *, kv_cache: "KVCache | None" = None, stop_at_layer: int | None = None
+        self, tokens: torch.Tensor, *, kv_cache: KVCache | None = None, stop_at_layer: int | None = None
     ) -> torch.Tensor:
         """The residual stream (batch, pos, d_model) after the last block (or entering block `stop_at_layer`).
 
@@ -415,7 +418,7 @@ class GPT2(nn.Module):
         return logits, cache
 
     # ----- generation ----------------------------------------------------------------------------------------
-    def generate(self, prompt: ModelInput, max_new_tokens: int = 30, **sampling) -> "GenerationResult":
+    def generate(self, prompt: ModelInput, max_new_tokens: int = 30, **sampling) -> GenerationResult:
         """Continue `prompt`; see `gpt2atlas.model.generation.generate` for the sampling options."""
         from gpt2atlas.model.generation import generate
 
@@ -424,4 +427,3 @@ class GPT2(nn.Module):
     def extra_repr(self) -> str:
         c = self.cfg
         return f"n_layer={c.n_layer}, n_head={c.n_head}, d_model={c.d_model}, n_ctx={c.n_ctx}, source={self.source}"
-

@@ -9,8 +9,9 @@ matters when a hook could change the activation (caching attaches its hooks as r
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator, Sequence, Union
+from typing import Union
 
 import torch
 from torch import nn

@@ -10,9 +10,9 @@ import json
 import os
 import re
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlparse
 
 import torch
@@ -109,13 +109,14 @@ class TensorReader:
                 return self._handle.get_tensor(name)
             return self._dict.pop(name)
         except Exception as err:
-            raise CheckpointError(f"cannot read tensor '{name}' from {self.path} (truncated or corrupt?): {err}") from None
+            raise CheckpointError(
+                f"cannot read tensor '{name}' from {self.path} (truncated or corrupt?): {err}"
+            ) from None
 
 
 def infer_config(reader: TensorReader, n_head: int | None = None) -> GPT2Config:
     """A config from tensor shapes alone. The head count is not in the shapes: GPT-2 uses d_head = 64."""
-    shapes = {our_name(n): reader.shape(n) for n in reader.names()}
-    shapes.pop(None, None)
+    shapes = {ours: reader.shape(n) for n in reader.names() if (ours := our_name(n)) is not None}
     if "embed.W_E" not in shapes or "pos_embed.W_pos" not in shapes:
         raise CheckpointError(f"{reader.path} has no token/position embedding (wte/wpe): not a GPT-2 checkpoint")
     d_vocab, d_model = shapes["embed.W_E"]
@@ -127,8 +128,14 @@ def infer_config(reader: TensorReader, n_head: int | None = None) -> GPT2Config:
             )
         n_head = d_model // 64
     d_mlp = shapes.get("blocks.0.mlp.W_in", (d_model, 4 * d_model))[1]
-    return GPT2Config(n_layer=n_layer, n_head=n_head, d_model=d_model, n_ctx=shapes["pos_embed.W_pos"][0],
-                      d_vocab=d_vocab, d_mlp=d_mlp)
+    return GPT2Config(
+        n_layer=n_layer,
+        n_head=n_head,
+        d_model=d_model,
+        n_ctx=shapes["pos_embed.W_pos"][0],
+        d_vocab=d_vocab,
+        d_mlp=d_mlp,
+    )
 
 
 def _read_config(folder: Path) -> GPT2Config | None:
@@ -287,7 +294,9 @@ def load_model(
     found = set(mapping.values())
     missing = [n for n in expected if n not in found]
     if missing:
-        raise CheckpointError(f"{checkpoint.weights} lacks '{missing[0]}' ({len(missing)} tensors missing): not a GPT-2 checkpoint of this shape")
+        raise CheckpointError(
+            f"{checkpoint.weights} lacks '{missing[0]}' ({len(missing)} tensors missing): not a GPT-2 checkpoint of this shape"
+        )
     unknown = [h for h, o in mapping.items() if o not in expected]
     if unknown:
         raise CheckpointError(f"{checkpoint.weights} has tensor '{unknown[0]}', which GPT-2 does not have")
@@ -324,10 +333,20 @@ def save_checkpoint(model: GPT2, folder: str | os.PathLike) -> Path:
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
     c = model.cfg
     config = {
-        "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_layer": c.n_layer, "n_head": c.n_head,
-        "n_embd": c.d_model, "n_positions": c.n_ctx, "n_ctx": c.n_ctx, "vocab_size": c.d_vocab,
-        "n_inner": c.d_mlp, "layer_norm_epsilon": c.layer_norm_eps, "activation_function": "gelu_new",
-        "bos_token_id": 50256, "eos_token_id": 50256, "tie_word_embeddings": True,
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "n_layer": c.n_layer,
+        "n_head": c.n_head,
+        "n_embd": c.d_model,
+        "n_positions": c.n_ctx,
+        "n_ctx": c.n_ctx,
+        "vocab_size": c.d_vocab,
+        "n_inner": c.d_mlp,
+        "layer_norm_epsilon": c.layer_norm_eps,
+        "activation_function": "gelu_new",
+        "bos_token_id": 50256,
+        "eos_token_id": 50256,
+        "tie_word_embeddings": True,
         "scale_attn_by_inverse_layer_idx": c.scale_attn_by_inverse_layer_idx,
         "reorder_and_upcast_attn": c.reorder_and_upcast_attn,
     }

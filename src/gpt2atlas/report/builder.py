@@ -8,8 +8,8 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from tqdm.auto import tqdm
 
@@ -19,7 +19,6 @@ from gpt2atlas.report.document import Report, Section
 from gpt2atlas.report.html import render_html
 from gpt2atlas.report.markdown import render_markdown, write_figures, write_findings
 from gpt2atlas.report.provenance import provenance
-from gpt2atlas.training.history import TrainingHistory
 from gpt2atlas.report.sections import (
     DEFAULT_PROMPT,
     SECTION_KEYS,
@@ -28,6 +27,7 @@ from gpt2atlas.report.sections import (
     SectionSpec,
     SectionUnavailable,
 )
+from gpt2atlas.training.history import TrainingHistory
 
 FORMATS = ("html", "md")
 
@@ -44,14 +44,21 @@ def run_section(spec: SectionSpec, ctx: ReportContext, warn: Callable[[str], Non
         section.skipped = f"the analysis refused the input: {err}"
     except Exception as err:  # one failing analysis must not cost the whole report
         section.skipped = f"the analysis failed: {type(err).__name__}: {err}"
-        detail = traceback.format_exc() if os.environ.get("GPT2ATLAS_DEBUG") else "set GPT2ATLAS_DEBUG=1 for the traceback"
+        detail = (
+            traceback.format_exc() if os.environ.get("GPT2ATLAS_DEBUG") else "set GPT2ATLAS_DEBUG=1 for the traceback"
+        )
         warn(f"warning: section '{spec.key}' skipped: {type(err).__name__}: {err} ({detail})")
     section.seconds = time.perf_counter() - start
     return section
 
 
-def collect_sections(ctx: ReportContext, keys: Iterable[str], *, progress: bool = True,
-                     warn: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr)) -> list[Section]:
+def collect_sections(
+    ctx: ReportContext,
+    keys: Iterable[str],
+    *,
+    progress: bool = True,
+    warn: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+) -> list[Section]:
     specs = [spec for spec in SECTIONS if spec.key in set(keys)]
     sections = []
     with tqdm(specs, desc="report", unit="section", disable=not progress, file=sys.stderr) as bar:
@@ -64,8 +71,14 @@ def collect_sections(ctx: ReportContext, keys: Iterable[str], *, progress: bool 
 PROJECTIONS = ("pca", "tsne", "umap")
 
 
-def check_options(prompts: list[str], fmt: str, skip: Iterable[str], max_texts: int, model: GPT2,
-                  projections: Iterable[str] = ("pca",)) -> list[str]:
+def check_options(
+    prompts: list[str],
+    fmt: str,
+    skip: Iterable[str],
+    max_texts: int,
+    model: GPT2,
+    projections: Iterable[str] = ("pca",),
+) -> list[str]:
     """The prompts to analyse (the built-in one if none); InputError for anything the report cannot use."""
     unknown_projections = [p for p in projections if p not in PROJECTIONS]
     if unknown_projections:
@@ -108,13 +121,23 @@ def build_report(
     skip = list(skip)
     projections = tuple(projections)
     prompts = check_options(list(prompts or []), fmt, skip, max_texts, model, projections)
-    ctx = ReportContext(model, prompts, seed=seed, texts=texts, max_texts=max_texts,
-                        max_new_tokens=max_new_tokens, num_samples=num_samples, quick=quick,
-                        projections=projections, history=history)
+    ctx = ReportContext(
+        model,
+        prompts,
+        seed=seed,
+        texts=texts,
+        max_texts=max_texts,
+        max_new_tokens=max_new_tokens,
+        num_samples=num_samples,
+        quick=quick,
+        projections=projections,
+        history=history,
+    )
     keys = [k for k in SECTION_KEYS if k not in skip]
     model_id = model_id or model.source
-    info = provenance(model, model_id, prompts=prompts, seed=seed, texts=texts_source, max_texts=max_texts,
-                      device=str(model.device))
+    info = provenance(
+        model, model_id, prompts=prompts, seed=seed, texts=texts_source, max_texts=max_texts, device=str(model.device)
+    )
     info.update(quick=quick, projections=list(projections))
     report = Report(f"gpt2atlas report: {model_id}", collect_sections(ctx, keys, progress=progress), info)
     out = Path(out)

@@ -67,6 +67,8 @@ class Report:
 
     def findings_data(self) -> dict:
         """Provenance and every part's findings as JSON-ready data."""
-        sections = {s.key: {"title": s.title, "skipped": s.skipped, "parts": [to_jsonable(p.findings) for p in s.parts]}
-                    for s in self.sections}
+        sections = {
+            s.key: {"title": s.title, "skipped": s.skipped, "parts": [to_jsonable(p.findings) for p in s.parts]}
+            for s in self.sections
+        }
         return {"provenance": to_jsonable(self.provenance), "sections": sections}

@@ -15,8 +15,10 @@ from plotly.offline import get_plotlyjs
 from gpt2atlas.report.document import Part, Report, Sample, Section, Table
 from gpt2atlas.report.readings import num
 
-CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
-       "img-src data: blob:; font-src data:; worker-src blob:; connect-src 'none'")
+CSP = (
+    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+    "img-src data: blob:; font-src data:; worker-src blob:; connect-src 'none'"
+)
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
 
 STYLE = """
@@ -60,8 +62,14 @@ def _sample(sample: Sample) -> str:
 def figure_html(fig: go.Figure, div_id: str) -> str:
     """One figure as a <div> and its inline script, without plotly.js."""
     height = fig.layout.height or 480
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=FIGURE_CONFIG,
-                       default_height=f"{height}px", default_width="100%")
+    return fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id,
+        config=FIGURE_CONFIG,
+        default_height=f"{height}px",
+        default_width="100%",
+    )
 
 
 def _part(section: Section, index: int, part: Part) -> str:
@@ -70,12 +78,16 @@ def _part(section: Section, index: int, part: Part) -> str:
         out.append('<ul class="reading">' + "".join(f"<li>{escape(s)}</li>" for s in part.reading) + "</ul>")
     out += [_table(t) for t in part.tables]
     if part.samples:
-        out.append('<p class="legend">Each new token is shaded by the probability the model gave it (hover for the number).</p>')
+        out.append(
+            '<p class="legend">Each new token is shaded by the probability the model gave it (hover for the number).</p>'
+        )
         out += [_sample(s) for s in part.samples]
     for name, fig in part.figures.items():
         div_id = f"fig-{section.key}-{index}-{name}"
-        out.append(f'<figure class="plot" data-name="{escape(name)}">{figure_html(fig, div_id)}'
-                   f"<figcaption>{escape(name.replace('_', ' '))}</figcaption></figure>")
+        out.append(
+            f'<figure class="plot" data-name="{escape(name)}">{figure_html(fig, div_id)}'
+            f"<figcaption>{escape(name.replace('_', ' '))}</figcaption></figure>"
+        )
     return "\n".join(out)
 
 
@@ -90,8 +102,11 @@ def _section(section: Section) -> str:
 def _toc(report: Report) -> str:
     items = []
     for s in report.sections:
-        note = ' <span class="muted">(skipped)</span>' if s.skipped else (
-            f' <span class="muted">({s.figure_count} figures)</span>' if s.figure_count else "")
+        note = (
+            ' <span class="muted">(skipped)</span>'
+            if s.skipped
+            else (f' <span class="muted">({s.figure_count} figures)</span>' if s.figure_count else "")
+        )
         items.append(f'<li><a href="#{escape(s.key)}">{escape(s.title)}</a>{note}</li>')
     items.append('<li><a href="#provenance">Provenance</a></li>')
     return '<nav class="toc"><h2>Contents</h2><ol>' + "".join(items) + "</ol></nav>"
@@ -99,15 +114,22 @@ def _toc(report: Report) -> str:
 
 def _provenance(report: Report) -> str:
     p = report.provenance
-    rows = [[k, v if isinstance(v, str) else json.dumps(v)] for k, v in p.items() if k not in ("packages", "config", "prompts")]
+    rows = [
+        [k, v if isinstance(v, str) else json.dumps(v)]
+        for k, v in p.items()
+        if k not in ("packages", "config", "prompts")
+    ]
     rows += [[f"prompt {i + 1}", prompt] for i, prompt in enumerate(p.get("prompts", []))]
     rows.append(["config", json.dumps(p.get("config", {}))])
     timing = [[s.title, f"{s.seconds:.1f} s", s.skipped or "ok"] for s in report.sections]
     packages = [[k, v] for k, v in p.get("packages", {}).items()]
-    return ('<section id="provenance"><h2>Provenance</h2>'
-            + _table(Table("Model, inputs and run", ["item", "value"], [[k, str(v)] for k, v in rows]))
-            + _table(Table("Package versions", ["package", "version"], packages))
-            + _table(Table("Time per section", ["section", "time", "status"], timing)) + "</section>")
+    return (
+        '<section id="provenance"><h2>Provenance</h2>'
+        + _table(Table("Model, inputs and run", ["item", "value"], [[k, str(v)] for k, v in rows]))
+        + _table(Table("Package versions", ["package", "version"], packages))
+        + _table(Table("Time per section", ["section", "time", "status"], timing))
+        + "</section>"
+    )
 
 
 def _findings_json(report: Report) -> str:
@@ -120,17 +142,23 @@ def render_html(report: Report) -> str:
     """The whole report as one HTML document."""
     p = report.provenance
     subtitle = f"{p.get('model')} · {p.get('date')} · seed {p.get('seed')}"
-    return "\n".join([
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(report.title)}</title><style>{STYLE}</style>",
-        f'<script type="text/javascript">{get_plotlyjs()}</script>',
-        "</head><body>",
-        f'<header><h1>{escape(report.title)}</h1><p class="sub">{escape(subtitle)}</p></header>',
-        "<main>", _toc(report), *(_section(s) for s in report.sections), _provenance(report), "</main>",
-        f'<script type="application/json" id="gpt2atlas-findings">{_findings_json(report)}</script>',
-        '<footer><p class="muted">Made with gpt2atlas.</p></footer>',
-        "</body></html>",
-    ])
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{escape(report.title)}</title><style>{STYLE}</style>",
+            f'<script type="text/javascript">{get_plotlyjs()}</script>',
+            "</head><body>",
+            f'<header><h1>{escape(report.title)}</h1><p class="sub">{escape(subtitle)}</p></header>',
+            "<main>",
+            _toc(report),
+            *(_section(s) for s in report.sections),
+            _provenance(report),
+            "</main>",
+            f'<script type="application/json" id="gpt2atlas-findings">{_findings_json(report)}</script>',
+            '<footer><p class="muted">Made with gpt2atlas.</p></footer>',
+            "</body></html>",
+        ]
+    )

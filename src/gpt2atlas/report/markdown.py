@@ -25,8 +25,12 @@ def md_escape(text: str) -> str:
 
 
 def _table(table: Table) -> str:
-    lines = [f"**{md_escape(table.title)}**", "", "| " + " | ".join(md_escape(h) for h in table.header) + " |",
-             "|" + "---|" * len(table.header)]
+    lines = [
+        f"**{md_escape(table.title)}**",
+        "",
+        "| " + " | ".join(md_escape(h) for h in table.header) + " |",
+        "|" + "---|" * len(table.header),
+    ]
     lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in table.rows]
     return "\n".join(lines)
 
@@ -53,8 +57,14 @@ def _part(section: Section, index: int, part: Part, folder_name: str) -> str:
 def render_markdown(report: Report, folder_name: str) -> str:
     """The Markdown text; figures are referenced as `<folder_name>/<section>-<part>-<figure>.png`."""
     p = report.provenance
-    lines = [f"# {md_escape(report.title)}", "",
-             f"{md_escape(p.get('model'))} · {md_escape(p.get('date'))} · seed {p.get('seed')}", "", "## Contents", ""]
+    lines = [
+        f"# {md_escape(report.title)}",
+        "",
+        f"{md_escape(str(p.get('model')))} · {md_escape(str(p.get('date')))} · seed {p.get('seed')}",
+        "",
+        "## Contents",
+        "",
+    ]
     for i, s in enumerate(report.sections, 1):
         lines.append(f"{i}. [{md_escape(s.title)}](#{s.key})" + (" (skipped)" if s.skipped else ""))
     lines.append(f"{len(report.sections) + 1}. [Provenance](#provenance)")
@@ -65,8 +75,15 @@ def render_markdown(report: Report, folder_name: str) -> str:
             continue
         lines.append("\n\n".join(_part(s, i, part, folder_name) for i, part in enumerate(s.parts)))
     rows = [[k, v if isinstance(v, str) else json.dumps(v)] for k, v in p.items()]
-    lines += ["", '<a id="provenance"></a>', "", "## Provenance", "",
-              _table(Table("Model, inputs and run", ["item", "value"], rows)), ""]
+    lines += [
+        "",
+        '<a id="provenance"></a>',
+        "",
+        "## Provenance",
+        "",
+        _table(Table("Model, inputs and run", ["item", "value"], rows)),
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -46,8 +46,9 @@ def weights_hash(model: GPT2) -> tuple[str | None, str]:
     return None, digest.hexdigest()
 
 
-def provenance(model: GPT2, model_id: str, *, prompts: list[str], seed: int, texts: str | None,
-               max_texts: int, device: str) -> dict:
+def provenance(
+    model: GPT2, model_id: str, *, prompts: list[str], seed: int, texts: str | None, max_texts: int, device: str
+) -> dict:
     """Everything needed to reproduce (and trust) the report's numbers."""
     path, digest = weights_hash(model)
     return {
@@ -62,6 +63,6 @@ def provenance(model: GPT2, model_id: str, *, prompts: list[str], seed: int, tex
         "texts": texts or "default corpus of the geometry analysis",
         "max_texts": max_texts,
         "device": device,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "packages": package_versions(),
     }

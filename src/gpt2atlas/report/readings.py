@@ -8,7 +8,8 @@ that lists the scalar findings when a section's reading has nothing to say.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from gpt2atlas.viz.dynamics import tokens_text
 
@@ -90,15 +91,19 @@ def read_summary(summary: dict) -> list[str]:
     cfg, counts = summary["config"], summary["parameter_counts"]
 
     def shape() -> str:
-        return (f"{summary['source']}: {cfg['n_layer']} blocks of {cfg['n_head']} heads, d_model {cfg['d_model']} "
-                f"(d_head {cfg['d_head']}, d_mlp {cfg['d_mlp']}), context {cfg['n_ctx']:,} tokens, "
-                f"vocabulary {cfg['d_vocab']:,} tokens: {counts['total']:,} parameters in all.")
+        return (
+            f"{summary['source']}: {cfg['n_layer']} blocks of {cfg['n_head']} heads, d_model {cfg['d_model']} "
+            f"(d_head {cfg['d_head']}, d_mlp {cfg['d_mlp']}), context {cfg['n_ctx']:,} tokens, "
+            f"vocabulary {cfg['d_vocab']:,} tokens: {counts['total']:,} parameters in all."
+        )
 
     def shares() -> str:
         total = counts["total"]
         parts = [(k, v) for k, v in counts.items() if k != "total"]
         parts.sort(key=lambda kv: -kv[1])
-        return "Parameters by component: " + "; ".join(f"{k.replace('_', ' ')} {pct(v / total)}" for k, v in parts) + "."
+        return (
+            "Parameters by component: " + "; ".join(f"{k.replace('_', ' ')} {pct(v / total)}" for k, v in parts) + "."
+        )
 
     def tied() -> str:
         note = summary["unembedding"]
@@ -135,32 +140,46 @@ def read_embeddings(f: dict) -> list[str]:
         high = n["largest"][0].get("token") if n.get("largest") else n.get("max_token")
         if low is not None and high is not None:
             extremes = f", from {quoted(low)} to {quoted(high)}"
-        return (f"Token embedding norms: mean {num(n['mean'])} ± {num(n['std'])}, range {num(n['min'])} – "
-                f"{num(n['max'])}{extremes}.")
+        return (
+            f"Token embedding norms: mean {num(n['mean'])} ± {num(n['std'])}, range {num(n['min'])} – "
+            f"{num(n['max'])}{extremes}."
+        )
 
     def token_pca() -> str:
         ratios = lookup(f, "token_embedding.pca_explained_variance_ratio")
         needed = lookup(f, "token_embedding.pca_components_for_90pct")
-        return (f"PCA of the token embeddings: the first component explains {pct(ratios[0])}, the first "
-                f"{len(ratios)} together {pct(sum(ratios))}"
-                + (f"; {needed} components hold 90% of the variance." if needed else "."))
+        return (
+            f"PCA of the token embeddings: the first component explains {pct(ratios[0])}, the first "
+            f"{len(ratios)} together {pct(sum(ratios))}"
+            + (f"; {needed} components hold 90% of the variance." if needed else ".")
+        )
 
     def active() -> str:
         dims = lookup(f, "position_embedding.active_dims")[:5]
-        return "Position embeddings vary most across positions in dims " + ", ".join(
-            f"{d['dim']} (std {num(d['std'])})" for d in dims) + "."
+        return (
+            "Position embeddings vary most across positions in dims "
+            + ", ".join(f"{d['dim']} (std {num(d['std'])})" for d in dims)
+            + "."
+        )
 
     def periods() -> str:
         rows = sorted(lookup(f, "position_embedding.periodicity"), key=lambda r: -r["power_share"])[:3]
-        return "Their dominant periods: " + "; ".join(
-            f"dim {r['dim']} every {num(r['period'])} positions ({pct(r['power_share'])} of its spectral power)"
-            for r in rows) + "."
+        return (
+            "Their dominant periods: "
+            + "; ".join(
+                f"dim {r['dim']} every {num(r['period'])} positions ({pct(r['power_share'])} of its spectral power)"
+                for r in rows
+            )
+            + "."
+        )
 
     def smooth() -> str:
         s = float(lookup(f, "position_embedding.smoothness"))
         verdict = "smooth curves" if s < 0.5 else "jagged curves" if s > 1.0 else "moderately smooth curves"
-        return (f"Position-embedding smoothness {num(s)} ({verdict}; independent noise would give √2 ≈ 1.41, "
-                "a well-trained slow curve near 0).")
+        return (
+            f"Position-embedding smoothness {num(s)} ({verdict}; independent noise would give √2 ≈ 1.41, "
+            "a well-trained slow curve near 0)."
+        )
 
     def neighbours() -> str:
         out = []
@@ -175,9 +194,11 @@ def read_embeddings(f: dict) -> list[str]:
 def read_weights(f: dict) -> list[str]:
     def stats() -> str:
         st = f["stats"]
-        return (f"{f['param']} (shape {' × '.join(map(str, f['shape']))}): mean {num(st['mean'])}, std "
-                f"{num(st['std'])}, range {num(st['min'])} to {num(st['max'])}; {pct(st['fraction_near_zero'])} of "
-                "the entries are within 0.001 of zero.")
+        return (
+            f"{f['param']} (shape {' × '.join(map(str, f['shape']))}): mean {num(st['mean'])}, std "
+            f"{num(st['std'])}, range {num(st['min'])} to {num(st['max'])}; {pct(st['fraction_near_zero'])} of "
+            "the entries are within 0.001 of zero."
+        )
 
     def largest() -> str:
         top = f["largest"][0]
@@ -185,16 +206,22 @@ def read_weights(f: dict) -> list[str]:
         return f"Largest entry in magnitude: {num(top['value'])} at {where}."
 
     def spectrum() -> str:
-        return (f"Singular values: the largest is {num(f['singular_values'][0])}; stable rank "
-                f"{num(f['stable_rank'])}, effective rank {num(f['effective_rank'])} (of "
-                f"{min(f['block_shape'])} possible).")
+        return (
+            f"Singular values: the largest is {num(f['singular_values'][0])}; stable rank "
+            f"{num(f['stable_rank'])}, effective rank {num(f['effective_rank'])} (of "
+            f"{min(f['block_shape'])} possible)."
+        )
 
     return _sentences(stats, largest, spectrum)
 
 
 # ----- inside the layers --------------------------------------------------------------------------------------
-_ROLE_NAMES = {"previous_token": "previous-token", "induction": "induction", "duplicate_token": "duplicate-token",
-               "bos_sink": "BOS/sink"}
+_ROLE_NAMES = {
+    "previous_token": "previous-token",
+    "induction": "induction",
+    "duplicate_token": "duplicate-token",
+    "bos_sink": "BOS/sink",
+}
 
 
 def read_attention(f: dict) -> list[str]:
@@ -204,61 +231,86 @@ def read_attention(f: dict) -> list[str]:
         said = []
         for role, members in f["roles"].items():
             if members:
-                named = (f"{_head_name(m)} ({num(m['score'])})" if isinstance(m, dict) and "score" in m
-                         else _head_name(m) for m in members)
+                named = (
+                    f"{_head_name(m)} ({num(m['score'])})" if isinstance(m, dict) and "score" in m else _head_name(m)
+                    for m in members
+                )
                 said.append(f"{_ROLE_NAMES.get(role, role.replace('_', ' '))} heads: {_join(named)}")
         if not said:
-            return ("No head clears the bar for a named role (previous-token, induction, duplicate-token or "
-                    "sink: a fixed threshold and twice a uniform head's score).")
+            return (
+                "No head clears the bar for a named role (previous-token, induction, duplicate-token or "
+                "sink: a fixed threshold and twice a uniform head's score)."
+            )
         return "Named roles — " + "; ".join(said) + "."
 
     def top(score: str, label: str) -> Callable[[], str]:
         def say() -> str:
             best = max((r for r in heads if r[score] is not None), key=lambda r: r[score])
             return f"Strongest {label} score: {_head(best)} ({score} = {num(best[score])})."
+
         return say
 
     def sink() -> str:
         by_layer = f["attention_sink"]["by_layer"]
         peak = max(range(len(by_layer)), key=lambda i: by_layer[i])
-        return (f"Attention to the first token (the sink): {pct(by_layer[0])} in layer 0, peaking at "
-                f"{pct(by_layer[peak])} in layer {peak} (mean over heads and query positions).")
+        return (
+            f"Attention to the first token (the sink): {pct(by_layer[0])} in layer 0, peaking at "
+            f"{pct(by_layer[peak])} in layer {peak} (mean over heads and query positions)."
+        )
 
     def last() -> str:
         last_token = f["last_token_attention"]
         top_keys = last_token["top_keys_by_layer"][-1][0]
-        return (f"In the last layer the last token {quoted(last_token['token'])} looks most at "
-                f"{quoted(top_keys['token'])} (position {top_keys['position']}, {pct(top_keys['weight'])}).")
+        return (
+            f"In the last layer the last token {quoted(last_token['token'])} looks most at "
+            f"{quoted(top_keys['token'])} (position {top_keys['position']}, {pct(top_keys['weight'])})."
+        )
 
     def entropy() -> str:
         low = min(heads, key=lambda r: r["entropy"])
         high = max(heads, key=lambda r: r["entropy"])
-        return (f"Most focused head {_head(low)} (entropy {num(low['entropy'])} nats); most diffuse "
-                f"{_head(high)} ({num(high['entropy'])} nats).")
+        return (
+            f"Most focused head {_head(low)} (entropy {num(low['entropy'])} nats); most diffuse "
+            f"{_head(high)} ({num(high['entropy'])} nats)."
+        )
 
-    return _sentences(roles, top("induction", "induction"), top("prev_token", "previous-token"),
-                      top("duplicate", "duplicate-token"), sink, last, entropy)
+    return _sentences(
+        roles,
+        top("induction", "induction"),
+        top("prev_token", "previous-token"),
+        top("duplicate", "duplicate-token"),
+        sink,
+        last,
+        entropy,
+    )
 
 
 def read_neurons(f: dict) -> list[str]:
     def active() -> str:
         fractions = f["fraction_active_by_layer"]
         lo, hi = min(fractions), max(fractions)
-        return (f"Share of GELU outputs above 0: from {pct(lo)} (layer {fractions.index(lo)}) to {pct(hi)} "
-                f"(layer {fractions.index(hi)}).")
+        return (
+            f"Share of GELU outputs above 0: from {pct(lo)} (layer {fractions.index(lo)}) to {pct(hi)} "
+            f"(layer {fractions.index(hi)})."
+        )
 
     def strongest() -> str:
         rows = f["strongest_neurons"][:3]
-        return "Strongest neurons on the prompt: " + ", ".join(
-            f"L{r['layer']}N{r['neuron']} ({num(r['max_activation'])})" for r in rows) + "."
+        return (
+            "Strongest neurons on the prompt: "
+            + ", ".join(f"L{r['layer']}N{r['neuron']} ({num(r['max_activation'])})" for r in rows)
+            + "."
+        )
 
     def chosen() -> str:
         n = f["neuron"]
         fires = ", ".join(quoted(t["token"]) for t in n["top_tokens"][:3])
         promotes = ", ".join(quoted(t["token"]) for t in n["promotes"][:4])
         suppresses = ", ".join(quoted(t["token"]) for t in n["suppresses"][:4])
-        return (f"Neuron L{n['layer']}N{n['neuron']} fires most on {fires}; through the unembedding it promotes "
-                f"{promotes} and suppresses {suppresses} (the key–value memory view).")
+        return (
+            f"Neuron L{n['layer']}N{n['neuron']} fires most on {fires}; through the unembedding it promotes "
+            f"{promotes} and suppresses {suppresses} (the key–value memory view)."
+        )
 
     return _sentences(active, strongest, chosen)
 
@@ -268,22 +320,28 @@ def read_layernorm(f: dict) -> list[str]:
 
     def centring() -> str:
         shares = [r["centring_share"] for r in rows]
-        return (f"Centring (projection onto the hyperplane ⟂ the all-ones vector) removes {pct(min(shares))}–"
-                f"{pct(max(shares))} of the input's squared norm, depending on the LayerNorm ({len(rows)} in all).")
+        return (
+            f"Centring (projection onto the hyperplane ⟂ the all-ones vector) removes {pct(min(shares))}–"
+            f"{pct(max(shares))} of the input's squared norm, depending on the LayerNorm ({len(rows)} in all)."
+        )
 
     def sphere() -> str:
         norms = [r["norm_before_gain"] for r in rows]
-        return (f"Before the gain every output has norm {num(min(norms), 4)}–{num(max(norms), 4)}: the sphere of "
-                f"radius √d = {num(f['sqrt_d'], 4)} (a hair less, because of ε).")
+        return (
+            f"Before the gain every output has norm {num(min(norms), 4)}–{num(max(norms), 4)}: the sphere of "
+            f"radius √d = {num(f['sqrt_d'], 4)} (a hair less, because of ε)."
+        )
 
     def gain() -> str:
         widest = max(rows, key=lambda r: r["gamma_max"] - r["gamma_min"])
         if widest["gamma_max"] == widest["gamma_min"]:
             return f"Every gain γ is {num(widest['gamma_max'])}: the LayerNorms keep the sphere a sphere."
-        return (f"The widest gain spread is in {widest['name']}: γ from {num(widest['gamma_min'])} to "
-                f"{num(widest['gamma_max'])} (sphere → ellipsoid); it amplifies dims "
-                f"{', '.join(map(str, widest['most_amplified_dims'][:3]))} most and suppresses dims "
-                f"{', '.join(map(str, widest['most_suppressed_dims'][:3]))}.")
+        return (
+            f"The widest gain spread is in {widest['name']}: γ from {num(widest['gamma_min'])} to "
+            f"{num(widest['gamma_max'])} (sphere → ellipsoid); it amplifies dims "
+            f"{', '.join(map(str, widest['most_amplified_dims'][:3]))} most and suppresses dims "
+            f"{', '.join(map(str, widest['most_suppressed_dims'][:3]))}."
+        )
 
     def angle() -> str:
         angles = [r["angle_deg"] for r in rows]
@@ -293,20 +351,23 @@ def read_layernorm(f: dict) -> list[str]:
         sp = f["superposition"]
         lo, hi = sp["band_deg"]
         rnd, opt = sp["random"], sp["optimised"]
-        text = (f"Superposition toy: {sp['n_vectors']:,} directions in {sp['dim']} dims. Random, their pairwise angles "
-                f"span {num(rnd['min_angle'])}–{num(rnd['max_angle'])}°; optimised, "
-                f"{num(opt['min_angle'])}–{num(opt['max_angle'])}°")
+        text = (
+            f"Superposition toy: {sp['n_vectors']:,} directions in {sp['dim']} dims. Random, their pairwise angles "
+            f"span {num(rnd['min_angle'])}–{num(rnd['max_angle'])}°; optimised, "
+            f"{num(opt['min_angle'])}–{num(opt['max_angle'])}°"
+        )
         welch = sp.get("welch_bound") or {}
         best = welch.get("best_possible_angle_range")
         if best:
             text += f" (the Welch bound allows no narrower than {num(best[0])}–{num(best[1])}°"
             most = welch.get("max_vectors_all_in_band")
-            text += (f"; at most {most:,} vectors can all be within {num(lo)}–{num(hi)}°)" if most is not None
-                     else ")")
-        return (text + f". Pairs within {num(lo)}–{num(hi)}°: {pct(opt['fraction_in_band'])} "
-                f"(random: {pct(rnd['fraction_in_band'])}).")
+            text += f"; at most {most:,} vectors can all be within {num(lo)}–{num(hi)}°)" if most is not None else ")"
+        return (
+            text + f". Pairs within {num(lo)}–{num(hi)}°: {pct(opt['fraction_in_band'])} "
+            f"(random: {pct(rnd['fraction_in_band'])})."
+        )
 
-    def position_note() -> str:
+    def position_note() -> str | None:
         return "Statistics leave out position 0." if f.get("position_0_excluded") else None
 
     return _sentences(centring, sphere, gain, angle, superposition, position_note)
@@ -316,29 +377,43 @@ def read_residual(f: dict) -> list[str]:
     def growth() -> str:
         norms = f["norm_by_layer"]
         first, last = norms[0], norms[-1]
-        return (f"The residual stream's mean norm grows from {num(first)} after the embedding to {num(last)} at "
-                f"the end ({num(last / first)}×).")
+        return (
+            f"The residual stream's mean norm grows from {num(first)} after the embedding to {num(last)} at "
+            f"the end ({num(last / first)}×)."
+        )
 
     def contributions() -> str:
         rows = f["contributions"]
         attn = max(rows, key=lambda r: r["attn_to_resid_ratio"])
         mlp = max(rows, key=lambda r: r["mlp_to_resid_ratio"])
-        return (f"Relative to the stream it writes into, attention writes most in layer {attn['layer']} "
-                f"({num(attn['attn_to_resid_ratio'])}× the stream's norm), the MLP in layer {mlp['layer']} "
-                f"({num(mlp['mlp_to_resid_ratio'])}×).")
+        return (
+            f"Relative to the stream it writes into, attention writes most in layer {attn['layer']} "
+            f"({num(attn['attn_to_resid_ratio'])}× the stream's norm), the MLP in layer {mlp['layer']} "
+            f"({num(mlp['mlp_to_resid_ratio'])}×)."
+        )
 
     def outliers() -> str:
         dims = f["outlier_dims"][:3]
         if not dims:
             top = f.get("top_ratio_dims", [])
-            biggest = f" (the largest: dim {top[0]['dim']}, {num(top[0]['ratio_to_median'])}× the median)" if top else ""
+            biggest = (
+                f" (the largest: dim {top[0]['dim']}, {num(top[0]['ratio_to_median'])}× the median)" if top else ""
+            )
             threshold = f.get("outlier_threshold")
-            return (f"No dimension reaches {num(threshold)}× the median |activation|{biggest}: no outlier dims."
-                    if threshold else f"No outlier dims{biggest}.")
-        return "Outlier (massive) dims: " + "; ".join(
-            f"dim {d['dim']} reaches |{num(d['max_abs'])}|, {num(d['ratio_to_median'])}× the median" for d in dims) + "."
+            return (
+                f"No dimension reaches {num(threshold)}× the median |activation|{biggest}: no outlier dims."
+                if threshold
+                else f"No outlier dims{biggest}."
+            )
+        return (
+            "Outlier (massive) dims: "
+            + "; ".join(
+                f"dim {d['dim']} reaches |{num(d['max_abs'])}|, {num(d['ratio_to_median'])}× the median" for d in dims
+            )
+            + "."
+        )
 
-    def position_note() -> str:
+    def position_note() -> str | None:
         excluded = f.get("position_0_excluded")
         return "Statistics exclude position 0 (its massive activations would dominate)." if excluded else None
 
@@ -365,21 +440,27 @@ def read_journey(f: dict) -> list[str]:
         final = f["top1"][-1][position]
         first = first_stable_top1_layer(ranks, position)
         after = tokens[position] if tokens else f"position {position}"
-        return (f"After {quoted(after)} (last position) the model predicts {quoted(final)}; it is the logit lens's "
-                f"top-1 from {layers[first]} on.")
+        return (
+            f"After {quoted(after)} (last position) the model predicts {quoted(final)}; it is the logit lens's "
+            f"top-1 from {layers[first]} on."
+        )
 
     def typical() -> str:
-        firsts = [first_stable_top1_layer(ranks, p) for p in range(len(ranks[0]))]
-        firsts = [x for x in firsts if x is not None]
+        found = [first_stable_top1_layer(ranks, p) for p in range(len(ranks[0]))]
+        firsts = [x for x in found if x is not None]
         mean = sum(firsts) / len(firsts)
-        return (f"Averaged over the {len(firsts)} positions, the final prediction becomes top-1 for good at layer "
-                f"index {num(mean)} (0 = the embedding, {len(layers) - 1} = after the last block).")
+        return (
+            f"Averaged over the {len(firsts)} positions, the final prediction becomes top-1 for good at layer "
+            f"index {num(mean)} (0 = the embedding, {len(layers) - 1} = after the last block)."
+        )
 
     def kl() -> str:
         means = f.get("kl_to_final_mean") or [sum(r) / len(r) for r in f["kl_to_final"]]
         half = next(i for i, m in enumerate(means) if m <= means[0] / 2)
-        return (f"KL divergence to the final distribution falls from {num(means[0])} nats at {layers[0]} to "
-                f"{num(means[-1])} at {layers[-1]}; it halves by {layers[half]}.")
+        return (
+            f"KL divergence to the final distribution falls from {num(means[0])} nats at {layers[0]} to "
+            f"{num(means[-1])} at {layers[-1]}; it halves by {layers[half]}."
+        )
 
     return _sentences(last_position, typical, kl)
 
@@ -389,24 +470,36 @@ def read_saliency(f: dict) -> list[str]:
 
     def target() -> str:
         t = f["target"]
-        return (f"Target: {quoted(t['token'])} after the last token ({t['chosen_by']}; probability "
-                f"{num(t['probability'])}, rank {t['rank']}).")
+        return (
+            f"Target: {quoted(t['token'])} after the last token ({t['chosen_by']}; probability "
+            f"{num(t['probability'])}, rank {t['rank']})."
+        )
 
     def method(key: str, label: str) -> Callable[[], str]:
         def say() -> str:
             scores = f[key]
             order = sorted(range(len(scores)), key=lambda i: -abs(scores[i]))[:3]
-            return f"{label}: the inputs that matter most are " + ", ".join(
-                f"{quoted(tokens[i])} (position {i}, {num(scores[i])})" for i in order) + "."
+            return (
+                f"{label}: the inputs that matter most are "
+                + ", ".join(f"{quoted(tokens[i])} (position {i}, {num(scores[i])})" for i in order)
+                + "."
+            )
+
         return say
 
     def completeness() -> str:
         c = f["completeness"]
-        return (f"Integrated gradients sum to {num(c['sum_integrated_gradients'])} against f(x) − f(baseline) = "
-                f"{num(c['f_difference'])} (completeness error {num(c['abs_error'])}).")
+        return (
+            f"Integrated gradients sum to {num(c['sum_integrated_gradients'])} against f(x) − f(baseline) = "
+            f"{num(c['f_difference'])} (completeness error {num(c['abs_error'])})."
+        )
 
-    return _sentences(target, method("integrated_gradients", "Integrated gradients"),
-                      method("gradient_x_input", "Gradient × input"), completeness)
+    return _sentences(
+        target,
+        method("integrated_gradients", "Integrated gradients"),
+        method("gradient_x_input", "Gradient × input"),
+        completeness,
+    )
 
 
 def _layer_name(layer: Any) -> str:
@@ -429,22 +522,31 @@ def read_geometry(f: dict) -> list[str]:
         def say() -> str:
             mine = [r for r in rows if r["cloud"] == cloud and r.get("twonn_id") is not None]
             peak = max(mine, key=lambda r: r["twonn_id"])
-            return (f"{cloud.replace('_', ' ')} cloud: TwoNN intrinsic dimension {num(mine[0]['twonn_id'])} at "
-                    f"{_layer_name(mine[0]['layer'])}, peaks at {num(peak['twonn_id'])} ± {num(peak.get('twonn_err'))} "
-                    f"at {_layer_name(peak['layer'])}, ends at {num(mine[-1]['twonn_id'])} at "
-                    f"{_layer_name(mine[-1]['layer'])}; PCA needs {min(r['pca_id_90'] for r in mine)}–"
-                    f"{max(r['pca_id_90'] for r in mine)} components for 90% of the variance.")
+            return (
+                f"{cloud.replace('_', ' ')} cloud: TwoNN intrinsic dimension {num(mine[0]['twonn_id'])} at "
+                f"{_layer_name(mine[0]['layer'])}, peaks at {num(peak['twonn_id'])} ± {num(peak.get('twonn_err'))} "
+                f"at {_layer_name(peak['layer'])}, ends at {num(mine[-1]['twonn_id'])} at "
+                f"{_layer_name(mine[-1]['layer'])}; PCA needs {min(r['pca_id_90'] for r in mine)}–"
+                f"{max(r['pca_id_90'] for r in mine)} components for 90% of the variance."
+            )
+
         return say
 
     def anisotropy() -> str:
         mine = [r for r in rows if r["cloud"] == "last_token"] or rows
         worst = max(mine, key=lambda r: r["mean_cosine"])
-        return (f"Anisotropy (mean pairwise cosine) is highest at {_layer_name(worst['layer'])} "
-                f"({num(worst['mean_cosine'])}): there the representations crowd into the narrowest cone.")
+        return (
+            f"Anisotropy (mean pairwise cosine) is highest at {_layer_name(worst['layer'])} "
+            f"({num(worst['mean_cosine'])}): there the representations crowd into the narrowest cone."
+        )
 
-    def position_note() -> str:
+    def position_note() -> str | None:
         settings = f["settings"]
-        return None if settings.get("include_first_position") else "Position 0 is left out (its massive activations distort distances)."
+        return (
+            None
+            if settings.get("include_first_position")
+            else "Position 0 is left out (its massive activations distort distances)."
+        )
 
     return _sentences(corpus, profile("last_token"), profile("all_tokens"), anisotropy, position_note)
 
@@ -463,9 +565,15 @@ def key_numbers(findings: dict, limit: int = 8) -> list[str]:
 
 
 READERS: dict[str, Callable[[dict], list[str]]] = {
-    "embeddings": read_embeddings, "weights": read_weights, "attention": read_attention,
-    "neurons": read_neurons, "layernorm": read_layernorm, "residual": read_residual,
-    "journey": read_journey, "saliency": read_saliency, "geometry": read_geometry,
+    "embeddings": read_embeddings,
+    "weights": read_weights,
+    "attention": read_attention,
+    "neurons": read_neurons,
+    "layernorm": read_layernorm,
+    "residual": read_residual,
+    "journey": read_journey,
+    "saliency": read_saliency,
+    "geometry": read_geometry,
 }
 
 
@@ -481,7 +589,7 @@ UNIFORM_GUESS_NATS = math.log(50257)  # the loss of a uniform guess over GPT-2's
 NOISE_ROUGHNESS = math.sqrt(2)  # the roughness of a table of independent random rows
 
 
-def _between(appearance: "Appearance") -> str:
+def _between(appearance: Appearance) -> str:
     """'between 8.39M and 16.8M tokens' (the checkpoints either side of the half-way crossing)."""
     after = tokens_text(appearance.halfway_tokens, appearance.halfway_step)
     if appearance.before_step == appearance.halfway_step:
@@ -489,7 +597,7 @@ def _between(appearance: "Appearance") -> str:
     return f"between {tokens_text(appearance.before_tokens, appearance.before_step)} and {after}"
 
 
-def read_dynamics(dynamics: "Dynamics") -> list[str]:
+def read_dynamics(dynamics: Dynamics) -> list[str]:
     """What appeared during training and when, each against the initial checkpoint and a chance baseline."""
     sentences = []
     val = [p for p in dynamics.losses if p.val_loss is not None]
@@ -497,7 +605,8 @@ def read_dynamics(dynamics: "Dynamics") -> list[str]:
         sentences.append(
             f"Validation loss fell from {val[0].val_loss:.2f} nats per token at initialisation (a uniform guess over "
             f"the vocabulary costs {UNIFORM_GUESS_NATS:.2f}) to {val[-1].val_loss:.2f} after "
-            f"{tokens_text(val[-1].tokens, val[-1].step)}; the lowest was {min(p.val_loss for p in val):.2f}.")  # type: ignore[type-var]
+            f"{tokens_text(val[-1].tokens, val[-1].step)}; the lowest was {min(p.val_loss for p in val if p.val_loss is not None):.2f}."
+        )
     first, last = dynamics.positions[0], dynamics.positions[-1]
     rough = next(a for a in dynamics.appearances if a.what == "position roughness")
     if last.roughness < first.roughness / 2:
@@ -506,11 +615,13 @@ def read_dynamics(dynamics: "Dynamics") -> list[str]:
             f"rows over mean row norm; independent random rows score {NOISE_ROUGHNESS:.2f}) fell from "
             f"{first.roughness:.2f} at initialisation to {last.roughness:.2f} ({last.roughness / first.roughness:.2f}x), "
             f"half of that fall came {_between(rough)}; their first three principal "
-            f"components hold {pct(last.pca3_share)} of the variance (at initialisation {pct(first.pca3_share)}).")
+            f"components hold {pct(last.pca3_share)} of the variance (at initialisation {pct(first.pca3_share)})."
+        )
     else:
         sentences.append(
             f"The position embeddings did not smooth beyond their initialisation: roughness {first.roughness:.2f} "
-            f"then, {last.roughness:.2f} now (independent random rows score {NOISE_ROUGHNESS:.2f}).")
+            f"then, {last.roughness:.2f} now (independent random rows score {NOISE_ROUGHNESS:.2f})."
+        )
     if len(dynamics.checkpoints) >= 2:
         initial, final = dynamics.checkpoints[0], dynamics.checkpoints[-1]
         for name, role in (("prev_token", "previous-token"), ("induction", "induction")):
@@ -523,11 +634,13 @@ def read_dynamics(dynamics: "Dynamics") -> list[str]:
                     f"Head {layer}.{head} became the strongest {role} head: {score:.2f} of its attention where the "
                     f"role puts it, against {before:.2f} for the same head at initialisation and "
                     f"{dynamics.uniform_head[name]:.2f} for a head attending evenly; half of its rise came "
-                    f"{_between(when)}.")
+                    f"{_between(when)}."
+                )
             else:
                 sentences.append(
                     f"No {role} head stands out: the best, {layer}.{head}, scores {score:.2f}, against {chance:.2f} for "
-                    f"the best head at initialisation or a head attending evenly.")
+                    f"the best head at initialisation or a head attending evenly."
+                )
     if dynamics.note:
         sentences.append(dynamics.note[0].upper() + dynamics.note[1:] + ".")
     return sentences

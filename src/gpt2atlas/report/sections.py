@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -122,7 +123,8 @@ def summary_parts(ctx: ReportContext) -> list[Part]:
     config = Table("Configuration", ["setting", "value"], [[k, str(v)] for k, v in data["config"].items()])
     total = data["parameter_counts"]["total"]
     counts = Table(
-        "Parameters per component (unembedding tied to W_E, counted once)", ["component", "parameters", "share"],
+        "Parameters per component (unembedding tied to W_E, counted once)",
+        ["component", "parameters", "share"],
         [[k.replace("_", " "), f"{v:,}", readings.pct(v / total)] for k, v in data["parameter_counts"].items()],
     )
     findings = {k: data[k] for k in ("source", "config", "parameter_counts")}
@@ -133,35 +135,62 @@ def sample_parts(ctx: ReportContext) -> list[Part]:
     model, decode = ctx.model, ctx.model.tokenizer.decode
     parts = []
     for i, prompt in enumerate(ctx.prompts):
-        result = model.generate(prompt, ctx.max_new_tokens, temperature=ctx.temperature, top_k=ctx.top_k,
-                                seed=ctx.seed + i, num_samples=ctx.num_samples)
-        samples = [Sample(prompt, [decode([t]) for t in tokens], [float(p) for p in probs])
-                   for tokens, probs in zip(result.new_tokens, result.token_probs)]
-        settings = {"max_new_tokens": ctx.max_new_tokens, "temperature": ctx.temperature, "top_k": ctx.top_k,
-                    "seed": ctx.seed + i, "num_samples": ctx.num_samples}
+        result = model.generate(
+            prompt,
+            ctx.max_new_tokens,
+            temperature=ctx.temperature,
+            top_k=ctx.top_k,
+            seed=ctx.seed + i,
+            num_samples=ctx.num_samples,
+        )
+        samples = [
+            Sample(prompt, [decode([t]) for t in tokens], [float(p) for p in probs])
+            for tokens, probs in zip(result.new_tokens, result.token_probs)
+        ]
+        settings = {
+            "max_new_tokens": ctx.max_new_tokens,
+            "temperature": ctx.temperature,
+            "top_k": ctx.top_k,
+            "seed": ctx.seed + i,
+            "num_samples": ctx.num_samples,
+        }
         reading = readings.read_samples(samples, model.cfg.d_vocab)
         reading.append(f"Sampling: temperature {ctx.temperature}, top-k {ctx.top_k}, seed {ctx.seed + i}.")
-        parts.append(Part(
-            title=f"Prompt {i + 1}" if len(ctx.prompts) > 1 else None, reading=reading, samples=samples,
-            findings={"settings": settings, "texts": result.texts, "token_probs": result.token_probs},
-        ))
+        parts.append(
+            Part(
+                title=f"Prompt {i + 1}" if len(ctx.prompts) > 1 else None,
+                reading=reading,
+                samples=samples,
+                findings={"settings": settings, "texts": result.texts, "token_probs": result.token_probs},
+            )
+        )
     return parts
 
 
 def learning_parts(ctx: ReportContext) -> list[Part]:
     """How it learned: the position embeddings smoothing and the heads forming, checkpoint by checkpoint."""
     if ctx.history is None:
-        raise SectionUnavailable("no training history: use a run folder (--run DIR) or the shipped model "
-                                 "(--model mini)")
+        raise SectionUnavailable(
+            "no training history: use a run folder (--run DIR) or the shipped model (--model mini)"
+        )
     from dataclasses import asdict, replace
 
     from gpt2atlas.analysis.dynamics import analyze as analyze_dynamics
     from gpt2atlas.viz.dynamics import figures as dynamics_figures
 
     dynamics = analyze_dynamics(ctx.history, progress=False)
-    figures = pick_figures(dynamics_figures(dynamics, ctx.history),
-                           ("position_tables", "positions_over_time", "heads_over_time", "loss"), 4)
-    return [Part(reading=readings.read_dynamics(dynamics), figures=figures, findings=asdict(replace(dynamics, losses=[p for p in dynamics.losses if p.val_loss is not None])))]
+    figures = pick_figures(
+        dynamics_figures(dynamics, ctx.history),
+        ("position_tables", "positions_over_time", "heads_over_time", "loss"),
+        4,
+    )
+    return [
+        Part(
+            reading=readings.read_dynamics(dynamics),
+            figures=figures,
+            findings=asdict(replace(dynamics, losses=[p for p in dynamics.losses if p.val_loss is not None])),
+        )
+    ]
 
 
 def _embeddings_options(ctx: ReportContext) -> dict:
@@ -169,9 +198,14 @@ def _embeddings_options(ctx: ReportContext) -> dict:
     from gpt2atlas.analysis.embeddings import vocabulary_stats
 
     local_anchors = 50 if ctx.quick else 200
-    return {"seed": ctx.seed, "progress": True, "projections": ctx.projections, "local_anchors": local_anchors,
-            "sample_size": 500 if ctx.quick else 1000,
-            "vocabulary": vocabulary_stats(ctx.model, local_anchors=local_anchors, seed=ctx.seed)}
+    return {
+        "seed": ctx.seed,
+        "progress": True,
+        "projections": ctx.projections,
+        "local_anchors": local_anchors,
+        "sample_size": 500 if ctx.quick else 1000,
+        "vocabulary": vocabulary_stats(ctx.model, local_anchors=local_anchors, seed=ctx.seed),
+    }
 
 
 def _attention_options(ctx: ReportContext) -> dict:
@@ -192,8 +226,13 @@ def _journey_options(ctx: ReportContext) -> dict:
 
 
 def _geometry_options(ctx: ReportContext) -> dict:
-    options = {"prompt": ctx.prompts[0], "max_texts": ctx.max_texts, "seed": ctx.seed, "progress": True,
-               "all_tokens_budget": ctx.all_tokens_budget}
+    options = {
+        "prompt": ctx.prompts[0],
+        "max_texts": ctx.max_texts,
+        "seed": ctx.seed,
+        "progress": True,
+        "all_tokens_budget": ctx.all_tokens_budget,
+    }
     if ctx.texts is not None:
         options["texts"] = ctx.texts[: ctx.max_texts]
     if ctx.quick:
@@ -203,46 +242,127 @@ def _geometry_options(ctx: ReportContext) -> dict:
 
 SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("summary", "Model summary", summary_parts, "configuration and parameters per component"),
-    SectionSpec("embeddings", "Token and position embeddings", AnalysisSection(
-        "embeddings", "gpt2atlas.analysis.embeddings", limit=7, options=_embeddings_options,
-        preferred=("dim_stats", "token_dim_means", "position_curves", "position_pca_3d", "pca_global_local",
-                   "tokens_umap_2d", "tokens_tsne_2d", "tokens_pca_2d", "joint_pca_3d")),
-        "offset dims, position curves, projections, nearest neighbours"),
-    SectionSpec("weights", "Weights", AnalysisSection(
-        "weights", "gpt2atlas.analysis.weights", per_prompt=False, limit=3,
-        preferred=("heatmap", "model_summary", "architecture_3d"), options=_weights_options),
-        "a weight block as a heat map with its value histogram"),
-    SectionSpec("attention", "Attention and head roles", AnalysisSection(
-        "attention", "gpt2atlas.analysis.attention",
-        preferred=("head_scores", "head_pattern", "lines", "layer_heads", "sink_and_last_token"), limit=5,
-        options=_attention_options),
-        "what each head attends to; previous-token, induction, duplicate and sink heads"),
-    SectionSpec("neurons", "MLP neurons", AnalysisSection(
-        "neurons", "gpt2atlas.analysis.neurons",
-        preferred=("fraction_active", "tokens_by_neurons", "neuron_key_value", "tokens_by_layers"), limit=4),
-        "how many neurons fire, which fire for each token, what they write"),
-    SectionSpec("layernorm", "LayerNorm geometry", AnalysisSection(
-        "layernorm", "gpt2atlas.analysis.layernorm", limit=5, options=_layernorm_options,
-        preferred=("steps_3d", "toy_3d", "gamma_per_dim", "gamma_vs_position", "superposition", "gelu")),
-        "centring, scaling onto the sphere, the gain and the shift"),
-    SectionSpec("residual", "Residual stream and outlier dims", AnalysisSection(
-        "residual", "gpt2atlas.analysis.residual", limit=3,
-        preferred=("norm_growth", "outlier_dims", "token_layer_norms")),
-        "norm growth, attention and MLP contributions, massive dims"),
-    SectionSpec("journey", "The token's journey (logit lens)", AnalysisSection(
-        "journey", "gpt2atlas.analysis.journey", limit=4, options=_journey_options,
-        preferred=("logit_lens", "rank_kl", "cosines", "trajectory")),
-        "the prediction layer by layer"),
-    SectionSpec("saliency", "Saliency", AnalysisSection(
-        "saliency", "gpt2atlas.analysis.saliency", preferred=("tokens_coloured", "scores_bar"), limit=2),
-        "which input tokens drive the prediction"),
-    SectionSpec("geometry", "Geometry and intrinsic dimension", AnalysisSection(
-        "geometry", "gpt2atlas.geometry.analysis", per_prompt=False, limit=5,
-        preferred=("id_vs_layer", "id_vs_scale", "pca_components", "norm_anisotropy", "gram_log_volume"),
-        options=_geometry_options), "intrinsic dimension layer by layer"),
+    SectionSpec(
+        "embeddings",
+        "Token and position embeddings",
+        AnalysisSection(
+            "embeddings",
+            "gpt2atlas.analysis.embeddings",
+            limit=7,
+            options=_embeddings_options,
+            preferred=(
+                "dim_stats",
+                "token_dim_means",
+                "position_curves",
+                "position_pca_3d",
+                "pca_global_local",
+                "tokens_umap_2d",
+                "tokens_tsne_2d",
+                "tokens_pca_2d",
+                "joint_pca_3d",
+            ),
+        ),
+        "offset dims, position curves, projections, nearest neighbours",
+    ),
+    SectionSpec(
+        "weights",
+        "Weights",
+        AnalysisSection(
+            "weights",
+            "gpt2atlas.analysis.weights",
+            per_prompt=False,
+            limit=3,
+            preferred=("heatmap", "model_summary", "architecture_3d"),
+            options=_weights_options,
+        ),
+        "a weight block as a heat map with its value histogram",
+    ),
+    SectionSpec(
+        "attention",
+        "Attention and head roles",
+        AnalysisSection(
+            "attention",
+            "gpt2atlas.analysis.attention",
+            preferred=("head_scores", "head_pattern", "lines", "layer_heads", "sink_and_last_token"),
+            limit=5,
+            options=_attention_options,
+        ),
+        "what each head attends to; previous-token, induction, duplicate and sink heads",
+    ),
+    SectionSpec(
+        "neurons",
+        "MLP neurons",
+        AnalysisSection(
+            "neurons",
+            "gpt2atlas.analysis.neurons",
+            preferred=("fraction_active", "tokens_by_neurons", "neuron_key_value", "tokens_by_layers"),
+            limit=4,
+        ),
+        "how many neurons fire, which fire for each token, what they write",
+    ),
+    SectionSpec(
+        "layernorm",
+        "LayerNorm geometry",
+        AnalysisSection(
+            "layernorm",
+            "gpt2atlas.analysis.layernorm",
+            limit=5,
+            options=_layernorm_options,
+            preferred=("steps_3d", "toy_3d", "gamma_per_dim", "gamma_vs_position", "superposition", "gelu"),
+        ),
+        "centring, scaling onto the sphere, the gain and the shift",
+    ),
+    SectionSpec(
+        "residual",
+        "Residual stream and outlier dims",
+        AnalysisSection(
+            "residual",
+            "gpt2atlas.analysis.residual",
+            limit=3,
+            preferred=("norm_growth", "outlier_dims", "token_layer_norms"),
+        ),
+        "norm growth, attention and MLP contributions, massive dims",
+    ),
+    SectionSpec(
+        "journey",
+        "The token's journey (logit lens)",
+        AnalysisSection(
+            "journey",
+            "gpt2atlas.analysis.journey",
+            limit=4,
+            options=_journey_options,
+            preferred=("logit_lens", "rank_kl", "cosines", "trajectory"),
+        ),
+        "the prediction layer by layer",
+    ),
+    SectionSpec(
+        "saliency",
+        "Saliency",
+        AnalysisSection(
+            "saliency", "gpt2atlas.analysis.saliency", preferred=("tokens_coloured", "scores_bar"), limit=2
+        ),
+        "which input tokens drive the prediction",
+    ),
+    SectionSpec(
+        "geometry",
+        "Geometry and intrinsic dimension",
+        AnalysisSection(
+            "geometry",
+            "gpt2atlas.geometry.analysis",
+            per_prompt=False,
+            limit=5,
+            preferred=("id_vs_layer", "id_vs_scale", "pca_components", "norm_anisotropy", "gram_log_volume"),
+            options=_geometry_options,
+        ),
+        "intrinsic dimension layer by layer",
+    ),
     SectionSpec("samples", "Generated samples", sample_parts, "continuations with per-token probabilities"),
-    SectionSpec("learning", "How it learned", learning_parts,
-                "position embeddings and heads over training, against the initial checkpoint"),
+    SectionSpec(
+        "learning",
+        "How it learned",
+        learning_parts,
+        "position embeddings and heads over training, against the initial checkpoint",
+    ),
 )
 
 SECTION_KEYS = tuple(spec.key for spec in SECTIONS)

@@ -8,14 +8,15 @@ otherwise download). The files are checked against the sha256 that tiktoken pins
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import tiktoken
-from tiktoken_ext.openai_public import r50k_pat_str as GPT2_SPLIT_PATTERN  # GPT-2's pre-tokenizer
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+from tiktoken_ext.openai_public import r50k_pat_str as GPT2_SPLIT_PATTERN  # GPT-2's pre-tokenizer
 
 from gpt2atlas.errors import InputError
 
@@ -26,7 +27,6 @@ VOCAB_SIZE = 50257
 # sha256 of OpenAI's files, as pinned by tiktoken_ext.openai_public.gpt2.
 ENCODER_JSON_SHA256 = "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"
 VOCAB_BPE_SHA256 = "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"
-
 
 
 def data_dir() -> Path:

@@ -22,10 +22,10 @@ import shutil
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -71,8 +71,10 @@ def python_docs_root() -> Path | None:
 def _python_docs_documents() -> list[Document]:
     root = python_docs_root()
     if root is None:
-        raise InputError("the built-in corpus 'python-docs' needs the Python documentation sources: "
-                         "apt-get install python3.11-doc (Debian/Ubuntu)")
+        raise InputError(
+            "the built-in corpus 'python-docs' needs the Python documentation sources: "
+            "apt-get install python3.11-doc (Debian/Ubuntu)"
+        )
     files = sorted(root.rglob("*.rst.txt"), key=lambda p: p.relative_to(root).as_posix())
     return [Document(f"python-docs/{p.relative_to(root).as_posix()}", p) for p in files]
 
@@ -103,8 +105,10 @@ def resolve_documents(spec: str) -> tuple[list[Document], list[str]]:
     licences: list[str] = []
     parts = [part.strip() for part in spec.split(",") if part.strip()]
     if not parts:
-        raise InputError("no training data given: pass --data with a text file, a folder or "
-                         f"a built-in corpus ({', '.join(BUILTIN_CORPORA)})")
+        raise InputError(
+            "no training data given: pass --data with a text file, a folder or "
+            f"a built-in corpus ({', '.join(BUILTIN_CORPORA)})"
+        )
     for part in parts:
         if part in BUILTIN_CORPORA:
             corpus = BUILTIN_CORPORA[part]
@@ -113,16 +117,19 @@ def resolve_documents(spec: str) -> tuple[list[Document], list[str]]:
             continue
         path = Path(part).expanduser()
         if path.is_dir():
-            files = sorted((p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES),
-                           key=lambda p: p.relative_to(path).as_posix())
+            files = sorted(
+                (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES),
+                key=lambda p: p.relative_to(path).as_posix(),
+            )
             if not files:
                 raise InputError(f"the folder {path} holds no text files ({', '.join(sorted(TEXT_SUFFIXES))})")
             documents += [Document(f"{path.name}/{p.relative_to(path).as_posix()}", p) for p in files]
         elif path.is_file():
             documents.append(Document(path.name, path))
         else:
-            raise InputError(f"--data: '{part}' is neither a file, a folder nor a built-in corpus "
-                             f"({', '.join(BUILTIN_CORPORA)})")
+            raise InputError(
+                f"--data: '{part}' is neither a file, a folder nor a built-in corpus ({', '.join(BUILTIN_CORPORA)})"
+            )
     return documents, licences
 
 
@@ -180,8 +187,12 @@ def prepare_tokens(
         return prepared
     documents, licences = resolve_documents(spec)
     inputs = [{"name": d.name, "bytes": d.path.stat().st_size, "sha256": _file_sha256(d.path)} for d in documents]
-    key_source = {"version": MANIFEST_VERSION, "inputs": inputs, "tokenizer": _tokenizer_sha256(),
-                  "val_fraction": val_fraction}
+    key_source = {
+        "version": MANIFEST_VERSION,
+        "inputs": inputs,
+        "tokenizer": _tokenizer_sha256(),
+        "val_fraction": val_fraction,
+    }
     key = hashlib.sha256(json.dumps(key_source, sort_keys=True).encode()).hexdigest()[:20]
     folder = (cache_dir or default_cache_dir()) / key
     manifest_path = folder / "manifest.json"
@@ -246,21 +257,27 @@ def _prepared_folder(spec: str, val_fraction: float) -> TokenData | None:
     if sizes["train"] != manifest.get("train_tokens") or sizes["val"] != manifest.get("val_tokens"):
         raise InputError(f"--data {folder}: train.bin/val.bin do not hold the token counts its manifest records")
     if manifest.get("val_fraction") != val_fraction:
-        raise InputError(f"--data {folder}: its tokens were split with val_fraction={manifest.get('val_fraction')}, "
-                         f"not {val_fraction}")
+        raise InputError(
+            f"--data {folder}: its tokens were split with val_fraction={manifest.get('val_fraction')}, "
+            f"not {val_fraction}"
+        )
     return TokenData(folder, manifest)
 
 
-def _tokenized(documents: Sequence[Document], tokenizer: Tokenizer, progress: bool) -> Iterator[tuple[Document, list[int]]]:
+def _tokenized(
+    documents: Sequence[Document], tokenizer: Tokenizer, progress: bool
+) -> Iterator[tuple[Document, list[int]]]:
     """(document, token ids) in order, tokenized in batches on tiktoken's threads, with a progress bar."""
     from tqdm import tqdm
 
     total = sum(d.path.stat().st_size for d in documents)
     with tqdm(total=total, unit="B", unit_scale=True, desc="tokenizing", disable=not progress, leave=False) as bar:
         for start in range(0, len(documents), 64):
-            batch = documents[start:start + 64]
+            batch = documents[start : start + 64]
             texts = [d.path.read_text(encoding="utf-8", errors="replace") for d in batch]
-            for document, text, ids in zip(batch, texts, tokenizer.encode_batch(texts, allow_special=False), strict=True):
+            for document, text, ids in zip(
+                batch, texts, tokenizer.encode_batch(texts, allow_special=False), strict=True
+            ):
                 if text.strip():  # a blank file is no document
                     yield document, ids
             bar.update(sum(d.path.stat().st_size for d in batch))
@@ -278,8 +295,10 @@ class WindowSampler:
         self.tokens, self.n_ctx, self.seed = tokens, n_ctx, seed
         self.n_windows = (len(tokens) - 1) // n_ctx
         if self.n_windows < 1:
-            raise InputError(f"the training data has {len(tokens):,} tokens, fewer than one context of "
-                             f"{n_ctx + 1} (n_ctx + 1): give more text or a smaller --n-ctx")
+            raise InputError(
+                f"the training data has {len(tokens):,} tokens, fewer than one context of "
+                f"{n_ctx + 1} (n_ctx + 1): give more text or a smaller --n-ctx"
+            )
         self._epoch = -1
         self._order = torch.empty(0, dtype=torch.long)
 
@@ -296,7 +315,7 @@ class WindowSampler:
         for k in range(first, first + count):
             epoch, i = divmod(k, self.n_windows)
             start = int(self._order_of(epoch)[i]) * self.n_ctx
-            rows.append(torch.from_numpy(self.tokens[start:start + self.n_ctx + 1].astype(np.int64)))
+            rows.append(torch.from_numpy(self.tokens[start : start + self.n_ctx + 1].astype(np.int64)))
         return torch.stack(rows)
 
 
@@ -310,4 +329,4 @@ def validation_windows(tokens: np.ndarray, n_ctx: int, max_tokens: int) -> torch
     if n_windows == 0:  # less than one context of validation text
         return torch.from_numpy(tokens[: usable + 1].astype(np.int64))[None]
     starts = np.arange(n_windows) * n_ctx
-    return torch.from_numpy(np.stack([tokens[s:s + n_ctx + 1] for s in starts]).astype(np.int64))
+    return torch.from_numpy(np.stack([tokens[s : s + n_ctx + 1] for s in starts]).astype(np.int64))

@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -107,16 +108,16 @@ def history_of_run(folder: str | Path) -> TrainingHistory:
     checkpoints = sorted((folder / "checkpoints").glob("step-*")) if (folder / "checkpoints").is_dir() else []
     if not checkpoints:
         raise InputError(f"the run {folder} has no checkpoints yet")
-    snapshots, positions = [], []
+    snapshots: list[Snapshot] = []
+    positions: list[tuple[int, int | None, torch.Tensor]] = []
     for path in checkpoints:
         step = int(path.name.split("-")[1])
         info = json.loads((path / "training.json").read_text()) if (path / "training.json").is_file() else {}
         tokens = info.get("tokens")
-        snapshots.append(Snapshot(step, tokens, f"step {step:,}", lambda p=path: load_model(p)))
+        snapshots.append(Snapshot(step, tokens, f"step {step:,}", partial(load_model, path)))
         with safe_open(str(path / "model.safetensors"), framework="pt") as f:
             positions.append((step, tokens, f.get_tensor(WPE).float()))
-    return TrainingHistory(str(folder), snapshots, positions, _losses(folder / METRICS_FILE),
-                           _probe_ids_of_run(run))
+    return TrainingHistory(str(folder), snapshots, positions, _losses(folder / METRICS_FILE), _probe_ids_of_run(run))
 
 
 def history_of_shipped(name: str) -> TrainingHistory:
@@ -140,8 +141,10 @@ def history_of_shipped(name: str) -> TrainingHistory:
     def load_initial() -> GPT2:
         model = initial_model(config)
         if init_sha256(model) != init["sha256"]:
-            raise InputError("the initial weights regenerated from the recipe's seed do not match the recorded "
-                             "hash (another PyTorch random-number generator?)")
+            raise InputError(
+                "the initial weights regenerated from the recipe's seed do not match the recorded "
+                "hash (another PyTorch random-number generator?)"
+            )
         model.source = f"{name} at initialisation (seed {config.seed})"
         return model.eval().requires_grad_(False)
 
@@ -157,12 +160,16 @@ def history_of_shipped(name: str) -> TrainingHistory:
         Snapshot(midway, midway * batch, f"step {midway:,}", load_midway),
         Snapshot(last_step, last_step * batch, f"step {last_step:,} (final)", lambda: load_model(name)),
     ]
-    positions = [(int(key.split("-")[1]), int(key.split("-")[1]) * batch, table.float())
-                 for key, table in sorted(load_file(str(history / POSITIONS_FILE)).items())]
+    positions: list[tuple[int, int | None, torch.Tensor]] = [
+        (int(key.split("-")[1]), int(key.split("-")[1]) * batch, table.float())
+        for key, table in sorted(load_file(str(history / POSITIONS_FILE)).items())
+    ]
     probes = json.loads((history / PROBES_FILE).read_text())["ids"]
-    note = (f"the shipped model '{name}' keeps its initial, midway and final weights (and the position "
-            f"embeddings of all {len(positions)} checkpoints), so its head scores are measured at those three; "
-            "a run folder of gpt2atlas train has every checkpoint")
+    note = (
+        f"the shipped model '{name}' keeps its initial, midway and final weights (and the position "
+        f"embeddings of all {len(positions)} checkpoints), so its head scores are measured at those three; "
+        "a run folder of gpt2atlas train has every checkpoint"
+    )
     return TrainingHistory(name, snapshots, positions, _losses(history / METRICS_FILE), probes, note)
 
 
@@ -172,11 +179,12 @@ def history_of_revisions(model: str, revisions: list[str]) -> TrainingHistory:
 
     if not revisions:
         raise InputError("no revisions given: pass revisions=['checkpoint-0', 'checkpoint-10000', ...]")
-    snapshots, positions = [], []
+    snapshots: list[Snapshot] = []
+    positions: list[tuple[int, int | None, torch.Tensor]] = []
     for index, revision in enumerate(revisions):
         digits = re.findall(r"\d+", revision)
         step = int(digits[-1]) if digits else index
-        snapshot = Snapshot(step, None, revision, lambda r=revision: load_model(model, revision=r))
+        snapshot = Snapshot(step, None, revision, partial(load_model, model, revision=revision))
         snapshots.append(snapshot)
     snapshots.sort(key=lambda s: s.step)
     for snapshot in snapshots:

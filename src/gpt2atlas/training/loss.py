@@ -21,7 +21,7 @@ CUDA_CHUNK_ROWS = 8192  # GPUs: fewer, larger kernels (a chunk's bfloat16 logits
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx,
         hidden: torch.Tensor,
         weight: torch.Tensor,
@@ -72,7 +72,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return loss_sum / n_rows
 
     @staticmethod
-    def backward(ctx, grad_loss: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad_loss: torch.Tensor):
         grad_h, grad_w = ctx.saved_tensors
         hidden_dtype, weight_dtype = ctx.dtypes
         return (grad_h * grad_loss).to(hidden_dtype), (grad_w * grad_loss).to(weight_dtype), None, None, None, None

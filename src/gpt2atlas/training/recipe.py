@@ -19,8 +19,9 @@ from gpt2atlas.model.config import GPT2Config
 
 SHAPE_FIELDS = ("n_layer", "n_head", "d_model", "n_ctx")
 # What a resumed run may change: how long it runs and how it is executed and watched, never the weights' path.
-CHANGEABLE_ON_RESUME = frozenset({"max_steps", "device", "micro_batch", "adamw", "compile", "eval_every",
-                                  "eval_tokens", "log_every", "save_every"})
+CHANGEABLE_ON_RESUME = frozenset(
+    {"max_steps", "device", "micro_batch", "adamw", "compile", "eval_every", "eval_tokens", "log_every", "save_every"}
+)
 
 # Model shapes by name. `mini` is the shape of the model gpt2atlas ships; `small` is GPT-2 small.
 PRESETS: dict[str, dict[str, int]] = {
@@ -70,8 +71,19 @@ class TrainConfig:
     save_every: int = 200
 
     def __post_init__(self) -> None:
-        for name in ("n_layer", "n_head", "d_model", "n_ctx", "max_steps", "batch_tokens", "micro_batch",
-                     "eval_every", "eval_tokens", "log_every", "save_every"):
+        for name in (
+            "n_layer",
+            "n_head",
+            "d_model",
+            "n_ctx",
+            "max_steps",
+            "batch_tokens",
+            "micro_batch",
+            "eval_every",
+            "eval_tokens",
+            "log_every",
+            "save_every",
+        ):
             if getattr(self, name) < 1:
                 raise InputError(f"{name}={getattr(self, name)} must be at least 1")
         if self.d_model % self.n_head:
@@ -108,11 +120,11 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
-    def with_overrides(self, **overrides: Any) -> "TrainConfig":
+    def with_overrides(self, **overrides: Any) -> TrainConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -124,8 +136,10 @@ def check_resumable(saved: TrainConfig, given: TrainConfig) -> None:
             continue
         if field.name in SHAPE_FIELDS:
             raise InputError(f"the run has {field.name}={old}, not {new}: a run's shape cannot change")
-        raise InputError(f"{field.name} cannot change in a resumed run (it was {old!r}, not {new!r}); "
-                         f"only {', '.join(sorted(CHANGEABLE_ON_RESUME))} can")
+        raise InputError(
+            f"{field.name} cannot change in a resumed run (it was {old!r}, not {new!r}); "
+            f"only {', '.join(sorted(CHANGEABLE_ON_RESUME))} can"
+        )
 
 
 def preset_shape(name: str) -> dict[str, int]:
@@ -137,8 +151,10 @@ def preset_shape(name: str) -> dict[str, int]:
 
 def config_for(preset: str | None = None, **overrides: Any) -> TrainConfig:
     """A config from a shape preset (mini by default) with the given fields changed (None means unchanged)."""
-    fields_given: dict[str, Any] = {**preset_shape(preset or "mini"),
-                                    **{k: v for k, v in overrides.items() if v is not None}}
+    fields_given: dict[str, Any] = {
+        **preset_shape(preset or "mini"),
+        **{k: v for k, v in overrides.items() if v is not None},
+    }
     return TrainConfig(**fields_given)
 
 
@@ -171,5 +187,4 @@ def optimizer_for(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Ad
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
     implementation = {"fused": True} if config.adamw == "fused" else {"foreach": True}
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps,
-                             **implementation)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps, **implementation)

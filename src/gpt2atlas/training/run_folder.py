@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -85,11 +86,14 @@ class RunFolder:
             raise InputError(f"the output {self.path} exists and is not a folder")
         if self.path.is_dir() and any(self.path.iterdir()):
             if not overwrite:
-                raise InputError(f"{self.path} already holds files: pass --resume {self.path} to continue that "
-                                 "run, or --overwrite to start it again")
+                raise InputError(
+                    f"{self.path} already holds files: pass --resume {self.path} to continue that "
+                    "run, or --overwrite to start it again"
+                )
             if not (self.path / RUN_FILE).is_file():
-                raise InputError(f"--overwrite refuses to empty {self.path}: it is not a gpt2atlas training run "
-                                 f"(no {RUN_FILE})")
+                raise InputError(
+                    f"--overwrite refuses to empty {self.path}: it is not a gpt2atlas training run (no {RUN_FILE})"
+                )
 
     def check_writable(self) -> None:
         probe = self.path
@@ -150,9 +154,16 @@ class RunFolder:
         learning rate and the windows seen are recorded too, for the reader)."""
         with _staged(self.state_dir) as staging:
             save_checkpoint(model, staging)
-            torch.save({"step": step, "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-                        "next_lr": learning_rate(config, step), "windows_seen": step * config.batch_sequences},
-                       staging / "trainer.pt")
+            torch.save(
+                {
+                    "step": step,
+                    "optimizer": optimizer.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "next_lr": learning_rate(config, step),
+                    "windows_seen": step * config.batch_sequences,
+                },
+                staging / "trainer.pt",
+            )
 
     def load_state(self, model: GPT2, optimizer: torch.optim.Optimizer) -> int:
         """Restore the weights, optimizer and RNG saved in state/; returns the step they belong to."""

@@ -12,10 +12,10 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -70,8 +70,9 @@ class LanguageModelLoss(nn.Module):
         with autocast:
             hidden = model.ln_final(model.residual_stream(windows[:, :-1]))
             chunk_rows = CUDA_CHUNK_ROWS if windows.device.type == "cuda" else DEFAULT_CHUNK_ROWS
-            return linear_cross_entropy(hidden, model.W_E, windows[:, 1:], compute_dtype=self.dtype,
-                                        chunk_rows=chunk_rows)
+            return linear_cross_entropy(
+                hidden, model.W_E, windows[:, 1:], compute_dtype=self.dtype, chunk_rows=chunk_rows
+            )
 
 
 # ----- processes -------------------------------------------------------------------------------------------------
@@ -189,21 +190,37 @@ def train(
         procs.barrier()  # every process has checked before the first one writes
 
         if procs.is_main:
-            tokens = prepare_tokens(config.data, val_fraction=config.val_fraction, cache_dir=token_cache,
-                                    progress=progress)
+            tokens = prepare_tokens(
+                config.data, val_fraction=config.val_fraction, cache_dir=token_cache, progress=progress
+            )
         procs.barrier()
         if not procs.is_main:
-            tokens = prepare_tokens(config.data, val_fraction=config.val_fraction, cache_dir=token_cache,
-                                    progress=False)
+            tokens = prepare_tokens(
+                config.data, val_fraction=config.val_fraction, cache_dir=token_cache, progress=False
+            )
         if tokens.manifest["train_tokens"] == 0:
             raise InputError(f"--data {config.data}: no text found to train on (empty files?)")
         if procs.is_main:
-            log(f"data: {tokens.manifest['train_tokens']:,} training tokens from "
+            log(
+                f"data: {tokens.manifest['train_tokens']:,} training tokens from "
                 f"{tokens.manifest['train_documents']:,} documents, {tokens.manifest['val_tokens']:,} validation "
-                f"tokens from {tokens.manifest['val_documents']:,} ({tokens.folder})")
+                f"tokens from {tokens.manifest['val_documents']:,} ({tokens.folder})"
+            )
         sampler = WindowSampler(tokens.train, config.n_ctx, config.seed)  # checks there is a context's worth
-        return _run(config, folder, tokens, sampler, procs, accumulation, resume, overwrite, time_limit_s,
-                    stop_at_step, progress, log)
+        return _run(
+            config,
+            folder,
+            tokens,
+            sampler,
+            procs,
+            accumulation,
+            resume,
+            overwrite,
+            time_limit_s,
+            stop_at_step,
+            progress,
+            log,
+        )
     finally:
         if procs.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
@@ -216,8 +233,10 @@ def _initial_model(config: TrainConfig, device: torch.device) -> GPT2:
         start = load_model(config.init_from)
         if any(getattr(start.cfg, f) != getattr(config, f) for f in SHAPE_FIELDS):
             c = start.cfg
-            raise InputError(f"init_from {config.init_from} has n_layer={c.n_layer}, n_head={c.n_head}, "
-                             f"d_model={c.d_model}, n_ctx={c.n_ctx}: pass that shape")
+            raise InputError(
+                f"init_from {config.init_from} has n_layer={c.n_layer}, n_head={c.n_head}, "
+                f"d_model={c.d_model}, n_ctx={c.n_ctx}: pass that shape"
+            )
         model = GPT2(start.cfg)
         model.load_state_dict(start.state_dict())
     else:
@@ -226,10 +245,20 @@ def _initial_model(config: TrainConfig, device: torch.device) -> GPT2:
     return model.to(device).train().requires_grad_(True)
 
 
-def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, sampler: WindowSampler, procs: Processes,
-         accumulation: int,
-         resume: bool, overwrite: bool, time_limit_s: float | None, stop_at_step: int | None,
-         progress: bool, log: Callable[[str], None]) -> TrainResult:
+def _run(
+    config: TrainConfig,
+    folder: RunFolder,
+    tokens: TokenData,
+    sampler: WindowSampler,
+    procs: Processes,
+    accumulation: int,
+    resume: bool,
+    overwrite: bool,
+    time_limit_s: float | None,
+    stop_at_step: int | None,
+    progress: bool,
+    log: Callable[[str], None],
+) -> TrainResult:
     device = procs.device
     dtype = compute_dtype(config, device)
     model = _initial_model(config, device)
@@ -261,8 +290,9 @@ def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, sampler: Win
             return None
         model.eval()
         with torch.no_grad():
-            losses = [float(evaluator(batch.to(device))) * len(batch)
-                      for batch in val_windows.split(config.micro_batch)]
+            losses = [
+                float(evaluator(batch.to(device))) * len(batch) for batch in val_windows.split(config.micro_batch)
+            ]
         model.train()
         return sum(losses) / len(val_windows)
 
@@ -305,8 +335,9 @@ def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, sampler: Win
 
     from tqdm import tqdm
 
-    bar = tqdm(total=config.max_steps, initial=step, unit="step", disable=not (progress and procs.is_main),
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=config.max_steps, initial=step, unit="step", disable=not (progress and procs.is_main), dynamic_ncols=True
+    )
     train_loss: float | None = None
     val_loss: float | None = None
     stopped_early = stop = False
@@ -344,12 +375,22 @@ def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, sampler: Win
             evaluate_now = step % config.eval_every == 0 or step == config.max_steps or is_checkpoint_step(step)
             val_loss = evaluate() if procs.is_main and evaluate_now else None
             if procs.is_main and (evaluate_now or step % config.log_every == 0):
-                folder.append_metrics(Metrics(step, step * config.batch_tokens, lr, loss_value, val_loss,
-                                              grad_norm, tokens_per_s,
-                                              elapsed_before + time.perf_counter() - started))
+                folder.append_metrics(
+                    Metrics(
+                        step,
+                        step * config.batch_tokens,
+                        lr,
+                        loss_value,
+                        val_loss,
+                        grad_norm,
+                        tokens_per_s,
+                        elapsed_before + time.perf_counter() - started,
+                    )
+                )
             save(step, loss_value, val_loss)
             interrupted, out_of_time = procs.any(
-                stop_requested(), time_limit_s is not None and time.perf_counter() - started > time_limit_s)
+                stop_requested(), time_limit_s is not None and time.perf_counter() - started > time_limit_s
+            )
             stop = interrupted or out_of_time
             if stop or step % config.save_every == 0 or step == last_step:
                 save_state(step)
@@ -360,8 +401,10 @@ def _run(config: TrainConfig, folder: RunFolder, tokens: TokenData, sampler: Win
                         f"gpt2atlas train --resume {folder.path}"
                     )
                 stopped_early = True
-                log(f"time limit reached at step {step}: saved {folder.state_dir}; resume with: "
-                    f"gpt2atlas train --resume {folder.path}")
+                log(
+                    f"time limit reached at step {step}: saved {folder.state_dir}; resume with: "
+                    f"gpt2atlas train --resume {folder.path}"
+                )
                 break
     stopped_early = stopped_early or step < config.max_steps
     if stopped_early and not stop and procs.is_main:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -28,7 +29,10 @@ def _masked(pattern: np.ndarray) -> np.ndarray:
 
 def _pattern_trace(pattern: np.ndarray, labels: Sequence[str], *, coloraxis: str = "coloraxis") -> go.Heatmap:
     return go.Heatmap(
-        z=_masked(pattern), x=list(labels), y=list(labels), coloraxis=coloraxis,
+        z=_masked(pattern),
+        x=list(labels),
+        y=list(labels),
+        coloraxis=coloraxis,
         hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>",
     )
 
@@ -49,7 +53,9 @@ def pattern_figure(pattern: np.ndarray, labels: Sequence[str], title: str) -> go
     fig = go.Figure(_pattern_trace(pattern, labels))
     side = _side(len(labels))
     fig.update_layout(
-        title=title, width=side + 80, height=side,
+        title=title,
+        width=side + 80,
+        height=side,
         coloraxis={"colorscale": WEIGHT_SCALE, "cmin": 0, "cmax": 1, "colorbar": {"title": "weight"}},
         xaxis={"title": "key (attended to)", "tickangle": -60},
         yaxis={"title": "query (attending)", "autorange": "reversed"},
@@ -62,15 +68,23 @@ def layer_grid_figure(patterns: np.ndarray, labels: Sequence[str], layer: int) -
     n_head = patterns.shape[0]
     cols = math.ceil(math.sqrt(n_head))
     rows = math.ceil(n_head / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"head {h}" for h in range(n_head)],
-                        horizontal_spacing=0.02, vertical_spacing=0.05)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[f"head {h}" for h in range(n_head)],
+        horizontal_spacing=0.02,
+        vertical_spacing=0.05,
+    )
     for h in range(n_head):
         fig.add_trace(_pattern_trace(patterns[h], labels), row=h // cols + 1, col=h % cols + 1)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False, autorange="reversed")
-    fig.update_layout(title=f"layer {layer}: every head's attention pattern (rows: queries, columns: keys)",
-                      width=260 * cols + 120, height=260 * rows + 100,
-                      coloraxis={"colorscale": WEIGHT_SCALE, "cmin": 0, "cmax": 1, "colorbar": {"title": "weight"}})
+    fig.update_layout(
+        title=f"layer {layer}: every head's attention pattern (rows: queries, columns: keys)",
+        width=260 * cols + 120,
+        height=260 * rows + 100,
+        coloraxis={"colorscale": WEIGHT_SCALE, "cmin": 0, "cmax": 1, "colorbar": {"title": "weight"}},
+    )
     return _blank_background(fig)
 
 
@@ -78,22 +92,31 @@ def score_grid_figure(heads: Sequence[dict[str, Any]], scores: Sequence[str], n_
     """The whole model as layer x head grids, one per score (entropy in nats on its own colour scale)."""
     cols = 3
     rows = math.ceil(len(scores) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(scores), horizontal_spacing=0.06,
-                        vertical_spacing=0.12)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=list(scores), horizontal_spacing=0.06, vertical_spacing=0.12
+    )
     for i, score in enumerate(scores):
         grid = np.full((n_layer, n_head), np.nan)
         for row in heads:
             value = row[score]
             grid[row["layer"], row["head"]] = np.nan if value is None else value
-        fig.add_trace(go.Heatmap(
-            z=grid, x=list(range(n_head)), y=list(range(n_layer)),
-            coloraxis="coloraxis2" if score == "entropy" else "coloraxis",
-            hovertemplate=f"layer %{{y}} head %{{x}}<br>{score} %{{z:.3f}}<extra></extra>",
-        ), row=i // cols + 1, col=i % cols + 1)
+        fig.add_trace(
+            go.Heatmap(
+                z=grid,
+                x=list(range(n_head)),
+                y=list(range(n_layer)),
+                coloraxis="coloraxis2" if score == "entropy" else "coloraxis",
+                hovertemplate=f"layer %{{y}} head %{{x}}<br>{score} %{{z:.3f}}<extra></extra>",
+            ),
+            row=i // cols + 1,
+            col=i % cols + 1,
+        )
     fig.update_xaxes(title_text="head", dtick=1 if n_head <= 16 else None)
     fig.update_yaxes(title_text="layer", autorange="reversed", dtick=1 if n_layer <= 24 else None)
     fig.update_layout(
-        title="head scores: layer x head", width=1200, height=420 * rows + 80,
+        title="head scores: layer x head",
+        width=1200,
+        height=420 * rows + 80,
         coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar": {"title": "score", "x": 1.02}},
         coloraxis2={"colorscale": "Magma", "colorbar": {"title": "entropy (nats)", "x": 1.1}},
     )
@@ -108,8 +131,18 @@ def _line_traces(pattern: np.ndarray, visible: bool) -> list[go.Scatter]:
         q, k = np.nonzero((pattern > max(lo, MIN_LINE_WEIGHT)) & (pattern <= hi))
         xs = np.tile(np.array([0.0, 1.0, np.nan], dtype=np.float32), len(q))
         ys = np.column_stack([-q, -k, np.full(len(q), np.nan)]).astype(np.float32).ravel()
-        traces.append(go.Scatter(x=xs, y=ys, mode="lines", visible=visible, hoverinfo="skip", showlegend=False,
-                                 line={"color": "#1f4e9c", "width": 2}, opacity=float(hi)))
+        traces.append(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                visible=visible,
+                hoverinfo="skip",
+                showlegend=False,
+                line={"color": "#1f4e9c", "width": 2},
+                opacity=float(hi),
+            )
+        )
     return traces
 
 
@@ -122,19 +155,36 @@ def lines_figure(patterns: np.ndarray, labels: Sequence[str], layer: int, select
             fig.add_trace(trace)
     y = -np.arange(n_tok)
     for x, anchor in ((0.0, "middle left"), (1.0, "middle right")):
-        fig.add_trace(go.Scatter(x=[x] * n_tok, y=y, mode="text", text=list(labels), showlegend=False,
-                                 textposition=anchor, hoverinfo="text"))
+        fig.add_trace(
+            go.Scatter(
+                x=[x] * n_tok,
+                y=y,
+                mode="text",
+                text=list(labels),
+                showlegend=False,
+                textposition=anchor,
+                hoverinfo="text",
+            )
+        )
     n_fixed = 2
     buttons = []
     for h in range(n_head):
         visible = [hh == h for hh in range(n_head) for _ in range(LINE_BINS)] + [True] * n_fixed
-        buttons.append({"label": f"head {h}", "method": "update",
-                        "args": [{"visible": visible}, {"title": f"layer {layer} head {h}: attention lines"}]})
+        buttons.append(
+            {
+                "label": f"head {h}",
+                "method": "update",
+                "args": [{"visible": visible}, {"title": f"layer {layer} head {h}: attention lines"}],
+            }
+        )
     fig.update_layout(
         title=f"layer {layer} head {selected}: attention lines (left: query, right: key; opacity = weight)",
         updatemenus=[{"buttons": buttons, "active": selected, "x": 1.0, "y": 1.08, "xanchor": "right"}],
-        xaxis={"visible": False, "range": [-0.6, 1.6]}, yaxis={"visible": False},
-        width=700, height=int(min(2400, max(400, 22 * n_tok + 120))), plot_bgcolor="white",
+        xaxis={"visible": False, "range": [-0.6, 1.6]},
+        yaxis={"visible": False},
+        width=700,
+        height=int(min(2400, max(400, 22 * n_tok + 120))),
+        plot_bgcolor="white",
     )
     return fig
 
@@ -142,31 +192,54 @@ def lines_figure(patterns: np.ndarray, labels: Sequence[str], layer: int, select
 def batch_mean_figure(batch_patterns: np.ndarray, picks: Sequence[tuple[str, int, int]], half: int) -> go.Figure:
     """Patterns averaged over the repeated random sequences for a few heads (induction shows as a stripe)."""
     labels = ["0:eot"] + [f"{i}:r{i}" for i in range(1, half + 1)] + [f"{half + i}:r{i}'" for i in range(1, half + 1)]
-    fig = make_subplots(rows=1, cols=len(picks), subplot_titles=[f"{why}: L{l}H{h}" for why, l, h in picks],
-                        horizontal_spacing=0.04)
+    fig = make_subplots(
+        rows=1, cols=len(picks), subplot_titles=[f"{why}: L{l}H{h}" for why, l, h in picks], horizontal_spacing=0.04
+    )
     for i, (_, layer, head) in enumerate(picks):
         fig.add_trace(_pattern_trace(batch_patterns[layer, head], labels), row=1, col=i + 1)
     fig.update_xaxes(showticklabels=False, title_text="key")
     fig.update_yaxes(showticklabels=False, autorange="reversed")
     fig.update_yaxes(title_text="query", col=1)
-    fig.update_layout(title=f"patterns averaged over random sequences repeated twice (T={half}); "
-                            "induction = stripe at key q-T+1, duplicate = stripe at key q-T",
-                      width=420 * len(picks) + 120, height=480,
-                      coloraxis={"colorscale": WEIGHT_SCALE, "cmin": 0, "cmax": 1, "colorbar": {"title": "weight"}})
+    fig.update_layout(
+        title=f"patterns averaged over random sequences repeated twice (T={half}); "
+        "induction = stripe at key q-T+1, duplicate = stripe at key q-T",
+        width=420 * len(picks) + 120,
+        height=480,
+        coloraxis={"colorscale": WEIGHT_SCALE, "cmin": 0, "cmax": 1, "colorbar": {"title": "weight"}},
+    )
     return _blank_background(fig)
 
 
-def sink_and_last_figure(sink: Sequence[float], last_by_layer: np.ndarray, labels: Sequence[str],
-                         last_label: str) -> go.Figure:
+def sink_and_last_figure(
+    sink: Sequence[float], last_by_layer: np.ndarray, labels: Sequence[str], last_label: str
+) -> go.Figure:
     """Left: attention to position 0 per layer (the sink). Right: where the last token looks, layer x key."""
     titles = ["attention to position 0 (mean over heads)", f"attention of the last token {last_label}"]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], horizontal_spacing=0.08, subplot_titles=titles)
-    fig.add_trace(go.Bar(x=list(range(len(sink))), y=list(sink), showlegend=False,
-                         hovertemplate="layer %{x}: %{y:.3f}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Heatmap(z=last_by_layer, x=list(labels), y=list(range(last_by_layer.shape[0])),
-                             colorscale=WEIGHT_SCALE, zmin=0, zmax=float(np.max(last_by_layer)),
-                             colorbar={"title": "weight"},
-                             hovertemplate="layer %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>"), row=1, col=2)
+    fig.add_trace(
+        go.Bar(
+            x=list(range(len(sink))),
+            y=list(sink),
+            showlegend=False,
+            hovertemplate="layer %{x}: %{y:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Heatmap(
+            z=last_by_layer,
+            x=list(labels),
+            y=list(range(last_by_layer.shape[0])),
+            colorscale=WEIGHT_SCALE,
+            zmin=0,
+            zmax=float(np.max(last_by_layer)),
+            colorbar={"title": "weight"},
+            hovertemplate="layer %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
     fig.update_xaxes(title_text="layer", dtick=1, row=1, col=1)
     fig.update_yaxes(title_text="share of attention", range=[0, 1], row=1, col=1)
     fig.update_xaxes(title_text="key", tickangle=-60, row=1, col=2)
@@ -180,7 +253,7 @@ def _top_head(heads: Sequence[dict[str, Any]], score: str) -> tuple[int, int]:
     return best["layer"], best["head"]
 
 
-def attention_figures(result: "AttentionResult") -> dict[str, go.Figure]:
+def attention_figures(result: AttentionResult) -> dict[str, go.Figure]:
     """Every attention figure, by file name."""
     from gpt2atlas.analysis.attention import SCORES
 
@@ -190,16 +263,23 @@ def attention_figures(result: "AttentionResult") -> dict[str, go.Figure]:
     patterns = result.layer_patterns.numpy()
     n_layer = len(f["attention_sink"]["by_layer"])
     n_head = patterns.shape[0]
-    picks = [(why, *_top_head(f["heads"], score)) for why, score in
-             (("top prev_token", "prev_token"), ("top duplicate", "duplicate"), ("top induction", "induction"))]
+    picks = [
+        (why, *_top_head(f["heads"], score))
+        for why, score in (
+            ("top prev_token", "prev_token"),
+            ("top duplicate", "duplicate"),
+            ("top induction", "induction"),
+        )
+    ]
     return {
         "head_pattern": pattern_figure(patterns[head], labels, f"layer {layer} head {head}: attention pattern"),
         "layer_heads": layer_grid_figure(patterns, labels, layer),
         "head_scores": score_grid_figure(f["heads"], SCORES, n_layer, n_head),
         "lines": lines_figure(patterns, labels, layer, head),
-        "batch_mean_patterns": batch_mean_figure(result.batch_patterns.numpy(), picks,
-                                                 f["induction_setup"]["half_length"]),
-        "sink_and_last_token": sink_and_last_figure(f["attention_sink"]["by_layer"],
-                                                    np.array(f["last_token_attention"]["by_layer"]), labels,
-                                                    labels[-1]),
+        "batch_mean_patterns": batch_mean_figure(
+            result.batch_patterns.numpy(), picks, f["induction_setup"]["half_length"]
+        ),
+        "sink_and_last_token": sink_and_last_figure(
+            f["attention_sink"]["by_layer"], np.array(f["last_token_attention"]["by_layer"]), labels, labels[-1]
+        ),
     }

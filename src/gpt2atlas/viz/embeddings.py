@@ -14,8 +14,13 @@ from gpt2atlas.analysis.embeddings import EmbeddingData, components_for
 from gpt2atlas.viz.labels import escape, token_label
 
 KIND_COLOURS = {
-    "word (leading space)": "#1f77b4", "word piece": "#2ca02c", "number": "#ff7f0e", "punctuation": "#9467bd",
-    "whitespace": "#8c564b", "partial byte": "#7f7f7f", "other": "#bcbd22",
+    "word (leading space)": "#1f77b4",
+    "word piece": "#2ca02c",
+    "number": "#ff7f0e",
+    "punctuation": "#9467bd",
+    "whitespace": "#8c564b",
+    "partial byte": "#7f7f7f",
+    "other": "#bcbd22",
 }
 HIGHLIGHT = "#d62728"
 POSITION_SCALE = "Viridis"
@@ -28,7 +33,7 @@ def figure_title(text: str, source: str) -> dict[str, Any]:
     return {"text": f"{text}<br><sup>{escape(source)}</sup>", "x": 0.01}
 
 
-def _hover(ids: Sequence[int], vocab: Sequence[str]) -> list[str]:
+def _hover(ids: Sequence[int] | np.ndarray, vocab: Sequence[str]) -> list[str]:
     return [f"{token_label(vocab[i])} (id {i})" for i in ids]
 
 
@@ -46,32 +51,77 @@ def _labelled(dims: int, coords: np.ndarray, labels: list[str], **kwargs: Any) -
     painted on the WebGL canvas as plain text, never parsed as HTML, so they are unescaped to read right.
     """
     if dims == 3:
-        return go.Scatter3d(x=coords[:, 0], y=coords[:, 1], z=coords[:, 2], mode="markers+text",
-                            text=[html.unescape(label) for label in labels], **kwargs)
+        return go.Scatter3d(
+            x=coords[:, 0],
+            y=coords[:, 1],
+            z=coords[:, 2],
+            mode="markers+text",
+            text=[html.unescape(label) for label in labels],
+            **kwargs,
+        )
     return go.Scatter(x=coords[:, 0], y=coords[:, 1], mode="markers+text", text=labels, **kwargs)
 
 
 def dim_stats_figure(data: EmbeddingData, findings: dict) -> go.Figure:
     """Per-dimension mean/std histograms and per-row mean-vs-std scatter, token vs position side by side."""
-    fig = make_subplots(rows=2, cols=3, subplot_titles=(
-        "tokens: mean of each dim", "tokens: std of each dim", "tokens: mean vs std of each token",
-        "positions: mean of each dim", "positions: std of each dim", "positions: mean vs std of each position"))
+    fig = make_subplots(
+        rows=2,
+        cols=3,
+        subplot_titles=(
+            "tokens: mean of each dim",
+            "tokens: std of each dim",
+            "tokens: mean vs std of each token",
+            "positions: mean of each dim",
+            "positions: std of each dim",
+            "positions: mean vs std of each position",
+        ),
+    )
     for row, (mean, std, colour) in enumerate(
         [(data.token_dim_mean, data.token_dim_std, "#1f77b4"), (data.pos_dim_mean, data.pos_dim_std, "#2ca02c")], 1
     ):
         fig.add_trace(go.Histogram(x=mean, nbinsx=80, marker_color=colour, showlegend=False), row=row, col=1)
         fig.add_trace(go.Histogram(x=std, nbinsx=80, marker_color=colour, showlegend=False), row=row, col=2)
     ids = np.arange(len(data.token_row_mean))
-    fig.add_trace(go.Scattergl(x=data.token_row_mean, y=data.token_row_std, mode="markers", name="tokens",
-                               marker={"size": 3, "color": "#1f77b4", "opacity": 0.5},
-                               hovertext=_hover(ids, data.vocab), hoverinfo="text+x+y"), row=1, col=3)
+    fig.add_trace(
+        go.Scattergl(
+            x=data.token_row_mean,
+            y=data.token_row_std,
+            mode="markers",
+            name="tokens",
+            marker={"size": 3, "color": "#1f77b4", "opacity": 0.5},
+            hovertext=_hover(ids, data.vocab),
+            hoverinfo="text+x+y",
+        ),
+        row=1,
+        col=3,
+    )
     positions = np.arange(len(data.pos_row_mean))
-    fig.add_trace(go.Scatter(x=data.pos_row_mean[1:], y=data.pos_row_std[1:], mode="markers", name="positions",
-                             marker={"size": 4, "color": positions[1:], "colorscale": POSITION_SCALE},
-                             hovertext=[f"position {p}" for p in positions[1:]], hoverinfo="text+x+y"), row=2, col=3)
-    fig.add_trace(go.Scatter(x=data.pos_row_mean[:1], y=data.pos_row_std[:1], mode="markers+text", name="position 0",
-                             text=["position 0"], textposition="top center",
-                             marker={"size": 12, "color": HIGHLIGHT, "symbol": "star"}), row=2, col=3)
+    fig.add_trace(
+        go.Scatter(
+            x=data.pos_row_mean[1:],
+            y=data.pos_row_std[1:],
+            mode="markers",
+            name="positions",
+            marker={"size": 4, "color": positions[1:], "colorscale": POSITION_SCALE},
+            hovertext=[f"position {p}" for p in positions[1:]],
+            hoverinfo="text+x+y",
+        ),
+        row=2,
+        col=3,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=data.pos_row_mean[:1],
+            y=data.pos_row_std[:1],
+            mode="markers+text",
+            name="position 0",
+            text=["position 0"],
+            textposition="top center",
+            marker={"size": 12, "color": HIGHLIGHT, "symbol": "star"},
+        ),
+        row=2,
+        col=3,
+    )
     for col, label in ((1, "mean"), (2, "std")):
         for row in (1, 2):
             fig.update_xaxes(title_text=label, row=row, col=col)
@@ -80,8 +130,9 @@ def dim_stats_figure(data: EmbeddingData, findings: dict) -> go.Figure:
         fig.update_xaxes(title_text="mean over dims", row=row, col=3)
         fig.update_yaxes(title_text="std over dims", row=row, col=3)
     z0 = findings["position_embedding"]["position0_norm_z"]
-    fig.update_layout(title=figure_title(f"Embedding statistics (position 0's norm z = {z0:.1f})", data.title),
-                      height=750, width=1300)
+    fig.update_layout(
+        title=figure_title(f"Embedding statistics (position 0's norm z = {z0:.1f})", data.title), height=750, width=1300
+    )
     return fig
 
 
@@ -93,22 +144,63 @@ def dim_pair_figure(data: EmbeddingData) -> go.Figure:
     hover = _hover(data.sample_ids, data.vocab)
     for col, (a, b) in enumerate(pairs, 1):
         first = col == 1
-        fig.add_trace(go.Scattergl(x=data.sample_vectors[:, a], y=data.sample_vectors[:, b], mode="markers",
-                                   name="tokens (sample)", legendgroup="tokens", showlegend=first,
-                                   marker={"size": 3, "color": "#7f7f7f", "opacity": 0.5},
-                                   hovertext=hover, hoverinfo="text"), row=1, col=col)
-        fig.add_trace(go.Scattergl(x=data.W_pos[:, a], y=data.W_pos[:, b], mode="markers", name="positions",
-                                   legendgroup="positions", showlegend=first,
-                                   marker={"size": 4, "color": positions, "colorscale": POSITION_SCALE,
-                                           "showscale": first, "colorbar": {"title": "position"}},
-                                   hovertext=[f"position {p}" for p in positions], hoverinfo="text"), row=1, col=col)
-        fig.add_trace(go.Scatter(x=data.W_pos[:1, a], y=data.W_pos[:1, b], mode="markers", name="position 0",
-                                 legendgroup="p0", showlegend=first,
-                                 marker={"size": 11, "color": HIGHLIGHT, "symbol": "star"}), row=1, col=col)
+        fig.add_trace(
+            go.Scattergl(
+                x=data.sample_vectors[:, a],
+                y=data.sample_vectors[:, b],
+                mode="markers",
+                name="tokens (sample)",
+                legendgroup="tokens",
+                showlegend=first,
+                marker={"size": 3, "color": "#7f7f7f", "opacity": 0.5},
+                hovertext=hover,
+                hoverinfo="text",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.add_trace(
+            go.Scattergl(
+                x=data.W_pos[:, a],
+                y=data.W_pos[:, b],
+                mode="markers",
+                name="positions",
+                legendgroup="positions",
+                showlegend=first,
+                marker={
+                    "size": 4,
+                    "color": positions,
+                    "colorscale": POSITION_SCALE,
+                    "showscale": first,
+                    "colorbar": {"title": "position"},
+                },
+                hovertext=[f"position {p}" for p in positions],
+                hoverinfo="text",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=data.W_pos[:1, a],
+                y=data.W_pos[:1, b],
+                mode="markers",
+                name="position 0",
+                legendgroup="p0",
+                showlegend=first,
+                marker={"size": 11, "color": HIGHLIGHT, "symbol": "star"},
+            ),
+            row=1,
+            col=col,
+        )
         fig.update_xaxes(title_text=f"dim {a}", row=1, col=col)
         fig.update_yaxes(title_text=f"dim {b}", row=1, col=col)
-    fig.update_layout(title=figure_title("Tokens and positions in pairs of dimensions", data.title),
-                      height=540, width=450 * len(pairs) + 150, legend=LEGEND_BELOW)
+    fig.update_layout(
+        title=figure_title("Tokens and positions in pairs of dimensions", data.title),
+        height=540,
+        width=450 * len(pairs) + 150,
+        legend=LEGEND_BELOW,
+    )
     return fig
 
 
@@ -116,29 +208,53 @@ def pca_figure(data: EmbeddingData, findings: dict) -> go.Figure:
     """Cumulative explained variance: global PCA, mean local (kNN) PCA, positions; and local dims per anchor."""
     token = findings["token_embedding"]
     local = token["local_pca"]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        "cumulative explained variance", f"local PCA: components for 90% ({local['neighbourhood_size']} neighbours)"))
-    curves = [("tokens: global", data.token_ratio, "#1f77b4"),
-              ("tokens: local (mean over neighbourhoods)", data.local_ratio, "#ff7f0e"),
-              ("positions", data.pos_ratio, "#2ca02c")]
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(
+            "cumulative explained variance",
+            f"local PCA: components for 90% ({local['neighbourhood_size']} neighbours)",
+        ),
+    )
+    curves = [
+        ("tokens: global", data.token_ratio, "#1f77b4"),
+        ("tokens: local (mean over neighbourhoods)", data.local_ratio, "#ff7f0e"),
+        ("positions", data.pos_ratio, "#2ca02c"),
+    ]
     for name, ratio, colour in curves:
         curve, k90 = np.cumsum(ratio), components_for(ratio)
         x = np.arange(1, len(curve) + 1)
-        fig.add_trace(go.Scatter(x=x, y=curve, mode="lines", name=f"{name}: {k90} for 90%",
-                                 line={"color": colour}), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(x=x, y=curve, mode="lines", name=f"{name}: {k90} for 90%", line={"color": colour}), row=1, col=1
+        )
         if k90:
-            fig.add_trace(go.Scatter(x=[k90], y=[curve[k90 - 1]], mode="markers", showlegend=False,
-                                     marker={"color": colour, "size": 9}), row=1, col=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=[k90], y=[curve[k90 - 1]], mode="markers", showlegend=False, marker={"color": colour, "size": 9}
+                ),
+                row=1,
+                col=1,
+            )
     fig.add_hline(y=0.9, line_dash="dash", line_color="grey", row=1, col=1)
     fig.add_trace(go.Histogram(x=data.local_components, marker_color="#ff7f0e", showlegend=False), row=1, col=2)
-    fig.add_vline(x=token["pca_components_for_90pct"], line_dash="dash", line_color="#1f77b4", row=1, col=2,
-                  annotation_text="global")
+    fig.add_vline(
+        x=token["pca_components_for_90pct"],
+        line_dash="dash",
+        line_color="#1f77b4",
+        row=1,
+        col=2,
+        annotation_text="global",
+    )
     fig.update_xaxes(title_text="components", type="log", row=1, col=1)
     fig.update_yaxes(title_text="share of variance", range=[0, 1.02], row=1, col=1)
     fig.update_xaxes(title_text="components for 90%", row=1, col=2)
     fig.update_yaxes(title_text="neighbourhoods", row=1, col=2)
-    fig.update_layout(title=figure_title("Global and local PCA of the token embeddings", data.title),
-                      height=480, width=1250, legend={"x": 0.01, "y": -0.2, "orientation": "h"})
+    fig.update_layout(
+        title=figure_title("Global and local PCA of the token embeddings", data.title),
+        height=480,
+        width=1250,
+        legend={"x": 0.01, "y": -0.2, "orientation": "h"},
+    )
     return fig
 
 
@@ -149,15 +265,30 @@ def dim_means_figure(data: EmbeddingData, findings: dict) -> go.Figure:
     offsets = findings["token_embedding"]["offset_dims"]
     dims = [o["dim"] for o in offsets]
     fig = go.Figure(go.Bar(x=np.arange(len(means)), y=means, name="mean over tokens", marker_color="#1f77b4"))
-    fig.add_trace(go.Scatter(x=dims, y=[o["mean"] for o in offsets], mode="markers+text", name="offset dims",
-                             text=[str(d) for d in dims], textposition="top center",
-                             hovertext=[f"dim {o['dim']}: mean {o['mean']:.4g}, z {o['z']:.1f}" for o in offsets],
-                             hoverinfo="text", marker={"color": HIGHLIGHT, "size": 9}))
+    fig.add_trace(
+        go.Scatter(
+            x=dims,
+            y=[o["mean"] for o in offsets],
+            mode="markers+text",
+            name="offset dims",
+            text=[str(d) for d in dims],
+            textposition="top center",
+            hovertext=[f"dim {o['dim']}: mean {o['mean']:.4g}, z {o['z']:.1f}" for o in offsets],
+            hoverinfo="text",
+            marker={"color": HIGHLIGHT, "size": 9},
+        )
+    )
     for k in (-3, 3):
-        fig.add_hline(y=centre + k * spread, line_dash="dot", line_color="grey",
-                      annotation_text=f"{k:+d} std of the means")
-    fig.update_layout(title=figure_title("Mean of each token-embedding dimension (offset dims marked)", data.title),
-                      xaxis_title="dim", yaxis_title="mean over the vocabulary", height=450, width=1200)
+        fig.add_hline(
+            y=centre + k * spread, line_dash="dot", line_color="grey", annotation_text=f"{k:+d} std of the means"
+        )
+    fig.update_layout(
+        title=figure_title("Mean of each token-embedding dimension (offset dims marked)", data.title),
+        xaxis_title="dim",
+        yaxis_title="mean over the vocabulary",
+        height=450,
+        width=1200,
+    )
     return fig
 
 
@@ -165,11 +296,25 @@ def position_heatmap_figure(data: EmbeddingData) -> go.Figure:
     """The position-embedding table, positions x dims (colour clipped at the 99.5th percentile of |value|)."""
     table = data.W_pos.astype(np.float32)
     limit = float(np.quantile(np.abs(table), 0.995)) or 1.0
-    fig = go.Figure(go.Heatmap(z=table, colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
-                               colorbar={"title": "value"},
-                               hovertemplate="position %{y}<br>dim %{x}<br>%{z:.4f}<extra></extra>"))
-    fig.update_layout(title=figure_title("Position embeddings (rows: positions, columns: dims)", data.title),
-                      xaxis_title="dim", yaxis_title="position", yaxis_autorange="reversed", height=700, width=1000)
+    fig = go.Figure(
+        go.Heatmap(
+            z=table,
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-limit,
+            zmax=limit,
+            colorbar={"title": "value"},
+            hovertemplate="position %{y}<br>dim %{x}<br>%{z:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=figure_title("Position embeddings (rows: positions, columns: dims)", data.title),
+        xaxis_title="dim",
+        yaxis_title="position",
+        yaxis_autorange="reversed",
+        height=700,
+        width=1000,
+    )
     return fig
 
 
@@ -182,9 +327,15 @@ def position_curves_figure(data: EmbeddingData, findings: dict) -> go.Figure:
         label = f"dim {entry['dim']} (period {period:.1f})" if period else f"dim {entry['dim']}"
         fig.add_trace(go.Scatter(x=positions, y=data.W_pos[:, entry["dim"]], mode="lines", name=label))
     smooth = findings["position_embedding"]["smoothness"]
-    fig.update_layout(title=figure_title(f"Most active position-embedding columns (smoothness {smooth:.3f}; "
-                                   "white noise ≈ 1.41)", data.title),
-                      xaxis_title="position", yaxis_title="value", height=480, width=1100)
+    fig.update_layout(
+        title=figure_title(
+            f"Most active position-embedding columns (smoothness {smooth:.3f}; white noise ≈ 1.41)", data.title
+        ),
+        xaxis_title="position",
+        yaxis_title="value",
+        height=480,
+        width=1100,
+    )
     return fig
 
 
@@ -192,10 +343,25 @@ def position_cosine_figure(data: EmbeddingData) -> go.Figure:
     """Cosine similarity between every pair of position embeddings."""
     unit = data.W_pos / np.maximum(np.linalg.norm(data.W_pos, axis=1, keepdims=True), 1e-12)
     cosine = (unit @ unit.T).astype(np.float32)
-    fig = go.Figure(go.Heatmap(z=cosine, colorscale="RdBu", zmid=0, zmin=-1, zmax=1, colorbar={"title": "cosine"},
-                               hovertemplate="positions %{y} and %{x}<br>cosine %{z:.3f}<extra></extra>"))
-    fig.update_layout(title=figure_title("Cosine similarity between positions", data.title), xaxis_title="position",
-                      yaxis_title="position", yaxis_autorange="reversed", height=700, width=760)
+    fig = go.Figure(
+        go.Heatmap(
+            z=cosine,
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-1,
+            zmax=1,
+            colorbar={"title": "cosine"},
+            hovertemplate="positions %{y} and %{x}<br>cosine %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=figure_title("Cosine similarity between positions", data.title),
+        xaxis_title="position",
+        yaxis_title="position",
+        yaxis_autorange="reversed",
+        height=700,
+        width=760,
+    )
     return fig
 
 
@@ -203,16 +369,39 @@ def position_pca_figure(data: EmbeddingData, dims: int) -> go.Figure:
     """Position embeddings projected on their first principal components: the curve they draw."""
     positions = np.arange(len(data.pos_pca))
     coords = data.pos_pca[:, :dims]
-    fig = go.Figure(_scatter(dims, coords, mode="lines+markers", name="positions",
-                             hovertext=[f"position {p}" for p in positions], hoverinfo="text",
-                             marker={"size": 3 if dims == 3 else 5, "color": positions, "colorscale": POSITION_SCALE,
-                                     "colorbar": {"title": "position"}},
-                             line={"color": "rgba(120,120,120,0.4)"}))
-    fig.add_trace(_labelled(dims, coords[:1], ["position 0"], name="position 0",
-                            marker={"size": 8 if dims == 3 else 12, "color": HIGHLIGHT}))
+    fig = go.Figure(
+        _scatter(
+            dims,
+            coords,
+            mode="lines+markers",
+            name="positions",
+            hovertext=[f"position {p}" for p in positions],
+            hoverinfo="text",
+            marker={
+                "size": 3 if dims == 3 else 5,
+                "color": positions,
+                "colorscale": POSITION_SCALE,
+                "colorbar": {"title": "position"},
+            },
+            line={"color": "rgba(120,120,120,0.4)"},
+        )
+    )
+    fig.add_trace(
+        _labelled(
+            dims,
+            coords[:1],
+            ["position 0"],
+            name="position 0",
+            marker={"size": 8 if dims == 3 else 12, "color": HIGHLIGHT},
+        )
+    )
     _axis_titles(fig, dims, "PC")
-    fig.update_layout(title=figure_title(f"PCA of the position embeddings ({dims}D)", data.title),
-                      height=650, width=800, legend=LEGEND_BELOW)
+    fig.update_layout(
+        title=figure_title(f"PCA of the position embeddings ({dims}D)", data.title),
+        height=650,
+        width=800,
+        legend=LEGEND_BELOW,
+    )
     return fig
 
 
@@ -225,34 +414,76 @@ def token_projection_figure(data: EmbeddingData, method: str, dims: int) -> go.F
     for kind, colour in KIND_COLOURS.items():
         mask = (kinds == kind) & ~highlighted
         if mask.any():
-            fig.add_trace(_scatter(dims, coords[mask], mode="markers", name=kind,
-                                   marker={"size": 2.5 if dims == 3 else 4, "color": colour, "opacity": 0.6},
-                                   hovertext=_hover(ids[mask], data.vocab), hoverinfo="text"))
+            fig.add_trace(
+                _scatter(
+                    dims,
+                    coords[mask],
+                    mode="markers",
+                    name=kind,
+                    marker={"size": 2.5 if dims == 3 else 4, "color": colour, "opacity": 0.6},
+                    hovertext=_hover(ids[mask], data.vocab),
+                    hoverinfo="text",
+                )
+            )
     labels = [token_label(data.vocab[i]) for i in ids[highlighted]]
-    fig.add_trace(_labelled(dims, coords[highlighted], labels, name="labelled tokens", textposition="top center",
-                            hovertext=_hover(ids[highlighted], data.vocab), hoverinfo="text",
-                            marker={"size": 5 if dims == 3 else 9, "color": HIGHLIGHT}))
+    fig.add_trace(
+        _labelled(
+            dims,
+            coords[highlighted],
+            labels,
+            name="labelled tokens",
+            textposition="top center",
+            hovertext=_hover(ids[highlighted], data.vocab),
+            hoverinfo="text",
+            marker={"size": 5 if dims == 3 else 9, "color": HIGHLIGHT},
+        )
+    )
     name = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[method]
     _axis_titles(fig, dims, "PC" if method == "pca" else name)
-    fig.update_layout(title=figure_title(f"{name} of {n} token embeddings ({dims}D)", data.title),
-                      height=700, width=900)
+    fig.update_layout(
+        title=figure_title(f"{name} of {n} token embeddings ({dims}D)", data.title), height=700, width=900
+    )
     return fig
 
 
 def joint_projection_figure(data: EmbeddingData, dims: int) -> go.Figure:
     """Tokens (sample) and all positions on the principal components of both together."""
     positions = np.arange(len(data.joint_positions))
-    fig = go.Figure(_scatter(dims, data.joint_tokens[:, :dims], mode="markers", name="tokens (sample)",
-                             marker={"size": 2.5 if dims == 3 else 4, "color": "#7f7f7f", "opacity": 0.5},
-                             hovertext=_hover(data.sample_ids, data.vocab), hoverinfo="text"))
-    fig.add_trace(_scatter(dims, data.joint_positions[:, :dims], mode="lines+markers", name="positions",
-                           hovertext=[f"position {p}" for p in positions], hoverinfo="text",
-                           marker={"size": 3 if dims == 3 else 5, "color": positions, "colorscale": POSITION_SCALE,
-                                   "colorbar": {"title": "position"}},
-                           line={"color": "rgba(120,120,120,0.4)"}))
+    fig = go.Figure(
+        _scatter(
+            dims,
+            data.joint_tokens[:, :dims],
+            mode="markers",
+            name="tokens (sample)",
+            marker={"size": 2.5 if dims == 3 else 4, "color": "#7f7f7f", "opacity": 0.5},
+            hovertext=_hover(data.sample_ids, data.vocab),
+            hoverinfo="text",
+        )
+    )
+    fig.add_trace(
+        _scatter(
+            dims,
+            data.joint_positions[:, :dims],
+            mode="lines+markers",
+            name="positions",
+            hovertext=[f"position {p}" for p in positions],
+            hoverinfo="text",
+            marker={
+                "size": 3 if dims == 3 else 5,
+                "color": positions,
+                "colorscale": POSITION_SCALE,
+                "colorbar": {"title": "position"},
+            },
+            line={"color": "rgba(120,120,120,0.4)"},
+        )
+    )
     _axis_titles(fig, dims, "PC")
-    fig.update_layout(title=figure_title(f"Tokens and positions in one PCA ({dims}D)", data.title),
-                      height=700, width=900, legend=LEGEND_BELOW)
+    fig.update_layout(
+        title=figure_title(f"Tokens and positions in one PCA ({dims}D)", data.title),
+        height=700,
+        width=900,
+        legend=LEGEND_BELOW,
+    )
     return fig
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -23,8 +23,13 @@ def write_pngs(figures: Sequence[go.Figure], paths: Sequence[Path], *, hint: str
     figures = list(figures)
     try:
         # the batched export ignores each layout's size unless it is passed explicitly
-        pio.write_images(figures, list(paths), scale=1, width=[f.layout.width for f in figures],
-                         height=[f.layout.height for f in figures])
+        pio.write_images(
+            figures,
+            list(paths),
+            scale=1,
+            width=[f.layout.width for f in figures],
+            height=[f.layout.height for f in figures],
+        )
     except Exception as err:  # kaleido without a browser, mostly
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise AtlasError(f"PNG export failed ({first}); install Chromium (see README) or {hint}") from None

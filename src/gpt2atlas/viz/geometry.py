@@ -44,8 +44,9 @@ def _site_label(row: dict) -> str:
     return f"block {row['layer']} {row['substep']}"
 
 
-def _depth_traces(rows: list[dict], cloud: str, value, err=None, *, name: str, color: str,
-                  legend: bool = True) -> list[go.Scatter]:
+def _depth_traces(
+    rows: list[dict], cloud: str, value, err=None, *, name: str, color: str, legend: bool = True
+) -> list[go.Scatter]:
     """The residual stream as a line, and the sites inside the blocks (if measured) as open markers."""
     traces = []
     for residual in (True, False):
@@ -53,15 +54,21 @@ def _depth_traces(rows: list[dict], cloud: str, value, err=None, *, name: str, c
         if not chosen:
             continue
         errors = [err(r) for r in chosen] if err else None
-        traces.append(go.Scatter(
-            x=[r["depth"] for r in chosen], y=[value(r) for r in chosen],
-            error_y=dict(type="data", array=errors, visible=True) if errors else None,
-            mode="lines+markers" if residual else "markers",
-            marker=dict(color=color, symbol="circle" if residual else "diamond-open", size=7 if residual else 8),
-            line=dict(color=color), name=name if residual else f"{name} (inside blocks)",
-            legendgroup=name + str(residual), showlegend=legend,
-            text=[_site_label(r) for r in chosen], hovertemplate="%{text}<br>%{y:.3g}<extra></extra>",
-        ))
+        traces.append(
+            go.Scatter(
+                x=[r["depth"] for r in chosen],
+                y=[value(r) for r in chosen],
+                error_y=dict(type="data", array=errors, visible=True) if errors else None,
+                mode="lines+markers" if residual else "markers",
+                marker=dict(color=color, symbol="circle" if residual else "diamond-open", size=7 if residual else 8),
+                line=dict(color=color),
+                name=name if residual else f"{name} (inside blocks)",
+                legendgroup=name + str(residual),
+                showlegend=legend,
+                text=[_site_label(r) for r in chosen],
+                hovertemplate="%{text}<br>%{y:.3g}<extra></extra>",
+            )
+        )
     return traces
 
 
@@ -91,40 +98,62 @@ def id_vs_layer(rows: list[dict], clouds: list[str]) -> go.Figure:
         ("PCA: components for 90% variance", lambda r: r["pca_id_90"], None, "#2ca02c"),
         ("participation ratio", lambda r: r["participation_ratio"], None, "#9467bd"),
     ]
-    fig = make_subplots(rows=len(estimators), cols=len(clouds), shared_xaxes=True, vertical_spacing=0.05,
-                        column_titles=[CLOUD_TITLES[c] for c in clouds])
+    fig = make_subplots(
+        rows=len(estimators),
+        cols=len(clouds),
+        shared_xaxes=True,
+        vertical_spacing=0.05,
+        column_titles=[CLOUD_TITLES[c] for c in clouds],
+    )
     for i, (name, value, err, color) in enumerate(estimators, start=1):
         for j, cloud in enumerate(clouds, start=1):
             for trace in _depth_traces(rows, cloud, value, err, name=name, color=color, legend=j == 1):
                 fig.add_trace(trace, row=i, col=j)
         fig.update_yaxes(title_text=name.split(":")[0].split(" (")[0], row=i, col=1)
     fig.update_xaxes(title_text=_depth_axis_title(), row=len(estimators))
-    fig.update_layout(title="Intrinsic dimension layer by layer", height=260 * len(estimators) + 120,
-                      width=1100, legend=dict(orientation="h", y=-0.08))
+    fig.update_layout(
+        title="Intrinsic dimension layer by layer",
+        height=260 * len(estimators) + 120,
+        width=1100,
+        legend=dict(orientation="h", y=-0.08),
+    )
     return fig
 
 
 def id_vs_scale(rows: list[dict], clouds: list[str]) -> go.Figure:
     """ID against distance scale at every residual layer: GRIDE (n1 = 1, 2, 4, ...) and TwoNN with decimation."""
     methods = [("GRIDE", "gride"), ("TwoNN with decimation", "twonn_decimation")]
-    fig = make_subplots(rows=2, cols=len(clouds), column_titles=[CLOUD_TITLES[c] for c in clouds],
-                        vertical_spacing=0.12, horizontal_spacing=0.08)
+    fig = make_subplots(
+        rows=2,
+        cols=len(clouds),
+        column_titles=[CLOUD_TITLES[c] for c in clouds],
+        vertical_spacing=0.12,
+        horizontal_spacing=0.08,
+    )
     for j, cloud in enumerate(clouds, start=1):
         resid = _by_depth(rows, cloud, True)
         colors = _layer_colors(len(resid))
         for i, (title, key) in enumerate(methods, start=1):
             for color, row in zip(colors, resid):
                 scaling = row[key]
-                fig.add_trace(go.Scatter(
-                    x=scaling["scales"], y=scaling["ids"], mode="lines+markers",
-                    error_y=dict(type="data", array=scaling["errs"], visible=True, thickness=1),
-                    line=dict(color=color), marker=dict(color=color, size=5),
-                    name=f"layer {row['layer']}", legendgroup=f"layer {row['layer']}",
-                    showlegend=i == 1 and j == 1,
-                    customdata=scaling["ranks"],
-                    hovertemplate=f"layer {row['layer']}<br>scale %{{x:.3g}}<br>ID %{{y:.3g}}"
-                                  f"<br>{'n1' if key == 'gride' else 'points'} %{{customdata}}<extra></extra>",
-                ), row=i, col=j)
+                fig.add_trace(
+                    go.Scatter(
+                        x=scaling["scales"],
+                        y=scaling["ids"],
+                        mode="lines+markers",
+                        error_y=dict(type="data", array=scaling["errs"], visible=True, thickness=1),
+                        line=dict(color=color),
+                        marker=dict(color=color, size=5),
+                        name=f"layer {row['layer']}",
+                        legendgroup=f"layer {row['layer']}",
+                        showlegend=i == 1 and j == 1,
+                        customdata=scaling["ranks"],
+                        hovertemplate=f"layer {row['layer']}<br>scale %{{x:.3g}}<br>ID %{{y:.3g}}"
+                        f"<br>{'n1' if key == 'gride' else 'points'} %{{customdata}}<extra></extra>",
+                    ),
+                    row=i,
+                    col=j,
+                )
             fig.update_xaxes(type="log", title_text="scale (mean neighbour distance)", row=i, col=j)
             fig.update_yaxes(title_text=f"{title} ID", row=i, col=j)
     fig.update_layout(title="Intrinsic dimension against scale", height=820, width=1100)
@@ -138,11 +167,20 @@ def pca_spectra(rows: list[dict], clouds: list[str]) -> go.Figure:
         resid = _by_depth(rows, cloud, True)
         for color, row in zip(_layer_colors(len(resid)), resid):
             spectrum = row["pca_spectrum"]
-            fig.add_trace(go.Scatter(
-                x=list(range(1, len(spectrum) + 1)), y=spectrum, mode="lines", line=dict(color=color),
-                name=f"layer {row['layer']}", legendgroup=f"layer {row['layer']}", showlegend=j == 1,
-                hovertemplate=f"layer {row['layer']}<br>component %{{x}}<br>%{{y:.3%}} of variance<extra></extra>",
-            ), row=1, col=j)
+            fig.add_trace(
+                go.Scatter(
+                    x=list(range(1, len(spectrum) + 1)),
+                    y=spectrum,
+                    mode="lines",
+                    line=dict(color=color),
+                    name=f"layer {row['layer']}",
+                    legendgroup=f"layer {row['layer']}",
+                    showlegend=j == 1,
+                    hovertemplate=f"layer {row['layer']}<br>component %{{x}}<br>%{{y:.3%}} of variance<extra></extra>",
+                ),
+                row=1,
+                col=j,
+            )
         fig.update_xaxes(type="log", title_text="principal component", row=1, col=j)
         fig.update_yaxes(type="log", title_text="share of variance", row=1, col=j)
     fig.update_layout(title="PCA spectra per layer", height=520, width=1100)
@@ -157,13 +195,22 @@ def pca_components_vs_depth(rows: list[dict], clouds: list[str]) -> go.Figure:
     for j, cloud in enumerate(clouds, start=1):
         chosen = sorted((r for r in rows if r["cloud"] == cloud), key=lambda r: r["depth"])
         for color, key in zip(colors, thresholds):
-            fig.add_trace(go.Scatter(
-                x=[r["depth"] for r in chosen], y=[r["pca_components"][key] for r in chosen],
-                mode="lines+markers", line=dict(color=color), marker=dict(size=5),
-                name=f"{key}% of variance", legendgroup=key, showlegend=j == 1,
-                text=[_site_label(r) for r in chosen],
-                hovertemplate=f"%{{text}}<br>%{{y}} components for {key}%<extra></extra>",
-            ), row=1, col=j)
+            fig.add_trace(
+                go.Scatter(
+                    x=[r["depth"] for r in chosen],
+                    y=[r["pca_components"][key] for r in chosen],
+                    mode="lines+markers",
+                    line=dict(color=color),
+                    marker=dict(size=5),
+                    name=f"{key}% of variance",
+                    legendgroup=key,
+                    showlegend=j == 1,
+                    text=[_site_label(r) for r in chosen],
+                    hovertemplate=f"%{{text}}<br>%{{y}} components for {key}%<extra></extra>",
+                ),
+                row=1,
+                col=j,
+            )
         fig.update_xaxes(title_text=_depth_axis_title(), row=1, col=j)
         fig.update_yaxes(type="log", title_text="principal components", row=1, col=j)
     fig.update_layout(title="Principal components needed for a share of the variance", height=520, width=1100)
@@ -172,13 +219,19 @@ def pca_components_vs_depth(rows: list[dict], clouds: list[str]) -> go.Figure:
 
 def norm_anisotropy(rows: list[dict], clouds: list[str]) -> go.Figure:
     """Mean vector norm and mean pairwise cosine (anisotropy) along the forward pass."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=["mean norm", "mean pairwise cosine (anisotropy)"])
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=["mean norm", "mean pairwise cosine (anisotropy)"],
+    )
     colors = {"last_token": "#1f77b4", "all_tokens": "#ff7f0e"}
     for i, key in enumerate(("mean_norm", "mean_cosine"), start=1):
         for cloud in clouds:
-            for trace in _depth_traces(rows, cloud, lambda r, k=key: r[k], name=CLOUD_TITLES[cloud],
-                                       color=colors[cloud], legend=i == 1):
+            for trace in _depth_traces(
+                rows, cloud, lambda r, k=key: r[k], name=CLOUD_TITLES[cloud], color=colors[cloud], legend=i == 1
+            ):
                 fig.add_trace(trace, row=i, col=1)
     fig.update_xaxes(title_text=_depth_axis_title(), row=2, col=1)
     fig.update_layout(title="Norm and anisotropy layer by layer", height=720, width=1000)
@@ -189,41 +242,75 @@ def text_distances(data: dict[str, Any]) -> go.Figure:
     """Euclidean and cosine distance matrices between the texts' last-token vectors at one layer."""
     labels = [f"{i}: {escape(t[:28])}" for i, t in enumerate(data["texts"])]
     hover = [escape(t) for t in data["texts"]]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["Euclidean distance", "cosine distance"],
-                        horizontal_spacing=0.2)
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=["Euclidean distance", "cosine distance"], horizontal_spacing=0.2
+    )
     for j, key in enumerate(("euclidean", "cosine"), start=1):
-        fig.add_trace(go.Heatmap(
-            z=data[key], x=labels, y=labels, colorscale="Viridis", colorbar=dict(x=0.43 if j == 1 else 1.0),
-            customdata=[[[a, b] for b in hover] for a in hover],
-            hovertemplate="%{customdata[0]}<br>%{customdata[1]}<br>distance %{z:.3g}<extra></extra>",
-        ), row=1, col=j)
+        fig.add_trace(
+            go.Heatmap(
+                z=data[key],
+                x=labels,
+                y=labels,
+                colorscale="Viridis",
+                colorbar=dict(x=0.43 if j == 1 else 1.0),
+                customdata=[[[a, b] for b in hover] for a in hover],
+                hovertemplate="%{customdata[0]}<br>%{customdata[1]}<br>distance %{z:.3g}<extra></extra>",
+            ),
+            row=1,
+            col=j,
+        )
         fig.update_yaxes(autorange="reversed", tickfont=dict(size=8), row=1, col=j)
         fig.update_xaxes(tickfont=dict(size=8), tickangle=60, row=1, col=j)
-    fig.update_layout(title=f"Distances between texts (last token) at layer {data['layer']}",
-                      height=800, width=1500)
+    fig.update_layout(title=f"Distances between texts (last token) at layer {data['layer']}", height=800, width=1500)
     return fig
 
 
 def tsne_3d(data: dict[str, Any]) -> go.Figure:
     """3D t-SNE of the last-token cloud at one layer, coloured by the text's length in tokens."""
     coords = data["coords"]
-    fig = go.Figure(go.Scatter3d(
-        x=[c[0] for c in coords], y=[c[1] for c in coords], z=[c[2] for c in coords], mode="markers",
-        marker=dict(size=3, color=data["n_tokens"], colorscale="Viridis", colorbar=dict(title="tokens")),
-        text=[escape(t) for t in data["texts"]], hovertemplate="%{text}<extra></extra>",
-    ))
-    fig.update_layout(title=f"3D t-SNE of the last-token vectors at layer {data['layer']} "
-                            f"({data['n_points']} texts)", height=750, width=900)
+    fig = go.Figure(
+        go.Scatter3d(
+            x=[c[0] for c in coords],
+            y=[c[1] for c in coords],
+            z=[c[2] for c in coords],
+            mode="markers",
+            marker=dict(size=3, color=data["n_tokens"], colorscale="Viridis", colorbar=dict(title="tokens")),
+            text=[escape(t) for t in data["texts"]],
+            hovertemplate="%{text}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"3D t-SNE of the last-token vectors at layer {data['layer']} ({data['n_points']} texts)",
+        height=750,
+        width=900,
+    )
     return fig
 
 
 def gram_log_volume(data: dict[str, Any]) -> go.Figure:
     """log-volume of the parallelotope spanned by a prompt's token vectors, per layer."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1, subplot_titles=[
-        "log volume, 0.5 log det(V V<sup>T</sup>)", "log volume of the unit vectors (directions only; 0 = orthogonal)"])
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.1,
+        subplot_titles=[
+            "log volume, 0.5 log det(V V<sup>T</sup>)",
+            "log volume of the unit vectors (directions only; 0 = orthogonal)",
+        ],
+    )
     for i, key in enumerate(("log_volume", "log_volume_unit"), start=1):
-        fig.add_trace(go.Scatter(x=data["layers"], y=data[key], mode="lines+markers", showlegend=False,
-                                 hovertemplate="layer %{x}<br>%{y:.4g}<extra></extra>"), row=i, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=data["layers"],
+                y=data[key],
+                mode="lines+markers",
+                showlegend=False,
+                hovertemplate="layer %{x}<br>%{y:.4g}<extra></extra>",
+            ),
+            row=i,
+            col=1,
+        )
     fig.update_xaxes(title_text="layer (0 = embedding output)", row=2, col=1)
     n = len(data["tokens"]) - data["first_position"]
     prompt = escape(data["prompt"][:70] + ("…" if len(data["prompt"]) > 70 else ""))

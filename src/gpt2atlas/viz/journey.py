@@ -60,20 +60,39 @@ def logit_lens_figure(result: JourneyResult) -> go.Figure:
     sideways = n_pos > SIDEWAYS_AFTER
     if sideways:
         cells, hover, probs = cells.T, hover.T, probs.T
-    fig = go.Figure(go.Heatmap(
-        z=probs, x=layers if sideways else inputs, y=inputs if sideways else layers, text=cells,
-        texttemplate="%{text}", textfont={"size": 10}, customdata=hover, colorscale="Blues", zmin=0, zmax=1,
-        colorbar={"title": "top-1 prob"}, hovertemplate="%{customdata}<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=probs,
+            x=layers if sideways else inputs,
+            y=inputs if sideways else layers,
+            text=cells,
+            texttemplate="%{text}",
+            textfont={"size": 10},
+            customdata=hover,
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            colorbar={"title": "top-1 prob"},
+            hovertemplate="%{customdata}<extra></extra>",
+        )
+    )
     token_axis = {"title": "input token (the cell is the guess for the token after it)"}
     layer_axis = {"title": "residual state (read before ln_final)"}
     if sideways:
-        fig.update_layout(xaxis={**layer_axis, "side": "top"}, yaxis={**token_axis, "autorange": "reversed"},
-                          width=int(max(700, 84 * n_state + 320)), height=int(22 * n_pos + 240),
-                          margin={"t": 150})
+        fig.update_layout(
+            xaxis={**layer_axis, "side": "top"},
+            yaxis={**token_axis, "autorange": "reversed"},
+            width=int(max(700, 84 * n_state + 320)),
+            height=int(22 * n_pos + 240),
+            margin={"t": 150},
+        )
     else:
-        fig.update_layout(xaxis={**token_axis, "tickangle": -60}, yaxis=layer_axis,
-                          width=int(max(700, 84 * n_pos + 220)), height=int(max(420, 34 * n_state + 260)))
+        fig.update_layout(
+            xaxis={**token_axis, "tickangle": -60},
+            yaxis=layer_axis,
+            width=int(max(700, 84 * n_pos + 220)),
+            height=int(max(420, 34 * n_state + 260)),
+        )
     cut = "" if len(inputs) == len(f["tokens"]) else f" — last {len(inputs)} of {len(f['tokens'])} positions"
     fig.update_layout(title=f"Logit lens: the top next-token guess after each layer (ln_final + W_U applied){cut}")
     return fig
@@ -85,18 +104,49 @@ def rank_kl_figure(result: JourneyResult) -> go.Figure:
     layers, position = f["layers"], f["trajectory"]["position"]
     ranks = np.asarray(f["final_token_rank"], dtype=float)
     used = slice(1, None) if f["position_0_excluded"] else slice(None)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        "rank of the final top-1 token (+1, log)", "KL(final || layer), nats"))
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("rank of the final top-1 token (+1, log)", "KL(final || layer), nats")
+    )
     traced = f"position {position} ({token_label(f['tokens'][position])})"
-    fig.add_trace(go.Scatter(x=layers, y=ranks[:, position] + 1, mode="lines+markers", name=traced,
-                             line={"color": "#d62728"}), row=1, col=1)
-    fig.add_trace(go.Scatter(x=layers, y=np.median(ranks[:, used], axis=1) + 1, mode="lines+markers",
-                             name="median over positions", line={"color": "#1f77b4"}), row=1, col=1)
+    fig.add_trace(
+        go.Scatter(x=layers, y=ranks[:, position] + 1, mode="lines+markers", name=traced, line={"color": "#d62728"}),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=layers,
+            y=np.median(ranks[:, used], axis=1) + 1,
+            mode="lines+markers",
+            name="median over positions",
+            line={"color": "#1f77b4"},
+        ),
+        row=1,
+        col=1,
+    )
     kl = np.asarray(f["kl_to_final"], dtype=float)
-    fig.add_trace(go.Scatter(x=layers, y=kl[:, position], mode="lines+markers", name=f"KL at {traced}",
-                             line={"color": "#d62728", "dash": "dot"}), row=1, col=2)
-    fig.add_trace(go.Scatter(x=layers, y=f["kl_to_final_mean"], mode="lines+markers", name="mean KL",
-                             line={"color": "#1f77b4", "dash": "dot"}), row=1, col=2)
+    fig.add_trace(
+        go.Scatter(
+            x=layers,
+            y=kl[:, position],
+            mode="lines+markers",
+            name=f"KL at {traced}",
+            line={"color": "#d62728", "dash": "dot"},
+        ),
+        row=1,
+        col=2,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=layers,
+            y=f["kl_to_final_mean"],
+            mode="lines+markers",
+            name="mean KL",
+            line={"color": "#1f77b4", "dash": "dot"},
+        ),
+        row=1,
+        col=2,
+    )
     fig.update_yaxes(type="log", row=1, col=1)
     note = " (statistics leave out position 0)" if f["position_0_excluded"] else ""
     fig.update_layout(title=f"How the final prediction forms layer by layer{note}", width=1100, height=460)
@@ -107,27 +157,41 @@ def cosines_figure(result: JourneyResult) -> go.Figure:
     """Mean cosine similarities of the stream per layer, and the spread of the token cloud."""
     f = result.findings
     layers = f["layers"]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("mean cosine of a position's residual",
-                                                        "token cloud spread (log scale)"))
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("mean cosine of a position's residual", "token cloud spread (log scale)")
+    )
     for key, label in COSINE_NAMES.items():
-        fig.add_trace(go.Scatter(x=layers, y=f["cosine"][key]["mean"], mode="lines+markers", name=label),
-                      row=1, col=1)
-    fig.add_trace(go.Scatter(x=layers, y=f["centroid_distance_mean"], mode="lines+markers",
-                             name="mean distance to centroid"), row=1, col=2)
-    fig.add_trace(go.Scatter(x=layers, y=f["covariance_trace"], mode="lines+markers", name="covariance trace"),
-                  row=1, col=2)
+        fig.add_trace(go.Scatter(x=layers, y=f["cosine"][key]["mean"], mode="lines+markers", name=label), row=1, col=1)
+    fig.add_trace(
+        go.Scatter(x=layers, y=f["centroid_distance_mean"], mode="lines+markers", name="mean distance to centroid"),
+        row=1,
+        col=2,
+    )
+    fig.add_trace(
+        go.Scatter(x=layers, y=f["covariance_trace"], mode="lines+markers", name="covariance trace"), row=1, col=2
+    )
     fig.update_yaxes(type="log", row=1, col=2)
     note = " (position 0 left out)" if f["position_0_excluded"] else ""
     fig.update_layout(title=f"Geometry of the residual stream across layers{note}", width=1150, height=460)
     return fig
 
 
-def _trajectory_trace(xy: np.ndarray, layers: list[str], name: str, hover: list[str], *, ends_only: bool = False,
-                      **style: Any) -> go.Scatter:
+def _trajectory_trace(
+    xy: np.ndarray, layers: list[str], name: str, hover: list[str], *, ends_only: bool = False, **style: Any
+) -> go.Scatter:
     """The path of one token; every layer labelled, or only the first and last where the map is crowded."""
     text = [t if not ends_only or i in (0, len(layers) - 1) else "" for i, t in enumerate(layers)]
-    return go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="lines+markers+text", text=text, textposition="top center",
-                      customdata=hover, name=name, hovertemplate="%{customdata}<extra></extra>", **style)
+    return go.Scatter(
+        x=xy[:, 0],
+        y=xy[:, 1],
+        mode="lines+markers+text",
+        text=text,
+        textposition="top center",
+        customdata=hover,
+        name=name,
+        hovertemplate="%{customdata}<extra></extra>",
+        **style,
+    )
 
 
 def trajectory_figure(result: JourneyResult) -> go.Figure:
@@ -136,7 +200,8 @@ def trajectory_figure(result: JourneyResult) -> go.Figure:
     t = f["trajectory"]
     layers = f["layers"]
     traced = f"{t['position']}:{token_label(t['token'])}"
-    has_umap = result.umap_points is not None
+    umap_points = result.umap_points
+    has_umap = umap_points is not None
     ratio = t["pca_explained_variance_ratio"]
     titles = [f"PCA of unit-normalised residuals ({ratio[0]:.0%} + {ratio[1]:.0%} of variance)"]
     if has_umap:
@@ -146,29 +211,72 @@ def trajectory_figure(result: JourneyResult) -> go.Figure:
     for pos, label in enumerate(labels):
         if pos != t["position"]:
             xy = result.pca[:, pos]
-            fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="lines", line={"color": "lightgrey", "width": 1},
-                                     name=label, showlegend=False, hovertemplate=label + "<extra></extra>"),
-                          row=1, col=1)
-    fig.add_trace(_trajectory_trace(result.pca[:, t["position"]], layers, f"{traced} (PCA)", layers,
-                                    line={"color": "#d62728"}), row=1, col=1)
-    if has_umap:
-        points = result.umap_points
+            fig.add_trace(
+                go.Scatter(
+                    x=xy[:, 0],
+                    y=xy[:, 1],
+                    mode="lines",
+                    line={"color": "lightgrey", "width": 1},
+                    name=label,
+                    showlegend=False,
+                    hovertemplate=label + "<extra></extra>",
+                ),
+                row=1,
+                col=1,
+            )
+    fig.add_trace(
+        _trajectory_trace(result.pca[:, t["position"]], layers, f"{traced} (PCA)", layers, line={"color": "#d62728"}),
+        row=1,
+        col=1,
+    )
+    if umap_points is not None:
+        points = umap_points
         coords = np.asarray(points["coords"])
         names = token_labels(points["tokens"])
-        fig.add_trace(go.Scatter(x=coords[:, 0], y=coords[:, 1], mode="markers", text=names,
-                                   marker={"size": 3, "color": "lightgrey"}, name="token embeddings",
-                                   hovertemplate="%{text}<extra></extra>"), row=1, col=2)
+        fig.add_trace(
+            go.Scatter(
+                x=coords[:, 0],
+                y=coords[:, 1],
+                mode="markers",
+                text=names,
+                marker={"size": 3, "color": "lightgrey"},
+                name="token embeddings",
+                hovertemplate="%{text}<extra></extra>",
+            ),
+            row=1,
+            col=2,
+        )
         index = {token_id: i for i, token_id in enumerate(points["ids"])}
         prompt = [index[i] for i in dict.fromkeys(f["token_ids"])]
-        fig.add_trace(go.Scatter(x=coords[prompt, 0], y=coords[prompt, 1], mode="markers+text",
-                                 text=[names[i] for i in prompt], textposition="bottom center",
-                                 marker={"size": 7, "color": "#1f77b4"}, name="the prompt's tokens"), row=1, col=2)
-        hover = [f"{layer}<br>nearest token: {token_label(near)}"
-                 for layer, near in zip(layers, t["nearest_sampled_token"])]
-        fig.add_trace(_trajectory_trace(np.asarray(t["umap"]), layers, f"{traced} (UMAP)", hover, ends_only=True,
-                                        line={"color": "#d62728"}), row=1, col=2)
-    fig.update_layout(title=f"The journey of token {traced} through the layers", width=650 * len(titles),
-                      height=620, legend={"orientation": "h", "y": -0.12})
+        fig.add_trace(
+            go.Scatter(
+                x=coords[prompt, 0],
+                y=coords[prompt, 1],
+                mode="markers+text",
+                text=[names[i] for i in prompt],
+                textposition="bottom center",
+                marker={"size": 7, "color": "#1f77b4"},
+                name="the prompt's tokens",
+            ),
+            row=1,
+            col=2,
+        )
+        hover = [
+            f"{layer}<br>nearest token: {token_label(near)}" for layer, near in zip(layers, t["nearest_sampled_token"])
+        ]
+        fig.add_trace(
+            _trajectory_trace(
+                np.asarray(t["umap"]), layers, f"{traced} (UMAP)", hover, ends_only=True, line={"color": "#d62728"}
+            ),
+            row=1,
+            col=2,
+        )
+    fig.update_layout(
+        title=f"The journey of token {traced} through the layers",
+        width=650 * len(titles),
+        height=620,
+        legend={"orientation": "h", "y": -0.12},
+    )
     return fig
 
 

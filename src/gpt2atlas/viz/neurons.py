@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -25,16 +26,40 @@ def tokens_by_layers_figure(acts: np.ndarray, labels: Sequence[str]) -> go.Figur
     which = acts.argmax(axis=2).T
     active = (acts > 0).mean(axis=2).T
     layers = list(range(n_layer))
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.12,
-                        subplot_titles=["largest neuron activation", "share of neurons with GELU output > 0"])
-    fig.add_trace(go.Heatmap(z=peak, x=layers, y=list(labels), customdata=which, colorscale="Viridis",
-                             colorbar={"title": "activation", "x": 0.44},
-                             hovertemplate="%{y}, layer %{x}<br>neuron %{customdata}: %{z:.3f}<extra></extra>"),
-                  row=1, col=1)
-    fig.add_trace(go.Heatmap(z=active, x=layers, y=list(labels), colorscale="Cividis", zmin=0, zmax=1,
-                             colorbar={"title": "share"},
-                             hovertemplate="%{y}, layer %{x}<br>%{z:.3f} of neurons active<extra></extra>"),
-                  row=1, col=2)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        horizontal_spacing=0.12,
+        subplot_titles=["largest neuron activation", "share of neurons with GELU output > 0"],
+    )
+    fig.add_trace(
+        go.Heatmap(
+            z=peak,
+            x=layers,
+            y=list(labels),
+            customdata=which,
+            colorscale="Viridis",
+            colorbar={"title": "activation", "x": 0.44},
+            hovertemplate="%{y}, layer %{x}<br>neuron %{customdata}: %{z:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Heatmap(
+            z=active,
+            x=layers,
+            y=list(labels),
+            colorscale="Cividis",
+            zmin=0,
+            zmax=1,
+            colorbar={"title": "share"},
+            hovertemplate="%{y}, layer %{x}<br>%{z:.3f} of neurons active<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
     fig.update_xaxes(title_text="layer", dtick=1 if n_layer <= 24 else None)
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(title="MLP neurons: tokens x layers", width=1100, height=_height(len(labels)))
@@ -46,43 +71,91 @@ def tokens_by_neurons_figure(acts: np.ndarray, labels: Sequence[str], neurons: S
     names = [f"L{n['layer']}.N{n['neuron']}" for n in neurons]
     z = np.stack([acts[n["layer"], :, n["neuron"]] for n in neurons], axis=1) if neurons else np.zeros((len(labels), 0))
     bound = float(np.abs(z).max()) if z.size else 1.0
-    fig = go.Figure(go.Heatmap(z=z, x=names, y=list(labels), colorscale="RdBu", zmid=0, zmin=-bound, zmax=bound,
-                               colorbar={"title": "activation"},
-                               hovertemplate="%{y}<br>%{x}: %{z:.3f}<extra></extra>"))
-    fig.update_layout(title="tokens x strongest neurons (GELU output)", width=max(700, 28 * len(names) + 300),
-                      height=_height(len(labels)), xaxis={"tickangle": -60}, yaxis={"autorange": "reversed"})
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=names,
+            y=list(labels),
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-bound,
+            zmax=bound,
+            colorbar={"title": "activation"},
+            hovertemplate="%{y}<br>%{x}: %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="tokens x strongest neurons (GELU output)",
+        width=max(700, 28 * len(names) + 300),
+        height=_height(len(labels)),
+        xaxis={"tickangle": -60},
+        yaxis={"autorange": "reversed"},
+    )
     return fig
 
 
 def key_value_figure(neuron: dict[str, Any], acts_on_prompt: np.ndarray, labels: Sequence[str]) -> go.Figure:
     """One neuron: its activation on each prompt token (key side) and the tokens its value vector pushes up/down."""
     pushed = sorted(neuron["promotes"] + neuron["suppresses"], key=lambda r: r["logit"])
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.18, subplot_titles=[
-        "activation on each prompt token (key)", "W_out[n] @ W_U: tokens promoted / suppressed (value)"])
-    fig.add_trace(go.Bar(x=acts_on_prompt, y=list(labels), orientation="h", showlegend=False,
-                         hovertemplate="%{y}: %{x:.3f}<extra></extra>"), row=1, col=1)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.18,
+        subplot_titles=[
+            "activation on each prompt token (key)",
+            "W_out[n] @ W_U: tokens promoted / suppressed (value)",
+        ],
+    )
+    fig.add_trace(
+        go.Bar(
+            x=acts_on_prompt,
+            y=list(labels),
+            orientation="h",
+            showlegend=False,
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
     names = [f"{token_label(r['token'])} ({r['token_id']})" for r in pushed]
-    fig.add_trace(go.Bar(x=[r["logit"] for r in pushed], y=names, orientation="h", showlegend=False,
-                         marker={"color": ["#b2182b" if r["logit"] < 0 else "#2166ac" for r in pushed]},
-                         hovertemplate="%{y}: %{x:.3f}<extra></extra>"), row=1, col=2)
+    fig.add_trace(
+        go.Bar(
+            x=[r["logit"] for r in pushed],
+            y=names,
+            orientation="h",
+            showlegend=False,
+            marker={"color": ["#b2182b" if r["logit"] < 0 else "#2166ac" for r in pushed]},
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
     fig.update_yaxes(autorange="reversed", row=1, col=1)
     fig.update_xaxes(title_text="activation", row=1, col=1)
     fig.update_xaxes(title_text="logit change per unit activation", row=1, col=2)
-    fig.update_layout(title=f"neuron {neuron['neuron']} of layer {neuron['layer']} as a key-value memory",
-                      width=1200, height=_height(max(len(labels), len(pushed))))
+    fig.update_layout(
+        title=f"neuron {neuron['neuron']} of layer {neuron['layer']} as a key-value memory",
+        width=1200,
+        height=_height(max(len(labels), len(pushed))),
+    )
     return fig
 
 
 def fraction_active_figure(fractions: Sequence[float]) -> go.Figure:
-    fig = go.Figure(go.Bar(x=list(range(len(fractions))), y=list(fractions),
-                           hovertemplate="layer %{x}: %{y:.3f}<extra></extra>"))
-    fig.update_layout(title="share of MLP neurons with GELU output > 0, per layer",
-                      xaxis={"title": "layer", "dtick": 1}, yaxis={"title": "share", "range": [0, 1]},
-                      width=700, height=420)
+    fig = go.Figure(
+        go.Bar(x=list(range(len(fractions))), y=list(fractions), hovertemplate="layer %{x}: %{y:.3f}<extra></extra>")
+    )
+    fig.update_layout(
+        title="share of MLP neurons with GELU output > 0, per layer",
+        xaxis={"title": "layer", "dtick": 1},
+        yaxis={"title": "share", "range": [0, 1]},
+        width=700,
+        height=420,
+    )
     return fig
 
 
-def neuron_figures(result: "NeuronsResult") -> dict[str, go.Figure]:
+def neuron_figures(result: NeuronsResult) -> dict[str, go.Figure]:
     """Every neuron figure, by file name."""
     f = result.findings
     acts = result.activations.numpy()

@@ -22,15 +22,22 @@ def norm_growth_figure(result: ResidualResult) -> go.Figure:
     used = "positions ≥ 1" if f["position_0_excluded"] else "all positions"
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=states, y=f["norm_by_layer"], mode="lines+markers", name=f"stream, mean over {used}"))
-    fig.add_trace(go.Scatter(x=states, y=f["norm_position_0"], mode="lines+markers", name="stream at position 0",
-                             line={"dash": "dot"}))
+    fig.add_trace(
+        go.Scatter(
+            x=states, y=f["norm_position_0"], mode="lines+markers", name="stream at position 0", line={"dash": "dot"}
+        )
+    )
     blocks = [f"block {row['layer']}" for row in f["contributions"]]
     fig.add_trace(go.Bar(x=blocks, y=[r["attn_out_norm"] for r in f["contributions"]], name="attention output"))
     fig.add_trace(go.Bar(x=blocks, y=[r["mlp_out_norm"] for r in f["contributions"]], name="MLP output"))
     fig.update_layout(
         title="Residual stream norm after the embedding and after each block; bars: what the block added",
-        xaxis_title="residual state", yaxis={"title": "L2 norm (log scale)", "type": "log"},
-        barmode="group", width=900, height=520, legend={"orientation": "h", "y": -0.2},
+        xaxis_title="residual state",
+        yaxis={"title": "L2 norm (log scale)", "type": "log"},
+        barmode="group",
+        width=900,
+        height=520,
+        legend={"orientation": "h", "y": -0.2},
     )
     return fig
 
@@ -40,15 +47,23 @@ def token_layer_figure(result: ResidualResult) -> go.Figure:
     f = result.findings
     norms = result.norms.numpy().T  # (pos, state)
     labels = token_labels(f["tokens"], numbered=True)
-    fig = go.Figure(go.Heatmap(
-        z=np.log10(np.maximum(norms, 1e-12)), x=f["states"], y=labels, customdata=norms,
-        colorscale="Viridis", colorbar={"title": "log10 norm"},
-        hovertemplate="%{y}<br>%{x}<br>norm %{customdata:.4g}<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.log10(np.maximum(norms, 1e-12)),
+            x=f["states"],
+            y=labels,
+            customdata=norms,
+            colorscale="Viridis",
+            colorbar={"title": "log10 norm"},
+            hovertemplate="%{y}<br>%{x}<br>norm %{customdata:.4g}<extra></extra>",
+        )
+    )
     fig.update_layout(
         title="Residual norm per token and layer (log colour; position 0 shown, though left out of statistics)",
-        xaxis_title="residual state", yaxis={"title": "token", "autorange": "reversed"},
-        width=900, height=int(min(1400, max(400, 18 * len(labels) + 160))),
+        xaxis_title="residual state",
+        yaxis={"title": "token", "autorange": "reversed"},
+        width=900,
+        height=int(min(1400, max(400, 18 * len(labels) + 160))),
     )
     return fig
 
@@ -62,17 +77,32 @@ def outlier_dims_figure(result: ResidualResult) -> go.Figure:
     fig = go.Figure()
     for dim in dims:
         fig.add_trace(go.Scatter(x=f["states"], y=ratios[:, dim], mode="lines+markers", name=f"dim {dim}"))
-    fig.add_trace(go.Scatter(x=f["states"], y=np.median(ratios, axis=1), mode="lines", name="median dim",
-                             line={"color": "grey", "dash": "dash"}))
+    fig.add_trace(
+        go.Scatter(
+            x=f["states"],
+            y=np.median(ratios, axis=1),
+            mode="lines",
+            name="median dim",
+            line={"color": "grey", "dash": "dash"},
+        )
+    )
     # a trace, not add_hline: plotly places a shape's annotation on a log axis at 10^y
-    fig.add_trace(go.Scatter(x=f["states"], y=[f["outlier_threshold"]] * len(f["states"]), mode="lines",
-                             name=f"outlier threshold {f['outlier_threshold']:g}x",
-                             line={"color": "red", "dash": "dot"}))
+    fig.add_trace(
+        go.Scatter(
+            x=f["states"],
+            y=[f["outlier_threshold"]] * len(f["states"]),
+            mode="lines",
+            name=f"outlier threshold {f['outlier_threshold']:g}x",
+            line={"color": "red", "dash": "dot"},
+        )
+    )
     which = "outlier dims" if f["outlier_dims"] else "no dim reaches the threshold; the top dims"
     fig.update_layout(
         title=f"Residual dims across layers ({which}): peak |activation| / median |activation|",
-        xaxis_title="residual state", yaxis={"title": "ratio to the median (log scale)", "type": "log"},
-        width=900, height=500,
+        xaxis_title="residual state",
+        yaxis={"title": "ratio to the median (log scale)", "type": "log"},
+        width=900,
+        height=500,
     )
     return fig
 

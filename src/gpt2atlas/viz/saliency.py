@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
@@ -37,35 +38,59 @@ def coloured_tokens_figure(methods: dict[str, Sequence[float]], tokens: Sequence
     per_line = min(PER_LINE, len(labels))
     n_rows = math.ceil(len(labels) / per_line)
     fig = make_subplots(rows=len(methods), cols=1, subplot_titles=list(methods), vertical_spacing=0.12)
-    for i, (name, values) in enumerate(methods.items()):
+    for i, values in enumerate(methods.values()):
         z, text, pos = _wrapped(values, labels, per_line)
         bound = float(np.nanmax(np.abs(z))) or 1.0
-        fig.add_trace(go.Heatmap(
-            z=z, text=text, customdata=pos, texttemplate="%{text}", colorscale=DIVERGING, zmid=0, zmin=-bound,
-            zmax=bound, xgap=2, ygap=2, colorbar={"title": "score", "len": 1 / len(methods),
-                                                  "y": 1 - (i + 0.5) / len(methods)},
-            hovertemplate="position %{customdata}: %{text}<br>score %{z:.4f}<extra></extra>",
-        ), row=i + 1, col=1)
+        fig.add_trace(
+            go.Heatmap(
+                z=z,
+                text=text,
+                customdata=pos,
+                texttemplate="%{text}",
+                colorscale=DIVERGING,
+                zmid=0,
+                zmin=-bound,
+                zmax=bound,
+                xgap=2,
+                ygap=2,
+                colorbar={"title": "score", "len": 1 / len(methods), "y": 1 - (i + 0.5) / len(methods)},
+                hovertemplate="position %{customdata}: %{text}<br>score %{z:.4f}<extra></extra>",
+            ),
+            row=i + 1,
+            col=1,
+        )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed")
-    fig.update_layout(title=f"which tokens drive the logit of {target} (blue: up, red: down)",
-                      width=max(700, 95 * per_line + 150), height=len(methods) * (48 * n_rows + 90) + 120,
-                      plot_bgcolor="white")
+    fig.update_layout(
+        title=f"which tokens drive the logit of {target} (blue: up, red: down)",
+        width=max(700, 95 * per_line + 150),
+        height=len(methods) * (48 * n_rows + 90) + 120,
+        plot_bgcolor="white",
+    )
     return fig
 
 
 def scores_bar_figure(methods: dict[str, Sequence[float]], tokens: Sequence[str]) -> go.Figure:
     """Both methods per position as grouped bars."""
     labels = token_labels(tokens, numbered=True)
-    fig = go.Figure([go.Bar(name=name, x=labels, y=list(values), hovertemplate="%{x}: %{y:.4f}<extra></extra>")
-                     for name, values in methods.items()])
-    fig.update_layout(title="saliency per input token", barmode="group", xaxis={"tickangle": -60},
-                      yaxis={"title": "contribution to the target logit"}, width=max(700, 24 * len(labels) + 250),
-                      height=480)
+    fig = go.Figure(
+        [
+            go.Bar(name=name, x=labels, y=list(values), hovertemplate="%{x}: %{y:.4f}<extra></extra>")
+            for name, values in methods.items()
+        ]
+    )
+    fig.update_layout(
+        title="saliency per input token",
+        barmode="group",
+        xaxis={"tickangle": -60},
+        yaxis={"title": "contribution to the target logit"},
+        width=max(700, 24 * len(labels) + 250),
+        height=480,
+    )
     return fig
 
 
-def saliency_figures(result: "SaliencyResult") -> dict[str, go.Figure]:
+def saliency_figures(result: SaliencyResult) -> dict[str, go.Figure]:
     """Every saliency figure, by file name."""
     f = result.findings
     methods = {"integrated gradients": f["integrated_gradients"], "gradient x input": f["gradient_x_input"]}

@@ -38,25 +38,53 @@ def weight_figure(view: WeightView, findings: dict) -> go.Figure:
     """Heat map of the (possibly strided) block, and the histogram of every value in it."""
     values = view.values
     limit = float(np.quantile(np.abs(values), CLIP_QUANTILE)) if values.size else 1.0
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.72, 0.28], horizontal_spacing=0.14,
-                        subplot_titles=("values", "histogram of every value in the block (log scale)"))
-    fig.add_trace(go.Heatmap(z=values, x=view.col_index, y=view.row_index, colorscale="RdBu", zmid=0,
-                             zmin=-(limit or 1.0), zmax=limit or 1.0,
-                             colorbar={"title": "value", "x": 0.625, "thickness": 15},
-                             hovertemplate="row %{y}<br>col %{x}<br>%{z:.5f}<extra></extra>"), row=1, col=1)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.72, 0.28],
+        horizontal_spacing=0.14,
+        subplot_titles=("values", "histogram of every value in the block (log scale)"),
+    )
+    fig.add_trace(
+        go.Heatmap(
+            z=values,
+            x=view.col_index,
+            y=view.row_index,
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-(limit or 1.0),
+            zmax=limit or 1.0,
+            colorbar={"title": "value", "x": 0.625, "thickness": 15},
+            hovertemplate="row %{y}<br>col %{x}<br>%{z:.5f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
     centres = (view.edges[:-1] + view.edges[1:]) / 2
-    fig.add_trace(go.Bar(x=centres, y=view.counts, width=np.diff(view.edges), marker_color="#1f77b4",
-                         showlegend=False, hovertemplate="%{x:.4f}: %{y} values<extra></extra>"), row=1, col=2)
+    fig.add_trace(
+        go.Bar(
+            x=centres,
+            y=view.counts,
+            width=np.diff(view.edges),
+            marker_color="#1f77b4",
+            showlegend=False,
+            hovertemplate="%{x:.4f}: %{y} values<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
     _section_lines(fig, view.sections["cols"], view.col_index, "cols")
     _section_lines(fig, view.sections["rows"], view.row_index, "rows")
     stats = findings["stats"]
     stride = findings["figure_stride"]
     shown = [f"1 in {n} {axis}" for n, axis in zip(stride, ("rows", "columns"), strict=True) if n > 1]
     strided = f"; heat map shows {' and '.join(shown)}" if shown else ""
-    title = (f"{escape(findings['param'])} {tuple(findings['shape'])}, {escape(_span_text(findings))}"
-             f"<br><sup>mean {stats['mean']:.3g}, std {stats['std']:.3g}, min {stats['min']:.3g}, "
-             f"max {stats['max']:.3g}; colours clipped at ±{limit:.3g} ({CLIP_QUANTILE:.1%} of |values|)"
-             f"{strided}</sup>")
+    title = (
+        f"{escape(findings['param'])} {tuple(findings['shape'])}, {escape(_span_text(findings))}"
+        f"<br><sup>mean {stats['mean']:.3g}, std {stats['std']:.3g}, min {stats['min']:.3g}, "
+        f"max {stats['max']:.3g}; colours clipped at ±{limit:.3g} ({CLIP_QUANTILE:.1%} of |values|)"
+        f"{strided}</sup>"
+    )
     fig.update_yaxes(title_text="row", autorange="reversed", row=1, col=1)
     fig.update_xaxes(title_text="column", row=1, col=1)
     fig.update_xaxes(title_text="value", row=1, col=2)

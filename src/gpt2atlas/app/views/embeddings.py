@@ -25,8 +25,14 @@ def vocabulary(model_id: str):
 def analysis(model_id: str, prompt: str, method: str):
     from gpt2atlas.analysis.embeddings import analyze
 
-    return analyze(state.get_model(model_id), prompt, projections=(method,), sample_size=SAMPLE_SIZE,
-                   progress=False, vocabulary=vocabulary(model_id))
+    return analyze(
+        state.get_model(model_id),
+        prompt,
+        projections=(method,),
+        sample_size=SAMPLE_SIZE,
+        progress=False,
+        vocabulary=vocabulary(model_id),
+    )
 
 
 @st.cache_resource(max_entries=16, show_spinner="drawing ...")

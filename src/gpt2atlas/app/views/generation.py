@@ -10,11 +10,21 @@ from gpt2atlas.app.widgets import token_strip
 
 def generate(model, settings) -> dict:
     """Run the sampler with the sidebar's settings; the result is kept in the session."""
-    result = model.generate(settings.prompt, settings.max_new_tokens, temperature=settings.temperature,
-                            top_k=settings.top_k or None, seed=settings.seed)
+    result = model.generate(
+        settings.prompt,
+        settings.max_new_tokens,
+        temperature=settings.temperature,
+        top_k=settings.top_k or None,
+        seed=settings.seed,
+    )
     tokens = [model.tokenizer.decode([t]) for t in result.new_tokens[0]]
-    return {"prompt": settings.prompt, "tokens": tokens, "probs": [float(p) for p in result.token_probs[0]],
-            "stopped_at_context": result.stopped_at_context, "model_id": settings.model_id}
+    return {
+        "prompt": settings.prompt,
+        "tokens": tokens,
+        "probs": [float(p) for p in result.token_probs[0]],
+        "stopped_at_context": result.stopped_at_context,
+        "model_id": settings.model_id,
+    }
 
 
 def render(model, settings) -> None:
@@ -27,7 +37,9 @@ def render(model, settings) -> None:
         st.warning("Generation stopped at the end of the model's context window.")
     probs = generation["probs"]
     if probs:
-        st.caption(f"{len(probs)} new tokens · mean probability {sum(probs) / len(probs):.3g} · "
-                   f"darker = more probable (hover a token for its probability)")
+        st.caption(
+            f"{len(probs)} new tokens · mean probability {sum(probs) / len(probs):.3g} · "
+            f"darker = more probable (hover a token for its probability)"
+        )
         table = pd.DataFrame({"token": [repr(t) for t in generation["tokens"]], "probability": probs})
         st.dataframe(table, width="stretch", height=260)

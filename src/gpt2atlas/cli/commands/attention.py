@@ -51,8 +51,10 @@ def neurons(
     model: ModelOption = "gpt2",
     layer: LayerOption = None,
     neuron: Annotated[Optional[int], typer.Option("--neuron", "-n", help="neuron of --layer to explain")] = None,
-    extra_prompt: Annotated[Optional[list[str]], typer.Option(
-        "--extra-prompt", help="more text to search for the neuron's top tokens (repeatable)")] = None,
+    extra_prompt: Annotated[
+        Optional[list[str]],
+        typer.Option("--extra-prompt", help="more text to search for the neuron's top tokens (repeatable)"),
+    ] = None,
     png: PngOption = True,
     device: DeviceOption = "cpu",
 ) -> None:
@@ -69,8 +71,12 @@ def saliency(
     prompt: PromptOption,
     out: OutOption,
     model: ModelOption = "gpt2",
-    target: Annotated[Optional[str], typer.Option(
-        "--target", "-t", help="one token to explain, e.g. ' Paris' (default: the model's top next token)")] = None,
+    target: Annotated[
+        Optional[str],
+        typer.Option(
+            "--target", "-t", help="one token to explain, e.g. ' Paris' (default: the model's top next token)"
+        ),
+    ] = None,
     steps: Annotated[int, typer.Option(help="integrated-gradients quadrature points")] = 16,
     png: PngOption = True,
     device: DeviceOption = "cpu",

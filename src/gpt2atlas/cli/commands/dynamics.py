@@ -24,8 +24,12 @@ def dynamics(
     out: OutOption,
     run: Annotated[Optional[Path], typer.Option("--run", help="a gpt2atlas train run folder")] = None,
     model: ModelOption = "mini",
-    revisions: Annotated[Optional[str], typer.Option(
-        "--revisions", help="hub revisions of --model, comma-separated (e.g. checkpoint-0,checkpoint-10000)")] = None,
+    revisions: Annotated[
+        Optional[str],
+        typer.Option(
+            "--revisions", help="hub revisions of --model, comma-separated (e.g. checkpoint-0,checkpoint-10000)"
+        ),
+    ] = None,
     png: PngOption = True,
 ) -> None:
     """Loss, position-embedding smoothness, head scores, logit-lens depth and intrinsic dimension over training."""
@@ -44,8 +48,10 @@ def dynamics(
     else:
         found = training_history("gpt2" if run is not None else model, run)
         if found is None:
-            raise InputError(f"--model {model} has no training history here: pass --revisions for a hub model's "
-                             "checkpoints, --run DIR for a run of gpt2atlas train, or --model mini")
+            raise InputError(
+                f"--model {model} has no training history here: pass --revisions for a hub model's "
+                "checkpoints, --run DIR for a run of gpt2atlas train, or --model mini"
+            )
         history = found
     result = analyze(history)
     sentences = read_dynamics(result)

@@ -43,14 +43,21 @@ def _dim_pair(text: str) -> tuple[int, int]:
 def embeddings(
     out: OutOption,
     model: ModelOption = "gpt2",
-    prompt: Annotated[str | None, typer.Option(
-        "--prompt", "-p", help="text whose tokens get nearest neighbours and labels (default: a few words)")] = None,
-    projections: Annotated[str, typer.Option(
-        help="comma-separated projections of the token sample: pca, tsne, umap")] = "pca,tsne,umap",
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--prompt", "-p", help="text whose tokens get nearest neighbours and labels (default: a few words)"
+        ),
+    ] = None,
+    projections: Annotated[
+        str, typer.Option(help="comma-separated projections of the token sample: pca, tsne, umap")
+    ] = "pca,tsne,umap",
     sample_size: Annotated[int, typer.Option(help="tokens in the PCA and dimension-pair scatters")] = 2000,
     manifold_size: Annotated[int, typer.Option(help="tokens embedded by t-SNE and UMAP (the sample's first)")] = 1000,
-    dim_pair: Annotated[list[str] | None, typer.Option(
-        "--dim-pair", help="two dims to scatter tokens and positions in, e.g. 87:138 (repeatable)")] = None,
+    dim_pair: Annotated[
+        list[str] | None,
+        typer.Option("--dim-pair", help="two dims to scatter tokens and positions in, e.g. 87:138 (repeatable)"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed of the token sample, t-SNE and UMAP")] = 0,
     png: PngOption = True,
     device: DeviceOption = "cpu",
@@ -63,17 +70,29 @@ def embeddings(
     methods = tuple(m.strip() for m in projections.split(",") if m.strip())
     pairs = [_dim_pair(text) for text in dim_pair] if dim_pair else None
     gpt = load(model, device)
-    result = analyze(gpt, prompt, sample_size=sample_size, manifold_size=manifold_size, projections=methods,
-                     dim_pairs=pairs, seed=seed)
+    result = analyze(
+        gpt,
+        prompt,
+        sample_size=sample_size,
+        manifold_size=manifold_size,
+        projections=methods,
+        dim_pairs=pairs,
+        seed=seed,
+    )
     _save(result, out, png)
 
 
 def weights(
     out: OutOption,
     model: ModelOption = "gpt2",
-    param: Annotated[str | None, typer.Option(
-        "--param", help="weight to show, ours (blocks.0.attn.W_QKV) or Hugging Face's (h.0.attn.c_attn.weight); "
-                        "omit for only the model summary and 3D architecture")] = None,
+    param: Annotated[
+        str | None,
+        typer.Option(
+            "--param",
+            help="weight to show, ours (blocks.0.attn.W_QKV) or Hugging Face's (h.0.attn.c_attn.weight); "
+            "omit for only the model summary and 3D architecture",
+        ),
+    ] = None,
     rows: Annotated[str | None, typer.Option("--rows", help="row range a:b (default: all)")] = None,
     cols: Annotated[str | None, typer.Option("--cols", help="column range a:b (default: all)")] = None,
     png: PngOption = True,

@@ -35,13 +35,16 @@ def geometry(
     substeps: Annotated[
         bool, typer.Option("--substeps", help="also measure inside each block (ln1, attn_out, resid_mid, mlp_out)")
     ] = False,
-    layer: Annotated[Optional[int], typer.Option(
-        help="layer for the distance matrices and t-SNE, 0 to n_layer (default: the hidden layer where the "
-             "last-token ID peaks)"
-    )] = None,
-    prompt: Annotated[Optional[str], typer.Option(
-        "--prompt", "-p", help="text for the Gram-volume profile (default: the first text)"
-    )] = None,
+    layer: Annotated[
+        Optional[int],
+        typer.Option(
+            help="layer for the distance matrices and t-SNE, 0 to n_layer (default: the hidden layer where the "
+            "last-token ID peaks)"
+        ),
+    ] = None,
+    prompt: Annotated[
+        Optional[str], typer.Option("--prompt", "-p", help="text for the Gram-volume profile (default: the first text)")
+    ] = None,
     include_first: Annotated[
         bool, typer.Option("--include-first", help="keep position 0 in the all-tokens cloud")
     ] = False,
@@ -60,8 +63,9 @@ def geometry(
     if prompt is not None and not prompt.strip():
         raise InputError("the prompt is empty: give at least one character of text")
     gpt = load(model, device)
-    check_settings(gpt, layer=layer, max_tokens=max_tokens, all_tokens_budget=budget, prompt=prompt,
-                   include_first=include_first)
+    check_settings(
+        gpt, layer=layer, max_tokens=max_tokens, all_tokens_budget=budget, prompt=prompt, include_first=include_first
+    )
     started = time.perf_counter()
     with err_console.status("reading texts ..."):
         if texts is not None:
@@ -72,15 +76,26 @@ def geometry(
             corpus = default_corpus(max_texts, seed)
     reading_s = time.perf_counter() - started
     err_console.print(f"{len(corpus.texts)} texts from {corpus.info['name']}")
-    result = analyze(gpt, prompt, corpus=corpus, max_texts=max_texts, max_tokens=max_tokens,
-                     all_tokens_budget=budget, substeps=substeps, layer=layer, include_first=include_first,
-                     seed=seed)
+    result = analyze(
+        gpt,
+        prompt,
+        corpus=corpus,
+        max_texts=max_texts,
+        max_tokens=max_tokens,
+        all_tokens_budget=budget,
+        substeps=substeps,
+        layer=layer,
+        include_first=include_first,
+        seed=seed,
+    )
     timing = result.findings["timing"]
     timing["corpus_s"], timing["total_s"] = round(reading_s, 2), round(timing["total_s"] + reading_s, 2)
     with err_console.status("writing figures ..."):
         folder = result.save(out, png=png)
     summary = result.findings["summary"]["last_token"]
-    print(f"last-token TwoNN ID: {summary['first_twonn_id']:.1f} at the embedding, peak {summary['peak_twonn_id']:.1f} "
-          f"at layer {summary['peak_layer']}, {summary['last_twonn_id']:.1f} at the last layer; "
-          f"took {result.findings['timing']['total_s']:.0f} s")
+    print(
+        f"last-token TwoNN ID: {summary['first_twonn_id']:.1f} at the embedding, peak {summary['peak_twonn_id']:.1f} "
+        f"at layer {summary['peak_layer']}, {summary['last_twonn_id']:.1f} at the last layer; "
+        f"took {result.findings['timing']['total_s']:.0f} s"
+    )
     print(f"wrote {folder}/findings.json and {len(list(folder.glob('*.html')))} figures")

@@ -19,8 +19,10 @@ from gpt2atlas.viz.export import browser_session
 
 LAYER_AREAS = ("attention", "neurons", "layernorm", "residual", "journey", "saliency")
 
-IncludeFirstOption = Annotated[bool, typer.Option(
-    "--include-first/--exclude-first", help="let position 0 (massive activations) into the statistics")]
+IncludeFirstOption = Annotated[
+    bool,
+    typer.Option("--include-first/--exclude-first", help="let position 0 (massive activations) into the statistics"),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -48,9 +50,14 @@ def layernorm(
     prompt: PromptOption,
     out: OutOption,
     model: ModelOption = "gpt2",
-    layer: Annotated[Optional[int], typer.Option(
-        "--layer", "-l", help="block whose ln1 is drawn in 3D and whose MLP shows GELU (default: the middle one)",
-    )] = None,
+    layer: Annotated[
+        Optional[int],
+        typer.Option(
+            "--layer",
+            "-l",
+            help="block whose ln1 is drawn in 3D and whose MLP shows GELU (default: the middle one)",
+        ),
+    ] = None,
     include_first: IncludeFirstOption = False,
     seed: Annotated[int, typer.Option(help="seed of the 3D toy and the superposition toy")] = 0,
     png: PngOption = True,
@@ -69,8 +76,9 @@ def residual(
     out: OutOption,
     model: ModelOption = "gpt2",
     include_first: IncludeFirstOption = False,
-    threshold: Annotated[float, typer.Option(
-        help="outlier dim: peak |activation| at least this many x the median")] = OUTLIER_THRESHOLD,
+    threshold: Annotated[
+        float, typer.Option(help="outlier dim: peak |activation| at least this many x the median")
+    ] = OUTLIER_THRESHOLD,
     png: PngOption = True,
     device: DeviceOption = "cpu",
 ) -> None:
@@ -88,8 +96,12 @@ def journey(
     prompt: PromptOption,
     out: OutOption,
     model: ModelOption = "gpt2",
-    position: Annotated[Optional[int], typer.Option(
-        "--position", help="token whose trajectory is drawn (default: the last; negative counts from the end)")] = None,
+    position: Annotated[
+        Optional[int],
+        typer.Option(
+            "--position", help="token whose trajectory is drawn (default: the last; negative counts from the end)"
+        ),
+    ] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="guesses kept per layer and position")] = 5,
     include_first: IncludeFirstOption = False,
     projections: Annotated[str, typer.Option(help="trajectory maps: pca, umap or pca,umap")] = "pca,umap",
@@ -103,8 +115,11 @@ def journey(
     check_prompt(prompt)
     maps = _projections(projections)
     gpt = load(model, device)
-    _save(analyze(gpt, prompt, position=position, top_k=top_k, include_first=include_first, projections=maps,
-                  seed=seed), out, png)
+    _save(
+        analyze(gpt, prompt, position=position, top_k=top_k, include_first=include_first, projections=maps, seed=seed),
+        out,
+        png,
+    )
 
 
 def layers(

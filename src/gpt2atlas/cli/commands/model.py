@@ -43,12 +43,28 @@ def generate(
     check_prompt(prompt)
     gpt = load(model, device, dtype, revision)
     result = gpt.generate(
-        prompt, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-        num_samples=num_samples, warn=lambda msg: err_console.print(f"[yellow]{msg}[/yellow]"),
+        prompt,
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+        num_samples=num_samples,
+        warn=lambda msg: err_console.print(f"[yellow]{msg}[/yellow]"),
     )
     if as_json:
-        print(json.dumps({"prompt": prompt, "seed": result.seed, "samples": result.texts,
-                          "tokens": result.new_tokens, "token_probs": result.token_probs}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "prompt": prompt,
+                    "seed": result.seed,
+                    "samples": result.texts,
+                    "tokens": result.new_tokens,
+                    "token_probs": result.token_probs,
+                },
+                indent=2,
+            )
+        )
         return
     console = Console(highlight=False)
     for i, text in enumerate(result.texts):

@@ -41,18 +41,47 @@ def read_texts(path: Path) -> list[str]:
 def report(
     model: ModelOption = "gpt2",
     revision: RevisionOption = None,
-    run: Annotated[Optional[Path], typer.Option("--run", help="a gpt2atlas train run folder: report on its last checkpoint, with a 'How it learned' section over all of them")] = None,
-    prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="a prompt to analyse (repeat for several); default: a built-in one")] = None,
-    texts: Annotated[Optional[Path], typer.Option("--texts", help="texts for the geometry section: one per line, or a folder of .txt files")] = None,
+    run: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--run",
+            help="a gpt2atlas train run folder: report on its last checkpoint, with a 'How it learned' section over all of them",
+        ),
+    ] = None,
+    prompt: Annotated[
+        Optional[list[str]],
+        typer.Option("--prompt", "-p", help="a prompt to analyse (repeat for several); default: a built-in one"),
+    ] = None,
+    texts: Annotated[
+        Optional[Path],
+        typer.Option("--texts", help="texts for the geometry section: one per line, or a folder of .txt files"),
+    ] = None,
     max_texts: Annotated[int, typer.Option(help="at most this many texts for the geometry section (speed)")] = 200,
-    out: Annotated[Path, typer.Option("--out", "-o", help="the report file (.html, or .md with --format md)")] = Path("report.html"),
-    fmt: Annotated[str, typer.Option("--format", help="html (one self-contained file) or md (Markdown + PNG folder)")] = "html",
+    out: Annotated[Path, typer.Option("--out", "-o", help="the report file (.html, or .md with --format md)")] = Path(
+        "report.html"
+    ),
+    fmt: Annotated[
+        str, typer.Option("--format", help="html (one self-contained file) or md (Markdown + PNG folder)")
+    ] = "html",
     seed: Annotated[int, typer.Option(help="seed for sampling and random probes")] = 0,
     max_new_tokens: Annotated[int, typer.Option(help="tokens per generated sample")] = 40,
     num_samples: Annotated[int, typer.Option(help="generated samples per prompt")] = 2,
-    skip: Annotated[Optional[list[str]], typer.Option("--skip", help="leave out a section (repeatable): summary, embeddings, weights, attention, neurons, layernorm, residual, journey, saliency, geometry, samples, learning")] = None,
-    projections: Annotated[str, typer.Option(help="token-embedding projections, comma-separated: pca, tsne, umap (t-SNE and UMAP take minutes on gpt2)")] = "pca",
-    quick: Annotated[bool, typer.Option("--quick", help="smaller samples, PCA only, fewer probes: a rough report, fast")] = False,
+    skip: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--skip",
+            help="leave out a section (repeatable): summary, embeddings, weights, attention, neurons, layernorm, residual, journey, saliency, geometry, samples, learning",
+        ),
+    ] = None,
+    projections: Annotated[
+        str,
+        typer.Option(
+            help="token-embedding projections, comma-separated: pca, tsne, umap (t-SNE and UMAP take minutes on gpt2)"
+        ),
+    ] = "pca",
+    quick: Annotated[
+        bool, typer.Option("--quick", help="smaller samples, PCA only, fewer probes: a rough report, fast")
+    ] = False,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
 ) -> None:
@@ -65,9 +94,20 @@ def report(
         model = str(last_checkpoint(run))
     gpt = load(model, device, dtype, revision)
     path, result = build_report(
-        gpt, out, model_id=model, prompts=prompt or [], texts=text_list, texts_source=str(texts) if texts else None,
-        max_texts=max_texts, seed=seed, max_new_tokens=max_new_tokens, num_samples=num_samples, fmt=fmt,
-        skip=skip or [], quick=quick, projections=[p.strip() for p in projections.split(",") if p.strip()],
+        gpt,
+        out,
+        model_id=model,
+        prompts=prompt or [],
+        texts=text_list,
+        texts_source=str(texts) if texts else None,
+        max_texts=max_texts,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        num_samples=num_samples,
+        fmt=fmt,
+        skip=skip or [],
+        quick=quick,
+        projections=[p.strip() for p in projections.split(",") if p.strip()],
         history=history,
     )
     skipped = [s for s in result.sections if s.skipped]
@@ -77,7 +117,7 @@ def report(
     print(f"wrote {path} ({len(result.sections) - len(skipped)} sections, {figures} figures)")
 
 
-def training_history(model: str, run: Path | None) -> "TrainingHistory | None":
+def training_history(model: str, run: Path | None) -> TrainingHistory | None:
     """The training history a report or `dynamics` can read: a run folder's, or a shipped model's."""
     from gpt2atlas.shipped import SHIPPED_MODELS
     from gpt2atlas.training.history import history_of_run, history_of_shipped
@@ -102,11 +142,30 @@ def free_port(host: str = "127.0.0.1") -> int:
 def app_command(app_file: Path, model: str, port: int, host: str = "127.0.0.1", device: str = "cpu") -> list[str]:
     """The `streamlit run` command line for the dashboard: local only, headless, no usage statistics."""
     return [
-        sys.executable, "-m", "streamlit", "run", str(app_file),
-        "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
-        "--client.showErrorDetails", "none", "--server.fileWatcherType", "none",
-        "--", "--model", model, "--device", device,
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_file),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--global.developmentMode",
+        "false",
+        "--client.showErrorDetails",
+        "none",
+        "--server.fileWatcherType",
+        "none",
+        "--",
+        "--model",
+        model,
+        "--device",
+        device,
     ]
 
 

@@ -23,33 +23,60 @@ def _opt(help_text: str, *names: str) -> typer.models.OptionInfo:
 
 def train(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run folder (checkpoints, metrics, state)")] = None,
-    data: Annotated[Optional[str], _opt(f"text file, folder, or built-in corpus (python-stdlib, python-docs); default {DEFAULT.data}; "
-                                        "comma-separated to mix")] = None,
+    data: Annotated[
+        Optional[str],
+        _opt(
+            f"text file, folder, or built-in corpus (python-stdlib, python-docs); default {DEFAULT.data}; "
+            "comma-separated to mix"
+        ),
+    ] = None,
     preset: Annotated[Optional[str], _opt("model shape: tiny, mini (default), small, medium")] = None,
     n_layer: Annotated[Optional[int], _opt("blocks")] = None,
     n_head: Annotated[Optional[int], _opt("attention heads per block")] = None,
     d_model: Annotated[Optional[int], _opt("width of the residual stream")] = None,
     n_ctx: Annotated[Optional[int], _opt("context length in tokens")] = None,
-    init_from: Annotated[Optional[str], _opt("start from these weights (a model id, folder or .safetensors) "
-                                             "instead of GPT-2's initialisation")] = None,
+    init_from: Annotated[
+        Optional[str],
+        _opt("start from these weights (a model id, folder or .safetensors) instead of GPT-2's initialisation"),
+    ] = None,
     max_steps: Annotated[Optional[int], _opt(f"optimizer steps in all (default {DEFAULT.max_steps})")] = None,
-    batch_tokens: Annotated[Optional[int], _opt(f"tokens per optimizer step, over all processes (default {DEFAULT.batch_tokens})")] = None,
-    micro_batch: Annotated[Optional[int], _opt(f"sequences per forward pass and process (default {DEFAULT.micro_batch})")] = None,
+    batch_tokens: Annotated[
+        Optional[int], _opt(f"tokens per optimizer step, over all processes (default {DEFAULT.batch_tokens})")
+    ] = None,
+    micro_batch: Annotated[
+        Optional[int], _opt(f"sequences per forward pass and process (default {DEFAULT.micro_batch})")
+    ] = None,
     lr: Annotated[Optional[float], _opt(f"peak learning rate (default {DEFAULT.lr:g})")] = None,
     warmup_steps: Annotated[Optional[int], _opt(f"linear warm-up steps (default {DEFAULT.warmup_steps})")] = None,
-    weight_decay: Annotated[Optional[float], _opt(f"AdamW weight decay on matrices (default {DEFAULT.weight_decay:g})")] = None,
-    seed: Annotated[Optional[int], _opt(f"seed of the initialisation and the data order (default {DEFAULT.seed})")] = None,
-    val_fraction: Annotated[Optional[float], _opt(f"share of documents held out (default {DEFAULT.val_fraction:g})")] = None,
-    precision: Annotated[Optional[str], _opt("auto (bfloat16 autocast where the CPU/GPU is fast at it), "
-                                             "float32 or bfloat16")] = None,
+    weight_decay: Annotated[
+        Optional[float], _opt(f"AdamW weight decay on matrices (default {DEFAULT.weight_decay:g})")
+    ] = None,
+    seed: Annotated[
+        Optional[int], _opt(f"seed of the initialisation and the data order (default {DEFAULT.seed})")
+    ] = None,
+    val_fraction: Annotated[
+        Optional[float], _opt(f"share of documents held out (default {DEFAULT.val_fraction:g})")
+    ] = None,
+    precision: Annotated[
+        Optional[str], _opt("auto (bfloat16 autocast where the CPU/GPU is fast at it), float32 or bfloat16")
+    ] = None,
     adamw: Annotated[Optional[str], _opt("AdamW implementation: fused (default) or foreach")] = None,
-    compile_model: Annotated[Optional[bool], typer.Option("--compile/--no-compile",
-                                                          help="torch.compile the model")] = None,
+    compile_model: Annotated[
+        Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the model")
+    ] = None,
     device: DeviceOption = "cpu",
-    eval_every: Annotated[Optional[int], _opt(f"steps between validation losses (default {DEFAULT.eval_every})")] = None,
-    eval_tokens: Annotated[Optional[int], _opt(f"validation tokens per evaluation (default {DEFAULT.eval_tokens})")] = None,
-    log_every: Annotated[Optional[int], _opt(f"steps between lines of metrics.jsonl (default {DEFAULT.log_every})")] = None,
-    save_every: Annotated[Optional[int], _opt(f"steps between saves of the resumable state (default {DEFAULT.save_every})")] = None,
+    eval_every: Annotated[
+        Optional[int], _opt(f"steps between validation losses (default {DEFAULT.eval_every})")
+    ] = None,
+    eval_tokens: Annotated[
+        Optional[int], _opt(f"validation tokens per evaluation (default {DEFAULT.eval_tokens})")
+    ] = None,
+    log_every: Annotated[
+        Optional[int], _opt(f"steps between lines of metrics.jsonl (default {DEFAULT.log_every})")
+    ] = None,
+    save_every: Annotated[
+        Optional[int], _opt(f"steps between saves of the resumable state (default {DEFAULT.save_every})")
+    ] = None,
     resume: Annotated[Optional[Path], _opt("continue the run in this folder")] = None,
     overwrite: Annotated[bool, _opt("start again in a folder that holds an earlier run")] = False,
     time_limit: Annotated[Optional[float], _opt("stop cleanly (state saved) after this many minutes")] = None,
@@ -65,11 +92,28 @@ def train(
     if (out is None) == (resume is None):
         raise InputError("pass --out DIR for a new run, or --resume DIR to continue one")
     overrides = dict(
-        data=data, n_layer=n_layer, n_head=n_head, d_model=d_model, n_ctx=n_ctx, init_from=init_from,
-        max_steps=max_steps, batch_tokens=batch_tokens, micro_batch=micro_batch, lr=lr, warmup_steps=warmup_steps,
-        weight_decay=weight_decay, seed=seed, val_fraction=val_fraction, precision=precision, adamw=adamw,
-        compile=compile_model, device=device if device != "cpu" else None, eval_every=eval_every,
-        eval_tokens=eval_tokens, log_every=log_every, save_every=save_every,
+        data=data,
+        n_layer=n_layer,
+        n_head=n_head,
+        d_model=d_model,
+        n_ctx=n_ctx,
+        init_from=init_from,
+        max_steps=max_steps,
+        batch_tokens=batch_tokens,
+        micro_batch=micro_batch,
+        lr=lr,
+        warmup_steps=warmup_steps,
+        weight_decay=weight_decay,
+        seed=seed,
+        val_fraction=val_fraction,
+        precision=precision,
+        adamw=adamw,
+        compile=compile_model,
+        device=device if device != "cpu" else None,
+        eval_every=eval_every,
+        eval_tokens=eval_tokens,
+        log_every=log_every,
+        save_every=save_every,
     )
     if resume is not None:
         config = _resume_config(resume, preset, overrides)
@@ -78,11 +122,22 @@ def train(
         config = config_for(preset, **overrides)
         folder = out  # type: ignore[assignment]
     is_main = _is_main_process()
-    log = (lambda msg: err_console.print(msg, markup=False, highlight=False, soft_wrap=True)) if is_main else (lambda msg: None)
+    log = (
+        (lambda msg: err_console.print(msg, markup=False, highlight=False, soft_wrap=True))
+        if is_main
+        else (lambda msg: None)
+    )
     try:
-        result = run_training(config, folder, resume=resume is not None, overwrite=overwrite,
-                              time_limit_s=time_limit * 60 if time_limit else None, stop_at_step=stop_at_step,
-                              threads=threads, log=log)
+        result = run_training(
+            config,
+            folder,
+            resume=resume is not None,
+            overwrite=overwrite,
+            time_limit_s=time_limit * 60 if time_limit else None,
+            stop_at_step=stop_at_step,
+            threads=threads,
+            log=log,
+        )
     except TrainingInterrupted as stop:
         if is_main:
             _write_loss_curve(folder, png)
@@ -91,8 +146,13 @@ def train(
     if is_main:
         figure = _write_loss_curve(folder, png)
         loss = f"validation loss {result.val_loss:.4f}" if result.val_loss is not None else "no validation split"
-        err_console.print(f"step {result.step}: {loss}; {result.tokens:,} tokens seen. Wrote {result.run} "
-                          f"(checkpoints/, metrics.jsonl, {figure.name})", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(
+            f"step {result.step}: {loss}; {result.tokens:,} tokens seen. Wrote {result.run} "
+            f"(checkpoints/, metrics.jsonl, {figure.name})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _resume_config(folder: Path, preset: str | None, overrides: dict):

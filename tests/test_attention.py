@@ -11,6 +11,7 @@ from gpt2atlas.analysis import attention
 from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError
 from gpt2atlas.model import GPT2Config
+from gpt2atlas.viz.figures import figures_of
 
 PLANTED_CFG = GPT2Config(n_layer=2, n_head=4, d_model=128, n_ctx=64)
 POS_DIMS = slice(0, 32)  # sinusoidal position code (16 frequencies)
@@ -169,7 +170,7 @@ def test_out_of_range_layer_or_head_is_an_input_error(tiny_model):
 
 def test_figures_escape_prompt_text(tiny_model):
     result = attention.analyze(tiny_model, "a <script>alert(1)</script> b", layer=1, head=3, repeat_half=4)
-    figures = result.figures()
+    figures = figures_of(result)
     assert set(figures) == {
         "head_pattern",
         "layer_heads",

@@ -13,9 +13,9 @@ import torch
 from conftest import random_model
 from gpt2atlas.analysis.dynamics import analyze, position_roughness
 from gpt2atlas.model import save_checkpoint
-from gpt2atlas.report.readings import read_dynamics
 from gpt2atlas.training.history import history_of_revisions, history_of_run
 from gpt2atlas.training.recipe import TrainConfig
+from gpt2atlas.viz.readings import read_dynamics
 from test_attention import PLANTED_CFG, PREV, _head_columns, planted_model
 from test_loading_and_cli import assert_one_line_error, run_cli
 

@@ -13,6 +13,7 @@ from gpt2atlas.analysis import embeddings as E
 from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError
 from gpt2atlas.model import save_checkpoint
+from gpt2atlas.viz.figures import figures_of
 from gpt2atlas.viz.labels import token_labels
 
 OFFSET_DIM, OFFSET = 17, 0.05
@@ -165,7 +166,7 @@ def test_findings_and_figures(planted):
     assert token["norm"]["max"] == pytest.approx(float(norms.max()), rel=1e-6)
     assert token["norm"]["max_token_id"] == int(norms.argmax())
     assert token["local_pca"]["anchors"] == 20
-    figures = report.figures()
+    figures = figures_of(report)
     assert {
         "dim_stats",
         "dim_pairs",
@@ -234,7 +235,7 @@ def test_projections_keep_planted_clusters_apart():
     labels = report.data.sample_ids % 4
     for name, coords in projections.items():
         assert _neighbour_agreement(coords, labels) > 0.9, name
-    figures = report.figures()
+    figures = figures_of(report)
     assert {"tokens_tsne_2d", "tokens_tsne_3d", "tokens_umap_2d", "tokens_umap_3d"} <= set(figures)
     assert list(figures["tokens_umap_2d"].data[-1].text) == token_labels(model.to_str_tokens("Paris"))
     again = E.analyze(model, "Paris", **{**options, "projections": ("tsne",)})

@@ -25,6 +25,7 @@ from gpt2atlas.geometry.corpus import (
 from gpt2atlas.geometry.estimators import gram_log_volume
 from gpt2atlas.geometry.extraction import extract_clouds, measurement_sites
 from gpt2atlas.model import save_checkpoint
+from gpt2atlas.viz.figures import figures_of
 
 ROW_KEYS = {
     "layer",
@@ -281,7 +282,7 @@ def test_findings_layout(planted):
     assert {"extraction_s", "estimation_s", "total_s"} <= set(findings["timing"])
     assert findings["memory"]["peak_rss_mb"] > 0
     assert [r["layer"] for r in result.rows("last_token")] == list(range(TINY.n_layer + 1))
-    redrawn = GeometryResult(findings).figures()  # from the saved JSON alone (NaN became null)
+    redrawn = figures_of(GeometryResult(findings))  # from the saved JSON alone (NaN became null)
     assert set(redrawn) == FIGURES
 
 
@@ -304,7 +305,7 @@ def test_gram_volume_and_focus_layer_on_a_random_model(tiny_model):
 def test_figures_escape_user_text(tiny_model):
     texts = ["<script>alert(1)</script> is not " + t for t in random_texts(tiny_model, 30, seed=6)]
     result = analyze(tiny_model, texts=texts, all_tokens_budget=200, progress=False)
-    figures = result.figures()
+    figures = figures_of(result)
     assert set(figures) == FIGURES
     dumped = figures["text_distances"].to_json() + figures["tsne_3d"].to_json() + figures["gram_log_volume"].to_json()
     assert "<script>" not in dumped and "&lt;script&gt;" in dumped

@@ -9,6 +9,7 @@ import torch
 from conftest import TINY, random_model
 from gpt2atlas.analysis import journey
 from gpt2atlas.errors import InputError
+from gpt2atlas.viz.figures import figures_of
 
 PROMPT = "Alice went to the market and Bob went to the"
 
@@ -164,7 +165,7 @@ def test_bad_inputs(tiny_model):
 
 def test_figures_escape_tokens(tiny_model):
     result = _analyze(tiny_model, "<i>x</i> & y")
-    figures = result.figures()
+    figures = figures_of(result)
     assert set(figures) == {"logit_lens", "rank_kl", "cosines", "trajectory"}
     table = figures["logit_lens"].data[0]
     assert np.asarray(table.z).shape == (3, len(result.findings["tokens"]))
@@ -187,4 +188,4 @@ def test_umap_places_a_token_that_never_moves_on_its_own_embedding():
     coords = np.asarray(result.umap_points["coords"])
     typical = np.median(np.linalg.norm(coords - coords.mean(0), axis=1))
     assert np.linalg.norm(np.asarray(t["umap"][0]) - coords[own]) < typical  # placed near its own token
-    assert set(result.figures()) == {"logit_lens", "rank_kl", "cosines", "trajectory"}
+    assert set(figures_of(result)) == {"logit_lens", "rank_kl", "cosines", "trajectory"}

@@ -8,6 +8,7 @@ import torch
 from conftest import TINY, random_model
 from gpt2atlas.analysis import layernorm
 from gpt2atlas.errors import InputError
+from gpt2atlas.viz.figures import figures_of
 
 PROMPT = "The quick brown fox jumps over the lazy dog because it was bored"
 
@@ -163,7 +164,7 @@ def test_bad_layer_is_an_input_error(tiny_model):
 def test_figures_escape_the_prompt(tiny_model):
     result = layernorm.analyze(tiny_model, "x <b> & <i>", superposition_vectors=50, superposition_dim=10)
     assert any("<" in t for t in result.findings["tokens"][1:])  # the prompt has tokens holding "<" ...
-    figures = result.figures()
+    figures = figures_of(result)
     assert set(figures) == {"toy_3d", "steps_3d", "gamma_per_dim", "gamma_vs_position", "gelu", "superposition"}
     text = figures["steps_3d"].to_json()
     assert "&lt;" in text and "&amp;" in text  # ... which reach the hover text escaped

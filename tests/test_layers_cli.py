@@ -7,7 +7,7 @@ import pytest
 from gpt2atlas.analysis import residual
 from gpt2atlas.cli.commands.layers import LAYER_AREAS
 from gpt2atlas.cli.main import main
-from gpt2atlas.viz.export import browser_session
+from gpt2atlas.viz.export import browser_session, save_result
 
 PROMPT = "The cat sat on the mat and the dog sat on the log"
 
@@ -50,7 +50,7 @@ def test_png_export_alone_and_through_one_browser_session(tiny_checkpoint, tiny_
     assert main(["residual", "--model", str(tiny_checkpoint), "--prompt", PROMPT, "--out", str(tmp_path)]) == 0
     with browser_session(png=True):  # what `layers` does: one headless browser for every area's PNGs
         for name in ("first", "second"):
-            residual.analyze(tiny_model, PROMPT).save(tmp_path / name, png=True)
+            save_result(residual.analyze(tiny_model, PROMPT), tmp_path / name, png=True)
     for folder in ("", "first", "second"):
         for figure in ("norm_growth", "token_layer_norms", "outlier_dims"):
             png = tmp_path / folder / "residual" / f"{figure}.png"

@@ -9,6 +9,7 @@ from conftest import TINY, random_model
 from gpt2atlas.analysis import neurons
 from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError
+from gpt2atlas.viz.figures import figures_of
 
 LAYER, NEURON = 1, 77
 PROMPT = "My cat and your cat met a bird"
@@ -94,7 +95,7 @@ def test_user_choice_and_range_checks(tiny_model):
 
 
 def test_figures_are_escaped(tiny_model):
-    figures = neurons.analyze(tiny_model, "<img src=x onerror=alert(1)> & more").figures()
+    figures = figures_of(neurons.analyze(tiny_model, "<img src=x onerror=alert(1)> & more"))
     assert set(figures) == {"tokens_by_layers", "tokens_by_neurons", "neuron_key_value", "fraction_active"}
     for fig in figures.values():
         assert "<img" not in fig.to_json()

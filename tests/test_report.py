@@ -14,7 +14,7 @@ from plotly.offline import get_plotlyjs
 
 from gpt2atlas.cli.main import main
 from gpt2atlas.report import SECTION_KEYS, build_report, builder, sections
-from gpt2atlas.report.readings import first_stable_top1_layer, num, read
+from gpt2atlas.viz.readings import first_stable_top1_layer, num, read
 
 HOSTILE = "<img src=x onerror=alert(1)> and <script>alert(2)</script> the end"
 WORDS = "river stone lamp harbour winter garden engine letter market window violin ladder".split()

@@ -5,6 +5,7 @@ import torch
 
 from conftest import TINY, random_model
 from gpt2atlas.analysis import residual
+from gpt2atlas.viz.figures import figures_of
 
 PROMPT = "One two three four five six seven eight nine ten"
 
@@ -78,7 +79,7 @@ def test_one_token_prompt_uses_position_0():
 
 def test_figures(tiny_model):
     result = residual.analyze(tiny_model, "a <tag> & more")
-    figures = result.figures()
+    figures = figures_of(result)
     assert set(figures) == {"norm_growth", "token_layer_norms", "outlier_dims"}
     heat = figures["token_layer_norms"].data[0]
     assert heat.z.shape == (len(result.findings["tokens"]), 3)

@@ -9,6 +9,7 @@ from conftest import TINY, random_model
 from gpt2atlas.analysis import saliency
 from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError
+from gpt2atlas.viz.figures import figures_of
 
 PROMPT = "The capital of France is the city of"
 
@@ -103,7 +104,7 @@ def test_target_default_and_user_choice(tiny_model):
 
 def test_figures_are_escaped(tiny_model):
     result = saliency.analyze(tiny_model, "x <b>bold</b> & y", target="<", steps=2)
-    figures = result.figures()
+    figures = figures_of(result)
     assert set(figures) == {"tokens_coloured", "scores_bar"}
     for fig in figures.values():
         assert "<b>" not in fig.to_json()

@@ -15,17 +15,18 @@ from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError
 from gpt2atlas.model import save_checkpoint
 from gpt2atlas.viz.architecture import architecture_boxes
+from gpt2atlas.viz.figures import figures_of
 
 
 def test_heatmap_data_is_the_tensor_slice(tiny_model):
     for name in ("blocks.1.attn.W_QKV", "h.1.attn.c_attn.weight", "transformer.h.1.attn.c_attn.weight"):
         report = W.analyze(tiny_model, name, rows="3:40", cols="60:150")
         assert report.findings["param"] == "blocks.1.attn.W_QKV"
-        heatmap = report.figures()["heatmap"].data[0]
+        heatmap = figures_of(report)["heatmap"].data[0]
         expected = tiny_model.blocks[1].attn.W_QKV[3:40, 60:150].numpy()
         assert np.array_equal(np.asarray(heatmap.z), expected)
         assert list(heatmap.y) == list(range(3, 40)) and list(heatmap.x) == list(range(60, 150))
-    histogram = report.figures()["heatmap"].data[1]
+    histogram = figures_of(report)["heatmap"].data[1]
     assert int(np.sum(histogram.y)) == 37 * 90
 
 
@@ -71,7 +72,7 @@ def test_one_axis_parameters_and_open_ranges(tiny_model):
     assert findings["cols"] == [10, 64] and findings["rows"] is None and findings["block_shape"] == [54]
     report = W.analyze(tiny_model, "h.0.attn.c_attn.bias", cols=":20")
     assert np.array_equal(
-        np.asarray(report.figures()["heatmap"].data[0].z), tiny_model.blocks[0].attn.b_QKV[None, :20].numpy()
+        np.asarray(figures_of(report)["heatmap"].data[0].z), tiny_model.blocks[0].attn.b_QKV[None, :20].numpy()
     )
     assert W.parse_span(None, 7, "rows") == (0, 7) and W.parse_span(slice(2, None), 7, "rows") == (2, 7)
 
@@ -80,7 +81,7 @@ def test_large_tensors_are_strided_in_the_figure_only(tiny_model):
     report = W.analyze(tiny_model, "wte.weight")
     stride = report.findings["figure_stride"]
     assert report.findings["param"] == "embed.W_E" and stride[0] > 1
-    z = np.asarray(report.figures()["heatmap"].data[0].z)
+    z = np.asarray(figures_of(report)["heatmap"].data[0].z)
     assert np.array_equal(z, tiny_model.W_E[:: stride[0], :: stride[1]].numpy())
     assert z.size <= W.MAX_CELLS
     assert report.findings["stats"]["max"] == pytest.approx(float(tiny_model.W_E.max()))  # all values count
@@ -105,7 +106,7 @@ def test_bad_names_and_ranges_are_clear_errors(tiny_model):
 
 def test_summary_and_architecture_figures(tiny_model):
     report = W.analyze(tiny_model)
-    figures = report.figures()
+    figures = figures_of(report)
     assert set(figures) == {"model_summary", "architecture_3d"}
     counts = parameter_counts(tiny_model)
     bars = figures["model_summary"].data[0]

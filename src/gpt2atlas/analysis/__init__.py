@@ -1,1 +1,1 @@
-"""Analyses: each takes a model (and a prompt), returns numbers + plotly figures."""
+"""Analyses: each takes a model (and a prompt) and returns typed numbers; viz draws their figures."""

@@ -17,7 +17,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import plotly.graph_objects as go
 import torch
 
 from gpt2atlas.analysis.base import AnalysisResult, check_index
@@ -184,11 +183,6 @@ class AttentionResult(AnalysisResult):
         super().__init__(findings)
         self.layer_patterns = layer_patterns
         self.batch_patterns = batch_patterns
-
-    def figures(self) -> dict[str, go.Figure]:
-        from gpt2atlas.viz.attention import attention_figures
-
-        return attention_figures(self)
 
 
 def analyze(

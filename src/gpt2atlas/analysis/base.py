@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import math
-import shutil
-import tempfile
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 
 from gpt2atlas.errors import InputError
-from gpt2atlas.viz.export import save_figures
 
 
 def to_jsonable(value: Any) -> Any:
@@ -42,40 +39,15 @@ def check_index(value: int | None, count: int, what: str, scope: str = "this mod
 
 
 class AnalysisResult:
-    """Base of every analysis's result. Subclasses set `area`, fill `findings`, and build `figures()`."""
+    """Base of every analysis's result. Subclasses set `area` and fill `findings`; viz draws their figures."""
 
     area: str = "analysis"
 
     def __init__(self, findings: dict[str, Any]) -> None:
         self.findings = findings
 
-    def figures(self) -> dict[str, go.Figure]:
-        """Named plotly figures (names become file names)."""
-        return {}
-
     def to_json(self) -> str:
         return json.dumps(to_jsonable(self.findings), indent=2)
-
-    def save(self, out_dir: str | Path, *, png: bool = True) -> Path:
-        """Write `out_dir/<area>/findings.json` and every figure (HTML + PNG), atomically.
-
-        Everything is written into a temporary folder first, then moved into place, so an error or Ctrl-C
-        never leaves a half-written result folder.
-        """
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        final = out_dir / self.area
-        staging = Path(tempfile.mkdtemp(prefix=f".{self.area}-", dir=out_dir))
-        try:
-            (staging / "findings.json").write_text(self.to_json())
-            save_figures(self.figures(), staging, png=png)
-            if final.exists():
-                shutil.rmtree(final)
-            staging.rename(final)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-        return final
 
 
 def vocab_strings(model) -> list[str]:
@@ -83,3 +55,31 @@ def vocab_strings(model) -> list[str]:
     the rows a padded vocabulary adds (nanoGPT pads to 50,304), which no text ever produces."""
     vocab = model.tokenizer.vocab
     return vocab[: model.cfg.d_vocab] + [f"<{i}>" for i in range(len(vocab), model.cfg.d_vocab)]
+
+
+DEFAULT_PROMPT = (
+    "The old lighthouse keeper climbed the spiral stairs every evening to light the lamp. One stormy night in "
+    "November, when the waves were higher than the rocks, he saw a small boat drifting towards the cliffs, and he"
+)
+
+
+class AreaUnavailable(Exception):
+    """An area's module is not part of this installation (an optional extra)."""
+
+
+def call_supported(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Call `fn` with only the keyword arguments its signature accepts (analyses differ in their knobs)."""
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return fn(*args, **kwargs)
+
+
+def import_area(module_name: str) -> Any:
+    """The analysis module, or AreaUnavailable when it is not installed."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and module_name.startswith(err.name):
+            raise AreaUnavailable(f"{module_name} is not available in this installation") from None
+        raise

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
@@ -343,11 +342,6 @@ class EmbeddingReport(AnalysisResult):
     def __init__(self, findings: dict[str, Any], data: EmbeddingData) -> None:
         super().__init__(findings)
         self.data = data
-
-    def figures(self) -> dict[str, go.Figure]:
-        from gpt2atlas.viz.embeddings import embedding_figures
-
-        return embedding_figures(self.findings, self.data)
 
 
 def _token_findings(

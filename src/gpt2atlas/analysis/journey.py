@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import scipy.sparse as sp
 import torch
 
@@ -240,11 +239,6 @@ class JourneyResult(AnalysisResult):
         super().__init__(findings)
         self.pca = pca  # (state, pos, 2)
         self.umap_points = umap_points  # {"coords": (n, 2), "tokens": [...]} or None
-
-    def figures(self) -> dict[str, go.Figure]:
-        from gpt2atlas.viz.journey import journey_figures
-
-        return journey_figures(self)
 
 
 def analyze(

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 
 from gpt2atlas.analysis.base import AnalysisResult, check_index
@@ -336,11 +335,6 @@ class LayerNormResult(AnalysisResult):
     def __init__(self, findings: dict[str, Any], drawings: dict[str, Any]) -> None:
         super().__init__(findings)
         self.drawings = drawings
-
-    def figures(self) -> dict[str, go.Figure]:
-        from gpt2atlas.viz.layernorm import layernorm_figures
-
-        return layernorm_figures(self)
 
 
 def analyze(

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-import plotly.graph_objects as go
 import torch
 
 from gpt2atlas.analysis.base import AnalysisResult, check_index, vocab_strings
@@ -99,11 +98,6 @@ class NeuronsResult(AnalysisResult):
     def __init__(self, findings: dict[str, Any], activations: torch.Tensor) -> None:
         super().__init__(findings)
         self.activations = activations
-
-    def figures(self) -> dict[str, go.Figure]:
-        from gpt2atlas.viz.neurons import neuron_figures
-
-        return neuron_figures(self)
 
 
 def analyze(

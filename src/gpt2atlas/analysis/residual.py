@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import plotly.graph_objects as go
 import torch
 
 from gpt2atlas.analysis.base import AnalysisResult
@@ -127,11 +126,6 @@ class ResidualResult(AnalysisResult):
         super().__init__(findings)
         self.norms = norms
         self.ratios = ratios
-
-    def figures(self) -> dict[str, go.Figure]:
-        from gpt2atlas.viz.residual import residual_figures
-
-        return residual_figures(self)
 
 
 def analyze(

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 from tqdm import tqdm
 
@@ -128,11 +127,6 @@ def _completeness(scores: dict[str, Any]) -> dict[str, float]:
 
 class SaliencyResult(AnalysisResult):
     area = "saliency"
-
-    def figures(self) -> dict[str, go.Figure]:
-        from gpt2atlas.viz.saliency import saliency_figures
-
-        return saliency_figures(self)
 
 
 def analyze(model: GPT2, prompt: str, *, target: str | int | None = None, steps: int = 16) -> SaliencyResult:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 
 from gpt2atlas.analysis.base import AnalysisResult
@@ -160,15 +159,6 @@ class WeightReport(AnalysisResult):
         super().__init__(findings)
         self.view = view
         self.model_summary = model_summary
-
-    def figures(self) -> dict[str, go.Figure]:
-        from gpt2atlas.viz.architecture import architecture_figure, summary_figure
-        from gpt2atlas.viz.weights import weight_figure
-
-        figures = {"heatmap": weight_figure(self.view, self.findings)} if self.view is not None else {}
-        figures["model_summary"] = summary_figure(self.model_summary)
-        figures["architecture_3d"] = architecture_figure(self.model_summary)
-        return figures
 
 
 def _block(model: GPT2, name: str, rows: Any, cols: Any) -> tuple[torch.Tensor, Span, Span]:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from gpt2atlas.analysis.base import DEFAULT_PROMPT
 from gpt2atlas.app import state
 from gpt2atlas.app.views import VIEWS, generation
 from gpt2atlas.errors import AtlasError
-from gpt2atlas.report.sections import DEFAULT_PROMPT
 
 
 @dataclass(frozen=True)

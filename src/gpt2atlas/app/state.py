@@ -12,8 +12,9 @@ from typing import Any
 
 import streamlit as st
 
+from gpt2atlas.analysis.base import call_supported, import_area
 from gpt2atlas.model.gpt2 import GPT2
-from gpt2atlas.report.sections import call_supported, import_area
+from gpt2atlas.viz.figures import figures_of
 
 MODEL_ENV = "GPT2ATLAS_MODEL"
 DEVICE_ENV = "GPT2ATLAS_DEVICE"
@@ -70,4 +71,4 @@ def module_available(module: str) -> bool:
 @st.cache_resource(max_entries=32, show_spinner="drawing ...")
 def cached_figures(model_id: str, module: str, prompt: str | None, options: tuple = ()) -> dict:
     """The named figures of a cached analysis."""
-    return cached_analysis(model_id, module, prompt, options).figures()
+    return figures_of(cached_analysis(model_id, module, prompt, options))

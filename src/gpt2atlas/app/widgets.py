@@ -8,7 +8,7 @@ from html import escape
 import plotly.graph_objects as go
 import streamlit as st
 
-from gpt2atlas.report.markdown import md_escape
+from gpt2atlas.viz.labels import md_escape
 
 
 def reading(sentences: list[str]) -> None:

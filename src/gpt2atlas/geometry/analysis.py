@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 from scipy.spatial.distance import cdist
 from tqdm.auto import tqdm
 
@@ -68,11 +67,6 @@ class GeometryResult(AnalysisResult):
     """Findings of the geometry analysis; the figures are drawn from the findings alone."""
 
     area = "geometry"
-
-    def figures(self) -> dict[str, go.Figure]:
-        from gpt2atlas.viz.geometry import geometry_figures
-
-        return geometry_figures(self.findings)
 
     def rows(self, cloud: str, substep: str | None = RESID) -> list[dict[str, Any]]:
         """The `layers` rows of one cloud (residual stream only by default; None for every site)."""

@@ -23,9 +23,9 @@ from typing import Any
 
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.loading import hub_reachable
+from gpt2atlas.training.data import stdlib_source_files
 
 DEFAULT_CORPUS = "python-stdlib-docstrings"
-_SKIPPED_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
 _MIN_CHARS, _MAX_CHARS, _MIN_WORDS = 80, 1200, 12
 
 
@@ -76,13 +76,6 @@ def sample_texts(texts: Iterable[str], k: int, seed: int = 0) -> tuple[list[str]
 
 
 # ----- the default corpus ------------------------------------------------------------------------------------
-def stdlib_source_files(root: Path | None = None) -> list[Path]:
-    """The standard library's .py files, without test suites and third-party packages, in sorted order."""
-    root = Path(root or sysconfig.get_paths()["stdlib"])
-    files = [p for p in root.rglob("*.py") if not _SKIPPED_DIRS.intersection(p.relative_to(root).parts[:-1])]
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
-
-
 def docstring_paragraphs(source: str | bytes) -> list[str]:
     """Prose paragraphs of every docstring in one module (module, classes, functions), in `ast.walk` order."""
     try:

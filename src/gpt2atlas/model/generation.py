@@ -5,11 +5,14 @@ from __future__ import annotations
 import random
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from gpt2atlas.errors import AtlasError, InputError
-from gpt2atlas.model.gpt2 import GPT2, ModelInput
+
+if TYPE_CHECKING:
+    from gpt2atlas.model.gpt2 import GPT2, ModelInput
 
 
 class KVCache:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from gpt2atlas.analysis.base import DEFAULT_PROMPT, AreaUnavailable
 from gpt2atlas.errors import AtlasError, InputError
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.report.document import Report, Section
@@ -20,12 +21,10 @@ from gpt2atlas.report.html import render_html
 from gpt2atlas.report.markdown import render_markdown, write_figures, write_findings
 from gpt2atlas.report.provenance import provenance
 from gpt2atlas.report.sections import (
-    DEFAULT_PROMPT,
     SECTION_KEYS,
     SECTIONS,
     ReportContext,
     SectionSpec,
-    SectionUnavailable,
 )
 from gpt2atlas.training.history import TrainingHistory
 
@@ -38,7 +37,7 @@ def run_section(spec: SectionSpec, ctx: ReportContext, warn: Callable[[str], Non
     section = Section(spec.key, spec.title)
     try:
         section.parts = spec.build(ctx)
-    except SectionUnavailable as err:
+    except AreaUnavailable as err:
         section.skipped = str(err)
     except AtlasError as err:
         section.skipped = f"the analysis refused the input: {err}"

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from gpt2atlas.report.document import Part, Report, Sample, Section, Table
-from gpt2atlas.report.readings import num
+from gpt2atlas.viz.readings import num
 
 CSP = (
     "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "

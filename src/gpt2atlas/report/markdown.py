@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import json
-import re
 from pathlib import Path
 
 from gpt2atlas.report.document import Part, Report, Sample, Section, Table
-from gpt2atlas.report.readings import num
 from gpt2atlas.viz.export import write_pngs
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
-
-
-def md_escape(text: str) -> str:
-    """User text made inert in Markdown: &, < and > as entities, Markdown punctuation backslashed, lines joined.
-
-    Quotes stay as they are: harmless outside attributes, and an entity such as &#x27; would be broken by the
-    backslash before its '#' and show literally.
-    """
-    text = html.escape(str(text), quote=False).replace("\r", " ").replace("\n", " ↵ ")
-    return _MD_SPECIAL.sub(r"\\\1", text)
+from gpt2atlas.viz.labels import md_escape
+from gpt2atlas.viz.readings import num
 
 
 def _table(table: Table) -> str:

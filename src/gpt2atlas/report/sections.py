@@ -6,25 +6,19 @@ own section, which is recorded as skipped with the reason.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import plotly.graph_objects as go
 
+from gpt2atlas.analysis.base import AreaUnavailable, call_supported, import_area
 from gpt2atlas.analysis.summary import summary
 from gpt2atlas.model.gpt2 import GPT2
-from gpt2atlas.report import readings
 from gpt2atlas.report.document import Part, Sample, Table
 from gpt2atlas.training.history import TrainingHistory
-
-DEFAULT_PROMPT = (
-    "The old lighthouse keeper climbed the spiral stairs every evening to light the lamp. One stormy night in "
-    "November, when the waves were higher than the rocks, he saw a small boat drifting towards the cliffs, and he"
-)
-
+from gpt2atlas.viz import readings
+from gpt2atlas.viz.figures import figures_of
 
 WEIGHTS_PARAM = "blocks.0.attn.W_QKV"  # the report shows its query columns (W_Q of every head of layer 0)
 
@@ -48,34 +42,12 @@ class ReportContext:
     history: TrainingHistory | None = None  # the model's training history, for "How it learned"
 
 
-class SectionUnavailable(Exception):
-    """The section's module is not part of this installation."""
-
-
 @dataclass(frozen=True)
 class SectionSpec:
     key: str
     title: str
     build: Callable[[ReportContext], list[Part]]
     about: str = ""
-
-
-def call_supported(fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """Call `fn` with only the keyword arguments its signature accepts (analyses differ in their knobs)."""
-    params = inspect.signature(fn).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return fn(*args, **kwargs)
-
-
-def import_area(module_name: str) -> Any:
-    """The analysis module, or SectionUnavailable when it is not installed."""
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name and module_name.startswith(err.name):
-            raise SectionUnavailable(f"{module_name} is not available in this installation") from None
-        raise
 
 
 def pick_figures(figures: Mapping[str, go.Figure], preferred: tuple[str, ...], limit: int) -> dict[str, go.Figure]:
@@ -112,7 +84,7 @@ class AnalysisSection:
         return Part(
             title=title,
             reading=readings.read(self.area, findings),
-            figures=pick_figures(result.figures(), self.preferred, self.limit),
+            figures=pick_figures(figures_of(result), self.preferred, self.limit),
             findings=findings,
         )
 
@@ -170,9 +142,7 @@ def sample_parts(ctx: ReportContext) -> list[Part]:
 def learning_parts(ctx: ReportContext) -> list[Part]:
     """How it learned: the position embeddings smoothing and the heads forming, checkpoint by checkpoint."""
     if ctx.history is None:
-        raise SectionUnavailable(
-            "no training history: use a run folder (--run DIR) or the shipped model (--model mini)"
-        )
+        raise AreaUnavailable("no training history: use a run folder (--run DIR) or the shipped model (--model mini)")
     from dataclasses import asdict, replace
 
     from gpt2atlas.analysis.dynamics import analyze as analyze_dynamics

@@ -31,11 +31,20 @@ import numpy as np
 import torch
 
 from gpt2atlas.errors import InputError
-from gpt2atlas.geometry.corpus import stdlib_source_files
 from gpt2atlas.tokenizer import ENDOFTEXT_ID, Tokenizer, verify_files
 
 MANIFEST_VERSION = 1
 TEXT_SUFFIXES = {".txt", ".md", ".rst", ".py", ".text", ".tex", ".html", ".json", ".csv"}
+
+
+_SKIPPED_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
+
+
+def stdlib_source_files(root: Path | None = None) -> list[Path]:
+    """The standard library's .py files, without test suites and third-party packages, in sorted order."""
+    root = Path(root or sysconfig.get_paths()["stdlib"])
+    files = [p for p in root.rglob("*.py") if not _SKIPPED_DIRS.intersection(p.relative_to(root).parts[:-1])]
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gpt2atlas.analysis.embeddings import EmbeddingData, components_for
+from gpt2atlas.analysis.embeddings import EmbeddingData, EmbeddingReport, components_for
 from gpt2atlas.viz.labels import escape, token_label
 
 KIND_COLOURS = {
@@ -515,3 +515,7 @@ def embedding_figures(findings: dict, data: EmbeddingData) -> dict[str, go.Figur
     figures["joint_pca_2d"] = joint_projection_figure(data, 2)
     figures["joint_pca_3d"] = joint_projection_figure(data, 3)
     return figures
+
+
+def embedding_result_figures(result: EmbeddingReport) -> dict[str, go.Figure]:
+    return embedding_figures(result.findings, result.data)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -10,6 +12,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from gpt2atlas.analysis.base import AnalysisResult
 from gpt2atlas.errors import AtlasError
 
 
@@ -66,3 +69,34 @@ def browser_session(png: bool = True) -> Iterator[None]:
             yield
     finally:
         kaleido.stop_sync_server(silence_warnings=True)
+
+
+def write_result_folder(
+    out_dir: str | Path, area: str, findings_json: str, figures: Mapping[str, go.Figure], *, png: bool = True
+) -> Path:
+    """Write `out_dir/<area>/findings.json` and every figure (HTML + PNG), atomically.
+
+    Everything is written into a temporary folder first, then moved into place, so an error or Ctrl-C never
+    leaves a half-written result folder.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / area
+    staging = Path(tempfile.mkdtemp(prefix=f".{area}-", dir=out_dir))
+    try:
+        (staging / "findings.json").write_text(findings_json)
+        save_figures(figures, staging, png=png)
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def save_result(result: AnalysisResult, out_dir: str | Path, *, png: bool = True) -> Path:
+    """An analysis result's findings.json and figures, in `out_dir/<area>/`."""
+    from gpt2atlas.viz.figures import figures_of
+
+    return write_result_folder(out_dir, result.area, result.to_json(), figures_of(result), png=png)

@@ -9,6 +9,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from gpt2atlas.analysis.base import to_jsonable
+from gpt2atlas.geometry.analysis import GeometryResult
 from gpt2atlas.viz.labels import escape
 
 CLOUD_TITLES = {"last_token": "last token of each text", "all_tokens": "all tokens (sampled)"}
@@ -316,3 +317,7 @@ def gram_log_volume(data: dict[str, Any]) -> go.Figure:
     prompt = escape(data["prompt"][:70] + ("…" if len(data["prompt"]) > 70 else ""))
     fig.update_layout(title=f"Gram volume of {n} token vectors of “{prompt}”", height=650, width=1000)
     return fig
+
+
+def geometry_result_figures(result: GeometryResult) -> dict[str, go.Figure]:
+    return geometry_figures(result.findings)

@@ -8,6 +8,7 @@ keep it from forming tags, and a quote stays a quote.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable
 
 _VISIBLE = str.maketrans({" ": "·", "\n": "↵", "\t": "⇥", "\r": "␍"})
@@ -27,3 +28,16 @@ def token_labels(tokens: Iterable[str], *, numbered: bool = False) -> list[str]:
 def escape(text: str) -> str:
     """User text (prompts, tokens) made inert for plotly titles, labels and hover text."""
     return html.escape(text, quote=False)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+
+
+def md_escape(text: str) -> str:
+    """User text made inert in Markdown: &, < and > as entities, Markdown punctuation backslashed, lines joined.
+
+    Quotes stay as they are: harmless outside attributes, and an entity such as &#x27; would be broken by the
+    backslash before its '#' and show literally.
+    """
+    text = html.escape(str(text), quote=False).replace("\r", " ").replace("\n", " ↵ ")
+    return _MD_SPECIAL.sub(r"\\\1", text)

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gpt2atlas.analysis.weights import WeightView
+from gpt2atlas.analysis.weights import WeightReport, WeightView
 from gpt2atlas.viz.labels import escape
 
 MAX_SECTION_LINES = 72
@@ -91,3 +91,13 @@ def weight_figure(view: WeightView, findings: dict) -> go.Figure:
     fig.update_yaxes(title_text="count", type="log", row=1, col=2)
     fig.update_layout(title={"text": title, "x": 0.01}, height=650, width=1400, bargap=0)
     return fig
+
+
+def weights_figures(result: WeightReport) -> dict[str, go.Figure]:
+    """The weight heat map (when a weight was asked for), the model summary and the 3-D architecture."""
+    from gpt2atlas.viz.architecture import architecture_figure, summary_figure
+
+    figures = {"heatmap": weight_figure(result.view, result.findings)} if result.view is not None else {}
+    figures["model_summary"] = summary_figure(result.model_summary)
+    figures["architecture_3d"] = architecture_figure(result.model_summary)
+    return figures

@@ -8,7 +8,7 @@ import streamlit as st
 
 from gpt2atlas.app import state
 from gpt2atlas.app.widgets import figure_picker, reading
-from gpt2atlas.report.readings import read
+from gpt2atlas.viz.readings import read
 
 
 @dataclass(frozen=True)

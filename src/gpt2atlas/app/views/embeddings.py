@@ -6,7 +6,8 @@ import streamlit as st
 
 from gpt2atlas.app import state
 from gpt2atlas.app.widgets import figure_picker, reading
-from gpt2atlas.report.readings import read
+from gpt2atlas.viz.figures import figures_of as draw_figures
+from gpt2atlas.viz.readings import read
 
 MODULE = "gpt2atlas.analysis.embeddings"
 METHODS = {"PCA": "pca", "t-SNE (slower)": "tsne", "UMAP (slower)": "umap"}
@@ -37,7 +38,7 @@ def analysis(model_id: str, prompt: str, method: str):
 
 @st.cache_resource(max_entries=16, show_spinner="drawing ...")
 def figures_of(model_id: str, prompt: str, method: str) -> dict:
-    return analysis(model_id, prompt, method).figures()
+    return draw_figures(analysis(model_id, prompt, method))
 
 
 def render(model, settings) -> None:

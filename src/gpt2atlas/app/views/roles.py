@@ -6,7 +6,7 @@ import streamlit as st
 
 from gpt2atlas.app import state
 from gpt2atlas.app.widgets import reading
-from gpt2atlas.report.readings import read
+from gpt2atlas.viz.readings import read
 
 MODULE = "gpt2atlas.analysis.attention"
 

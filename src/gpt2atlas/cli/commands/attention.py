@@ -10,6 +10,7 @@ from rich.console import Console
 
 from gpt2atlas.analysis.base import AnalysisResult
 from gpt2atlas.cli.common import DeviceOption, ModelOption, OutOption, PngOption, PromptOption, check_prompt, load
+from gpt2atlas.viz.export import save_result
 
 LayerOption = Annotated[Optional[int], typer.Option("--layer", "-l", help="layer to show (default: chosen by score)")]
 HeadOption = Annotated[Optional[int], typer.Option("--head", help="head to show (default: top previous-token head)")]
@@ -22,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _save(result: AnalysisResult, out: Path, png: bool) -> None:
-    folder = result.save(out, png=png)
+    folder = save_result(result, out, png=png)
     Console(highlight=False, soft_wrap=True).print(f"{result.area}: findings and figures written to {folder}")
 
 

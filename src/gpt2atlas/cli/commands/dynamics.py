@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
@@ -36,10 +34,10 @@ def dynamics(
     from gpt2atlas.analysis.base import to_jsonable
     from gpt2atlas.analysis.dynamics import analyze
     from gpt2atlas.cli.commands.report import training_history
-    from gpt2atlas.report.readings import read_dynamics
     from gpt2atlas.training.history import history_of_revisions
     from gpt2atlas.viz.dynamics import figures
-    from gpt2atlas.viz.export import save_figures
+    from gpt2atlas.viz.export import write_result_folder
+    from gpt2atlas.viz.readings import read_dynamics
 
     if revisions is not None:
         if run is not None:
@@ -55,19 +53,9 @@ def dynamics(
         history = found
     result = analyze(history)
     sentences = read_dynamics(result)
-    out.mkdir(parents=True, exist_ok=True)
-    final = out / "dynamics"
-    staging = Path(tempfile.mkdtemp(prefix=".dynamics-", dir=out))
-    try:
-        with err_console.status(f"writing dynamics figures{' (HTML + PNG)' if png else ''} ..."):
-            findings = {**to_jsonable(asdict(result)), "reading": sentences}
-            (staging / "findings.json").write_text(json.dumps(findings, indent=1))
-            save_figures(figures(result, history), staging, png=png)
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with err_console.status(f"writing dynamics figures{' (HTML + PNG)' if png else ''} ..."):
+        findings = {**to_jsonable(asdict(result)), "reading": sentences}
+        final = write_result_folder(out, "dynamics", json.dumps(findings, indent=1), figures(result, history), png=png)
     console = Console(highlight=False, soft_wrap=True)
     for sentence in sentences:
         console.print(f"- {sentence}")

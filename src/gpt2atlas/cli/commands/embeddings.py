@@ -19,6 +19,7 @@ from gpt2atlas.cli.common import (
     load,
 )
 from gpt2atlas.errors import InputError
+from gpt2atlas.viz.export import save_result
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +29,7 @@ def register(app: typer.Typer) -> None:
 
 def _save(result: AnalysisResult, out: Path, png: bool) -> None:
     with err_console.status(f"writing {result.area} figures{' (HTML + PNG)' if png else ''} ..."):
-        folder = result.save(out, png=png)
+        folder = save_result(result, out, png=png)
     Console(highlight=False, soft_wrap=True).print(f"{result.area}: findings and figures written to {folder}")
 
 

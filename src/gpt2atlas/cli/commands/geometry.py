@@ -11,6 +11,7 @@ import typer
 from gpt2atlas.cli.common import DeviceOption, ModelOption, OutOption, PngOption, err_console, load
 from gpt2atlas.errors import InputError
 from gpt2atlas.geometry.analysis import DEFAULTS
+from gpt2atlas.viz.export import save_result
 
 
 def register(app: typer.Typer) -> None:
@@ -91,7 +92,7 @@ def geometry(
     timing = result.findings["timing"]
     timing["corpus_s"], timing["total_s"] = round(reading_s, 2), round(timing["total_s"] + reading_s, 2)
     with err_console.status("writing figures ..."):
-        folder = result.save(out, png=png)
+        folder = save_result(result, out, png=png)
     summary = result.findings["summary"]["last_token"]
     print(
         f"last-token TwoNN ID: {summary['first_twonn_id']:.1f} at the embedding, peak {summary['peak_twonn_id']:.1f} "

@@ -15,7 +15,7 @@ from gpt2atlas.analysis.base import AnalysisResult
 from gpt2atlas.analysis.residual import OUTLIER_THRESHOLD
 from gpt2atlas.cli.common import DeviceOption, ModelOption, OutOption, PngOption, PromptOption, check_prompt, load
 from gpt2atlas.errors import InputError
-from gpt2atlas.viz.export import browser_session
+from gpt2atlas.viz.export import browser_session, save_result
 
 LAYER_AREAS = ("attention", "neurons", "layernorm", "residual", "journey", "saliency")
 
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _save(result: AnalysisResult, out: Path, png: bool) -> Path:
-    folder = result.save(out, png=png)
+    folder = save_result(result, out, png=png)
     Console(highlight=False, soft_wrap=True).print(f"{result.area}: findings and figures written to {folder}")
     return folder
 
@@ -140,7 +140,7 @@ def layers(
         for area, module in modules.items():
             bar.set_postfix_str(area)
             began = time.perf_counter()
-            folder = module.analyze(gpt, prompt).save(out, png=png)
+            folder = save_result(module.analyze(gpt, prompt), out, png=png)
             written.append((area, folder, time.perf_counter() - began))
             bar.update()
     for area, folder, seconds in written:

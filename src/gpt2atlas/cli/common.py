@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import torch
 import typer
@@ -11,6 +11,9 @@ from rich.console import Console
 
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
+
+if TYPE_CHECKING:
+    from gpt2atlas.training.history import TrainingHistory
 
 err_console = Console(stderr=True)
 
@@ -55,3 +58,14 @@ def check_prompt(prompt: str) -> str:
     if not prompt or not prompt.strip():
         raise InputError("the prompt is empty: give at least one character of text")
     return prompt
+
+
+def training_history(model: str, run: Path | None) -> TrainingHistory | None:
+    """The training history a command can read: a run folder's (when `run` is given), else a shipped model's;
+    None for any other model."""
+    from gpt2atlas.shipped import SHIPPED_MODELS
+    from gpt2atlas.training.history import history_of_run, history_of_shipped
+
+    if run is not None:
+        return history_of_run(run)
+    return history_of_shipped(model) if model in SHIPPED_MODELS else None

@@ -55,16 +55,18 @@ class LayerNorm(nn.Module):
         self.hook_normalized = HookPoint()  # (batch, pos, d_model): on the sphere, before w and b
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.hook_scale.is_active or self.hook_normalized.is_active):
-            return F.layer_norm(x, self.w.shape, self.w, self.b, self.eps)
-        # The fused kernel also returns the mean and 1 / sqrt(var + eps): 7x faster than torch.var_mean.
-        # (CUDA returns the statistics of half-precision input in float32: keep the stream in x's dtype.)
-        normalized, mean, inverse_scale = torch.native_layer_norm(x, self.w.shape, None, None, self.eps)
-        if self.hook_scale.is_active:
-            scale = self.hook_scale(inverse_scale.reciprocal().to(x.dtype))
-            if self.hook_scale.may_edit:  # a hook may replace or edit the scale (to freeze it): divide by what it left
-                normalized = (x - mean.to(x.dtype)).div_(scale)
-        return torch.addcmul(self.b, self.hook_normalized(normalized), self.w)
+        if self.hook_scale.is_active or self.hook_normalized.is_active:
+            return self.equation(x)
+        return F.layer_norm(x, self.w.shape, self.w, self.b, self.eps)  # the same equation, in one fused kernel
+
+    def equation(self, x: torch.Tensor) -> torch.Tensor:
+        """LayerNorm step by step, each step at its hook point (statistics in float32 whatever x's dtype)."""
+        x32 = x.float()
+        centred = x32 - x32.mean(dim=-1, keepdim=True)  # 1. centre: subtract the mean over d_model
+        variance = centred.pow(2).mean(dim=-1, keepdim=True)  # 2. the variance (biased, as GPT-2's)
+        scale = self.hook_scale(torch.sqrt(variance + self.eps).to(x.dtype))  # 3. sqrt(var + eps), (batch, pos, 1)
+        normalized = self.hook_normalized((centred / scale.float()).to(x.dtype))  # 4. onto the sphere of radius sqrt(d)
+        return normalized * self.w + self.b  # 5. the gain and the shift, per dimension
 
 
 class Attention(nn.Module):

@@ -7,6 +7,7 @@ that lists the scalar findings when a section's reading has nothing to say.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,8 @@ from gpt2atlas.viz.dynamics import tokens_text
 
 if TYPE_CHECKING:
     from gpt2atlas.analysis.dynamics import Appearance, Dynamics
+
+log = logging.getLogger("gpt2atlas.readings")
 
 
 def lookup(findings: dict, dotted: str, default: Any = None) -> Any:
@@ -56,12 +59,18 @@ def quoted(token: Any) -> str:
 
 
 def _sentences(*builders: Callable[[], str | None]) -> list[str]:
-    """Run each sentence builder; keep what it says, skip it if its numbers are missing or malformed."""
+    """Run each sentence builder; keep what it says; skip it, with a logged warning, if its numbers are missing."""
     out = []
     for build in builders:
         try:
             text = build()
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError, ZeroDivisionError, StopIteration):
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, ZeroDivisionError, StopIteration) as err:
+            log.warning(
+                "reading sentence %s dropped: its numbers are missing or malformed (%s: %s)",
+                build.__qualname__,
+                type(err).__name__,
+                err,
+            )
             text = None
         if text:
             out.append(text)
@@ -184,7 +193,7 @@ def read_embeddings(f: dict) -> list[str]:
     def neighbours() -> str:
         out = []
         for row in f["neighbours"][:3]:
-            names = [n["token"] for n in row["nearest"][:4]]
+            names = [n["token"] for n in row["neighbours"][:4]]
             out.append(f"{quoted(row['token'])} → {', '.join(quoted(n) for n in names)}")
         return "Nearest tokens by cosine similarity (whole vocabulary): " + "; ".join(out) + "."
 

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from gpt2atlas.cli.common import ModelOption, OutOption, PngOption, err_console
+from gpt2atlas.cli.common import OutOption, PngOption, err_console, training_history
 from gpt2atlas.errors import InputError
 
 
@@ -21,7 +21,10 @@ def register(app: typer.Typer) -> None:
 def dynamics(
     out: OutOption,
     run: Annotated[Optional[Path], typer.Option("--run", help="a gpt2atlas train run folder")] = None,
-    model: ModelOption = "mini",
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", "-m", help="a shipped model (default: mini) or, with --revisions, a hub id"),
+    ] = None,
     revisions: Annotated[
         Optional[str],
         typer.Option(
@@ -33,18 +36,17 @@ def dynamics(
     """Loss, position-embedding smoothness, head scores, logit-lens depth and intrinsic dimension over training."""
     from gpt2atlas.analysis.base import to_jsonable
     from gpt2atlas.analysis.dynamics import analyze
-    from gpt2atlas.cli.commands.report import training_history
     from gpt2atlas.training.history import history_of_revisions
     from gpt2atlas.viz.dynamics import figures
     from gpt2atlas.viz.export import write_result_folder
     from gpt2atlas.viz.readings import read_dynamics
 
+    if run is not None and (model is not None or revisions is not None):
+        raise InputError("pass either --run or --model (with --revisions for a hub model)")
     if revisions is not None:
-        if run is not None:
-            raise InputError("pass either --run or --model with --revisions")
-        history = history_of_revisions(model, [r.strip() for r in revisions.split(",") if r.strip()])
+        history = history_of_revisions(model or "mini", [r.strip() for r in revisions.split(",") if r.strip()])
     else:
-        found = training_history("gpt2" if run is not None else model, run)
+        found = training_history(model or "mini", run)
         if found is None:
             raise InputError(
                 f"--model {model} has no training history here: pass --revisions for a hub model's "

@@ -8,15 +8,12 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from gpt2atlas.cli.common import DeviceOption, DtypeOption, ModelOption, RevisionOption, load
+from gpt2atlas.cli.common import DeviceOption, DtypeOption, ModelOption, RevisionOption, load, training_history
 from gpt2atlas.errors import InputError
-
-if TYPE_CHECKING:
-    from gpt2atlas.training.history import TrainingHistory
 
 
 def register(app: typer.Typer) -> None:
@@ -89,6 +86,8 @@ def report(
     from gpt2atlas.report import build_report
 
     text_list = read_texts(texts) if texts is not None else None
+    if run is not None and model != "gpt2":
+        raise InputError("pass either --model or --run (a run's model is its last checkpoint)")
     history = training_history(model, run)
     if run is not None:
         model = str(last_checkpoint(run))
@@ -115,18 +114,6 @@ def report(
         print(f"skipped {s.key}: {s.skipped}", file=sys.stderr)
     figures = sum(s.figure_count for s in result.sections)
     print(f"wrote {path} ({len(result.sections) - len(skipped)} sections, {figures} figures)")
-
-
-def training_history(model: str, run: Path | None) -> TrainingHistory | None:
-    """The training history a report or `dynamics` can read: a run folder's, or a shipped model's."""
-    from gpt2atlas.shipped import SHIPPED_MODELS
-    from gpt2atlas.training.history import history_of_run, history_of_shipped
-
-    if run is not None:
-        if model != "gpt2":
-            raise InputError("pass either --model or --run (a run's model is its last checkpoint)")
-        return history_of_run(run)
-    return history_of_shipped(model) if model in SHIPPED_MODELS else None
 
 
 def last_checkpoint(run: Path) -> Path:

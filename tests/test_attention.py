@@ -162,9 +162,9 @@ def test_findings_record_what_was_analysed(tiny_model):
 
 
 def test_out_of_range_layer_or_head_is_an_input_error(tiny_model):
-    with pytest.raises(InputError, match="layer 2 is out of range"):
+    with pytest.raises(InputError, match="layer=2 is out of range"):
         attention.analyze(tiny_model, "hello", layer=2)
-    with pytest.raises(InputError, match="head -1 is out of range"):
+    with pytest.raises(InputError, match="head=-1 is out of range"):
         attention.analyze(tiny_model, "hello", head=-1)
 
 
@@ -207,7 +207,7 @@ def test_cli_writes_findings_and_rejects_bad_head(tmp_path, tiny_checkpoint, cap
     capsys.readouterr()
     code = main(["attention", "--model", str(tiny_checkpoint), "--prompt", "x", "--out", str(out), "--head", "4"])
     err = capsys.readouterr().err
-    assert code == 1 and err.strip().splitlines() == ["error: head 4 is out of range: this model has 4 heads (0..3)"]
+    assert code == 1 and err.strip().splitlines() == ["error: --head 4 is out of range: this model has 4 heads (0..3)"]
 
 
 def test_long_prompts_rerun_only_the_selected_layer(tiny_model, monkeypatch):

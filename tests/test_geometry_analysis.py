@@ -298,7 +298,7 @@ def test_gram_volume_and_focus_layer_on_a_random_model(tiny_model):
     assert gram["log_volume"][2] == pytest.approx(gram_log_volume(vectors), rel=1e-6)
     assert gram["log_volume_unit"][2] == pytest.approx(gram_log_volume(vectors, unit=True), rel=1e-6)
     assert result.findings["focus_layer"] == result.findings["text_distances"]["layer"] == 2
-    with pytest.raises(InputError, match="--layer"):
+    with pytest.raises(InputError, match="layer="):
         analyze(tiny_model, texts=texts, layer=3, progress=False)
 
 
@@ -352,10 +352,10 @@ def test_cli_geometry_end_to_end(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--layer", "7"], "--layer must be between 0 and 2"),
+        (["--layer", "7"], "--layer 7 must be between 0 and 2"),
         (["--texts", "/nonexistent/texts.txt"], "no such file"),
         (["--prompt", " "], "the prompt is empty"),
-        (["--max-tokens", "1"], "--max-tokens must be between 2"),
+        (["--max-tokens", "1"], "--max-tokens 1 must be between 2"),
         (["--dataset", "some/data"], "either --texts or --dataset"),
         (["--prompt", "Hi"], "needs at least 2 tokens"),
     ],

@@ -153,7 +153,7 @@ def test_fuzzy_graph_equals_umap_learns():
 
 
 def test_bad_inputs(tiny_model):
-    with pytest.raises(InputError, match="position 40 is out of range"):
+    with pytest.raises(InputError, match="position=40 is out of range"):
         _analyze(tiny_model, position=40)
     with pytest.raises(InputError, match="top_k"):
         _analyze(tiny_model, top_k=0)

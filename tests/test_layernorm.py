@@ -157,7 +157,7 @@ def test_welch_limits_known_values():
 
 
 def test_bad_layer_is_an_input_error(tiny_model):
-    with pytest.raises(InputError, match="layer 5 is out of range"):
+    with pytest.raises(InputError, match="layer=5 is out of range"):
         _analyze(tiny_model, layer=5)
 
 

@@ -86,11 +86,11 @@ def test_user_choice_and_range_checks(tiny_model):
     assert result.findings["neuron"]["chosen_by"] == "user" and result.findings["neuron"]["neuron"] == 5
     in_layer = neurons.analyze(tiny_model, "hello there", layer=1).findings["neuron"]
     assert in_layer["layer"] == 1
-    with pytest.raises(InputError, match="neuron 256 is out of range: each layer has 256 neurons"):
+    with pytest.raises(InputError, match="neuron=256 is out of range: each layer has 256 neurons"):
         neurons.analyze(tiny_model, "hello", layer=0, neuron=256)
-    with pytest.raises(InputError, match="needs --layer"):
+    with pytest.raises(InputError, match="needs layer="):
         neurons.analyze(tiny_model, "hello", neuron=3)
-    with pytest.raises(InputError, match="layer 5 is out of range"):
+    with pytest.raises(InputError, match="layer=5 is out of range"):
         neurons.analyze(tiny_model, "hello", layer=5)
 
 
@@ -125,4 +125,6 @@ def test_cli(tmp_path, tiny_checkpoint, capsys):
     capsys.readouterr()
     code = main(["neurons", "--model", str(tiny_checkpoint), "--prompt", "x", "--out", str(out), "--layer", "2"])
     err = capsys.readouterr().err
-    assert code == 1 and err.strip().splitlines() == ["error: layer 2 is out of range: this model has 2 layers (0..1)"]
+    assert code == 1 and err.strip().splitlines() == [
+        "error: --layer 2 is out of range: this model has 2 layers (0..1)"
+    ]

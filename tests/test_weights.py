@@ -100,7 +100,7 @@ def test_bad_names_and_ranges_are_clear_errors(tiny_model):
         W.analyze(tiny_model, "embed.W_E", rows="7")
     with pytest.raises(InputError, match="one axis"):
         W.analyze(tiny_model, "ln_final.b", rows="0:2", cols="0:2")
-    with pytest.raises(InputError, match="--param"):
+    with pytest.raises(InputError, match="param="):
         W.analyze(tiny_model, None, rows="0:2")
 
 

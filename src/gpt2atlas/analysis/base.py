@@ -35,7 +35,9 @@ def to_jsonable(value: Any) -> Any:
 def check_index(value: int | None, count: int, what: str, scope: str = "this model") -> None:
     """Raise InputError unless `value` is None or in 0..count-1 (e.g. a layer, head or neuron number)."""
     if value is not None and not 0 <= value < count:
-        raise InputError(f"{what} {value} is out of range: {scope} has {count} {what}s (0..{count - 1})")
+        raise InputError(
+            f"{what}={value} is out of range: {scope} has {count} {what}s (0..{count - 1})", arguments=(what,)
+        )
 
 
 class AnalysisResult:

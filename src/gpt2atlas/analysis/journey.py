@@ -214,7 +214,10 @@ def _check_position(position: int | None, n_tokens: int) -> int:
     if position is None:
         return n_tokens - 1
     if not -n_tokens <= position < n_tokens:
-        raise InputError(f"position {position} is out of range: the prompt has {n_tokens} tokens (0..{n_tokens - 1})")
+        raise InputError(
+            f"position={position} is out of range: the prompt has {n_tokens} tokens (0..{n_tokens - 1})",
+            arguments=("position",),
+        )
     return position % n_tokens
 
 

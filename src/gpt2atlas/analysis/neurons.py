@@ -48,7 +48,9 @@ def _choose_neuron(acts: torch.Tensor, layer: int | None, neuron: int | None) ->
     if layer is not None and neuron is not None:
         return {"layer": layer, "neuron": neuron, "chosen_by": "user"}
     if neuron is not None:
-        raise InputError("--neuron needs --layer: say which layer the neuron is in")
+        raise InputError(
+            f"neuron={neuron} needs layer= too: say which layer the neuron is in", arguments=("neuron", "layer")
+        )
     body = acts[:, 1:] if acts.shape[1] > 1 else acts
     peak = body.amax(1)  # (layer, d_mlp)
     if layer is not None:

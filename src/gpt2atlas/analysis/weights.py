@@ -166,7 +166,10 @@ def _block(model: GPT2, name: str, rows: Any, cols: Any) -> tuple[torch.Tensor, 
     tensor = dict(model.named_parameters())[name].detach().float().cpu()
     if tensor.ndim == 1:
         if rows is not None and cols is not None:
-            raise InputError(f"{name} has one axis ({tensor.shape[0]} entries): give --rows or --cols, not both")
+            raise InputError(
+                f"{name} has one axis ({tensor.shape[0]} entries): give rows= or cols=, not both",
+                arguments=("rows", "cols"),
+            )
         span = parse_span(rows if rows is not None else cols, tensor.shape[0], "rows" if cols is None else "cols")
         return tensor[span[0] : span[1]][None], (0, 1), span
     r, c = parse_span(rows, tensor.shape[0], "rows"), parse_span(cols, tensor.shape[1], "cols")
@@ -211,7 +214,9 @@ def analyze(model: GPT2, param: str | None = None, rows: Any = None, cols: Any =
     }
     if param is None:
         if rows is not None or cols is not None:
-            raise InputError("--rows/--cols select a block of a parameter: give --param too")
+            raise InputError(
+                "rows= and cols= select a block of a parameter: give param= too", arguments=("rows", "cols", "param")
+            )
         return WeightReport(findings, None, model_summary)
 
     name = resolve_param(model, param)

@@ -10,7 +10,10 @@ import sys
 import click
 import typer
 
-from gpt2atlas.errors import AtlasError
+from gpt2atlas.errors import AtlasError, InputError, as_flags
+
+# Python arguments whose command-line flag has another name
+FLAG_NAMES = {"all_tokens_budget": "budget"}
 
 app = typer.Typer(
     name="gpt2atlas",
@@ -43,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # without standalone mode, click returns the code of a `typer.Exit(code)` instead of exiting with it
         returned = app(args=argv, prog_name="gpt2atlas", standalone_mode=False)
+    except InputError as err:
+        print(f"error: {as_flags(err, FLAG_NAMES)}", file=sys.stderr)
+        return 1
     except AtlasError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -199,10 +199,12 @@ def check_settings(
 ) -> None:
     """Reject settings that do not fit the model, before any work is done."""
     if layer is not None and not 0 <= layer <= model.cfg.n_layer:
-        raise InputError(f"--layer must be between 0 and {model.cfg.n_layer} (0 is the embedding output)")
+        raise InputError(
+            f"layer={layer} must be between 0 and {model.cfg.n_layer} (0 is the embedding output)", arguments=("layer",)
+        )
     check_max_tokens(model, max_tokens)
     if all_tokens_budget < 1:
-        raise InputError("--budget must be at least 1")
+        raise InputError(f"all_tokens_budget={all_tokens_budget} must be at least 1", arguments=("all_tokens_budget",))
     if prompt is not None:
         _gram_tokens(model, prompt, max_tokens, include_first)
 

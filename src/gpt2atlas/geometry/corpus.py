@@ -47,7 +47,7 @@ def sample_texts(texts: Iterable[str], k: int, seed: int = 0) -> tuple[list[str]
     k-minimum-values estimate (k - 1) / (k-th smallest key), within about 1/sqrt(k) (2% at k = 2,000).
     """
     if k < 1:
-        raise InputError("--max-texts must be at least 1")
+        raise InputError(f"max_texts={k} must be at least 1", arguments=("max_texts",))
     salt = seed.to_bytes(8, "little", signed=True)
     kept: list[tuple[int, int, str]] = []  # (-key, position, text): a max-heap on the key
     kept_keys: set[int] = set()
@@ -121,7 +121,9 @@ def default_corpus(max_texts: int, seed: int = 0) -> Corpus:
     root = sysconfig.get_paths()["stdlib"]
     paragraphs, n_files = stdlib_docstring_paragraphs(root)
     if not paragraphs:
-        raise InputError(f"no docstrings found in Python's standard library at {root}; pass --texts FILE")
+        raise InputError(
+            f"no docstrings found in Python's standard library at {root}; give texts= of your own", arguments=("texts",)
+        )
     texts, n = sample_texts(paragraphs, max_texts, seed)
     return Corpus(
         texts,
@@ -151,10 +153,10 @@ def texts_from_path(path: str | Path, max_texts: int, seed: int = 0) -> Corpus:
         stream = _lines(path)
         kind = "file, one text per line"
     else:
-        raise InputError(f"--texts: no such file or folder: {path}")
+        raise InputError(f"texts={path}: no such file or folder", arguments=("texts",))
     texts, n = sample_texts(stream, max_texts, seed)
     if not texts:
-        raise InputError(f"--texts {path}: no non-empty text found")
+        raise InputError(f"texts={path}: no non-empty text found", arguments=("texts",))
     return Corpus(
         texts,
         {
@@ -179,7 +181,9 @@ def texts_from_dataset(name: str, max_texts: int, seed: int = 0) -> Corpus:
     try:
         import datasets
     except ImportError:
-        raise InputError("--dataset needs the `datasets` library: pip install datasets") from None
+        raise InputError(
+            f"dataset={name} needs the `datasets` library: pip install datasets", arguments=("dataset",)
+        ) from None
     path, _, config = name.partition(":")
     if not Path(path).exists() and not hub_reachable():  # else the datasets library retries for ~20 s first
         raise InputError(

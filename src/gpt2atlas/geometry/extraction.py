@@ -73,7 +73,10 @@ class Clouds:
 
 def check_max_tokens(model: GPT2, max_tokens: int) -> None:
     if not 2 <= max_tokens <= model.cfg.n_ctx:
-        raise InputError(f"--max-tokens must be between 2 and the model's context of {model.cfg.n_ctx}")
+        raise InputError(
+            f"max_tokens={max_tokens} must be between 2 and the model's context of {model.cfg.n_ctx}",
+            arguments=("max_tokens",),
+        )
 
 
 def tokenize_texts(model: GPT2, texts: list[str], max_tokens: int) -> list[list[int]]:

@@ -88,7 +88,7 @@ def check_options(
     if unknown:
         raise InputError(f"unknown section '{unknown[0]}': sections are {', '.join(SECTION_KEYS)}")
     if max_texts < 1:
-        raise InputError("--max-texts must be at least 1")
+        raise InputError(f"max_texts={max_texts} must be at least 1", arguments=("max_texts",))
     prompts = list(prompts) or [DEFAULT_PROMPT]
     for prompt in prompts:
         if not prompt.strip():

@@ -115,8 +115,9 @@ def resolve_documents(spec: str) -> tuple[list[Document], list[str]]:
     parts = [part.strip() for part in spec.split(",") if part.strip()]
     if not parts:
         raise InputError(
-            "no training data given: pass --data with a text file, a folder or "
-            f"a built-in corpus ({', '.join(BUILTIN_CORPORA)})"
+            "no training data given: pass data= with a text file, a folder or "
+            f"a built-in corpus ({', '.join(BUILTIN_CORPORA)})",
+            arguments=("data",),
         )
     for part in parts:
         if part in BUILTIN_CORPORA:
@@ -137,7 +138,8 @@ def resolve_documents(spec: str) -> tuple[list[Document], list[str]]:
             documents.append(Document(path.name, path))
         else:
             raise InputError(
-                f"--data: '{part}' is neither a file, a folder nor a built-in corpus ({', '.join(BUILTIN_CORPORA)})"
+                f"data={part}: neither a file, a folder nor a built-in corpus ({', '.join(BUILTIN_CORPORA)})",
+                arguments=("data",),
             )
     return documents, licences
 
@@ -258,17 +260,24 @@ def _prepared_folder(spec: str, val_fraction: float) -> TokenData | None:
         return None
     missing = [name for name in ("train.bin", "val.bin") if not (folder / name).is_file()]
     if missing:
-        raise InputError(f"--data {folder}: a token folder needs {' and '.join(missing)} beside its manifest.json")
+        raise InputError(
+            f"data={folder}: a token folder needs {' and '.join(missing)} beside its manifest.json", arguments=("data",)
+        )
     manifest = json.loads((folder / "manifest.json").read_text())
     if manifest.get("version") != MANIFEST_VERSION or manifest.get("tokenizer") != _tokenizer_sha256():
-        raise InputError(f"--data {folder}: its tokens were made by another tokenizer or manifest version")
+        raise InputError(
+            f"data={folder}: its tokens were made by another tokenizer or manifest version", arguments=("data",)
+        )
     sizes = {name: (folder / f"{name}.bin").stat().st_size // 2 for name in ("train", "val")}
     if sizes["train"] != manifest.get("train_tokens") or sizes["val"] != manifest.get("val_tokens"):
-        raise InputError(f"--data {folder}: train.bin/val.bin do not hold the token counts its manifest records")
+        raise InputError(
+            f"data={folder}: train.bin/val.bin do not hold the token counts its manifest records", arguments=("data",)
+        )
     if manifest.get("val_fraction") != val_fraction:
         raise InputError(
-            f"--data {folder}: its tokens were split with val_fraction={manifest.get('val_fraction')}, "
-            f"not {val_fraction}"
+            f"data={folder}: its tokens were split with val_fraction={manifest.get('val_fraction')}, "
+            f"not {val_fraction}",
+            arguments=("data", "val_fraction"),
         )
     return TokenData(folder, manifest)
 
@@ -306,7 +315,8 @@ class WindowSampler:
         if self.n_windows < 1:
             raise InputError(
                 f"the training data has {len(tokens):,} tokens, fewer than one context of "
-                f"{n_ctx + 1} (n_ctx + 1): give more text or a smaller --n-ctx"
+                f"{n_ctx + 1} (n_ctx + 1): give more text or a smaller n_ctx=",
+                arguments=("n_ctx",),
             )
         self._epoch = -1
         self._order = torch.empty(0, dtype=torch.long)

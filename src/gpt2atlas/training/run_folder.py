@@ -87,12 +87,14 @@ class RunFolder:
         if self.path.is_dir() and any(self.path.iterdir()):
             if not overwrite:
                 raise InputError(
-                    f"{self.path} already holds files: pass --resume {self.path} to continue that "
-                    "run, or --overwrite to start it again"
+                    f"{self.path} already holds files: pass resume= to continue that run, or overwrite= to "
+                    "start it again",
+                    arguments=("resume", "overwrite"),
                 )
             if not (self.path / RUN_FILE).is_file():
                 raise InputError(
-                    f"--overwrite refuses to empty {self.path}: it is not a gpt2atlas training run (no {RUN_FILE})"
+                    f"overwrite= refuses to empty {self.path}: it is not a gpt2atlas training run (no {RUN_FILE})",
+                    arguments=("overwrite",),
                 )
 
     def check_writable(self) -> None:
@@ -115,9 +117,13 @@ class RunFolder:
     def read_config(self) -> TrainConfig:
         path = self.path / RUN_FILE
         if not path.is_file():
-            raise InputError(f"--resume {self.path}: not a gpt2atlas training run (no {RUN_FILE})")
+            raise InputError(
+                f"out={self.path}: not a gpt2atlas training run to resume (no {RUN_FILE})", arguments=("out",)
+            )
         if not (self.state_dir / "trainer.pt").is_file():
-            raise InputError(f"--resume {self.path}: the run has no saved state to resume from ({self.state_dir})")
+            raise InputError(
+                f"out={self.path}: the run has no saved state to resume from ({self.state_dir})", arguments=("out",)
+            )
         return TrainConfig.from_dict(json.loads(path.read_text())["config"])
 
     def update_config(self, config: TrainConfig) -> None:

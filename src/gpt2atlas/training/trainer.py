@@ -199,7 +199,7 @@ def train(
                 config.data, val_fraction=config.val_fraction, cache_dir=token_cache, progress=False
             )
         if tokens.manifest["train_tokens"] == 0:
-            raise InputError(f"--data {config.data}: no text found to train on (empty files?)")
+            raise InputError(f"data={config.data}: no text found to train on (empty files?)", arguments=("data",))
         if procs.is_main:
             log(
                 f"data: {tokens.manifest['train_tokens']:,} training tokens from "

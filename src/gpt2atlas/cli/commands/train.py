@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -116,7 +118,8 @@ def train(
         save_every=save_every,
     )
     if resume is not None:
-        config = _resume_config(resume, preset, overrides)
+        with _resume_flag(True):
+            config = _resume_config(resume, preset, overrides)
         folder = resume
     else:
         config = config_for(preset, **overrides)
@@ -128,16 +131,17 @@ def train(
         else (lambda msg: None)
     )
     try:
-        result = run_training(
-            config,
-            folder,
-            resume=resume is not None,
-            overwrite=overwrite,
-            time_limit_s=time_limit * 60 if time_limit else None,
-            stop_at_step=stop_at_step,
-            threads=threads,
-            log=log,
-        )
+        with _resume_flag(resume is not None):
+            result = run_training(
+                config,
+                folder,
+                resume=resume is not None,
+                overwrite=overwrite,
+                time_limit_s=time_limit * 60 if time_limit else None,
+                stop_at_step=stop_at_step,
+                threads=threads,
+                log=log,
+            )
     except TrainingInterrupted as stop:
         if is_main:
             _write_loss_curve(folder, png)
@@ -153,6 +157,19 @@ def train(
             highlight=False,
             soft_wrap=True,
         )
+
+
+@contextmanager
+def _resume_flag(resuming: bool) -> Iterator[None]:
+    """A resumed run's folder is the Python API's `out`, but the command line's --resume: say that flag."""
+    from gpt2atlas.errors import InputError, as_flags
+
+    try:
+        yield
+    except InputError as err:
+        if resuming and "out" in err.arguments:
+            raise InputError(as_flags(err, {"out": "resume"})) from None
+        raise
 
 
 def _resume_config(folder: Path, preset: str | None, overrides: dict):

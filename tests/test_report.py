@@ -3,6 +3,8 @@ Markdown + PNG, and readings that say what planted findings hold."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import html
 import json
@@ -78,11 +80,17 @@ def test_every_section_is_present_with_a_table_of_contents(report):
             assert html.escape(section["skipped"]) in text
 
 
+def _unpacked_plotly_js(text: str) -> str:
+    packed = re.findall(r'<script type="application/gzip-base64" id="plotly-js">([^<]*)</script>', text)
+    assert len(packed) == 1  # plotly.js embedded exactly once
+    return gzip.decompress(base64.b64decode(packed[0])).decode()
+
+
 def test_self_contained_plotly_once_and_no_external_loads(report):
     text, _ = report
-    assert text.count(get_plotlyjs()[:300]) == 1  # plotly.js embedded exactly once
+    assert _unpacked_plotly_js(text) == get_plotlyjs()
     assert text.count('class="plot"') >= 3
-    ours = text.replace(get_plotlyjs(), "")  # plotly.js only names URLs for map tiles, which no figure uses
+    ours = text  # (plotly.js, packed, names no URL a reader can see; unpacked it names map-tile URLs no figure uses)
     assert not re.search(r"""(src|href|url)\s*[=(]\s*["']?(https?:)?//""", ours, re.I)
     assert "<link" not in ours and "<iframe" not in ours and "http://" not in ours and "https://" not in ours
     assert "Content-Security-Policy" in text and "connect-src 'none'" in text
@@ -91,13 +99,15 @@ def test_self_contained_plotly_once_and_no_external_loads(report):
 def test_hostile_prompt_is_escaped_everywhere(report):
     text, data = report
     assert data["provenance"]["prompts"] == [HOSTILE]
-    without_plotly_js = text.replace(get_plotlyjs(), "")
+    without_plotly_js = re.sub(r'(id="plotly-js">)[^<]*', r"\1", text)
     for raw in ("<img src=x", "<script>alert", "onerror=alert(1)>"):
         assert raw not in without_plotly_js
     assert html.escape(HOSTILE) in text  # shown, as text
-    # the only script elements are plotly.js, one per figure, and the inert findings JSON
+    # the only script elements are packed plotly.js, one (inert until drawn) per figure, the findings JSON and
+    # the loader
     scripts = re.findall(r"<script\b[^>]*>", without_plotly_js)
-    assert len(scripts) == 1 + text.count('class="plot"') + 1
+    assert len(scripts) == 1 + text.count('class="plot"') + 1 + 1
+    assert text.count('<script type="text/x-gpt2atlas-figure">') == text.count('class="plot"')
 
 
 def test_numbers_in_the_page_match_the_findings(report, tiny_model):

@@ -6,7 +6,10 @@ already writes `<`, `>` and `/` as \\u escapes. A Content-Security-Policy forbid
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
+from functools import lru_cache
 from html import escape
 
 import plotly.graph_objects as go
@@ -44,6 +47,20 @@ caption { text-align: left; font-weight: 600; padding: 4px 0; }
 """
 
 
+# plotly.js travels gzipped (an inert script element); the loader unpacks it with the browser's own
+# DecompressionStream, runs it, then draws every figure in page order. Figures wait in inert script elements.
+PACKED_SCRIPT = "application/gzip-base64"
+FIGURE_SCRIPT = "text/x-gpt2atlas-figure"
+PLOTLY_LOADER = (
+    "(async () => {"
+    "const packed = Uint8Array.from(atob(document.getElementById('plotly-js').textContent), c => c.charCodeAt(0));"
+    "const stream = new Blob([packed]).stream().pipeThrough(new DecompressionStream('gzip'));"
+    "(0, eval)(await new Response(stream).text());"
+    f"for (const figure of document.querySelectorAll('script[type=\"{FIGURE_SCRIPT}\"]')) (0, eval)(figure.textContent);"
+    "})();"
+)
+
+
 def _table(table: Table) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in table.header)
     body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in table.rows)
@@ -60,9 +77,9 @@ def _sample(sample: Sample) -> str:
 
 
 def figure_html(fig: go.Figure, div_id: str) -> str:
-    """One figure as a <div> and its inline script, without plotly.js."""
+    """One figure as a <div> and its script, which runs once plotly.js is unpacked (see PLOTLY_LOADER)."""
     height = fig.layout.height or 480
-    return fig.to_html(
+    html = fig.to_html(
         full_html=False,
         include_plotlyjs=False,
         div_id=div_id,
@@ -70,6 +87,16 @@ def figure_html(fig: go.Figure, div_id: str) -> str:
         default_height=f"{height}px",
         default_width="100%",
     )
+    scripts = html.count("<script>")
+    if scripts != 1:
+        raise RuntimeError(f"plotly wrote {scripts} script elements for one figure, expected 1")
+    return html.replace("<script>", f'<script type="{FIGURE_SCRIPT}">')
+
+
+@lru_cache(maxsize=1)
+def plotly_js_packed() -> str:
+    """plotly.js gzipped and in base64: 2.0 MB in the page instead of 4.8 MB (the browser unpacks it natively)."""
+    return base64.b64encode(gzip.compress(get_plotlyjs().encode(), compresslevel=9, mtime=0)).decode()
 
 
 def _part(section: Section, index: int, part: Part) -> str:
@@ -149,7 +176,7 @@ def render_html(report: Report) -> str:
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>{escape(report.title)}</title><style>{STYLE}</style>",
-            f'<script type="text/javascript">{get_plotlyjs()}</script>',
+            f'<script type="{PACKED_SCRIPT}" id="plotly-js">{plotly_js_packed()}</script>',
             "</head><body>",
             f'<header><h1>{escape(report.title)}</h1><p class="sub">{escape(subtitle)}</p></header>',
             "<main>",
@@ -159,6 +186,7 @@ def render_html(report: Report) -> str:
             "</main>",
             f'<script type="application/json" id="gpt2atlas-findings">{_findings_json(report)}</script>',
             '<footer><p class="muted">Made with gpt2atlas.</p></footer>',
+            f"<script>{PLOTLY_LOADER}</script>",
             "</body></html>",
         ]
     )

@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 
 from gpt2atlas.analysis.dynamics import HEAD_SCORES, Dynamics, position_roughness
 from gpt2atlas.training.history import TrainingHistory
+from gpt2atlas.viz.training import loss_curve_figure
 
 SCORE_TITLES = {
     "prev_token": "previous-token",
@@ -46,42 +47,7 @@ def _x_axis(dynamics: Dynamics) -> tuple[str, str]:
 
 
 def loss_figure(dynamics: Dynamics) -> go.Figure:
-    train = [p for p in dynamics.losses if p.train_loss is not None and p.tokens > 0]
-    val = [p for p in dynamics.losses if p.val_loss is not None and p.tokens > 0]
-    fig = go.Figure()
-    fig.add_scatter(
-        x=[p.tokens for p in train],
-        y=[p.train_loss for p in train],
-        mode="lines",
-        name="training batch",
-        line={"width": 1, "color": "rgba(31,119,180,0.5)"},
-    )
-    fig.add_scatter(
-        x=[p.tokens for p in val],
-        y=[p.val_loss for p in val],
-        mode="lines+markers",
-        name="validation",
-        line={"width": 2, "color": "#d62728"},
-        marker={"size": 4},
-    )
-    initial = next((p.val_loss for p in dynamics.losses if p.step == 0 and p.val_loss is not None), None)
-    if initial is not None:
-        fig.add_hline(
-            y=initial,
-            line_dash="dot",
-            line_color="grey",
-            annotation_text=f"at initialisation: {initial:.2f}",
-            annotation_position="top right",
-        )
-    fig.update_layout(
-        title="Loss",
-        xaxis_title="tokens seen (log scale)",
-        xaxis_type="log",
-        yaxis_title="cross-entropy (nats per token)",
-        height=420,
-        **LAYOUT,
-    )
-    return fig
+    return loss_curve_figure(dynamics.losses, title="Loss")
 
 
 def position_figure(dynamics: Dynamics) -> go.Figure:

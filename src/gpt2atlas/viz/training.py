@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import plotly.graph_objects as go
 
-from gpt2atlas.training.run_folder import Metrics
+
+class LossRow(Protocol):
+    """A line of metrics.jsonl as the figure reads it (run_folder.Metrics, history.LossPoint)."""
+
+    @property
+    def step(self) -> int: ...
+    @property
+    def tokens(self) -> int: ...
+    @property
+    def train_loss(self) -> float | None: ...
+    @property
+    def val_loss(self) -> float | None: ...
 
 
-def loss_curve_figure(metrics: Sequence[Metrics], title: str = "Loss during training") -> go.Figure:
+def loss_curve_figure(metrics: Sequence[LossRow], title: str = "Loss during training") -> go.Figure:
     """Train loss (every logged step) and validation loss (every evaluation) in nats per token, log x-axis."""
     train = [m for m in metrics if m.train_loss is not None and m.tokens > 0]
     val = [m for m in metrics if m.val_loss is not None and m.tokens > 0]

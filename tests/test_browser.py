@@ -181,6 +181,27 @@ def test_report_renders_in_chromium(tiny_checkpoint, tmp_path):
         assert page.js_errors() == []
         assert page.of("Page.javascriptDialogOpening") == []
         assert [u for u in page.requested_urls() if not u.startswith(("file:", "data:", "blob:"))] == []
+        # responsive: at 1280 and 800 px nothing is wider than the page, and every figure fits its box
+        for width in (1280, 800):
+            await page.tab.send_command(
+                "Emulation.setDeviceMetricsOverride",
+                params={"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
+            )
+            for _ in range(60):  # plotly redraws every responsive figure after a resize, one by one: give it 30 s
+                await asyncio.sleep(0.5)
+                too_wide = await page.evaluate(
+                    "(() => { const page = document.documentElement.clientWidth; const out = [];"
+                    " if (document.documentElement.scrollWidth > page) out.push('page ' + document.documentElement.scrollWidth);"
+                    " for (const f of document.querySelectorAll('figure.plot')) {"
+                    "   const svg = f.querySelector('.main-svg');"
+                    "   if (svg.getBoundingClientRect().width > f.clientWidth) out.push(f.id || f.querySelector('div[id]').id); }"
+                    " for (const e of document.querySelectorAll('main > *, section > *, table, pre, p, ul'))"
+                    "   if (e.getBoundingClientRect().right > page + 1) out.push(e.tagName + ' ' + (e.id || e.className));"
+                    " return out.slice(0, 10); })()"
+                )
+                if not too_wide:
+                    break
+            assert too_wide == [], f"wider than the page at {width} px: {too_wide}"
 
     run_in_browser(scenario)
 

@@ -37,7 +37,7 @@ nav.toc li { margin: 4px 0; } .muted { color: #7a8396; }
 figure.plot { background: #fff; border: 1px solid #e3e7ee; border-radius: 8px; margin: 16px 0; padding: 8px;
               overflow-x: auto; }
 figure.plot figcaption { color: #5b6478; font-size: 0.9em; }
-table { border-collapse: collapse; margin: 12px 0; background: #fff; }
+table { border-collapse: collapse; margin: 12px 0; background: #fff; display: block; max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #d9dee7; padding: 3px 10px; text-align: left; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
 .sample { background: #fff; border: 1px solid #e3e7ee; border-radius: 8px; padding: 10px 14px; line-height: 1.9;
@@ -79,6 +79,7 @@ def _sample(sample: Sample) -> str:
 def figure_html(fig: go.Figure, div_id: str) -> str:
     """One figure as a <div> and its script, which runs once plotly.js is unpacked (see PLOTLY_LOADER)."""
     height = fig.layout.height or 480
+    fig = go.Figure(fig).update_layout(width=None, autosize=True)  # the page's width, not the PNG's
     html = fig.to_html(
         full_html=False,
         include_plotlyjs=False,

@@ -319,6 +319,16 @@ def load_model(
     return model.eval().requires_grad_(False)
 
 
+def read_position_embedding(name_or_path: str | os.PathLike, revision: str | None = None) -> torch.Tensor:
+    """A checkpoint's position-embedding table (n_ctx, d_model), read alone: the rest of the weights stay on disk."""
+    checkpoint = find_checkpoint(name_or_path, revision)
+    reader = TensorReader(checkpoint.weights)
+    for name in reader.names():
+        if our_name(name) == "pos_embed.W_pos":
+            return reader.get(name).float()
+    raise CheckpointError(f"{checkpoint.weights} has no position embedding (wpe): not a GPT-2 checkpoint")
+
+
 def save_checkpoint(model: GPT2, folder: str | os.PathLike) -> Path:
     """Write `model` as a Hugging Face GPT-2 folder (config.json + model.safetensors), loadable by both."""
     from safetensors.torch import save_file

@@ -97,9 +97,7 @@ def dequantize_rows(rows: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 # ----- sources ---------------------------------------------------------------------------------------------------
 def history_of_run(folder: str | Path) -> TrainingHistory:
     """Every checkpoint of a `gpt2atlas train` run folder."""
-    from safetensors import safe_open
-
-    from gpt2atlas.model.loading import load_model
+    from gpt2atlas.model.loading import load_model, read_position_embedding
 
     folder = Path(folder)
     if not (folder / RUN_FILE).is_file():
@@ -115,8 +113,7 @@ def history_of_run(folder: str | Path) -> TrainingHistory:
         info = json.loads((path / "training.json").read_text()) if (path / "training.json").is_file() else {}
         tokens = info.get("tokens")
         snapshots.append(Snapshot(step, tokens, f"step {step:,}", partial(load_model, path)))
-        with safe_open(str(path / "model.safetensors"), framework="pt") as f:
-            positions.append((step, tokens, f.get_tensor(WPE).float()))
+        positions.append((step, tokens, read_position_embedding(path)))
     return TrainingHistory(str(folder), snapshots, positions, _losses(folder / METRICS_FILE), _probe_ids_of_run(run))
 
 
@@ -175,7 +172,7 @@ def history_of_shipped(name: str) -> TrainingHistory:
 
 def history_of_revisions(model: str, revisions: list[str]) -> TrainingHistory:
     """A hub model at each of `revisions` (steps read from names such as checkpoint-10000)."""
-    from gpt2atlas.model.loading import load_model
+    from gpt2atlas.model.loading import load_model, read_position_embedding
 
     if not revisions:
         raise InputError("no revisions given: pass revisions=['checkpoint-0', 'checkpoint-10000', ...]")
@@ -187,8 +184,8 @@ def history_of_revisions(model: str, revisions: list[str]) -> TrainingHistory:
         snapshot = Snapshot(step, None, revision, partial(load_model, model, revision=revision))
         snapshots.append(snapshot)
     snapshots.sort(key=lambda s: s.step)
-    for snapshot in snapshots:
-        positions.append((snapshot.step, None, snapshot.load().W_pos.detach().float()))
+    for snapshot in snapshots:  # a revision's label is its name
+        positions.append((snapshot.step, None, read_position_embedding(model, revision=snapshot.label)))
     return TrainingHistory(model, snapshots, positions, [], None, "hub revisions: no loss history")
 
 

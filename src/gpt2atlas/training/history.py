@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from gpt2atlas.errors import InputError
+from gpt2atlas.errors import CheckpointError, InputError
+from gpt2atlas.model.config import GPT2Config
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.shipped import (
     HISTORY,
@@ -138,7 +139,7 @@ def history_of_shipped(name: str) -> TrainingHistory:
     def load_initial() -> GPT2:
         model = initial_model(config)
         if init_sha256(model) != init["sha256"]:
-            raise InputError(
+            raise CheckpointError(
                 "the initial weights regenerated from the recipe's seed do not match the recorded "
                 "hash (another PyTorch random-number generator?)"
             )
@@ -148,7 +149,7 @@ def history_of_shipped(name: str) -> TrainingHistory:
     def load_midway() -> GPT2:
         tensors = load_file(str(history / f"step-{midway:06d}.safetensors"))
         tensors[WTE] = dequantize_rows(tensors.pop(f"{WTE}.int8"), tensors.pop(f"{WTE}.scale"))
-        model = _model_from_hf_tensors(tensors, load_model(name))
+        model = _model_from_hf_tensors(tensors, config.model_config)
         model.source = f"{name} at step {midway:,} (token embedding stored as int8 rows)"
         return model
 
@@ -213,11 +214,11 @@ def _probe_ids_of_run(run: dict) -> list[int] | None:
     return [int(i) for i in np.argsort(-counts, kind="stable")[:2000]]
 
 
-def _model_from_hf_tensors(tensors: dict[str, torch.Tensor], like: GPT2) -> GPT2:
-    """A model of `like`'s shape holding Hugging Face-named `tensors`."""
+def _model_from_hf_tensors(tensors: dict[str, torch.Tensor], cfg: GPT2Config) -> GPT2:
+    """A model of shape `cfg` holding Hugging Face-named `tensors`."""
     from gpt2atlas.model.loading import our_name
 
-    model = GPT2(like.cfg)
+    model = GPT2(cfg)
     state = {our_name(name): tensor.float() for name, tensor in tensors.items()}
     model.load_state_dict(state, strict=True)  # type: ignore[arg-type]
     return model.eval().requires_grad_(False)

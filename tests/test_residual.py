@@ -6,6 +6,7 @@ import torch
 from conftest import TINY, random_model
 from gpt2atlas.analysis import residual
 from gpt2atlas.viz.figures import figures_of
+from gpt2atlas.viz.readings import read
 
 PROMPT = "One two three four five six seven eight nine ten"
 
@@ -58,8 +59,19 @@ def test_a_massive_activation_at_position_0_only_stays_out_unless_asked():
     excluded = residual.analyze(model, PROMPT).findings
     assert all(row["dim"] != 40 for row in excluded["outlier_dims"])
     assert excluded["norm_position_0"][0] > 100 * excluded["norm_by_layer"][0]
+    # named all the same, apart, against the other positions' median
+    first = excluded["position_0_dims"]
+    assert [row["dim"] for row in first] == [40] and first[0]["ratio_to_median"] > 1000
+    assert first[0]["layers"] == list(range(len(excluded["states"])))
+    assert any(s.startswith("At position 0, left out above, dim 40 reaches") for s in read("residual", excluded))
     included = residual.analyze(model, PROMPT, include_first=True).findings
     assert included["outlier_dims"][0]["dim"] == 40 and included["position_0_excluded"] is False
+    assert included["position_0_dims"] == []
+    clean = residual.analyze(random_model(TINY, seed=3), PROMPT).findings
+    assert clean["position_0_dims"] == []
+    assert "Position 0 has no massive dimension either (none reaches the outlier threshold there)." in read(
+        "residual", clean
+    )
 
 
 def test_outlier_dims_ratio_definition():

@@ -91,6 +91,30 @@ def outlier_dims(
     return rows, ratio
 
 
+def position_0_dims(
+    states: torch.Tensor, positions: torch.Tensor, threshold: float = OUTLIER_THRESHOLD
+) -> list[dict[str, Any]]:
+    """The massive dims of position 0, which the statistics leave out: |x[s, 0, d]| against the median |x| of the
+    other positions of the same state; listed when the ratio clears `threshold` in some state, strongest first."""
+    others = positions[positions != 0]
+    if len(others) == 0:
+        return []
+    median = states[:, others].abs().flatten(1).median(dim=1).values.clamp_min(torch.finfo(states.dtype).tiny)
+    first = states[:, 0].abs()  # (state, d_model)
+    ratio = first / median[:, None]
+    best = ratio.amax(dim=0)
+    rows = [
+        {
+            "dim": dim,
+            "max_abs": float(first[:, dim].max()),
+            "ratio_to_median": float(best[dim]),
+            "layers": torch.nonzero(ratio[:, dim] >= threshold).flatten().tolist(),
+        }
+        for dim in torch.nonzero(best >= threshold).flatten().tolist()
+    ]
+    return sorted(rows, key=lambda r: -r["ratio_to_median"])
+
+
 def top_ratio_dims(ratios: torch.Tensor, count: int = 10) -> list[dict[str, Any]]:
     """The dims with the highest ratio to the median in any state, outliers or not."""
     values, dims = ratios.amax(dim=0).topk(min(count, ratios.shape[1]))
@@ -162,5 +186,10 @@ def analyze(
             "reaches outlier_threshold in some state; layers index `states`"
         ),
         "top_ratio_dims": top_ratio_dims(ratios),
+        "position_0_dims": position_0_dims(states, positions, threshold) if 0 not in positions.tolist() else [],
+        "position_0_dims_definition": (
+            "for position 0, left out of the statistics: ratio_to_median = |x[0, dim]| / median |x| of the other "
+            "positions of the same state; listed when it reaches outlier_threshold in some state"
+        ),
     }
     return ResidualResult(findings, norms, ratios)

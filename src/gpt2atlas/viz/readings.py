@@ -426,7 +426,23 @@ def read_residual(f: dict) -> list[str]:
         excluded = f.get("position_0_excluded")
         return "Statistics exclude position 0 (its massive activations would dominate)." if excluded else None
 
-    return _sentences(growth, contributions, outliers, position_note)
+    def position_0() -> str | None:
+        if not f.get("position_0_excluded"):
+            return None
+        dims = f["position_0_dims"][:2]
+        if not dims:
+            return "Position 0 has no massive dimension either (none reaches the outlier threshold there)."
+        return (
+            "At position 0, left out above, "
+            + "; ".join(
+                f"dim {d['dim']} reaches |{num(d['max_abs'])}|, {num(d['ratio_to_median'])}× the median of the other "
+                f"positions (in {len(d['layers'])} of {len(f['states'])} states, from {f['states'][d['layers'][0]]})"
+                for d in dims
+            )
+            + "."
+        )
+
+    return _sentences(growth, contributions, outliers, position_note, position_0)
 
 
 def first_stable_top1_layer(ranks: Sequence[Sequence[int]], position: int) -> int | None:

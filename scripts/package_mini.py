@@ -19,17 +19,14 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from gpt2atlas.model.loading import save_checkpoint
 from gpt2atlas.shipped import HISTORY, INIT_FILE, METRICS_FILE, POSITIONS_FILE, PROBES_FILE, RUN_FILE
-from gpt2atlas.training.history import WPE, WTE, init_sha256, initial_model, quantize_rows
-from gpt2atlas.training.data import prepare_tokens
-from gpt2atlas.training.recipe import TrainConfig
-
-PROBE_TOKENS = 2000
+from gpt2atlas.training.data import frequent_tokens, prepare_tokens
+from gpt2atlas.training.history import PROBE_TOKENS, WPE, WTE, init_sha256, quantize_rows
+from gpt2atlas.training.recipe import TrainConfig, initial_model
 
 
 def _steps(run: Path) -> list[tuple[int, Path]]:
@@ -104,13 +101,11 @@ def main() -> int:
     # head-score probes: the tokens most frequent in the training split
     tokens = prepare_tokens(config1.data if Path(config1.data).exists() else phase1["tokens"]["spec"],
                             val_fraction=config1.val_fraction)
-    counts = np.bincount(np.asarray(tokens.train), minlength=50257)
-    counts[50256] = 0  # <|endoftext|> separates documents
-    top = np.argsort(-counts, kind="stable")[:PROBE_TOKENS]
+    ids, share = frequent_tokens(tokens.train, PROBE_TOKENS)
     (history / PROBES_FILE).write_text(json.dumps({
         "description": f"the {PROBE_TOKENS} tokens most frequent in the training split, most frequent first",
-        "share_of_training_tokens": round(float(counts[top].sum() / counts.sum()), 4),
-        "ids": [int(i) for i in top]}) + "\n")
+        "share_of_training_tokens": round(share, 4),
+        "ids": ids}) + "\n")
 
     # the recipe as the data's name, not the path of the token folder the run may have read it from
     for phase in (phase1, phase2):

@@ -38,7 +38,7 @@ def initial_and_final(history):
 def head_scores(history, initial_and_final):
     initial, final = initial_and_final
     half = repeat_half(final.cfg.n_ctx)
-    sequences = probe_sequences(history.probe_ids, final.cfg.d_vocab, final.tokenizer.eot_token_id, half)
+    sequences = probe_sequences(final, history.probe_ids, half)
     return (
         {h.name: np.asarray(h.values) for h in _head_scores(initial, sequences)},
         {h.name: np.asarray(h.values) for h in _head_scores(final, sequences)},

@@ -133,14 +133,18 @@ def layer_patterns(model: GPT2, tokens: torch.Tensor, layer: int) -> torch.Tenso
 
 def repeated_random_tokens(model: GPT2, half: int, batch: int, seed: int, id_range: tuple[int, int]) -> torch.Tensor:
     """(batch, 2*half+1) sequences [eot, r_1..r_T, r_1..r_T]; no token repeats inside r (so every repeat is planted)."""
-    lo, hi = id_range
+    return repeated_sequences(model, torch.arange(*id_range), half, batch, seed)
+
+
+def repeated_sequences(model: GPT2, pool: torch.Tensor, half: int, batch: int, seed: int) -> torch.Tensor:
+    """[eot, r_1..r_T, r_1..r_T] rows, each r drawn from the token ids `pool` without repeats."""
     gen = torch.Generator().manual_seed(seed)
-    firsts = torch.stack([lo + torch.randperm(hi - lo, generator=gen)[:half] for _ in range(batch)])
+    firsts = torch.stack([pool[torch.randperm(len(pool), generator=gen)[:half]] for _ in range(batch)])
     bos = torch.full((batch, 1), model.tokenizer.eot_token_id, dtype=torch.long)
     return torch.cat([bos, firsts, firsts], dim=1)
 
 
-def _default_id_range(model: GPT2) -> tuple[int, int]:
+def default_id_range(model: GPT2) -> tuple[int, int]:
     """Common multi-byte BPE tokens: past the 256 byte tokens and the earliest merges, well inside the vocabulary."""
     hi = min(20000, model.cfg.d_vocab - 1)
     return (min(1000, hi // 2), hi)
@@ -209,7 +213,7 @@ def analyze(
     )
 
     half = max(2, min(repeat_half, (cfg.n_ctx - 1) // 2))
-    id_range = _default_id_range(model)
+    id_range = default_id_range(model)
     random_tokens = repeated_random_tokens(model, half, repeat_batch, seed, id_range).to(model.device)
     batch_patterns = torch.stack(reduce_patterns(model, random_tokens, lambda p: p.mean(0)))  # (layer, head, q, k)
 

@@ -16,8 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gpt2atlas.analysis.attention import reduce_patterns, repeat_scores, uniform_baselines
-from gpt2atlas.analysis.embeddings import active_dims, dominant_period, offset_dims
+from gpt2atlas.analysis.attention import (
+    default_id_range,
+    prompt_scores,
+    reduce_patterns,
+    repeat_scores,
+    repeated_sequences,
+    uniform_baselines,
+)
+from gpt2atlas.analysis.embeddings import active_dims, dominant_period, offset_dims, pca
+from gpt2atlas.analysis.journey import lens_log_probs
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.model.names import residual_names
 from gpt2atlas.training.history import LossPoint, TrainingHistory
@@ -111,13 +119,10 @@ def position_roughness(table: torch.Tensor) -> float:
 
 
 def position_shape(step: int, tokens: int | None, table: torch.Tensor) -> PositionShape:
-    centred = table.double() - table.double().mean(dim=0)
     dims = [int(row["dim"]) for row in active_dims(table, PERIODIC_DIMS)]
-    shares = [dominant_period(centred[:, d].numpy())["power_share"] or 0.0 for d in dims]
-    singular = torch.linalg.svdvals(centred)
-    variance = singular**2
+    shares = [dominant_period(table[:, d].double().numpy())["power_share"] or 0.0 for d in dims]
     return PositionShape(
-        step, tokens, position_roughness(table), float(np.mean(shares)), float(variance[:3].sum() / variance.sum())
+        step, tokens, position_roughness(table), float(np.mean(shares)), float(pca(table).ratio[:3].sum())
     )
 
 
@@ -126,26 +131,18 @@ def repeat_half(n_ctx: int) -> int:
     return min(REPEAT_HALF, (n_ctx - 1) // 2)
 
 
-def probe_sequences(probe_ids: list[int] | None, d_vocab: int, eot: int, half: int, seed: int = 0) -> torch.Tensor:
-    """[eot, r_1..r_T, r_1..r_T] rows with r drawn without repeats from the probe tokens (or ids 1000-20000)."""
-    pool = torch.tensor(probe_ids) if probe_ids else torch.arange(1000, min(20000, d_vocab - 1))
-    generator = torch.Generator().manual_seed(seed)
-    firsts = torch.stack([pool[torch.randperm(len(pool), generator=generator)[:half]] for _ in range(REPEAT_BATCH)])
-    return torch.cat([torch.full((REPEAT_BATCH, 1), eot), firsts, firsts], dim=1)
+def probe_sequences(model: GPT2, probe_ids: list[int] | None, half: int, seed: int = 0) -> torch.Tensor:
+    """The attention analysis's repeated sequences, drawn from the probe tokens (or its default id range)."""
+    pool = torch.tensor(probe_ids) if probe_ids else torch.arange(*default_id_range(model))
+    return repeated_sequences(model, pool, half, REPEAT_BATCH, seed)
 
 
 def _head_scores(model: GPT2, sequences: torch.Tensor) -> list[HeadScores]:
-    q = torch.arange(1, sequences.shape[1])
     half = (sequences.shape[1] - 1) // 2
 
     def reduce(pattern: torch.Tensor) -> dict[str, torch.Tensor]:
-        repeats = repeat_scores(pattern, half)
-        return {
-            "prev_token": pattern[..., q, q - 1].mean(-1).mean(0),
-            "induction": repeats["induction"].mean(0),
-            "duplicate": repeats["duplicate"].mean(0),
-            "bos": pattern[..., q, 0].mean(-1).mean(0),
-        }
+        scores = {**prompt_scores(pattern), **repeat_scores(pattern, half)}
+        return {name: scores[name].mean(0) for name in HEAD_SCORES}  # mean over the batch: (head,)
 
     layers = reduce_patterns(model, sequences, reduce)
     return [HeadScores(name, [layer[name].tolist() for layer in layers]) for name in HEAD_SCORES]
@@ -159,8 +156,8 @@ def _lens_and_dimension(model: GPT2, tokens: torch.Tensor) -> tuple[list[float],
     with torch.inference_mode():
         _, cache = model.run_with_cache(tokens, names=names)
         states = [cache[name][0].float() for name in names]
-        final_top = model.unembed(model.ln_final(states[-1])).argmax(-1)
-        agreement = [float((model.unembed(model.ln_final(s)).argmax(-1) == final_top).float().mean()) for s in states]
+        top = [lens_log_probs(model, state).argmax(-1) for state in states]
+        agreement = [float((t == top[-1]).float().mean()) for t in top]
     dimensions = []
     for state in states[1:]:
         points = unique_rows(state.numpy().astype(np.float64))
@@ -216,7 +213,7 @@ def analyze(history: TrainingHistory, *, progress: bool = True) -> Dynamics:
         if probes is None:
             half = repeat_half(model.cfg.n_ctx)
             probes = (
-                probe_sequences(history.probe_ids, model.cfg.d_vocab, model.tokenizer.eot_token_id, half),
+                probe_sequences(model, history.probe_ids, half),
                 torch.tensor([model.tokenizer.encode(LENS_TEXT)[: model.cfg.n_ctx]]),
             )
         sequences, lens_tokens = probes

@@ -301,6 +301,15 @@ def _tokenized(
             bar.update(sum(d.path.stat().st_size for d in batch))
 
 
+def frequent_tokens(tokens: np.ndarray, count: int) -> tuple[list[int], float]:
+    """The `count` tokens most frequent in a token stream (<|endoftext|> aside), most frequent first, and the
+    share of the stream's other tokens they make up."""
+    counts = np.bincount(np.asarray(tokens), minlength=ENDOFTEXT_ID + 1)
+    counts[ENDOFTEXT_ID] = 0  # it separates documents
+    top = np.argsort(-counts, kind="stable")[:count]
+    return [int(i) for i in top], float(counts[top].sum() / max(counts.sum(), 1))
+
+
 class WindowSampler:
     """Training windows of n_ctx + 1 tokens, in a seeded order that covers every window once per epoch.
 

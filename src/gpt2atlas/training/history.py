@@ -33,8 +33,9 @@ from gpt2atlas.shipped import (
     SHIPPED_MODELS,
     shipped_folder,
 )
-from gpt2atlas.training.recipe import TrainConfig
+from gpt2atlas.training.recipe import TrainConfig, initial_model
 
+PROBE_TOKENS = 2000  # head-score probes are drawn from this many of the most frequent training tokens
 WTE = "transformer.wte.weight"
 WPE = "transformer.wpe.weight"
 
@@ -70,11 +71,6 @@ class TrainingHistory:
 
 
 # ----- the initial weights and the int8 rows ---------------------------------------------------------------------
-def initial_model(config: TrainConfig) -> GPT2:
-    """The weights a run of `config` starts from (GPT-2's initialisation with the recipe's seed)."""
-    return GPT2(config.model_config).init_weights(seed=config.seed, scale_residual=True)
-
-
 def init_sha256(model: GPT2) -> str:
     """A hash of a model's float32 weights (names and values), to check a regenerated initialisation."""
     digest = hashlib.sha256()
@@ -199,19 +195,15 @@ def _losses(path: Path) -> list[LossPoint]:
 
 
 def _probe_ids_of_run(run: dict) -> list[int] | None:
-    """The 2,000 tokens most frequent in a run's training split, if its tokens are still cached."""
-    import numpy as np
-
-    from gpt2atlas.training.data import prepare_tokens
+    """The tokens most frequent in a run's training split, if its tokens are still cached."""
+    from gpt2atlas.training.data import frequent_tokens, prepare_tokens
 
     config = TrainConfig.from_dict(run["config"])
     try:
         tokens = prepare_tokens(config.data, val_fraction=config.val_fraction, progress=False)
     except InputError:
         return None
-    counts = np.bincount(np.asarray(tokens.train), minlength=50257)
-    counts[50256] = 0
-    return [int(i) for i in np.argsort(-counts, kind="stable")[:2000]]
+    return frequent_tokens(tokens.train, PROBE_TOKENS)[0]
 
 
 def _model_from_hf_tensors(tensors: dict[str, torch.Tensor], cfg: GPT2Config) -> GPT2:

@@ -16,6 +16,7 @@ import torch
 
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.config import GPT2Config
+from gpt2atlas.model.gpt2 import GPT2
 
 SHAPE_FIELDS = ("n_layer", "n_head", "d_model", "n_ctx")
 # What a resumed run may change: how long it runs and how it is executed and watched, never the weights' path.
@@ -156,6 +157,11 @@ def config_for(preset: str | None = None, **overrides: Any) -> TrainConfig:
         **{k: v for k, v in overrides.items() if v is not None},
     }
     return TrainConfig(**fields_given)
+
+
+def initial_model(config: TrainConfig) -> GPT2:
+    """The weights a fresh run of `config` starts from: GPT-2's initialisation with the recipe's seed."""
+    return GPT2(config.model_config).init_weights(seed=config.seed, scale_residual=True)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:

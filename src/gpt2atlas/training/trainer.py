@@ -31,6 +31,7 @@ from gpt2atlas.training.recipe import (
     TrainConfig,
     check_resumable,
     compute_dtype,
+    initial_model,
     learning_rate,
     optimizer_for,
 )
@@ -240,7 +241,7 @@ def _initial_model(config: TrainConfig, device: torch.device) -> GPT2:
         model = GPT2(start.cfg)
         model.load_state_dict(start.state_dict())
     else:
-        model = GPT2(config.model_config).init_weights(seed=config.seed, scale_residual=True)
+        model = initial_model(config)
     model.source = "gpt2atlas train"
     return model.to(device).train().requires_grad_(True)
 

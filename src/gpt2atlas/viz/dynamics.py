@@ -7,7 +7,7 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gpt2atlas.analysis.dynamics import HEAD_SCORES, Dynamics, position_roughness
+from gpt2atlas.analysis.dynamics import HEAD_SCORES, Dynamics
 from gpt2atlas.training.history import TrainingHistory
 from gpt2atlas.viz.training import loss_curve_figure
 
@@ -170,10 +170,10 @@ def depth_figure(dynamics: Dynamics) -> go.Figure:
     return _small_titles(fig)
 
 
-def position_tables_figure(history: TrainingHistory, columns: int = 3) -> go.Figure:
+def position_tables_figure(dynamics: Dynamics, history: TrainingHistory, columns: int = 3) -> go.Figure:
     """The position-embedding table at initialisation, midway and at the end, and three of its columns."""
     tables = history.positions
-    rough = [position_roughness(table) for _, _, table in tables]
+    rough = [p.roughness for p in dynamics.positions]  # measured on the same tables, in the same order
     middle = min(range(len(tables)), key=lambda i: abs(rough[i] - (rough[0] + rough[-1]) / 2))
     picks = [tables[0], tables[middle], tables[-1]]  # midway: where the roughness had made half its change
     final = picks[-1][2]
@@ -220,7 +220,10 @@ def position_tables_figure(history: TrainingHistory, columns: int = 3) -> go.Fig
 
 
 def figures(dynamics: Dynamics, history: TrainingHistory) -> dict[str, go.Figure]:
-    found = {"positions_over_time": position_figure(dynamics), "position_tables": position_tables_figure(history)}
+    found = {
+        "positions_over_time": position_figure(dynamics),
+        "position_tables": position_tables_figure(dynamics, history),
+    }
     if dynamics.losses:
         found = {"loss": loss_figure(dynamics), **found}
     if dynamics.checkpoints:

@@ -43,11 +43,15 @@ def main() -> None:
 
     from gpt2atlas.geometry import nearest_neighbours, twonn
 
-    print("DADApy: not installable alongside numpy 2 (it pins numpy<2); comparing against scikit-dimension "
-          f"{getattr(skdim, '__version__', '?')} instead.")
+    print(
+        "DADApy: not installable alongside numpy 2 (it pins numpy<2); comparing against scikit-dimension "
+        f"{getattr(skdim, '__version__', '?')} instead."
+    )
     print(f"threads: {args.threads}; data: 10-dim Gaussian in 768 dims (true ID 10)\n")
-    header = (f"{'points':>7} | {'ours: TwoNN':>11} {'skdim: TwoNN':>12} {'speed-up':>8} | {'ours ID':>7} "
-              f"{'skdim ID':>8} | {'our kNN':>8} {'sklearn kNN':>11} {'speed-up':>8}")
+    header = (
+        f"{'points':>7} | {'ours: TwoNN':>11} {'skdim: TwoNN':>12} {'speed-up':>8} | {'ours ID':>7} "
+        f"{'skdim ID':>8} | {'our kNN':>8} {'sklearn kNN':>11} {'speed-up':>8}"
+    )
     print(header)
     print("-" * len(header))
     nearest_neighbours(known_cloud(200), 2)  # warm up torch
@@ -60,8 +64,11 @@ def main() -> None:
                 theirs, t_theirs = timed(lambda X=X: skdim.id.TwoNN(discard_fraction=0.1).fit(X).dimension_)
             _, t_knn = timed(lambda X=X: nearest_neighbours(X, 2))
             _, t_sk = timed(lambda X=X: NearestNeighbors(n_neighbors=3, algorithm="brute").fit(X).kneighbors(X))
-            print(f"{n:>7} | {t_ours:>10.2f}s {t_theirs:>11.2f}s {t_theirs / t_ours:>7.1f}x | {ours.id:>7.3f} "
-                  f"{theirs:>8.3f} | {t_knn:>7.2f}s {t_sk:>10.2f}s {t_sk / t_knn:>7.1f}x", flush=True)
+            print(
+                f"{n:>7} | {t_ours:>10.2f}s {t_theirs:>11.2f}s {t_theirs / t_ours:>7.1f}x | {ours.id:>7.3f} "
+                f"{theirs:>8.3f} | {t_knn:>7.2f}s {t_sk:>10.2f}s {t_sk / t_knn:>7.1f}x",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,13 @@ def main() -> None:
     weights = os.path.getsize(folder / "model.safetensors")
     print(f"{args.size}: weights file {weights / 2**30:.2f} GiB")
     for which in ["gpt2atlas"] + ([] if args.skip_hf else ["transformers"]):
-        peak = int(subprocess.run([sys.executable, "-c", PROBE, str(folder), which], capture_output=True, text=True,
-                                  check=True).stdout.strip().splitlines()[-1])
+        peak = int(
+            subprocess.run(
+                [sys.executable, "-c", PROBE, str(folder), which], capture_output=True, text=True, check=True
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         print(f"  {which:<12} peak RSS above baseline: {peak / 2**30:.2f} GiB = {peak / weights:.2f}x the weights")
 
 

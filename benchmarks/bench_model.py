@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -98,9 +98,11 @@ def best_times(fns: list[Callable[[], object]], repeats: int, retained: bool) ->
 
 def inference(fn: Callable[[], object]) -> Callable[[], object]:
     """`fn` run inside torch.inference_mode."""
+
     def run() -> object:
         with torch.inference_mode():
             return fn()
+
     return run
 
 
@@ -124,12 +126,26 @@ def transformer_lens_model(hf_model):
     except ImportError:
         return None
     c = hf_model.config
-    cfg = HookedTransformerConfig(n_layers=c.n_layer, d_model=c.n_embd, n_ctx=c.n_positions, d_head=c.n_embd // c.n_head,
-                                  n_heads=c.n_head, d_mlp=4 * c.n_embd, d_vocab=c.vocab_size, act_fn="gelu_new",
-                                  normalization_type="LN", original_architecture="GPT2LMHeadModel")
+    cfg = HookedTransformerConfig(
+        n_layers=c.n_layer,
+        d_model=c.n_embd,
+        n_ctx=c.n_positions,
+        d_head=c.n_embd // c.n_head,
+        n_heads=c.n_head,
+        d_mlp=4 * c.n_embd,
+        d_vocab=c.vocab_size,
+        act_fn="gelu_new",
+        normalization_type="LN",
+        original_architecture="GPT2LMHeadModel",
+    )
     model = HookedTransformer(cfg)
-    model.load_and_process_state_dict(convert_gpt2_weights(hf_model, cfg), fold_ln=False, center_writing_weights=False,
-                                      center_unembed=False, refactor_factored_attn_matrices=False)
+    model.load_and_process_state_dict(
+        convert_gpt2_weights(hf_model, cfg),
+        fold_ln=False,
+        center_writing_weights=False,
+        center_unembed=False,
+        refactor_factored_attn_matrices=False,
+    )
     return model.eval()
 
 
@@ -140,18 +156,24 @@ def generation_section(hf, ours, prompt: torch.Tensor, new: int, repeats: int, r
         return hf.generate(prompt, max_new_tokens=new, min_new_tokens=new, pad_token_id=50256, **kwargs)
 
     with section(f"generation ({new} new tokens after a {prompt.shape[1]}-token prompt, KV cache)"):
-        (t_hf, _), (t_ours, _), (t_hf5, _), (t_five, _) = best_times([
-            lambda: hf_generate(do_sample=False),
-            lambda: ours.generate(prompt, new, temperature=0, stop_at_eos=False),
-            lambda: hf_generate(do_sample=True, top_k=0, num_return_sequences=5),
-            lambda: ours.generate(prompt, new, temperature=1.0, num_samples=5, seed=0, stop_at_eos=False),
-        ], repeats, retained)
+        (t_hf, _), (t_ours, _), (t_hf5, _), (t_five, _) = best_times(
+            [
+                lambda: hf_generate(do_sample=False),
+                lambda: ours.generate(prompt, new, temperature=0, stop_at_eos=False),
+                lambda: hf_generate(do_sample=True, top_k=0, num_return_sequences=5),
+                lambda: ours.generate(prompt, new, temperature=1.0, num_samples=5, seed=0, stop_at_eos=False),
+            ],
+            repeats,
+            retained,
+        )
         row("Hugging Face generate, greedy", new / t_hf, new / t_hf)
         row("gpt2atlas generate, greedy", new / t_ours, new / t_hf)
         row("Hugging Face generate, 5 samples in one batch", 5 * new / t_hf5, new / t_hf)
         row("gpt2atlas generate, 5 samples in one batch", 5 * new / t_five, new / t_hf)
-        print(f"  5 samples in one batch give {5 * t_ours / t_five:.2f}x the tokens/s of one sample "
-              f"(Hugging Face: {5 * t_hf / t_hf5:.2f}x)")
+        print(
+            f"  5 samples in one batch give {5 * t_ours / t_five:.2f}x the tokens/s of one sample "
+            f"(Hugging Face: {5 * t_hf / t_hf5:.2f}x)"
+        )
 
 
 def main() -> None:
@@ -161,9 +183,12 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--retain-freed-memory", action="store_true",
-                        help="let glibc keep freed memory for reuse (all contenders), instead of starting each "
-                             "timed call with it handed back to the OS")
+    parser.add_argument(
+        "--retain-freed-memory",
+        action="store_true",
+        help="let glibc keep freed memory for reuse (all contenders), instead of starting each "
+        "timed call with it handed back to the OS",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.retain_freed_memory and not retain_freed_memory():
@@ -184,9 +209,11 @@ def main() -> None:
     tl = transformer_lens_model(hf)
     tokens = torch.randint(0, 50257, (args.batch, args.seq), generator=torch.Generator().manual_seed(0))
     n_tokens = tokens.numel()
-    print(f"GPT-2 small shape (124M), fp32, batch {args.batch} x {args.seq}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}; best of {args.repeats} interleaved rounds; freed memory "
-          f"{'retained for reuse' if retained else 'handed back to the OS before each timed call'}")
+    print(
+        f"GPT-2 small shape (124M), fp32, batch {args.batch} x {args.seq}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}; best of {args.repeats} interleaved rounds; freed memory "
+        f"{'retained for reuse' if retained else 'handed back to the OS before each timed call'}"
+    )
 
     with section("forward pass (logits)"):
         forward = [inference(lambda: hf(tokens).logits), inference(lambda: ours(tokens))]
@@ -198,11 +225,17 @@ def main() -> None:
         # TransformerLens's run_with_cache is usually called as is, with autograd on: its forward then also keeps
         # what backward would need. Ours enters inference mode itself, so the same call costs the same either way.
         n_layer = ours.cfg.n_layer  # what HF returns: the stream entering each block, ln_final's output, patterns
-        as_hf = {"blocks.0.hook_resid_pre", "unembed.hook_in",
-                 *(f"blocks.{layer}.hook_resid_post" for layer in range(n_layer - 1)),
-                 *(f"blocks.{layer}.attn.hook_pattern" for layer in range(n_layer))}
-        fns = [inference(lambda: hf_eager(tokens, output_hidden_states=True, output_attentions=True)),
-               lambda: ours.run_with_cache(tokens), lambda: ours.run_with_cache(tokens, names=sorted(as_hf))]
+        as_hf = {
+            "blocks.0.hook_resid_pre",
+            "unembed.hook_in",
+            *(f"blocks.{layer}.hook_resid_post" for layer in range(n_layer - 1)),
+            *(f"blocks.{layer}.attn.hook_pattern" for layer in range(n_layer)),
+        }
+        fns = [
+            inference(lambda: hf_eager(tokens, output_hidden_states=True, output_attentions=True)),
+            lambda: ours.run_with_cache(tokens),
+            lambda: ours.run_with_cache(tokens, names=sorted(as_hf)),
+        ]
         if tl is not None:
             fns += [lambda: tl.run_with_cache(tokens), inference(lambda: tl.run_with_cache(tokens))]
         results = best_times(fns, args.repeats, retained)
@@ -225,6 +258,7 @@ def main() -> None:
             print(f"  activations returned: gpt2atlas {ours_mb:.0f} MB, TransformerLens {tl_mb:.0f} MB")
 
     generation_section(hf, ours, tokens[:1, :16], args.new_tokens, args.repeats, retained)
+
 
 if __name__ == "__main__":
     main()

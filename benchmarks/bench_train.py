@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
-
 from bench_model import best_times
 
 SHAPES = {"mini": (2, 4, 128), "small": (12, 12, 768)}  # n_layer, n_head, d_model
@@ -58,8 +57,9 @@ def training_step(model: torch.nn.Module, loss_of_batch: Callable[[], torch.Tens
     return step
 
 
-def ours_step(n_layer: int, n_head: int, d_model: int, n_ctx: int, windows: torch.Tensor,
-              dtype: torch.dtype) -> Callable[[], float]:
+def ours_step(
+    n_layer: int, n_head: int, d_model: int, n_ctx: int, windows: torch.Tensor, dtype: torch.dtype
+) -> Callable[[], float]:
     from gpt2atlas.model import GPT2, GPT2Config
     from gpt2atlas.training.trainer import LanguageModelLoss
 
@@ -69,14 +69,24 @@ def ours_step(n_layer: int, n_head: int, d_model: int, n_ctx: int, windows: torc
     return training_step(model, lambda: loss_fn(windows))
 
 
-def hf_step(n_layer: int, n_head: int, d_model: int, n_ctx: int, windows: torch.Tensor,
-            dtype: torch.dtype) -> Callable[[], float]:
+def hf_step(
+    n_layer: int, n_head: int, d_model: int, n_ctx: int, windows: torch.Tensor, dtype: torch.dtype
+) -> Callable[[], float]:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=n_layer, n_head=n_head, n_embd=d_model, n_positions=n_ctx,
-                                       attn_implementation="sdpa", resid_pdrop=0.0, embd_pdrop=0.0,
-                                       attn_pdrop=0.0)).train()
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=d_model,
+            n_positions=n_ctx,
+            attn_implementation="sdpa",
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+        )
+    ).train()
     inputs, labels = windows[:, :-1], windows[:, 1:]
 
     def loss() -> torch.Tensor:
@@ -105,8 +115,10 @@ def benchmark(shape: str, batch: int, seq: int, repeats: int, peaks: dict[torch.
     ]
     results = best_times([c.step for c in contenders], repeats, retained=False)
     flops = step_flops(n_layer, d_model, seq, n_tokens)
-    print(f"\n{shape} shape: {n_layer} layers, {n_head} heads, d_model {d_model}, context {seq}, batch {batch} "
-          f"({n_tokens:,} tokens per step)")
+    print(
+        f"\n{shape} shape: {n_layer} layers, {n_head} heads, d_model {d_model}, context {seq}, batch {batch} "
+        f"({n_tokens:,} tokens per step)"
+    )
     print(f"  {'':<32}{'s/step':>8}{'tokens/s':>10}{'peak MB':>9}{'of peak':>9}")
     for contender, (seconds, peak) in zip(contenders, results, strict=True):
         share = flops / seconds / peaks[contender.dtype]
@@ -116,8 +128,10 @@ def benchmark(shape: str, batch: int, seq: int, repeats: int, peaks: dict[torch.
     ours_best = min(range(2, 4), key=lambda i: results[i][0])
     (t_hf, m_hf), (t_ours, m_ours) = results[hf_best], results[ours_best]
     memory = f", {m_ours / m_hf:.2f}x its peak memory" if m_hf and m_ours is not None else ""
-    print(f"  each at its fastest: gpt2atlas ({contenders[ours_best].label.split(' ', 1)[1]}) "
-          f"{t_hf / t_ours:.2f}x the tokens/s of transformers ({contenders[hf_best].label.split(' ', 1)[1]}){memory}")
+    print(
+        f"  each at its fastest: gpt2atlas ({contenders[ours_best].label.split(' ', 1)[1]}) "
+        f"{t_hf / t_ours:.2f}x the tokens/s of transformers ({contenders[hf_best].label.split(' ', 1)[1]}){memory}"
+    )
 
 
 def main() -> None:
@@ -130,10 +144,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     peaks = {torch.float32: matmul_peak(torch.float32), torch.bfloat16: matmul_peak(torch.bfloat16)}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; measured matmul peak: "
-          f"float32 {peaks[torch.float32] / 1e12:.2f} TFLOP/s, bfloat16 {peaks[torch.bfloat16] / 1e12:.2f} TFLOP/s; "
-          f"best of {args.repeats} interleaved rounds after one warm-up step each")
-    for shape in (["mini", "small"] if args.shape == "both" else [args.shape]):
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; measured matmul peak: "
+        f"float32 {peaks[torch.float32] / 1e12:.2f} TFLOP/s, bfloat16 {peaks[torch.bfloat16] / 1e12:.2f} TFLOP/s; "
+        f"best of {args.repeats} interleaved rounds after one warm-up step each"
+    )
+    for shape in ["mini", "small"] if args.shape == "both" else [args.shape]:
         benchmark(shape, args.batch, args.seq, args.repeats, peaks)
 
 

@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from plotly.offline import get_plotlyjs
 
@@ -103,11 +104,18 @@ def test_hostile_prompt_is_escaped_everywhere(report):
     for raw in ("<img src=x", "<script>alert", "onerror=alert(1)>"):
         assert raw not in without_plotly_js
     assert html.escape(HOSTILE) in text  # shown, as text
-    # the only script elements are packed plotly.js, one (inert until drawn) per figure, the findings JSON and
-    # the loader
+    # the only script elements are packed plotly.js, the packed figures, the findings JSON and the loader
     scripts = re.findall(r"<script\b[^>]*>", without_plotly_js)
-    assert len(scripts) == 1 + text.count('class="plot"') + 1 + 1
-    assert text.count('<script type="text/x-gpt2atlas-figure">') == text.count('class="plot"')
+    assert len(scripts) == 4
+    assert [f["id"] for f in packed_figures(text)["figures"]] == re.findall(
+        r'<div class="gpt2atlas-figure" id="([^"]+)"', text
+    )
+
+
+def packed_figures(text: str) -> dict:
+    packed = re.findall(r'<script type="application/gzip-base64" id="gpt2atlas-figures">([^<]*)</script>', text)
+    assert len(packed) == 1
+    return json.loads(gzip.decompress(base64.b64decode(packed[0])))
 
 
 def test_numbers_in_the_page_match_the_findings(report, tiny_model):
@@ -314,3 +322,57 @@ def test_journey_reading_finds_the_layer_where_the_prediction_settles():
 
 def test_unknown_findings_fall_back_to_their_scalars():
     assert read("neurons", {"threshold": 0.5, "note": "x"}) == ["threshold: 0.5.", "note: x."]
+
+
+def test_model_wide_figures_and_sentences_are_shown_once_for_several_prompts(tiny_model, tmp_path):
+    prompts = ["The cat sat on the mat.", "One, two, three, four, five."]
+    keep = ("embeddings", "layernorm", "attention")
+    out, result = build_report(
+        tiny_model,
+        tmp_path / "r.html",
+        prompts=prompts,
+        skip=[k for k in SECTION_KEYS if k not in keep],
+        quick=True,
+        progress=False,
+    )
+    by_key = {s.key: s for s in result.sections}
+    for key in ("embeddings", "layernorm"):  # both have figures that do not depend on the prompt
+        shared, *per_prompt = by_key[key].parts
+        assert shared.shared and shared.title == sections.SHARED_TITLE and shared.figures
+        assert [p.title for p in per_prompt] == ["Prompt 1", "Prompt 2"]
+        for part in per_prompt:
+            assert not set(part.figures) & set(shared.figures)
+            assert not set(part.reading) & set(shared.reading)
+    # what differs between prompts stays with each prompt: the attention patterns are drawn for both
+    attention = [p for p in by_key["attention"].parts if not p.shared]
+    assert all("head_pattern" in p.figures for p in attention)
+    data = embedded_findings(out.read_text())
+    for key in keep:  # findings.json keeps one entry per prompt, as before
+        assert len(data["sections"][key]["parts"]) == len(prompts)
+    text = out.read_text()
+    for sentence in by_key["embeddings"].parts[0].reading:
+        assert text.count(html.escape(sentence)) == 1
+
+
+def test_figures_travel_narrowed_to_float32(tiny_model, tmp_path):
+    out, result = build_report(
+        tiny_model, tmp_path / "r.html", skip=[k for k in SECTION_KEYS if k != "layernorm"], quick=True, progress=False
+    )
+    figures = packed_figures(out.read_text())["figures"]
+    dtypes = re.findall(r'"dtype": "(\w+)"', json.dumps(figures))
+    assert dtypes and "f8" not in dtypes and "i8" not in dtypes
+    drawn = {f["id"].split("-", 3)[-1]: f for f in figures}
+    original = result.sections[0].parts[0].figures["gamma_per_dim"].data[0].y
+    shipped = drawn["gamma_per_dim"]["data"][0]["y"]
+    values = np.frombuffer(base64.b64decode(shipped["bdata"]), dtype="<f4")
+    assert np.allclose(values, original, rtol=1e-6)
+
+
+def test_every_figure_has_a_written_caption_not_its_key(report):
+    from gpt2atlas.viz.captions import CAPTIONS
+
+    text, _ = report
+    names = re.findall(r'<figure class="plot" data-name="([^"]+)">', text)
+    assert names and [n for n in names if n not in CAPTIONS] == []
+    for caption in re.findall(r"<figcaption>(.*?)</figcaption>", text):
+        assert "_" not in caption and caption[0].isupper() and caption.endswith(".")

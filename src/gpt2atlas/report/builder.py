@@ -131,6 +131,7 @@ def build_report(
         quick=quick,
         projections=projections,
         history=history,
+        progress=progress,
     )
     keys = [k for k in SECTION_KEYS if k not in skip]
     model_id = model_id or model.source

@@ -40,6 +40,7 @@ class Part:
     samples: list[Sample] = field(default_factory=list)
     figures: dict[str, go.Figure] = field(default_factory=dict)
     findings: dict = field(default_factory=dict)  # the analysis's findings, kept for checks and JSON
+    shared: bool = False  # what every prompt's part had in common, shown once (its findings stay in each part)
 
 
 @dataclass
@@ -68,7 +69,11 @@ class Report:
     def findings_data(self) -> dict:
         """Provenance and every part's findings as JSON-ready data."""
         sections = {
-            s.key: {"title": s.title, "skipped": s.skipped, "parts": [to_jsonable(p.findings) for p in s.parts]}
+            s.key: {
+                "title": s.title,
+                "skipped": s.skipped,
+                "parts": [to_jsonable(p.findings) for p in s.parts if not p.shared],
+            }
             for s in self.sections
         }
         return {"provenance": to_jsonable(self.provenance), "sections": sections}

@@ -1,22 +1,29 @@
 """The report as ONE self-contained HTML file: plotly.js embedded once, no network request at all.
 
-All user text (prompts, tokens, readings, provenance) is escaped here; figures are plotly JSON, where plotly
-already writes `<`, `>` and `/` as \\u escapes. A Content-Security-Policy forbids every network load.
+All user text (prompts, tokens, readings, provenance) is escaped here; figures travel as gzipped, base64 plotly
+JSON, which no text can break out of. A Content-Security-Policy forbids every network load.
 """
 
 from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
+from dataclasses import dataclass, field
 from functools import lru_cache
 from html import escape
+from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
+from plotly.io.json import to_json_plotly
 from plotly.offline import get_plotlyjs
 
 from gpt2atlas.report.document import Part, Report, Sample, Section, Table
+from gpt2atlas.viz.captions import caption as caption_of
 from gpt2atlas.viz.readings import num
+from gpt2atlas.viz.screen import fit_to_screen
 
 CSP = (
     "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
@@ -47,16 +54,43 @@ caption { text-align: left; font-weight: 600; padding: 4px 0; }
 """
 
 
-# plotly.js travels gzipped (an inert script element); the loader unpacks it with the browser's own
-# DecompressionStream, runs it, then draws every figure in page order. Figures wait in inert script elements.
+# plotly.js and the figures travel gzipped (inert script elements, base64). The loader unpacks them with the
+# browser's own DecompressionStream, then draws each figure when it comes near the viewport: the page is usable at
+# once, however many figures it holds. WebGL figures (3-D scenes, large scatters) keep at most GL_LIVE drawn at a
+# time (their contexts released, not left to the garbage collector; a 2-D WebGL plot holds two), so no report runs
+# into the browser's limit of 16 live WebGL contexts.
 PACKED_SCRIPT = "application/gzip-base64"
-FIGURE_SCRIPT = "text/x-gpt2atlas-figure"
+GL_LIVE = 4
 PLOTLY_LOADER = (
     "(async () => {"
-    "const packed = Uint8Array.from(atob(document.getElementById('plotly-js').textContent), c => c.charCodeAt(0));"
-    "const stream = new Blob([packed]).stream().pipeThrough(new DecompressionStream('gzip'));"
-    "(0, eval)(await new Response(stream).text());"
-    f"for (const figure of document.querySelectorAll('script[type=\"{FIGURE_SCRIPT}\"]')) (0, eval)(figure.textContent);"
+    "const unpack = async id => {"
+    " const bytes = Uint8Array.from(atob(document.getElementById(id).textContent), c => c.charCodeAt(0));"
+    " return new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).text(); };"
+    "const contexts = new WeakMap(), getContext = HTMLCanvasElement.prototype.getContext;"
+    "HTMLCanvasElement.prototype.getContext = function (...args) {"
+    " const context = getContext.apply(this, args); if (context) contexts.set(this, context); return context; };"
+    "const release = el => { for (const canvas of el.querySelectorAll('canvas')) {"
+    " const lose = contexts.get(canvas)?.getExtension?.('WEBGL_lose_context'); if (lose) lose.loseContext(); } };"
+    "(0, eval)(await unpack('plotly-js'));"
+    "const packed = JSON.parse(await unpack('gpt2atlas-figures'));"
+    "const figures = new Map(packed.figures.map(f => [f.id, f]));"
+    "const live = [], near = new Set();"
+    "window.gpt2atlasFigures = {drawn: 0, maxLiveGL: 0, liveGL: () => live.length};"
+    "const draw = el => {"
+    " if (el.dataset.drawn) return; el.dataset.drawn = '1';"
+    " const f = figures.get(el.id);"
+    " if (f.gl) { live.push(el);"
+    "  for (const old of live.filter(o => !near.has(o)).slice(0, Math.max(0, live.length - " + str(GL_LIVE) + "))) {"
+    "   release(old); Plotly.purge(old); delete old.dataset.drawn; delete old.dataset.rendered; live.splice(live.indexOf(old), 1); } }"
+    " window.gpt2atlasFigures.maxLiveGL = Math.max(window.gpt2atlasFigures.maxLiveGL, live.length);"
+    " const layout = Object.assign(structuredClone(f.layout), {template: packed.templates[f.template]});"
+    " Plotly.newPlot(el, structuredClone(f.data), layout, packed.config)"
+    "  .then(() => { window.gpt2atlasFigures.drawn += 1; el.dataset.rendered = '1'; }); };"
+    "const observer = new IntersectionObserver(entries => { for (const e of entries) {"
+    " if (e.isIntersecting) { near.add(e.target); draw(e.target); } else near.delete(e.target); } },"
+    " {rootMargin: '800px 0px'});"
+    "for (const el of document.querySelectorAll('div.gpt2atlas-figure')) observer.observe(el);"
+    "document.documentElement.dataset.figures = 'ready';"
     "})();"
 )
 
@@ -76,31 +110,80 @@ def _sample(sample: Sample) -> str:
     return f'<p class="sample"><span class="prompt">{escape(sample.prompt)}</span>{spans}</p>'
 
 
-def figure_html(fig: go.Figure, div_id: str) -> str:
-    """One figure as a <div> and its script, which runs once plotly.js is unpacked (see PLOTLY_LOADER)."""
-    height = fig.layout.height or 480
-    fig = go.Figure(fig).update_layout(width=None, autosize=True)  # the page's width, not the PNG's
-    html = fig.to_html(
-        full_html=False,
-        include_plotlyjs=False,
-        div_id=div_id,
-        config=FIGURE_CONFIG,
-        default_height=f"{height}px",
-        default_width="100%",
-    )
-    scripts = html.count("<script>")
-    if scripts != 1:
-        raise RuntimeError(f"plotly wrote {scripts} script elements for one figure, expected 1")
-    return html.replace("<script>", f'<script type="{FIGURE_SCRIPT}">')
+def _gzip_base64(text: str) -> str:
+    return base64.b64encode(gzip.compress(text.encode(), compresslevel=9, mtime=0)).decode()
 
 
 @lru_cache(maxsize=1)
 def plotly_js_packed() -> str:
     """plotly.js gzipped and in base64: 2.0 MB in the page instead of 4.8 MB (the browser unpacks it natively)."""
-    return base64.b64encode(gzip.compress(get_plotlyjs().encode(), compresslevel=9, mtime=0)).decode()
+    return _gzip_base64(get_plotlyjs())
 
 
-def _part(section: Section, index: int, part: Part) -> str:
+GL_TRACES = ("scattergl", "scatter3d", "surface", "mesh3d", "cone", "streamtube", "volume", "isosurface", "splom")
+
+
+def _narrower(spec: dict) -> dict:
+    """A plotly typed array (`{"dtype", "bdata"}`) in float32 / int32 when it was float64 / int64 (half the bytes).
+
+    float32 keeps ~7 significant digits, far beyond what a figure or its hover shows; integers are narrowed only
+    when they fit.
+    """
+    dtype = spec["dtype"]
+    if dtype not in ("f8", "i8"):
+        return spec
+    values = np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(dtype).newbyteorder("<"))
+    if dtype == "f8":
+        values = values.astype("<f4")
+    elif values.size and (values.min() < np.iinfo(np.int32).min or values.max() > np.iinfo(np.int32).max):
+        return spec
+    else:
+        values = values.astype("<i4")
+    return {**spec, "dtype": values.dtype.str[1:], "bdata": base64.b64encode(values.tobytes()).decode()}
+
+
+def _slim(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "bdata" in value and "dtype" in value:
+            return _narrower(value)
+        return {k: _slim(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_slim(v) for v in value]
+    return value
+
+
+@dataclass
+class FigurePack:
+    """Every figure of a page, each once, with the plotly templates they share stored once."""
+
+    figures: list[dict[str, Any]] = field(default_factory=list)
+    templates: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, fig: go.Figure, div_id: str) -> tuple[str, list[str]]:
+        """Keep `fig` for drawing into a <div id=div_id>; return that <div> (the page's width) and what was cut.
+
+        Heat maps are pooled and huge scatters sampled to screen size (viz.screen): the page stays light.
+        """
+        height = fig.layout.height or 480
+        fig, cuts = fit_to_screen(fig)
+        spec = fig.update_layout(width=None, autosize=True).to_plotly_json()
+        layout = dict(spec.get("layout", {}))
+        template = layout.pop("template", {})
+        key = hashlib.sha1(json.dumps(template, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        self.templates.setdefault(key, template)
+        data = _slim(spec.get("data", []))
+        gl = any(trace.get("type") in GL_TRACES for trace in data)
+        self.figures.append({"id": div_id, "data": data, "layout": _slim(layout), "template": key, "gl": gl})
+        div = f'<div class="gpt2atlas-figure" id="{escape(div_id)}" style="height: {int(height)}px; width: 100%"></div>'
+        return div, [cut.note for cut in cuts]
+
+    def packed(self) -> str:
+        """The figures as gzipped, base64 JSON (plotly's own encoder: numpy arrays stay compact typed arrays)."""
+        payload = {"figures": self.figures, "templates": self.templates, "config": FIGURE_CONFIG}
+        return _gzip_base64(to_json_plotly(payload))
+
+
+def _part(section: Section, index: int, part: Part, pack: FigurePack) -> str:
     out = [f"<h3>{escape(part.title)}</h3>" if part.title else ""]
     if part.reading:
         out.append('<ul class="reading">' + "".join(f"<li>{escape(s)}</li>" for s in part.reading) + "</ul>")
@@ -111,19 +194,19 @@ def _part(section: Section, index: int, part: Part) -> str:
         )
         out += [_sample(s) for s in part.samples]
     for name, fig in part.figures.items():
-        div_id = f"fig-{section.key}-{index}-{name}"
+        div, cuts = pack.add(fig, f"fig-{section.key}-{index}-{name}")
+        caption = " ".join([caption_of(name), *(f"{cut}." for cut in cuts)])
         out.append(
-            f'<figure class="plot" data-name="{escape(name)}">{figure_html(fig, div_id)}'
-            f"<figcaption>{escape(name.replace('_', ' '))}</figcaption></figure>"
+            f'<figure class="plot" data-name="{escape(name)}">{div}<figcaption>{escape(caption)}</figcaption></figure>'
         )
     return "\n".join(out)
 
 
-def _section(section: Section) -> str:
+def _section(section: Section, pack: FigurePack) -> str:
     head = f'<section id="{escape(section.key)}" data-section="{escape(section.key)}"><h2>{escape(section.title)}</h2>'
     if section.skipped:
         return head + f'<p class="skipped">Section skipped: {escape(section.skipped)}</p></section>'
-    body = "\n".join(_part(section, i, part) for i, part in enumerate(section.parts))
+    body = "\n".join(_part(section, i, part, pack) for i, part in enumerate(section.parts))
     return head + body + "</section>"
 
 
@@ -170,6 +253,8 @@ def render_html(report: Report) -> str:
     """The whole report as one HTML document."""
     p = report.provenance
     subtitle = f"{p.get('model')} · {p.get('date')} · seed {p.get('seed')}"
+    pack = FigurePack()
+    sections = [_section(s, pack) for s in report.sections]  # fills `pack`
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -182,10 +267,11 @@ def render_html(report: Report) -> str:
             f'<header><h1>{escape(report.title)}</h1><p class="sub">{escape(subtitle)}</p></header>',
             "<main>",
             _toc(report),
-            *(_section(s) for s in report.sections),
+            *sections,
             _provenance(report),
             "</main>",
             f'<script type="application/json" id="gpt2atlas-findings">{_findings_json(report)}</script>',
+            f'<script type="{PACKED_SCRIPT}" id="gpt2atlas-figures">{pack.packed()}</script>',
             '<footer><p class="muted">Made with gpt2atlas.</p></footer>',
             f"<script>{PLOTLY_LOADER}</script>",
             "</body></html>",

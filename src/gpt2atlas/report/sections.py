@@ -40,6 +40,7 @@ class ReportContext:
     projections: tuple[str, ...] = ("pca",)  # token-embedding projections; "tsne" and "umap" take minutes
     all_tokens_budget: int = 3000  # points in geometry's all-tokens cloud (its default is 10,000: slower)
     history: TrainingHistory | None = None  # the model's training history, for "How it learned"
+    progress: bool = True  # the analyses' own progress bars (embeddings, geometry)
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,11 @@ class AnalysisSection:
         if not self.per_prompt:
             return [self._part(call_supported(analyze, ctx.model, **options), None)]
         titled = len(ctx.prompts) > 1
-        return [
+        parts = [
             self._part(call_supported(analyze, ctx.model, prompt, **options), f"Prompt {i + 1}" if titled else None)
             for i, prompt in enumerate(ctx.prompts)
         ]
+        return share_common(parts)
 
     def _part(self, result: Any, title: str | None) -> Part:
         findings = result.findings
@@ -87,6 +89,32 @@ class AnalysisSection:
             figures=pick_figures(figures_of(result), self.preferred, self.limit),
             findings=findings,
         )
+
+
+SHARED_TITLE = "The whole model (the same for every prompt)"
+
+
+def share_common(parts: list[Part]) -> list[Part]:
+    """Lift what every prompt's part has in common (model-wide figures and sentences) into one part shown first.
+
+    With several prompts, an area's model-wide figures (the embedding statistics, the LayerNorm gains) came out
+    identical for each prompt and were drawn once per prompt: 5.9 MB of a 3-prompt GPT-2 report was repeats.
+    """
+    if len(parts) < 2:
+        return parts
+    first = parts[0]
+    figures = {
+        name: fig
+        for name, fig in first.figures.items()
+        if all(name in p.figures and p.figures[name].to_json() == fig.to_json() for p in parts[1:])
+    }
+    reading = [s for s in first.reading if all(s in p.reading for p in parts[1:])]
+    if not figures and not reading:
+        return parts
+    for part in parts:
+        part.figures = {name: fig for name, fig in part.figures.items() if name not in figures}
+        part.reading = [s for s in part.reading if s not in reading]
+    return [Part(title=SHARED_TITLE, reading=reading, figures=figures, shared=True), *parts]
 
 
 # ----- sections not backed by an analysis module ---------------------------------------------------------------
@@ -170,7 +198,7 @@ def _embeddings_options(ctx: ReportContext) -> dict:
     local_anchors = 50 if ctx.quick else 200
     return {
         "seed": ctx.seed,
-        "progress": True,
+        "progress": ctx.progress,
         "projections": ctx.projections,
         "local_anchors": local_anchors,
         "sample_size": 500 if ctx.quick else 1000,
@@ -200,7 +228,7 @@ def _geometry_options(ctx: ReportContext) -> dict:
         "prompt": ctx.prompts[0],
         "max_texts": ctx.max_texts,
         "seed": ctx.seed,
-        "progress": True,
+        "progress": ctx.progress,
         "all_tokens_budget": ctx.all_tokens_budget,
     }
     if ctx.texts is not None:

@@ -157,7 +157,8 @@ def gamma_figure(gammas: dict[str, np.ndarray], outliers: dict[str, list[int]], 
     for (name, gamma), visible in zip(gammas.items(), _visible(list(gammas), shown)):
         fig.add_trace(
             go.Scatter(
-                x=np.arange(len(gamma)),
+                x0=0,
+                dx=1,
                 y=gamma,
                 mode="markers",
                 marker={"size": 3},
@@ -209,8 +210,9 @@ def gamma_position_figure(
                 marker={"size": 4, "opacity": 0.6},
                 name=legend,
                 visible=visible,
-                text=[f"dim {d}" for d in range(len(gamma))],
-                hovertemplate=f"{name}<br>%{{text}}<br>log10 std pos %{{x:.3f}}<br>log10|γ| %{{y:.3f}}<extra></extra>",
+                hovertemplate=(  # the point number is the dim: no per-point text to carry
+                    f"{name}<br>dim %{{pointNumber}}<br>log10 std pos %{{x:.3f}}<br>log10|γ| %{{y:.3f}}<extra></extra>"
+                ),
             )
         )
     fig.update_layout(

@@ -1,0 +1,137 @@
+"""Figures cut to what a screen can show: heat maps pooled to screen resolution, huge scatters sampled.
+
+A page never shows more than ~1,000 pixels a side, but GPT-2 small's weight block is 768 × 768 values (3 MB of
+JSON) and the vocabulary 50,257 points. Pooling keeps, in each block, the value of largest magnitude (so an outlier
+row or column stays visible); sampling keeps every outlying point and a uniform random sample of the rest.
+The full data stays in the findings and in the PNG export; each figure cut here says so in its note.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+
+MAX_HEATMAP_SIDE = 256  # cells per axis, roughly the pixels a heat map gets on a report page
+MAX_SCATTER_POINTS = 5_000
+OUTLIER_Z = 4.0  # points this many robust standard deviations out in any coordinate are always kept
+
+
+@dataclass(frozen=True)
+class Cut:
+    """What was cut from one trace, in words a reader understands."""
+
+    trace: str
+    note: str
+
+
+def pool_signed_max(z: np.ndarray, factors: tuple[int, int]) -> np.ndarray:
+    """Each `factors[0]` × `factors[1]` block of `z` as its value of largest magnitude (sign kept; NaN ignored)."""
+    fr, fc = factors
+    rows, cols = z.shape
+    padded = np.full((math.ceil(rows / fr) * fr, math.ceil(cols / fc) * fc), np.nan, dtype=np.float64)
+    padded[:rows, :cols] = z
+    grid = padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc).transpose(0, 2, 1, 3)
+    blocks = grid.reshape(grid.shape[0], grid.shape[1], fr * fc)
+    magnitude = np.where(np.isnan(blocks), -1.0, np.abs(blocks))
+    picked = np.take_along_axis(blocks, magnitude.argmax(axis=-1)[..., None], axis=-1)[..., 0]
+    return picked
+
+
+def sample_indices(columns: list[np.ndarray], limit: int, seed: int = 0) -> np.ndarray:
+    """Indices of at most `limit` points: every outlier (robust z > OUTLIER_Z in any coordinate), then a random
+    sample of the rest, so the cloud keeps its density and the points far out are never lost.
+
+    (Keeping a fixed share of each tail instead drew a dense false frame around a Gaussian cloud.)
+    """
+    n = len(columns[0])
+    z = np.zeros(n)
+    for values in columns:
+        finite = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
+        centre = np.median(finite)
+        spread = 1.4826 * np.median(np.abs(finite - centre)) or float(np.std(finite)) or 1.0
+        z = np.maximum(z, np.abs(finite - centre) / spread)
+    outliers = np.flatnonzero(z > OUTLIER_Z)
+    outliers = outliers[np.argsort(-z[outliers])][: limit // 5]  # the furthest first, a fifth of the room at most
+    keep = np.zeros(n, dtype=bool)
+    keep[outliers] = True
+    rest = np.flatnonzero(~keep)
+    room = max(0, limit - len(outliers))
+    if room < len(rest):
+        rest = np.random.default_rng(seed).choice(rest, size=room, replace=False)
+    keep[rest] = True
+    return np.flatnonzero(keep)
+
+
+def as_array(values) -> np.ndarray:
+    """A trace's array as numpy, also when plotly holds it as a typed-array spec (`{"dtype", "bdata", "shape"}`)."""
+    if isinstance(values, dict) and "bdata" in values:
+        array = np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]).newbyteorder("<"))
+        shape = values.get("shape")
+        return array.reshape([int(n) for n in str(shape).split(",")]) if shape else array
+    return np.asarray(values)
+
+
+def _axis_values(values, n: int) -> np.ndarray:
+    return np.arange(n) if values is None else as_array(values)
+
+
+def _pool_heatmap(trace: go.Heatmap, max_side: int) -> Cut | None:
+    z = as_array(trace.z).astype(np.float64) if trace.z is not None else None
+    if z is None or z.ndim != 2 or max(z.shape) <= max_side:
+        return None
+    factors = (math.ceil(z.shape[0] / max_side), math.ceil(z.shape[1] / max_side))
+    x = _axis_values(trace.x, z.shape[1])[:: factors[1]]
+    y = _axis_values(trace.y, z.shape[0])[:: factors[0]]
+    trace.update(z=pool_signed_max(z, factors), x=x, y=y, text=None, customdata=None)
+    return Cut(
+        trace.name or "heat map",
+        f"Heat map shown at 1/{factors[0]} × 1/{factors[1]} resolution ({z.shape[0]} × {z.shape[1]} values): "
+        "each cell is the largest-magnitude value of its block, labelled by the block's first row and column",
+    )
+
+
+PER_POINT = ("text", "hovertext", "customdata")
+
+
+def _sample_scatter(trace, limit: int) -> Cut | None:
+    if trace.x is None or trace.y is None or len(as_array(trace.x)) <= limit:
+        return None
+    columns = [as_array(trace.x), as_array(trace.y)] + ([as_array(trace.z)] if trace.type == "scatter3d" else [])
+    kept = sample_indices(columns, limit)
+    n = len(columns[0])
+    update = {axis: values[kept] for axis, values in zip(("x", "y", "z"), columns, strict=False)}
+    for attribute in PER_POINT:
+        values = getattr(trace, attribute)
+        if values is not None and not isinstance(values, str) and len(values) == n:
+            update[attribute] = [values[i] for i in kept]
+    colour = trace.marker.color if trace.marker is not None else None
+    if colour is not None and not isinstance(colour, str) and len(as_array(colour)) == n:
+        update["marker_color"] = as_array(colour)[kept]
+    trace.update(**update)
+    return Cut(
+        trace.name or "scatter",
+        f"{(trace.name or 'scatter').capitalize()}: {len(kept):,} of {n:,} points shown "
+        f"(every point over {OUTLIER_Z:g} robust standard deviations out kept, the rest sampled at random)",
+    )
+
+
+def fit_to_screen(
+    fig: go.Figure, max_side: int = MAX_HEATMAP_SIDE, max_points: int = MAX_SCATTER_POINTS
+) -> tuple[go.Figure, list[Cut]]:
+    """A copy of `fig` with heat maps pooled and scatters sampled to what a page shows, and what was cut."""
+    fig = go.Figure(fig)
+    cuts = []
+    for trace in fig.data:
+        if trace.type == "heatmap":
+            cut = _pool_heatmap(trace, max_side)
+        elif trace.type in ("scatter", "scattergl", "scatter3d"):
+            cut = _sample_scatter(trace, max_points)
+        else:
+            cut = None
+        if cut is not None:
+            cuts.append(cut)
+    return fig, cuts

@@ -11,6 +11,7 @@ import unicodedata
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from gpt2atlas.analysis import chance
 from gpt2atlas.analysis.base import AnalysisResult, vocab_strings
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
@@ -128,6 +130,21 @@ def dominant_period(column: np.ndarray, oversample: int = 16) -> dict[str, float
     shares = sinusoid_share(x, grid)
     best = int(np.argmax(shares))
     return {"period": float(1.0 / grid[best]), "power_share": float(np.clip(shares[best], 0.0, 1.0))}
+
+
+@lru_cache(maxsize=16)
+def period_share_chance(length: int, columns: int, trials: int = 20, seed: int = 0, q: float = chance.Q) -> float:
+    """The q-quantile, over white-noise tables, of the best `dominant_period` share among `columns` columns.
+
+    The same measure as the model's position columns get, on `trials` tables of `columns` Gaussian columns of
+    `length` positions (the reading compares the best of the most varying columns with it). ~1 s for GPT-2.
+    """
+    rng = np.random.default_rng(seed)
+    best = [
+        max(float(dominant_period(rng.standard_normal(length))["power_share"] or 0.0) for _ in range(columns))
+        for _ in range(trials)
+    ]
+    return float(np.quantile(best, q))
 
 
 def smoothness_ratios(table: torch.Tensor, dims: Sequence[int]) -> np.ndarray:
@@ -350,8 +367,10 @@ def _token_findings(
     local_components, _ = local
     return {
         "offset_dims": offset_dims(W_E),
+        "offset_z_chance": chance.max_abs_normal(W_E.shape[1]),  # |z| of the top dim, 95% of Gaussian tables
         "norm": extremes(W_E.norm(dim=1), vocab),
         "pca_explained_variance_ratio": token_pca.ratio[:TOP_DIMS].tolist(),
+        "pca_first_share_chance": chance.top_component_share(*W_E.shape),  # isotropic Gaussian, same shape
         "pca_components_for_90pct": token_pca.components_for_target,
         "local_pca": {
             "neighbourhood_size": local_k,
@@ -378,6 +397,8 @@ def _position_findings(W_pos: torch.Tensor, pos_pca: PCA) -> dict[str, Any]:
     return {
         "active_dims": actives,
         "periodicity": periodicity,
+        # the best share among as many white-noise columns, 95% of draws
+        "period_share_chance": period_share_chance(W_pos.shape[0], len(dims)) if dims else None,
         "smoothness": float(ratios.mean()) if len(ratios) else 0.0,
         "pca_explained_variance_ratio": pos_pca.ratio[:TOP_DIMS].tolist(),
         "pca_components_for_90pct": pos_pca.components_for_target,
@@ -569,6 +590,8 @@ def analyze(
         "position_embedding": position,
         "neighbours_of": source,
         "neighbours": neighbours,
+        # the nearest of d_vocab - 1 random directions, 95% of draws
+        "neighbour_cosine_chance": chance.nearest_cosine(model.cfg.d_model, model.cfg.d_vocab - 1),
         "dim_pairs": [list(p) for p in pairs],
         "projection_sample": {
             "size": len(sample_ids),

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gpt2atlas.analysis import chance
 from gpt2atlas.analysis.base import AnalysisResult
 from gpt2atlas.analysis.embeddings import single_thread_lapack
 from gpt2atlas.analysis.summary import parameter_rows, summary
@@ -132,6 +133,7 @@ def _spectrum(block: torch.Tensor) -> dict[str, Any]:
     return {
         "singular_values": s[:10].tolist(),
         "stable_rank": float(energy.sum() / energy[0]) if energy[0] > 0 else 0.0,
+        "stable_rank_chance": chance.stable_rank(*block.shape),  # i.i.d. entries of the same shape
         "effective_rank": math.exp(entropy) if s.sum() > 0 else 0.0,
     }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -136,11 +137,25 @@ def read_samples(samples: Sequence[Any], vocab_size: int) -> list[str]:
 
 
 # ----- embeddings and weights ---------------------------------------------------------------------------------
+def versus_chance(beyond: bool) -> str:
+    return "beyond chance" if beyond else "within chance, so no structure here"
+
+
 def read_embeddings(f: dict) -> list[str]:
+    d_model = lookup(f, "model.d_model")
+
     def offsets() -> str:
         dims = lookup(f, "token_embedding.offset_dims")[:3]
         listed = "; ".join(f"dim {d['dim']} (mean {num(d['mean'])}, z = {num(d['z'])})" for d in dims)
-        return f"Token embeddings: the dimensions whose mean over the vocabulary stands out most are {listed}."
+        said = f"Token embeddings: the dimensions whose mean over the vocabulary stands out most are {listed}."
+        limit = lookup(f, "token_embedding.offset_z_chance")
+        if limit is None:
+            return said
+        beyond = [d for d in lookup(f, "token_embedding.offset_dims") if abs(d["z"]) > limit]
+        return (
+            f"{said} In Gaussian tables with {d_model} dims the top |z| stays under {num(limit)} in 95% of draws: "
+            + (f"{len(beyond)} dim(s) beyond chance." if beyond else versus_chance(False) + ".")
+        )
 
     def norms() -> str:
         n = lookup(f, "token_embedding.norm")
@@ -157,10 +172,17 @@ def read_embeddings(f: dict) -> list[str]:
     def token_pca() -> str:
         ratios = lookup(f, "token_embedding.pca_explained_variance_ratio")
         needed = lookup(f, "token_embedding.pca_components_for_90pct")
-        return (
+        said = (
             f"PCA of the token embeddings: the first component explains {pct(ratios[0])}, the first "
             f"{len(ratios)} together {pct(sum(ratios))}"
             + (f"; {needed} components hold 90% of the variance." if needed else ".")
+        )
+        noise = lookup(f, "token_embedding.pca_first_share_chance")
+        if noise is None:
+            return said
+        return (
+            f"{said} Isotropic Gaussian embeddings of this shape give the first component {pct(noise)}: "
+            f"{versus_chance(ratios[0] > 2 * noise)}."
         )
 
     def active() -> str:
@@ -173,13 +195,20 @@ def read_embeddings(f: dict) -> list[str]:
 
     def periods() -> str:
         rows = sorted(lookup(f, "position_embedding.periodicity"), key=lambda r: -r["power_share"])[:3]
-        return (
+        said = (
             "Their dominant periods: "
             + "; ".join(
                 f"dim {r['dim']} every {num(r['period'])} positions ({pct(r['power_share'])} of its spectral power)"
                 for r in rows
             )
             + "."
+        )
+        noise = lookup(f, "position_embedding.period_share_chance")
+        if noise is None:
+            return said
+        return (
+            f"{said} In white noise as long, the best of as many columns stays under {pct(noise)} in 95% of "
+            f"draws: {versus_chance(rows[0]['power_share'] > noise)}."
         )
 
     def smooth() -> str:
@@ -195,7 +224,17 @@ def read_embeddings(f: dict) -> list[str]:
         for row in f["neighbours"][:3]:
             names = [n["token"] for n in row["neighbours"][:4]]
             out.append(f"{quoted(row['token'])} → {', '.join(quoted(n) for n in names)}")
-        return "Nearest tokens by cosine similarity (whole vocabulary): " + "; ".join(out) + "."
+        said = "Nearest tokens by cosine similarity (whole vocabulary): " + "; ".join(out) + "."
+        noise = f.get("neighbour_cosine_chance")
+        nearest = [row["neighbours"][0]["cosine"] for row in f["neighbours"] if row["neighbours"]]
+        if noise is None or not nearest:
+            return said
+        typical = float(statistics.median(nearest))
+        return (
+            f"{said} The nearest neighbour's cosine is {num(typical)} (median over the prompt's tokens); among "
+            f"{lookup(f, 'model.d_vocab') - 1:,} random directions in {d_model} dims the nearest stays under "
+            f"{num(noise)} in 95% of draws: {versus_chance(typical > noise)}."
+        )
 
     return _sentences(offsets, norms, token_pca, active, periods, smooth, neighbours)
 
@@ -215,10 +254,18 @@ def read_weights(f: dict) -> list[str]:
         return f"Largest entry in magnitude: {num(top['value'])} at {where}."
 
     def spectrum() -> str:
-        return (
+        said = (
             f"Singular values: the largest is {num(f['singular_values'][0])}; stable rank "
             f"{num(f['stable_rank'])}, effective rank {num(f['effective_rank'])} (of "
             f"{min(f['block_shape'])} possible)."
+        )
+        noise = f.get("stable_rank_chance")
+        if noise is None:
+            return said
+        return f"{said} A matrix of i.i.d. entries of this shape has stable rank {num(noise)}: " + (
+            "a few directions dominate, beyond chance."
+            if f["stable_rank"] < noise / 2
+            else "no direction dominates more than in noise."
         )
 
     return _sentences(stats, largest, spectrum)
@@ -255,7 +302,11 @@ def read_attention(f: dict) -> list[str]:
     def top(score: str, label: str) -> Callable[[], str]:
         def say() -> str:
             best = max((r for r in heads if r[score] is not None), key=lambda r: r[score])
-            return f"Strongest {label} score: {_head(best)} ({score} = {num(best[score])})."
+            said = f"Strongest {label} score: {_head(best)} ({score} = {num(best[score])})"
+            uniform = lookup(f, f"uniform_baseline.{score}")
+            if uniform is None:
+                return said + "."
+            return f"{said}; a head attending uniformly scores {num(uniform)}."
 
         return say
 
@@ -300,7 +351,8 @@ def read_neurons(f: dict) -> list[str]:
         lo, hi = min(fractions), max(fractions)
         return (
             f"Share of GELU outputs above 0: from {pct(lo)} (layer {fractions.index(lo)}) to {pct(hi)} "
-            f"(layer {fractions.index(hi)})."
+            f"(layer {fractions.index(hi)}); pre-activations symmetric around 0, as at initialisation, give 50%"
+            + (": sparser than chance." if lo < 0.4 else ".")
         )
 
     def strongest() -> str:

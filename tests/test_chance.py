@@ -1,0 +1,81 @@
+"""The chance baselines match noise sampled directly, and readings use them: a random-initialised model reads as
+"within chance", the trained mini as "beyond chance" where it learned something."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import random_model
+from gpt2atlas import load_model
+from gpt2atlas.analysis import chance
+from gpt2atlas.analysis.embeddings import analyze as analyze_embeddings
+from gpt2atlas.analysis.embeddings import period_share_chance
+from gpt2atlas.analysis.weights import analyze as analyze_weights
+from gpt2atlas.model.config import GPT2Config
+from gpt2atlas.viz import readings
+
+PROMPT = "The cat sat on the mat. The cat sat on the mat because it was warm."
+rng = np.random.default_rng(0)
+
+
+def test_max_abs_normal_is_the_95th_percentile_of_sampled_maxima():
+    maxima = np.abs(rng.standard_normal((4000, 768))).max(axis=1)
+    assert np.quantile(maxima, 0.95) == pytest.approx(chance.max_abs_normal(768), abs=0.06)
+    assert np.mean(maxima <= chance.max_abs_normal(768)) == pytest.approx(0.95, abs=0.015)
+
+
+def test_nearest_cosine_of_random_directions():
+    d, n = 64, 5000
+    best = []
+    for _ in range(200):
+        x = rng.standard_normal((n + 1, d))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        best.append((x[1:] @ x[0]).max())
+    assert np.quantile(best, 0.95) == pytest.approx(chance.nearest_cosine(d, n), rel=0.06)
+
+
+def test_top_component_share_and_stable_rank_of_gaussian_noise():
+    x = rng.standard_normal((20_000, 256))
+    eig = np.linalg.eigvalsh(np.cov(x, rowvar=False))
+    assert eig[-1] / eig.sum() == pytest.approx(chance.top_component_share(20_000, 256), rel=0.03)
+    w = rng.standard_normal((300, 900))
+    s = np.linalg.svd(w, compute_uv=False)
+    assert (s**2).sum() / s[0] ** 2 == pytest.approx(chance.stable_rank(300, 900), rel=0.03)
+
+
+def test_period_share_chance_grows_as_columns_get_shorter():
+    assert period_share_chance(64, 5) > period_share_chance(1024, 5) > 0
+
+
+RANDOM_SHAPE = GPT2Config(n_layer=2, n_head=4, d_model=128, n_ctx=256)
+
+
+@pytest.fixture(scope="module")
+def embedding_readings() -> dict[str, list[str]]:
+    found = {}
+    for name, model in (("random", random_model(RANDOM_SHAPE, seed=3)), ("mini", load_model("mini"))):
+        findings = analyze_embeddings(model, PROMPT, projections=("pca",), sample_size=300).findings
+        found[name] = readings.read("embeddings", findings) + readings.read(
+            "weights", analyze_weights(model, param="blocks.0.attn.W_QKV").findings
+        )
+    return found
+
+
+@pytest.mark.parametrize(
+    "opening, random_says, mini_says",
+    [
+        ("Token embeddings: the dimensions", "within chance", "beyond chance"),
+        ("PCA of the token embeddings", "within chance", "beyond chance"),
+        ("Their dominant periods", "within chance", "beyond chance"),
+        ("Nearest tokens by cosine", "within chance", "beyond chance"),
+        ("Singular values", "no direction dominates more than in noise", None),
+    ],
+)
+def test_a_random_model_reads_as_chance_and_the_trained_one_does_not(
+    embedding_readings, opening, random_says, mini_says
+):
+    for name, expected in (("random", random_says), ("mini", mini_says)):
+        sentence = next(s for s in embedding_readings[name] if s.startswith(opening))
+        if expected:
+            assert expected in sentence, (name, sentence)

@@ -178,6 +178,7 @@ def test_figures_escape_prompt_text(tiny_model):
         "lines",
         "batch_mean_patterns",
         "sink_and_last_token",
+        "prompt_induction",  # the prompt repeats "<", "script" and ">"
     }
     for fig in figures.values():
         assert "<script>" not in fig.to_json()
@@ -216,3 +217,53 @@ def test_long_prompts_rerun_only_the_selected_layer(tiny_model, monkeypatch):
     rerun = attention.analyze(tiny_model, "a b c d e f", layer=1, repeat_half=3)
     assert torch.allclose(kept.layer_patterns, rerun.layer_patterns, atol=1e-6)
     assert kept.findings["heads"] == rerun.findings["heads"]
+
+
+def test_induction_targets_are_the_tokens_after_earlier_copies():
+    from gpt2atlas.analysis.attention import induction_targets
+
+    # A B C A B A A: q=3 (A) -> 1 (B); q=4 (B) -> 2; q=5 (A) -> 1, 4; q=6 (A) -> 1, 4 (not 6: that is itself)
+    assert induction_targets([0, 1, 2, 0, 1, 0, 0]) == [(3, [1]), (4, [2]), (5, [1, 4]), (6, [1, 4])]
+    assert induction_targets([5, 6, 7]) == []
+
+
+def test_a_planted_induction_pattern_scores_one_and_uniform_scores_its_baseline():
+    from gpt2atlas.analysis.attention import (
+        _prompt_induction,
+        induction_targets,
+        prompt_induction_scores,
+        target_mask,
+        uniform_pattern,
+    )
+
+    ids = [7, 8, 9, 7, 8, 9, 7]
+    targets = induction_targets(ids)
+    rows, mask = target_mask(targets, len(ids))
+    planted = uniform_pattern(len(ids)).clone()
+    for q, keys in targets:
+        planted[q] = 0
+        planted[q, keys] = 1 / len(keys)
+    scores = prompt_induction_scores(torch.stack([uniform_pattern(len(ids)), planted]), rows, mask)
+    assert scores[1] == pytest.approx(1.0)
+    found = _prompt_induction(scores.reshape(1, 2), targets)
+    assert found["best"] == {"layer": 0, "head": 1, "score": pytest.approx(1.0)}
+    assert scores[0] == pytest.approx(found["uniform_baseline"])  # the baseline is what a uniform head scores
+
+
+def test_induction_on_the_prompt_is_read_against_a_uniform_head():
+    from gpt2atlas import load_model
+    from gpt2atlas.analysis.attention import analyze
+    from gpt2atlas.viz.figures import figures_of
+    from gpt2atlas.viz.readings import read
+
+    prompt = "def add(a, b):\n    return a + b\n\ndef add(a, b):\n    return a + b"
+    trained = analyze(load_model("mini"), prompt, repeat_batch=2)
+    best = trained.findings["prompt_induction"]["best"]
+    assert best["score"] > 3 * trained.findings["prompt_induction"]["uniform_baseline"]  # mini: 0.34 vs 0.07
+    assert any("(induction)" in s and "beyond chance" in s for s in read("attention", trained.findings))
+    assert "prompt_induction" in figures_of(trained)
+    noise = analyze(random_model(), prompt, repeat_batch=2)
+    assert any("(induction)" in s and "within chance" in s for s in read("attention", noise.findings))
+    plain = analyze(random_model(), "one two three", repeat_batch=2)
+    assert "prompt_induction" not in figures_of(plain)
+    assert any(s.startswith("The prompt repeats no token") for s in read("attention", plain.findings))

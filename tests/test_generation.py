@@ -59,6 +59,27 @@ def test_probabilities_of_chosen_tokens_match_the_model(hf_and_ours):
         assert probs[n - 1 + i, token].item() == pytest.approx(result.token_probs[0][i], rel=1e-4)
 
 
+def test_alternatives_are_the_distribution_each_token_was_drawn_from(hf_and_ours):
+    _, ours = hf_and_ours
+    result = ours.generate(PROMPT, max_new_tokens=4, seed=1, num_samples=2, top_k=20, stop_at_eos=False, alternatives=5)
+    same = ours.generate(PROMPT, max_new_tokens=4, seed=1, num_samples=2, top_k=20, stop_at_eos=False)
+    assert same.new_tokens == result.new_tokens and same.top_tokens == []  # asking for them changes no sample
+    n = len(ours.to_tokens(PROMPT)[0])
+    for sample in range(2):
+        tokens = ours.to_tokens(PROMPT)[0].tolist() + result.new_tokens[sample]
+        probs = ours(torch.tensor([tokens])).softmax(-1)[0]
+        for step in range(4):
+            expected = probs[n - 1 + step].topk(5)
+            assert result.top_tokens[sample][step] == expected.indices.tolist()
+            assert result.top_probs[sample][step] == pytest.approx(expected.values.tolist(), rel=1e-4)
+            drawn = result.new_tokens[sample][step]
+            if drawn in result.top_tokens[sample][step]:
+                at = result.top_tokens[sample][step].index(drawn)
+                assert result.top_probs[sample][step][at] == pytest.approx(result.token_probs[sample][step])
+    with pytest.raises(InputError, match="alternatives=-1"):
+        ours.generate(PROMPT, max_new_tokens=2, alternatives=-1)
+
+
 def test_top_k_and_top_p_filters():
     logits = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]])
     assert torch.isinf(_filter_logits(logits, 2, None)).tolist() == [[False, False, True, True, True]]

@@ -17,7 +17,7 @@ from plotly.offline import get_plotlyjs
 
 from gpt2atlas.cli.main import main
 from gpt2atlas.report import SECTION_KEYS, build_report, builder, sections
-from gpt2atlas.viz.readings import first_stable_top1_layer, num, read
+from gpt2atlas.viz.readings import first_stable_top1_layer, num, quoted, read
 
 HOSTILE = "<img src=x onerror=alert(1)> and <script>alert(2)</script> the end"
 WORDS = "river stone lamp harbour winter garden engine letter market window violin ladder".split()
@@ -376,3 +376,26 @@ def test_every_figure_has_a_written_caption_not_its_key(report):
     assert names and [n for n in names if n not in CAPTIONS] == []
     for caption in re.findall(r"<figcaption>(.*?)</figcaption>", text):
         assert "_" not in caption and caption[0].isupper() and caption.endswith(".")
+
+
+def test_the_prompt_tokens_nearest_neighbours_are_shown_as_a_table(report):
+    text, data = report
+    embeddings = data["sections"]["embeddings"]["parts"][0]
+    if data["sections"]["embeddings"]["skipped"]:
+        pytest.skip("embeddings section skipped")
+    assert "<caption>Nearest tokens in the token embedding, by cosine similarity" in text
+    first = embeddings["neighbours"][0]
+    row = [quoted(first["token"])] + [f"{quoted(n['token'])} {n['cosine']:.2f}" for n in first["neighbours"][:6]]
+    assert "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" in text
+
+
+def test_each_generation_step_shows_the_likeliest_tokens(report):
+    text, data = report
+    samples = data["sections"]["samples"]["parts"][0]
+    first = samples["alternatives"][0]
+    assert len(first) == len(samples["token_probs"][0]) and all(len(step) == 5 for step in first)
+    assert "<caption>The first sample, step by step" in text
+    step = first[0]
+    cells = [f"{quoted(a['token'])} {num(a['prob'])}" for a in step]
+    assert "".join(f"<td>{html.escape(c)}</td>" for c in cells) in text
+    assert html.escape(f"likeliest: {step[0]['token']!r} {num(step[0]['prob'])}", quote=True) in text

@@ -80,6 +80,39 @@ def repeat_scores(patterns: torch.Tensor, half: int) -> dict[str, torch.Tensor]:
     }
 
 
+def induction_targets(token_ids: list[int]) -> list[tuple[int, list[int]]]:
+    """Query positions whose token appeared earlier, each with the positions right after its earlier copies.
+
+    Those are where an induction head looks ("... A B ... A" -> attend to B). A copy right before the query
+    (A A) gives no target: the position after it is the query itself.
+    """
+    seen: dict[int, list[int]] = {}
+    found = []
+    for q, token in enumerate(token_ids):
+        targets = [p + 1 for p in seen.get(token, []) if p + 1 < q]
+        if targets:
+            found.append((q, targets))
+        seen.setdefault(token, []).append(q)
+    return found
+
+
+def target_mask(targets: list[tuple[int, list[int]]], n_pos: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, mask): the repeating query positions, and a (len(rows), n_pos) 0/1 mask of their targets."""
+    rows = torch.tensor([q for q, _ in targets], dtype=torch.long)
+    mask = torch.zeros(len(targets), n_pos)
+    for i, (_, keys) in enumerate(targets):
+        mask[i, keys] = 1.0
+    return rows, mask
+
+
+def prompt_induction_scores(patterns: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per head of a (head, q, k) pattern: the attention its repeating queries put on their induction targets."""
+    if len(rows) == 0:
+        return torch.zeros(patterns.shape[0])
+    picked = patterns[:, rows.to(patterns.device), :]
+    return (picked * mask.to(picked)).sum(-1).mean(-1)
+
+
 def uniform_pattern(n_pos: int) -> torch.Tensor:
     """The causal pattern of a head that spreads its attention evenly over every visible position."""
     visible = torch.ones(n_pos, n_pos).tril()
@@ -167,6 +200,22 @@ def _last_token_attention(by_layer: torch.Tensor, tokens: list[str], top: int = 
     }
 
 
+def _prompt_induction(scores: torch.Tensor, targets: list[tuple[int, list[int]]]) -> dict[str, Any]:
+    """Induction on the user's own prompt: the head that looks most at "what came after the earlier copy"."""
+    found: dict[str, Any] = {
+        "repeated_queries": len(targets),
+        "definition": "over query positions q whose token appeared before: mean of the attention on the "
+        "positions right after its earlier copies",
+    }
+    if not targets:
+        return found
+    layer, head = divmod(int(scores.argmax()), scores.shape[1])
+    found["best"] = {"layer": layer, "head": head, "score": float(scores[layer, head])}
+    found["uniform_baseline"] = sum(len(keys) / (q + 1) for q, keys in targets) / len(targets)
+    found["targets"] = [{"query": q, "keys": keys} for q, keys in targets]
+    return found
+
+
 def _choose_head(heads: list[dict[str, Any]], layer: int | None, head: int | None) -> dict[str, Any]:
     """The user's head, or else the clearest picture: the head (in the user's layer, if given) with top prev_token."""
     if layer is not None and head is not None:
@@ -178,15 +227,22 @@ def _choose_head(heads: list[dict[str, Any]], layer: int | None, head: int | Non
 
 
 class AttentionResult(AnalysisResult):
-    """Findings, plus the selected layer's patterns on the prompt (head, q, k) and the batch-mean patterns on the
-    repeated random sequences (layer, head, q, k) for the figures."""
+    """Findings, plus the selected layer's patterns on the prompt (head, q, k), the batch-mean patterns on the
+    repeated random sequences (layer, head, q, k) and the best prompt-induction head's pattern, for the figures."""
 
     area = "attention"
 
-    def __init__(self, findings: dict[str, Any], layer_patterns: torch.Tensor, batch_patterns: torch.Tensor) -> None:
+    def __init__(
+        self,
+        findings: dict[str, Any],
+        layer_patterns: torch.Tensor,
+        batch_patterns: torch.Tensor,
+        induction_pattern: torch.Tensor | None = None,
+    ) -> None:
         super().__init__(findings)
         self.layer_patterns = layer_patterns
         self.batch_patterns = batch_patterns
+        self.induction_pattern = induction_pattern  # (q, k) of the best induction head on the prompt, if it repeats
 
 
 def analyze(
@@ -208,8 +264,17 @@ def analyze(
     token_ids = tokens[0].tolist()
     str_tokens = model.tokenizer.to_str_tokens(token_ids)
     keep = cfg.n_layer * cfg.n_head * len(token_ids) ** 2 <= KEEP_ALL_PATTERNS  # else re-run for the one layer
+    targets = induction_targets(token_ids)
+    rows, mask = target_mask(targets, len(token_ids))
     per_layer = reduce_patterns(
-        model, tokens, lambda p: (prompt_scores(p[0]), p[0, :, -1, :].mean(0), p[0].cpu() if keep else None)
+        model,
+        tokens,
+        lambda p: (
+            prompt_scores(p[0]),
+            p[0, :, -1, :].mean(0),
+            p[0].cpu() if keep else None,
+            prompt_induction_scores(p[0], rows, mask).cpu(),
+        ),
     )
 
     half = max(2, min(repeat_half, (cfg.n_ctx - 1) // 2))
@@ -217,7 +282,7 @@ def analyze(
     random_tokens = repeated_random_tokens(model, half, repeat_batch, seed, id_range).to(model.device)
     batch_patterns = torch.stack(reduce_patterns(model, random_tokens, lambda p: p.mean(0)))  # (layer, head, q, k)
 
-    scores = {name: torch.stack([s[name] for s, _, _ in per_layer]) for name in PROMPT_SCORES}
+    scores = {name: torch.stack([s[name] for s, *_ in per_layer]) for name in PROMPT_SCORES}
     scores.update(repeat_scores(batch_patterns, half))
     scores = {name: values.cpu() for name, values in scores.items()}  # read one head at a time below
     heads = [
@@ -227,6 +292,7 @@ def analyze(
     ]
     baselines = uniform_baselines(len(token_ids), half)
     selected = _choose_head(heads, layer, head)
+    prompt_induction = _prompt_induction(torch.stack([p[3] for p in per_layer]), targets)
     findings = {
         "tokens": str_tokens,
         "token_ids": token_ids,
@@ -243,7 +309,8 @@ def analyze(
             "by_layer": scores["bos"].mean(1).tolist(),
             "definition": "attention paid to position 0, mean over heads and query positions q>=1",
         },
-        "last_token_attention": _last_token_attention(torch.stack([last for _, last, _ in per_layer]), str_tokens),
+        "last_token_attention": _last_token_attention(torch.stack([p[1] for p in per_layer]), str_tokens),
+        "prompt_induction": prompt_induction,
         "induction_setup": {
             "half_length": half,
             "batch": repeat_batch,
@@ -253,6 +320,11 @@ def analyze(
         },
         "induction_token_ids": random_tokens.tolist(),
     }
-    kept = per_layer[selected["layer"]][2]
-    selected_patterns = kept if kept is not None else layer_patterns(model, tokens, selected["layer"])[0]
-    return AttentionResult(findings, selected_patterns.cpu(), batch_patterns.cpu())
+
+    def patterns_of(layer: int) -> torch.Tensor:
+        kept = per_layer[layer][2]
+        return (kept if kept is not None else layer_patterns(model, tokens, layer)[0]).cpu()
+
+    best = prompt_induction.get("best")
+    induction = patterns_of(best["layer"])[best["head"]] if best else None
+    return AttentionResult(findings, patterns_of(selected["layer"]), batch_patterns.cpu(), induction)

@@ -52,6 +52,10 @@ class GenerationResult:
     seed: int | None
     stopped_at_context: bool = False
     settings: dict = field(default_factory=dict)
+    # with `alternatives=k`: per sample, per step, the k most likely tokens and their probabilities (temperature
+    # 1, before top-k/top-p): the distribution each token was drawn from
+    top_tokens: list[list[list[int]]] = field(default_factory=list)
+    top_probs: list[list[list[float]]] = field(default_factory=list)
 
 
 # The nucleus (top-p) set is found among this many most likely tokens when they already hold top_p of the
@@ -116,14 +120,19 @@ def generate(
     seed: int | None = None,
     num_samples: int = 1,
     stop_at_eos: bool = True,
+    alternatives: int = 0,
     warn=lambda msg: print(msg, file=sys.stderr),
 ) -> GenerationResult:
     """Sample `num_samples` continuations of `prompt` as one batch (temperature 0: greedy).
+
+    `alternatives=k` also keeps, at every step, the k most likely next tokens with their probabilities.
 
     The same seed gives the same samples. Generation stops at `<|endoftext|>` (if `stop_at_eos`) or at the
     model's context length, whichever comes first; the latter is reported through `warn`.
     """
     _check_settings(max_new_tokens, temperature, top_k, top_p, num_samples)
+    if alternatives < 0:
+        raise InputError(f"alternatives={alternatives} must be 0 or more", arguments=("alternatives",))
     prompt_tokens = model.to_tokens(prompt)
     if prompt_tokens.shape[0] != 1:
         raise InputError("generate takes one prompt; use num_samples for several continuations")
@@ -148,6 +157,7 @@ def generate(
 
     chosen: list[torch.Tensor] = []
     chosen_probs: list[torch.Tensor] = []
+    top: list[tuple[torch.Tensor, torch.Tensor]] = []
     finished = torch.zeros(num_samples, dtype=torch.bool, device=model.device)
     for step in range(max_new_tokens):
         logits = logits[:, :n_text_tokens].float()
@@ -167,6 +177,9 @@ def generate(
         chosen.append(next_token)
         log_prob = logits.gather(-1, next_token[:, None])[:, 0] - log_z
         chosen_probs.append(log_prob.exp())
+        if alternatives:
+            values, ids = logits.topk(min(alternatives, n_text_tokens), dim=-1)
+            top.append((ids, (values - log_z[:, None]).exp()))
         if stop_at_eos:
             finished |= next_token == eos
             if bool(finished.all()):
@@ -176,11 +189,16 @@ def generate(
 
     tokens = torch.stack(chosen, dim=1).tolist()
     probs = torch.stack(chosen_probs, dim=1).tolist()
-    new_tokens, token_probs = [], []
-    for row, row_probs in zip(tokens, probs):
+    top_ids = torch.stack([ids for ids, _ in top], dim=1).tolist() if top else []  # (sample, step, k)
+    top_p_values = torch.stack([p for _, p in top], dim=1).tolist() if top else []
+    new_tokens, token_probs, top_tokens, top_probs = [], [], [], []
+    for i, (row, row_probs) in enumerate(zip(tokens, probs)):
         end = row.index(eos) if stop_at_eos and eos in row else len(row)
         new_tokens.append(row[:end])
         token_probs.append(row_probs[:end])
+        if top:
+            top_tokens.append(top_ids[i][:end])
+            top_probs.append(top_p_values[i][:end])
     return GenerationResult(
         prompt_tokens=prompt_tokens[0].tolist(),
         new_tokens=new_tokens,
@@ -196,4 +214,6 @@ def generate(
             num_samples=num_samples,
             stop_at_eos=stop_at_eos,
         ),
+        top_tokens=top_tokens,
+        top_probs=top_probs,
     )

@@ -28,6 +28,7 @@ class Sample:
     prompt: str
     tokens: list[str]
     probs: list[float]
+    alternatives: list[list[tuple[str, float]]] = field(default_factory=list)  # per step: the likeliest tokens
 
 
 @dataclass

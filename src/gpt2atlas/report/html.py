@@ -101,11 +101,17 @@ def _table(table: Table) -> str:
     return f"<table><caption>{escape(table.title)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _tooltip(p: float, alternatives: list[tuple[str, float]]) -> str:
+    likeliest = "; ".join(f"{t!r} {num(q)}" for t, q in alternatives)
+    return f"p = {num(p)}" + (f" · likeliest: {likeliest}" if likeliest else "")
+
+
 def _sample(sample: Sample) -> str:
+    alternatives = sample.alternatives or [[] for _ in sample.tokens]
     spans = "".join(
         f'<span class="tok" style="background: rgba(76, 120, 168, {0.08 + 0.6 * p:.2f})" '
-        f'title="p = {escape(num(p))}">{escape(token)}</span>'
-        for token, p in zip(sample.tokens, sample.probs)
+        f'title="{escape(_tooltip(p, alts))}">{escape(token)}</span>'
+        for token, p, alts in zip(sample.tokens, sample.probs, alternatives)
     )
     return f'<p class="sample"><span class="prompt">{escape(sample.prompt)}</span>{spans}</p>'
 
@@ -187,12 +193,13 @@ def _part(section: Section, index: int, part: Part, pack: FigurePack) -> str:
     out = [f"<h3>{escape(part.title)}</h3>" if part.title else ""]
     if part.reading:
         out.append('<ul class="reading">' + "".join(f"<li>{escape(s)}</li>" for s in part.reading) + "</ul>")
-    out += [_table(t) for t in part.tables]
     if part.samples:
         out.append(
-            '<p class="legend">Each new token is shaded by the probability the model gave it (hover for the number).</p>'
+            '<p class="legend">Each new token is shaded by the probability the model gave it (hover for the number '
+            "and the likeliest tokens at that step).</p>"
         )
         out += [_sample(s) for s in part.samples]
+    out += [_table(t) for t in part.tables]
     for name, fig in part.figures.items():
         div, cuts = pack.add(fig, f"fig-{section.key}-{index}-{name}")
         caption = " ".join([caption_of(name), *(f"{cut}." for cut in cuts)])

@@ -68,6 +68,7 @@ class AnalysisSection:
     limit: int = 4
     entry: str = "analyze"
     options: Callable[[ReportContext], dict] = field(default=lambda ctx: {})
+    tables: Callable[[dict], list[Table]] = field(default=lambda findings: [])
 
     def __call__(self, ctx: ReportContext) -> list[Part]:
         analyze = getattr(import_area(self.module), self.entry)
@@ -86,6 +87,7 @@ class AnalysisSection:
         return Part(
             title=title,
             reading=readings.read(self.area, findings),
+            tables=self.tables(findings),
             figures=pick_figures(figures_of(result), self.preferred, self.limit),
             findings=findings,
         )
@@ -142,10 +144,18 @@ def sample_parts(ctx: ReportContext) -> list[Part]:
             top_k=ctx.top_k,
             seed=ctx.seed + i,
             num_samples=ctx.num_samples,
+            alternatives=ALTERNATIVES,
         )
         samples = [
-            Sample(prompt, [decode([t]) for t in tokens], [float(p) for p in probs])
-            for tokens, probs in zip(result.new_tokens, result.token_probs)
+            Sample(
+                prompt,
+                [decode([t]) for t in tokens],
+                [float(p) for p in probs],
+                [[(decode([t]), float(p)) for t, p in zip(ids, ps)] for ids, ps in zip(step_ids, step_probs)],
+            )
+            for tokens, probs, step_ids, step_probs in zip(
+                result.new_tokens, result.token_probs, result.top_tokens, result.top_probs
+            )
         ]
         settings = {
             "max_new_tokens": ctx.max_new_tokens,
@@ -161,10 +171,40 @@ def sample_parts(ctx: ReportContext) -> list[Part]:
                 title=f"Prompt {i + 1}" if len(ctx.prompts) > 1 else None,
                 reading=reading,
                 samples=samples,
-                findings={"settings": settings, "texts": result.texts, "token_probs": result.token_probs},
+                tables=[step_table(samples[0])] if samples and samples[0].tokens else [],
+                findings={
+                    "settings": settings,
+                    "texts": result.texts,
+                    "token_probs": result.token_probs,
+                    "alternatives": [
+                        [[{"token": t, "prob": p} for t, p in step] for step in sample.alternatives]
+                        for sample in samples
+                    ],
+                },
             )
         )
     return parts
+
+
+ALTERNATIVES = 5  # the likeliest next tokens kept at each generation step
+
+
+def step_table(sample: Sample) -> Table:
+    """The first sample step by step: the token drawn, its probability, and the distribution it was drawn from."""
+    return Table(
+        f"The first sample, step by step: the token drawn and the {ALTERNATIVES} most likely next tokens "
+        "(probabilities at temperature 1, before top-k)",
+        ["step", "drawn", "p", *(f"{i + 1}." for i in range(ALTERNATIVES))],
+        [
+            [
+                str(step + 1),
+                readings.quoted(token),
+                readings.num(p),
+                *(f"{readings.quoted(t)} {readings.num(q)}" for t, q in alternatives),
+            ]
+            for step, (token, p, alternatives) in enumerate(zip(sample.tokens, sample.probs, sample.alternatives))
+        ],
+    )
 
 
 def learning_parts(ctx: ReportContext) -> list[Part]:
@@ -204,6 +244,31 @@ def _embeddings_options(ctx: ReportContext) -> dict:
         "sample_size": 500 if ctx.quick else 1000,
         "vocabulary": vocabulary_stats(ctx.model, local_anchors=local_anchors, seed=ctx.seed),
     }
+
+
+NEIGHBOURS_SHOWN = 6
+
+
+def neighbour_table(findings: dict) -> list[Table]:
+    """The prompt's tokens and their nearest tokens in the embedding (cosine), as computed by the analysis."""
+    rows = findings.get("neighbours") or []
+    if not rows:
+        return []
+    chance = findings.get("neighbour_cosine_chance")
+    note = f"; random directions reach {chance:.2f} in 95% of draws" if chance is not None else ""
+    return [
+        Table(
+            f"Nearest tokens in the token embedding, by cosine similarity (whole vocabulary{note})",
+            ["token", *(f"{i + 1}." for i in range(NEIGHBOURS_SHOWN))],
+            [
+                [
+                    readings.quoted(row["token"]),
+                    *(f"{readings.quoted(n['token'])} {n['cosine']:.2f}" for n in row["neighbours"][:NEIGHBOURS_SHOWN]),
+                ]
+                for row in rows
+            ],
+        )
+    ]
 
 
 def _attention_options(ctx: ReportContext) -> dict:
@@ -248,6 +313,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
             "gpt2atlas.analysis.embeddings",
             limit=7,
             options=_embeddings_options,
+            tables=neighbour_table,
             preferred=(
                 "dim_stats",
                 "token_dim_means",
@@ -281,8 +347,15 @@ SECTIONS: tuple[SectionSpec, ...] = (
         AnalysisSection(
             "attention",
             "gpt2atlas.analysis.attention",
-            preferred=("head_scores", "head_pattern", "lines", "layer_heads", "sink_and_last_token"),
-            limit=5,
+            preferred=(
+                "head_scores",
+                "head_pattern",
+                "prompt_induction",
+                "lines",
+                "layer_heads",
+                "sink_and_last_token",
+            ),
+            limit=6,
             options=_attention_options,
         ),
         "what each head attends to; previous-token, induction, duplicate and sink heads",

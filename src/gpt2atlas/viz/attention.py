@@ -63,6 +63,29 @@ def pattern_figure(pattern: np.ndarray, labels: Sequence[str], title: str) -> go
     return _blank_background(fig)
 
 
+def prompt_induction_figure(pattern: np.ndarray, labels: Sequence[str], induction: dict[str, Any]) -> go.Figure:
+    """The best induction head's pattern on the prompt, its targets circled: where "... A B ... A" should look."""
+    best = induction["best"]
+    fig = pattern_figure(
+        pattern,
+        labels,
+        f"Induction on the prompt: layer {best['layer']} head {best['head']} puts {best['score']:.2f} of its "
+        f"attention on the circled tokens (a uniform head: {induction['uniform_baseline']:.2f})",
+    )
+    cells = [(labels[k], labels[t["query"]]) for t in induction["targets"] for k in t["keys"]]
+    fig.add_trace(
+        go.Scatter(
+            x=[k for k, _ in cells],
+            y=[q for _, q in cells],
+            mode="markers",
+            marker={"symbol": "circle-open", "size": 14, "color": "#d62728", "line": {"width": 2}},
+            name="token after the earlier copy",
+            hoverinfo="skip",
+        )
+    )
+    return fig.update_layout(legend={"orientation": "h", "y": -0.25})
+
+
 def layer_grid_figure(patterns: np.ndarray, labels: Sequence[str], layer: int) -> go.Figure:
     """All heads of one layer as a grid of patterns; tokens are in the hover text."""
     n_head = patterns.shape[0]
@@ -281,5 +304,10 @@ def attention_figures(result: AttentionResult) -> dict[str, go.Figure]:
         ),
         "sink_and_last_token": sink_and_last_figure(
             f["attention_sink"]["by_layer"], np.array(f["last_token_attention"]["by_layer"]), labels, labels[-1]
+        ),
+        **(
+            {"prompt_induction": prompt_induction_figure(result.induction_pattern.numpy(), labels, induction)}
+            if result.induction_pattern is not None and (induction := f.get("prompt_induction", {})).get("best")
+            else {}
         ),
     }

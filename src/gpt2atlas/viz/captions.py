@@ -32,6 +32,8 @@ CAPTIONS: dict[str, str] = {
     "head_pattern": "One head's attention pattern on the prompt: each row a query token, each column the key it reads.",
     "lines": "Attention as lines from each token to the tokens it reads (thicker: more weight).",
     "layer_heads": "Every head of one layer side by side.",
+    "prompt_induction": "Induction on the prompt itself: the head that looks most at the token that followed an "
+    "earlier copy of the current one; its targets are circled.",
     "sink_and_last_token": "Attention to the first token (the sink) per layer, and where the last token looks, "
     "layer by key.",
     "batch_mean_patterns": "Attention patterns averaged over a batch of texts.",

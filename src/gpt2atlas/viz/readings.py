@@ -310,6 +310,17 @@ def read_attention(f: dict) -> list[str]:
 
         return say
 
+    def prompt_induction() -> str:
+        found = f["prompt_induction"]
+        if not found["repeated_queries"]:
+            return "The prompt repeats no token, so induction is measured on repeated random sequences only."
+        best, uniform = found["best"], found["uniform_baseline"]
+        return (
+            f"On the prompt, {found['repeated_queries']} token(s) repeat an earlier one; there {_head(best)} puts "
+            f"{num(best['score'])} of its attention on the token that followed the earlier copy (induction), a "
+            f"uniform head {num(uniform)}: {versus_chance(best['score'] >= 2 * uniform)}."
+        )
+
     def sink() -> str:
         by_layer = f["attention_sink"]["by_layer"]
         peak = max(range(len(by_layer)), key=lambda i: by_layer[i])
@@ -339,6 +350,7 @@ def read_attention(f: dict) -> list[str]:
         top("induction", "induction"),
         top("prev_token", "previous-token"),
         top("duplicate", "duplicate-token"),
+        prompt_induction,
         sink,
         last,
         entropy,

@@ -13,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gpt2atlas.app.state import MODEL_ENV, default_model
+from gpt2atlas.app.views import VIEWS
 from gpt2atlas.app.widgets import token_strip
 from gpt2atlas.cli.commands.report import app_command
 from gpt2atlas.cli.main import main
@@ -41,16 +42,15 @@ def test_sidebar_has_every_setting(app, tiny_checkpoint):
     for key in ("max_new_tokens", "temperature", "top_k", "seed"):
         assert sidebar.number_input(key=key) is not None
     assert sidebar.button(key="generate").label == "Generate"
-    assert app.radio(key="view").options == [
-        "Generated text",
-        "Attention",
-        "Head roles",
-        "Embeddings",
-        "Journey",
-        "Neurons",
-        "LayerNorm",
-        "Geometry",
-    ]
+    assert app.radio(key="view").options == list(VIEWS)
+    assert {"Summary", "Weights", "Residual", "Saliency"} <= set(VIEWS)
+
+
+def test_the_landing_page_already_shows_the_default_prompt_continued(app):
+    assert app.radio(key="view").value == "Generated text"
+    generation = app.session_state["generation"]
+    assert generation["tokens"] and len(generation["alternatives"]) == len(generation["tokens"])
+    assert "gpt2atlas-sample" in app.get("html")[0].proto.body  # drawn before any button is pressed
 
 
 def test_generate_shows_tokens_with_probabilities_escaped(app, tiny_model):
@@ -87,11 +87,49 @@ def test_attention_view_layers_heads_lines_and_matrix(app, tiny_model):
     assert "layer 1 head 2" in spec
     app.radio(key="attention_mode").set_value("lines").run()
     assert errors(app) == [] and "attention lines" in app.get("plotly_chart")[0].proto.spec
+    app.selectbox(key="attention_head").set_value("all heads").run()  # every head, not head 0 only
+    assert errors(app) == [] and "every head (one colour each)" in app.get("plotly_chart")[0].proto.spec
+
+
+def figure_specs(app: AppTest) -> str:
+    return " ".join(chart.proto.spec for chart in app.get("plotly_chart"))
+
+
+def test_pickers_steer_the_analyses(app):
+    app.radio(key="view").set_value("Neurons").run()
+    app.selectbox(key="neuron_layer").set_value(1).run()
+    app.number_input(key="neuron_number").set_value(5).run()
+    assert errors(app) == [] and any("Neuron L1N5 " in m.value for m in app.markdown)
+    app.radio(key="view").set_value("Journey").run()
+    app.selectbox(key="journey_position").set_value(0).run()
+    assert errors(app) == []
+    app.radio(key="view").set_value("LayerNorm").run()
+    app.selectbox(key="layernorm_layer").set_value(1).run()
+    assert errors(app) == [] and "blocks.1" in figure_specs(app)
+    app.radio(key="view").set_value("Weights").run()
+    app.selectbox(key="weights_param").set_value("blocks.1.mlp.W_out").run()
+    assert errors(app) == [] and "blocks.1.mlp.W_out" in figure_specs(app)
+    app.radio(key="view").set_value("Saliency").run()
+    app.text_input(key="saliency_target").input(" the").run()
+    assert errors(app) == [] and any("' the'" in m.value for m in app.markdown)
+
+
+def test_coming_back_to_a_picker_value_reuses_the_analysis(app, monkeypatch):
+    from gpt2atlas.app import state
+
+    app.radio(key="view").set_value("Neurons").run()
+    app.selectbox(key="neuron_layer").set_value(1).run()
+    calls = []
+    original = state.call_supported
+    monkeypatch.setattr(state, "call_supported", lambda *a, **k: calls.append(k) or original(*a, **k))
+    app.selectbox(key="neuron_layer").set_value(0).run()
+    app.selectbox(key="neuron_layer").set_value(1).run()
+    assert errors(app) == [] and len(calls) <= 1  # layer 0 computed once; layer 1 came from the cache
 
 
 def test_head_roles_and_analysis_views(app):
     app.sidebar.text_area(key="prompt").input(HOSTILE).run()
-    for view in ("Head roles", "Embeddings", "Journey", "Neurons", "LayerNorm"):
+    for view in [v for v in VIEWS if v not in ("Generated text", "Attention", "Geometry")]:
         app.radio(key="view").set_value(view).run()
         assert errors(app) == [], view
         drawn = len(app.get("plotly_chart"))

@@ -65,7 +65,7 @@ def main() -> None:
             f"{model.source} · {model.cfg.n_layer} layers · {model.cfg.n_head} heads · d_model {model.cfg.d_model}"
         )
         check_prompt(model, settings.prompt)
-        if generate:
+        if generate or "generation" not in st.session_state:  # the landing page shows the default prompt continued
             st.session_state["generation"] = generation.generate(model, settings)
         view = st.radio("View", list(VIEWS), horizontal=True, key="view")
         VIEWS[view].render(model, settings)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from html import escape
+from typing import Literal
 
 import plotly.graph_objects as go
 import streamlit as st
 
+from gpt2atlas.viz.captions import caption
 from gpt2atlas.viz.labels import md_escape
 
 
@@ -36,5 +38,10 @@ def figure_picker(figures: Mapping[str, go.Figure], key: str, preferred: tuple[s
         st.info("This analysis made no figures.")
         return
     names = [n for n in preferred if n in figures] + [n for n in figures if n not in preferred]
-    name = st.selectbox("Figure", names, key=key, format_func=lambda n: n.replace("_", " "))
-    st.plotly_chart(figures[name], width="stretch", key=f"{key}-chart")
+    name = st.selectbox("Figure", names, key=key, format_func=caption)
+    chart(figures[name], key=f"{key}-chart")
+
+
+def chart(fig: go.Figure, key: str, width: Literal["stretch", "content"] = "stretch") -> None:
+    """A plotly figure as we drew it: Streamlit's theme off (it replaced our colour scales and fonts)."""
+    st.plotly_chart(fig, width=width, theme=None, key=key)

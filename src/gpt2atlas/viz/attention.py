@@ -146,11 +146,17 @@ def score_grid_figure(heads: Sequence[dict[str, Any]], scores: Sequence[str], n_
     return fig
 
 
-def _line_traces(pattern: np.ndarray, visible: bool) -> list[go.Scatter]:
-    """Query->key lines, grouped into opacity bins (one trace per bin keeps the figure light)."""
+HEAD_COLOURS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+    "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a",
+)  # fmt: skip
+
+
+def _line_traces(pattern: np.ndarray, visible: bool, head: int, colour: str) -> list[go.Scatter]:
+    """Query->key lines of one head, grouped into opacity bins (one trace per bin keeps the figure light)."""
     traces = []
     edges = np.linspace(0.0, 1.0, LINE_BINS + 1)
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
         q, k = np.nonzero((pattern > max(lo, MIN_LINE_WEIGHT)) & (pattern <= hi))
         xs = np.tile(np.array([0.0, 1.0, np.nan], dtype=np.float32), len(q))
         ys = np.column_stack([-q, -k, np.full(len(q), np.nan)]).astype(np.float32).ravel()
@@ -161,20 +167,31 @@ def _line_traces(pattern: np.ndarray, visible: bool) -> list[go.Scatter]:
                 mode="lines",
                 visible=visible,
                 hoverinfo="skip",
-                showlegend=False,
-                line={"color": "#1f4e9c", "width": 2},
+                name=f"head {head}",
+                legendgroup=f"head {head}",
+                showlegend=i == LINE_BINS - 1,  # one legend entry per head (clicking it hides the head)
+                line={"color": colour, "width": 2},
                 opacity=float(hi),
             )
         )
     return traces
 
 
-def lines_figure(patterns: np.ndarray, labels: Sequence[str], layer: int, selected: int) -> go.Figure:
-    """BertViz-like view: queries on the left, keys on the right, line opacity = weight; a menu picks the head."""
+def _lines_title(layer: int, head: int | None) -> str:
+    which = "every head (one colour each)" if head is None else f"head {head}"
+    return f"layer {layer}, {which}: attention lines (left: query, right: key; opacity = weight)"
+
+
+def lines_figure(patterns: np.ndarray, labels: Sequence[str], layer: int, selected: int | None) -> go.Figure:
+    """BertViz-like view: queries on the left, keys on the right, line opacity = weight; a menu picks the head.
+
+    `selected=None` shows every head at once, each in its colour (BertViz's head view); the legend toggles them.
+    """
     n_head, n_tok = patterns.shape[0], len(labels)
     fig = go.Figure()
     for h in range(n_head):
-        for trace in _line_traces(patterns[h], h == selected):
+        colour = HEAD_COLOURS[h % len(HEAD_COLOURS)] if selected is None else "#1f4e9c"
+        for trace in _line_traces(patterns[h], selected is None or h == selected, h, colour):
             fig.add_trace(trace)
     y = -np.arange(n_tok)
     for x, anchor in ((0.0, "middle left"), (1.0, "middle right")):
@@ -190,24 +207,39 @@ def lines_figure(patterns: np.ndarray, labels: Sequence[str], layer: int, select
             )
         )
     n_fixed = 2
-    buttons = []
+    buttons = [
+        {
+            "label": "all heads",
+            "method": "update",
+            "args": [{"visible": [True] * (n_head * LINE_BINS + n_fixed)}, {"title": _lines_title(layer, None)}],
+        }
+    ]
     for h in range(n_head):
         visible = [hh == h for hh in range(n_head) for _ in range(LINE_BINS)] + [True] * n_fixed
         buttons.append(
             {
                 "label": f"head {h}",
                 "method": "update",
-                "args": [{"visible": visible}, {"title": f"layer {layer} head {h}: attention lines"}],
+                "args": [{"visible": visible}, {"title": _lines_title(layer, h)}],
             }
         )
     fig.update_layout(
-        title=f"layer {layer} head {selected}: attention lines (left: query, right: key; opacity = weight)",
-        updatemenus=[{"buttons": buttons, "active": selected, "x": 1.0, "y": 1.08, "xanchor": "right"}],
+        title=_lines_title(layer, selected),
+        updatemenus=[
+            {
+                "buttons": buttons,
+                "active": 0 if selected is None else selected + 1,
+                "x": 1.0,
+                "y": 1.08,
+                "xanchor": "right",
+            }
+        ],
         xaxis={"visible": False, "range": [-0.6, 1.6]},
         yaxis={"visible": False},
         width=700,
         height=int(min(2400, max(400, 22 * n_tok + 120))),
         plot_bgcolor="white",
+        showlegend=selected is None,
     )
     return fig
 

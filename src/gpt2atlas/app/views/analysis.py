@@ -1,7 +1,8 @@
-"""A view made from one analysis module: its written reading and a picker over its figures."""
+"""A view made from one analysis module: optional pickers, its written reading and a picker over its figures."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import streamlit as st
@@ -19,6 +20,8 @@ class AnalysisView:
     on_demand: bool = False  # slow analyses run only when asked
     options: tuple = ()
     preferred: tuple[str, ...] = ()
+    pickers: Callable[..., tuple] | None = None  # widgets that add options: (model, prompt) -> pairs
+    note: str = ""  # what a long run is doing, shown while it runs
 
     def render(self, model, settings) -> None:
         if not state.module_available(self.module):
@@ -31,7 +34,11 @@ class AnalysisView:
                 st.caption("This analysis takes longer than the others: it runs when you ask.")
                 return
             st.session_state[key] = True
-        result = state.cached_analysis(settings.model_id, self.module, prompt, self.options)
+        options = self.options
+        if self.pickers is not None:
+            options += self.pickers(model, settings.prompt) if self.per_prompt else self.pickers(model)
+        with st.spinner(self.note or f"analysing ({self.area}) ..."):
+            result = state.cached_analysis(settings.model_id, self.module, prompt, options)
+            figures = state.cached_figures(settings.model_id, self.module, prompt, options)
         reading(read(self.area, result.findings))
-        figures = state.cached_figures(settings.model_id, self.module, prompt, self.options)
         figure_picker(figures, key=f"{self.area}_figure", preferred=self.preferred)

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from gpt2atlas.app import state
+from gpt2atlas.app.widgets import chart
 from gpt2atlas.viz.attention import layer_grid_figure, lines_figure, pattern_figure
 from gpt2atlas.viz.labels import token_labels
 
@@ -30,10 +31,10 @@ def render(model, settings) -> None:
     head = middle.selectbox("Head", [ALL_HEADS, *range(cfg.n_head)], key="attention_head")
     mode = right.radio("Show as", ["matrix", "lines"], horizontal=True, key="attention_mode")
     patterns, labels = layer_patterns(settings.model_id, settings.prompt, layer)
-    if mode == "lines":
-        fig = lines_figure(patterns, labels, layer, 0 if head == ALL_HEADS else head)
+    if mode == "lines":  # all heads: every head at once, one colour each (BertViz's head view)
+        fig = lines_figure(patterns, labels, layer, None if head == ALL_HEADS else head)
     elif head == ALL_HEADS:
         fig = layer_grid_figure(patterns, labels, layer)
     else:
         fig = pattern_figure(patterns[head], labels, f"layer {layer} head {head}: attention pattern")
-    st.plotly_chart(fig, width="content" if mode == "lines" else "stretch", key="attention_chart")
+    chart(fig, width="content" if mode == "lines" else "stretch", key="attention_chart")

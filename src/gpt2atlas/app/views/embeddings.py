@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from gpt2atlas.app import state
-from gpt2atlas.app.widgets import figure_picker, reading
+from gpt2atlas.app.widgets import chart, figure_picker, reading
 from gpt2atlas.viz.figures import figures_of as draw_figures
 from gpt2atlas.viz.readings import read
 
@@ -50,7 +50,7 @@ def render(model, settings) -> None:
     dims = right.radio("Dimensions", [2, 3], horizontal=True, key="embeddings_dims")
     result = analysis(settings.model_id, settings.prompt, method)
     figures = figures_of(settings.model_id, settings.prompt, method)
-    st.plotly_chart(figures[f"tokens_{method}_{dims}d"], width="stretch", key="embeddings_projection")
+    chart(figures[f"tokens_{method}_{dims}d"], key="embeddings_projection")
     reading(read("embeddings", result.findings))
     others = {k: v for k, v in figures.items() if not k.startswith(f"tokens_{method}")}
     figure_picker(others, key="embeddings_figure", preferred=("dim_stats", "position_curves", "joint_pca_3d"))

@@ -7,6 +7,8 @@ import streamlit as st
 
 from gpt2atlas.app.widgets import token_strip
 
+ALTERNATIVES = 5
+
 
 def generate(model, settings) -> dict:
     """Run the sampler with the sidebar's settings; the result is kept in the session."""
@@ -16,12 +18,18 @@ def generate(model, settings) -> dict:
         temperature=settings.temperature,
         top_k=settings.top_k or None,
         seed=settings.seed,
+        alternatives=ALTERNATIVES,
     )
-    tokens = [model.tokenizer.decode([t]) for t in result.new_tokens[0]]
+    decode = model.tokenizer.decode
+    tokens = [decode([t]) for t in result.new_tokens[0]]
     return {
         "prompt": settings.prompt,
         "tokens": tokens,
         "probs": [float(p) for p in result.token_probs[0]],
+        "alternatives": [
+            ", ".join(f"{decode([t])!r} {p:.3g}" for t, p in zip(ids, probs))
+            for ids, probs in zip(result.top_tokens[0], result.top_probs[0])
+        ],
         "stopped_at_context": result.stopped_at_context,
         "model_id": settings.model_id,
     }
@@ -41,5 +49,11 @@ def render(model, settings) -> None:
             f"{len(probs)} new tokens · mean probability {sum(probs) / len(probs):.3g} · "
             f"darker = more probable (hover a token for its probability)"
         )
-        table = pd.DataFrame({"token": [repr(t) for t in generation["tokens"]], "probability": probs})
+        table = pd.DataFrame(
+            {
+                "token": [repr(t) for t in generation["tokens"]],
+                "probability": probs,
+                f"the {ALTERNATIVES} likeliest tokens at that step": generation["alternatives"],
+            }
+        )
         st.dataframe(table, width="stretch", height=260)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import streamlit as st
-
 from gpt2atlas.app import state
-from gpt2atlas.app.widgets import reading
+from gpt2atlas.app.widgets import chart, reading
 from gpt2atlas.viz.readings import read
 
 MODULE = "gpt2atlas.analysis.attention"
@@ -18,4 +16,4 @@ def render(model, settings) -> None:
     result = state.cached_analysis(settings.model_id, MODULE, settings.prompt)
     reading(read("attention", result.findings))
     fig = score_grid_figure(result.findings["heads"], SCORES, model.cfg.n_layer, model.cfg.n_head)
-    st.plotly_chart(fig, width="stretch", key="roles_chart")
+    chart(fig, key="roles_chart")

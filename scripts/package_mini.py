@@ -56,12 +56,18 @@ def main() -> int:
     # the final weights, float16
     final = load_file(str(steps2[-1][1] / "model.safetensors"))
     shutil.copy(steps2[-1][1] / "config.json", args.out / "config.json")
-    save_file({k: v.half().contiguous() for k, v in final.items()}, str(args.out / "model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(
+        {k: v.half().contiguous() for k, v in final.items()},
+        str(args.out / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
 
     # metrics: one history, phase 2 continuing phase 1's step and token counts
     lines = []
-    for run, step_offset, token_offset, phase in ((args.phase1, 0, 0, 1), (args.phase2, offset_steps, offset_tokens, 2)):
+    for run, step_offset, token_offset, phase in (
+        (args.phase1, 0, 0, 1),
+        (args.phase2, offset_steps, offset_tokens, 2),
+    ):
         for line in (run / "metrics.jsonl").read_text().splitlines():
             row = json.loads(line)
             if phase == 2 and row["step"] == 0:
@@ -84,8 +90,10 @@ def main() -> int:
     # the midway checkpoint: int8 token embedding rows, everything else float16
     midway = load_file(str(args.phase1 / "checkpoints" / f"step-{args.midway:06d}" / "model.safetensors"))
     rows, scale = quantize_rows(midway.pop(WTE))
-    save_file({**{k: v.half().contiguous() for k, v in midway.items()}, f"{WTE}.int8": rows, f"{WTE}.scale": scale},
-              str(history / f"step-{args.midway:06d}.safetensors"))
+    save_file(
+        {**{k: v.half().contiguous() for k, v in midway.items()}, f"{WTE}.int8": rows, f"{WTE}.scale": scale},
+        str(history / f"step-{args.midway:06d}.safetensors"),
+    )
 
     # the initial weights: regenerated from the recipe's seed, checked against this hash
     init = initial_model(config1)
@@ -99,27 +107,44 @@ def main() -> int:
     (history / INIT_FILE).write_text(json.dumps({"seed": config1.seed, "sha256": init_sha256(init)}, indent=1) + "\n")
 
     # head-score probes: the tokens most frequent in the training split
-    tokens = prepare_tokens(config1.data if Path(config1.data).exists() else phase1["tokens"]["spec"],
-                            val_fraction=config1.val_fraction)
+    tokens = prepare_tokens(
+        config1.data if Path(config1.data).exists() else phase1["tokens"]["spec"], val_fraction=config1.val_fraction
+    )
     ids, share = frequent_tokens(tokens.train, PROBE_TOKENS)
-    (history / PROBES_FILE).write_text(json.dumps({
-        "description": f"the {PROBE_TOKENS} tokens most frequent in the training split, most frequent first",
-        "share_of_training_tokens": round(share, 4),
-        "ids": ids}) + "\n")
+    (history / PROBES_FILE).write_text(
+        json.dumps(
+            {
+                "description": f"the {PROBE_TOKENS} tokens most frequent in the training split, most frequent first",
+                "share_of_training_tokens": round(share, 4),
+                "ids": ids,
+            }
+        )
+        + "\n"
+    )
 
     # the recipe as the data's name, not the path of the token folder the run may have read it from
     for phase in (phase1, phase2):
         phase["config"]["data"] = phase["tokens"]["spec"]
     phase2["config"]["init_from"] = "phase 1's final weights"
-    (history / RUN_FILE).write_text(json.dumps({
-        "recipe": "scripts/train_mini.py",
-        "phases": [
-            {"config": phase1["config"], "steps": offset_steps, "tokens": offset_tokens},
-            {"config": phase2["config"], "steps": steps2[-1][0], "tokens": steps2[-1][0] * config1.batch_tokens},
-        ],
-        "data": phase1["tokens"],
-        "midway_step": args.midway,
-    }, indent=1) + "\n")
+    (history / RUN_FILE).write_text(
+        json.dumps(
+            {
+                "recipe": "scripts/train_mini.py",
+                "phases": [
+                    {"config": phase1["config"], "steps": offset_steps, "tokens": offset_tokens},
+                    {
+                        "config": phase2["config"],
+                        "steps": steps2[-1][0],
+                        "tokens": steps2[-1][0] * config1.batch_tokens,
+                    },
+                ],
+                "data": phase1["tokens"],
+                "midway_step": args.midway,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     total = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     print(f"wrote {args.out}: {total / 1e6:.1f} MB")
     return 0

@@ -65,8 +65,13 @@ def main() -> int:
         recipe = replace(PHASE2, init_from=args.phase2_from) if args.phase2_from else RECIPE
         base = RunFolder(args.out).read_config() if args.resume else recipe.with_overrides(data=args.data)
         config = base.with_overrides(device=args.device, micro_batch=args.micro_batch, max_steps=args.max_steps)
-        result = train(config, args.out, resume=args.resume,
-                       time_limit_s=args.time_limit * 60 if args.time_limit else None, threads=args.threads)
+        result = train(
+            config,
+            args.out,
+            resume=args.resume,
+            time_limit_s=args.time_limit * 60 if args.time_limit else None,
+            threads=args.threads,
+        )
     except AtlasError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -295,3 +295,37 @@ def test_dashboard_generate_then_attention(dashboard):
         assert [u for u in page.requested_urls() if not u.startswith(("http://127.0.0.1", "data:", "blob:"))] == []
 
     run_in_browser(scenario)
+
+
+VIEW_READY = """(() => {
+  if (document.querySelector('[data-stale="true"]') || document.querySelector('[data-testid="stSpinner"]')) return false;
+  if (document.querySelector('[data-testid="stException"]')) return 'exception';
+  return document.querySelectorAll('.js-plotly-plot .main-svg').length > 0
+    || !!document.querySelector('.gpt2atlas-sample');
+})()"""
+
+
+def test_every_dashboard_view_shows_its_figure(dashboard):
+    from gpt2atlas.app.views import VIEWS
+
+    async def scenario(browser) -> None:
+        page = await Page.open(browser, dashboard, width=1280, height=1000)
+        await page.wait_for(VIEW_READY, 90, "the landing page (the default prompt continued)")
+        keep_screenshot("dashboard-landing", await page.screenshot())
+        for view in VIEWS:
+            await page.wait_for(CLICK_LABEL.format(label=view), 30, f"the {view} view picker")
+            if view == "Geometry":  # on demand: press its button
+                await page.wait_for(CLICK_BUTTON.format(label="Run the geometry analysis"), 30, "the Run button")
+            await asyncio.sleep(1.0)
+            state = await page.wait_for(VIEW_READY, 120, f"the {view} view to draw")
+            assert state is True, f"{view}: {state}"
+            await asyncio.sleep(0.5)
+            png = await page.screenshot()
+            keep_screenshot(f"dashboard-{view.lower().replace(' ', '-')}", png)
+            assert non_blank_share(png) > 0.02, view
+            wide = await page.evaluate("document.documentElement.scrollWidth > document.documentElement.clientWidth")
+            assert not wide, f"{view}: wider than the window"
+        assert page.js_errors() == []
+        assert [u for u in page.requested_urls() if not u.startswith(("http://127.0.0.1", "data:", "blob:"))] == []
+
+    run_in_browser(scenario)

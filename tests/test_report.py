@@ -125,7 +125,7 @@ def test_numbers_in_the_page_match_the_findings(report, tiny_model):
     assert f"{summary['parameter_counts']['total']:,}" in text
     attention = data["sections"]["attention"]["parts"][0]
     best = max(attention["heads"], key=lambda r: r["prev_token"])
-    assert html.escape(f"L{best['layer']}H{best['head']} (prev_token = {num(best['prev_token'])})") in text
+    assert html.escape(f"L{best['layer']}H{best['head']} ({num(best['prev_token'])})") in text
     sink = attention["attention_sink"]["by_layer"]
     assert f"{100 * sink[0]:.1f}% in layer 0" in text
     samples = data["sections"]["samples"]["parts"][0]

@@ -43,5 +43,10 @@ def figure_picker(figures: Mapping[str, go.Figure], key: str, preferred: tuple[s
 
 
 def chart(fig: go.Figure, key: str, width: Literal["stretch", "content"] = "stretch") -> None:
-    """A plotly figure as we drew it: Streamlit's theme off (it replaced our colour scales and fonts)."""
+    """A plotly figure as we drew it: Streamlit's theme off (it replaced our colour scales and fonts).
+
+    Stretched figures drop the fixed pixel width they have for PNG export, so they fit the page's column.
+    """
+    if width == "stretch":
+        fig = go.Figure(fig).update_layout(width=None, autosize=True)
     st.plotly_chart(fig, width=width, theme=None, key=key)

@@ -111,12 +111,30 @@ def layer_grid_figure(patterns: np.ndarray, labels: Sequence[str], layer: int) -
     return _blank_background(fig)
 
 
+SCORE_TITLES = {
+    "prev_token": "previous token",
+    "bos": "first token (sink)",
+    "entropy": "entropy (nats)",
+    "self": "the token itself",
+    "induction": "induction (repeated sequences)",
+    "duplicate": "duplicate token (repeated sequences)",
+}
+
+
+def score_title(score: str) -> str:
+    return SCORE_TITLES.get(score, score.replace("_", " "))
+
+
 def score_grid_figure(heads: Sequence[dict[str, Any]], scores: Sequence[str], n_layer: int, n_head: int) -> go.Figure:
     """The whole model as layer x head grids, one per score (entropy in nats on its own colour scale)."""
     cols = 3
     rows = math.ceil(len(scores) / cols)
     fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=list(scores), horizontal_spacing=0.06, vertical_spacing=0.12
+        rows=rows,
+        cols=cols,
+        subplot_titles=[score_title(s) for s in scores],
+        horizontal_spacing=0.06,
+        vertical_spacing=0.12,
     )
     for i, score in enumerate(scores):
         grid = np.full((n_layer, n_head), np.nan)
@@ -129,7 +147,7 @@ def score_grid_figure(heads: Sequence[dict[str, Any]], scores: Sequence[str], n_
                 x=list(range(n_head)),
                 y=list(range(n_layer)),
                 coloraxis="coloraxis2" if score == "entropy" else "coloraxis",
-                hovertemplate=f"layer %{{y}} head %{{x}}<br>{score} %{{z:.3f}}<extra></extra>",
+                hovertemplate=f"layer %{{y}} head %{{x}}<br>{score_title(score)} %{{z:.3f}}<extra></extra>",
             ),
             row=i // cols + 1,
             col=i % cols + 1,
@@ -137,7 +155,7 @@ def score_grid_figure(heads: Sequence[dict[str, Any]], scores: Sequence[str], n_
     fig.update_xaxes(title_text="head", dtick=1 if n_head <= 16 else None)
     fig.update_yaxes(title_text="layer", autorange="reversed", dtick=1 if n_layer <= 24 else None)
     fig.update_layout(
-        title="head scores: layer x head",
+        title="Each head's attention scores, layer by head (share of attention on each target)",
         width=1200,
         height=420 * rows + 80,
         coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar": {"title": "score", "x": 1.02}},
@@ -179,7 +197,7 @@ def _line_traces(pattern: np.ndarray, visible: bool, head: int, colour: str) -> 
 
 def _lines_title(layer: int, head: int | None) -> str:
     which = "every head (one colour each)" if head is None else f"head {head}"
-    return f"layer {layer}, {which}: attention lines (left: query, right: key; opacity = weight)"
+    return f"layer {layer}, {which}: attention lines<br><sup>left: query, right: key; opacity = weight</sup>"
 
 
 def lines_figure(patterns: np.ndarray, labels: Sequence[str], layer: int, selected: int | None) -> go.Figure:
@@ -230,8 +248,9 @@ def lines_figure(patterns: np.ndarray, labels: Sequence[str], layer: int, select
                 "buttons": buttons,
                 "active": 0 if selected is None else selected + 1,
                 "x": 1.0,
-                "y": 1.08,
+                "y": 1.0,
                 "xanchor": "right",
+                "yanchor": "bottom",
             }
         ],
         xaxis={"visible": False, "range": [-0.6, 1.6]},

@@ -302,7 +302,7 @@ def read_attention(f: dict) -> list[str]:
     def top(score: str, label: str) -> Callable[[], str]:
         def say() -> str:
             best = max((r for r in heads if r[score] is not None), key=lambda r: r[score])
-            said = f"Strongest {label} score: {_head(best)} ({score} = {num(best[score])})"
+            said = f"Strongest {label} score: {_head(best)} ({num(best[score])})"
             uniform = lookup(f, f"uniform_baseline.{score}")
             if uniform is None:
                 return said + "."

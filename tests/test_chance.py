@@ -79,3 +79,20 @@ def test_a_random_model_reads_as_chance_and_the_trained_one_does_not(
         sentence = next(s for s in embedding_readings[name] if s.startswith(opening))
         if expected:
             assert expected in sentence, (name, sentence)
+
+
+def test_intrinsic_dimension_is_read_against_a_random_initialised_twin():
+    from gpt2atlas.geometry.analysis import analyze as analyze_geometry
+
+    options = {"max_texts": 100, "all_tokens_budget": 1000, "gride_max_rank": 16, "progress": False}
+    said = {}
+    for name, model in (("random", random_model(RANDOM_SHAPE, seed=3)), ("mini", load_model("mini"))):
+        findings = analyze_geometry(model, **options).findings
+        control = findings["control"]["twonn"]
+        assert {len(v) for v in control.values()} == {model.cfg.n_layer + 1}  # every residual layer
+        said[name] = [s for s in readings.read("geometry", findings) if "cloud: TwoNN" in s]
+        assert len(said[name]) == 2
+    assert all("within chance" in s for s in said["random"]), said["random"]
+    assert any("than chance, beyond 3 standard errors" in s for s in said["mini"]), said["mini"]
+    off = analyze_geometry(random_model(RANDOM_SHAPE, seed=3), control=False, **options).findings
+    assert off["control"] is None and all("random-initialised" not in s for s in readings.read("geometry", off))

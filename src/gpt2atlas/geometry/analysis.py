@@ -115,13 +115,15 @@ def analyze(
     gride_max_rank: int = DEFAULTS["gride_max_rank"],
     seed: int = 0,
     progress: bool = True,
+    control: bool | None = None,
 ) -> GeometryResult:
     """Measure the geometry of `model`'s hidden representations of a corpus, layer by layer.
 
     `texts` (or a `Corpus`) default to the docstring paragraphs of Python's standard library. `prompt` is the
     text whose token vectors give the Gram-volume profile (default: the first text). `layer` picks the
     residual layer shown as distance matrices and t-SNE (default: the hidden layer where the last-token TwoNN
-    ID peaks).
+    ID peaks). `control` also measures a random-initialised GPT-2 of the same shape on the same texts and
+    points, the baseline every ID is read against (default: for models up to CONTROL_MAX_PARAMETERS).
     """
     check_settings(
         model,
@@ -151,6 +153,22 @@ def analyze(
     clock["extraction"] = time.perf_counter()
     rows = _measure_all(clouds, gride_max_rank=gride_max_rank, seed=seed, progress=progress)
     clock["estimation"] = time.perf_counter()
+    run_control = (
+        control if control is not None else sum(p.numel() for p in model.parameters()) <= CONTROL_MAX_PARAMETERS
+    )
+    control_findings = (
+        random_control(
+            model,
+            corpus.texts,
+            max_tokens=max_tokens,
+            all_tokens_budget=all_tokens_budget,
+            include_first=include_first,
+            seed=seed,
+        )
+        if run_control
+        else None
+    )
+    clock["control"] = time.perf_counter()
     focus = layer if layer is not None else _peak_layer(rows, "last_token", model.cfg.n_layer)
     focus_index = next(i for i, s in enumerate(sites) if s.substep == RESID and s.layer == focus)
     findings: dict[str, Any] = {
@@ -172,7 +190,8 @@ def analyze(
         "n_texts_skipped_short": clouds.n_skipped_short,
         "n_tokens": int(clouds.token_counts.sum()),
         "layers": rows,
-        "summary": {c: _peak_summary(rows, c, model.cfg.n_layer) for c in CLOUDS},
+        "summary": {c: _peak_summary(rows, c, model.cfg.n_layer, control_findings) for c in CLOUDS},
+        "control": control_findings,
         "focus_layer": focus,
         "text_distances": _text_distances(clouds, focus_index, corpus.texts, focus),
         "tsne": _tsne(clouds, focus_index, corpus.texts, focus, seed),
@@ -207,6 +226,50 @@ def check_settings(
         raise InputError(f"all_tokens_budget={all_tokens_budget} must be at least 1", arguments=("all_tokens_budget",))
     if prompt is not None:
         _gram_tokens(model, prompt, max_tokens, include_first)
+
+
+CONTROL_MAX_PARAMETERS = 800_000_000  # gpt2-large; gpt2-xl's control would need another 6 GB
+CONTROL_SEED_OFFSET = 1_000_003
+
+
+def random_control(
+    model: GPT2,
+    texts: Sequence[str],
+    *,
+    max_tokens: int,
+    all_tokens_budget: int,
+    include_first: bool,
+    seed: int,
+) -> dict[str, Any]:
+    """TwoNN per residual layer of a random-initialised GPT-2 of `model`'s shape, on the same texts and positions.
+
+    What a network that learned nothing gives, measured the same way: the chance baseline for every ID reading.
+    """
+    control_seed = seed + CONTROL_SEED_OFFSET
+    twin = GPT2(model.cfg, model.tokenizer).init_weights(seed=control_seed).eval().requires_grad_(False)
+    twin = twin.to(device=model.device, dtype=next(model.parameters()).dtype)
+    sites = measurement_sites(model.cfg.n_layer, False)
+    clouds = extract_clouds(
+        twin,
+        list(texts),
+        sites,
+        max_tokens=max_tokens,
+        all_tokens_budget=all_tokens_budget,
+        include_first=include_first,
+        seed=seed,  # the same sampled points as the model's clouds
+        progress=False,
+    )
+    del twin
+    twonn_by_cloud: dict[str, list[dict[str, float]]] = {}
+    for cloud in CLOUDS:
+        estimates = [twonn(unique_rows(points), TWONN_DISCARD_FRACTION, seed=seed) for points in clouds.points[cloud]]
+        twonn_by_cloud[cloud] = [{"id": e.id, "err": e.err} for e in estimates]
+    return {
+        "kind": "random-initialised GPT-2 of the same shape (weights normal(0, 0.02), LayerNorm gains 1), "
+        "on the same texts and sampled positions",
+        "seed": control_seed,
+        "twonn": twonn_by_cloud,  # per cloud, per residual layer (0 = embedding output)
+    }
 
 
 def _measure_all(clouds: Clouds, *, gride_max_rank: int, seed: int, progress: bool) -> list[dict[str, Any]]:
@@ -249,12 +312,16 @@ def _peak_layer(rows: list[dict], cloud: str, n_layer: int) -> int:
     return max(candidates, key=lambda r: r["twonn_id"])["layer"] if candidates else n_layer // 2
 
 
-def _peak_summary(rows: list[dict], cloud: str, n_layer: int) -> dict[str, Any]:
+def _peak_summary(rows: list[dict], cloud: str, n_layer: int, control: dict[str, Any] | None) -> dict[str, Any]:
     peak = _peak_layer(rows, cloud, n_layer)
     resid = {r["layer"]: r for r in rows if r["cloud"] == cloud and r["substep"] == RESID}
+    baseline = control["twonn"][cloud][peak] if control else None
     return {
         "peak_layer": peak,
         "peak_twonn_id": resid[peak]["twonn_id"],
+        # the random-initialised control of the same shape, same texts and points, at the same layer
+        "peak_control_twonn_id": baseline["id"] if baseline else None,
+        "peak_control_twonn_err": baseline["err"] if baseline else None,
         "first_twonn_id": resid[0]["twonn_id"],
         "last_twonn_id": resid[n_layer]["twonn_id"],
     }

@@ -22,7 +22,7 @@ def geometry_figures(findings: dict[str, Any]) -> dict[str, go.Figure]:
     rows = findings["layers"]
     clouds = [c for c in CLOUD_TITLES if any(r["cloud"] == c for r in rows)]
     return {
-        "id_vs_layer": id_vs_layer(rows, clouds),
+        "id_vs_layer": id_vs_layer(rows, clouds, findings.get("control")),
         "id_vs_scale": id_vs_scale(rows, clouds),
         "pca_spectra": pca_spectra(rows, clouds),
         "pca_components": pca_components_vs_depth(rows, clouds),
@@ -91,8 +91,9 @@ def _depth_axis_title() -> str:
 
 
 # ----- figures -----------------------------------------------------------------------------------------------
-def id_vs_layer(rows: list[dict], clouds: list[str]) -> go.Figure:
-    """Every estimator's ID along the forward pass, one column per cloud, error bars where there are any."""
+def id_vs_layer(rows: list[dict], clouds: list[str], control: dict[str, Any] | None = None) -> go.Figure:
+    """Every estimator's ID along the forward pass, one column per cloud, error bars where there are any; the
+    random-initialised control's TwoNN dashed beside the model's (the chance baseline)."""
     estimators = [
         ("TwoNN", lambda r: r["twonn_id"], lambda r: r["twonn_err"], "#1f77b4"),
         ("GRIDE (n1=8, n2=16)", lambda r: _gride_at(r)[0], lambda r: _gride_at(r)[1], "#d62728"),
@@ -110,6 +111,25 @@ def id_vs_layer(rows: list[dict], clouds: list[str]) -> go.Figure:
         for j, cloud in enumerate(clouds, start=1):
             for trace in _depth_traces(rows, cloud, value, err, name=name, color=color, legend=j == 1):
                 fig.add_trace(trace, row=i, col=j)
+            if i == 1 and control:
+                resid = _by_depth(rows, cloud, True)
+                baseline = [control["twonn"][cloud][r["layer"]] for r in resid]
+                fig.add_trace(
+                    go.Scatter(
+                        x=[r["depth"] for r in resid],
+                        y=[b["id"] for b in baseline],
+                        error_y=dict(type="data", array=[b["err"] for b in baseline], visible=True),
+                        mode="lines+markers",
+                        line=dict(color="#7f7f7f", dash="dash"),
+                        marker=dict(color="#7f7f7f", size=6),
+                        name="TwoNN of a random-initialised GPT-2 (chance)",
+                        legendgroup="control",
+                        showlegend=j == 1,
+                        hovertemplate="random-initialised control<br>%{y:.3g}<extra></extra>",
+                    ),
+                    row=i,
+                    col=j,
+                )
         fig.update_yaxes(title_text=name.split(":")[0].split(" (")[0], row=i, col=1)
     fig.update_xaxes(title_text=_depth_axis_title(), row=len(estimators))
     fig.update_layout(

@@ -611,12 +611,29 @@ def read_geometry(f: dict) -> list[str]:
         def say() -> str:
             mine = [r for r in rows if r["cloud"] == cloud and r.get("twonn_id") is not None]
             peak = max(mine, key=lambda r: r["twonn_id"])
-            return (
+            said = (
                 f"{cloud.replace('_', ' ')} cloud: TwoNN intrinsic dimension {num(mine[0]['twonn_id'])} at "
                 f"{_layer_name(mine[0]['layer'])}, peaks at {num(peak['twonn_id'])} ± {num(peak.get('twonn_err'))} "
                 f"at {_layer_name(peak['layer'])}, ends at {num(mine[-1]['twonn_id'])} at "
                 f"{_layer_name(mine[-1]['layer'])}; PCA needs {min(r['pca_id_90'] for r in mine)}–"
                 f"{max(r['pca_id_90'] for r in mine)} components for 90% of the variance."
+            )
+            summary = f.get("summary", {}).get(cloud, {})
+            control, control_err = summary.get("peak_control_twonn_id"), summary.get("peak_control_twonn_err")
+            at_peak = next((r for r in mine if r["layer"] == summary.get("peak_layer")), None)
+            if control is None or at_peak is None:
+                return said
+            measured, err = at_peak["twonn_id"], at_peak.get("twonn_err") or 0.0
+            gap = abs(measured - control)
+            beyond = gap > 3 * math.hypot(err, control_err or 0.0)
+            return (
+                f"{said} At {_layer_name(at_peak['layer'])} a random-initialised GPT-2 of this shape, on the same "
+                f"points, gives {num(control)} ± {num(control_err)} against {num(measured)}: "
+                + (
+                    f"{'higher' if measured > control else 'lower'} than chance, beyond 3 standard errors."
+                    if beyond
+                    else versus_chance(False) + "."
+                )
             )
 
         return say

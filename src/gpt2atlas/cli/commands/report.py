@@ -172,26 +172,31 @@ def dashboard(
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}
     print(f"gpt2atlas dashboard for {model}: http://127.0.0.1:{port}  (Ctrl-C stops it)")
     app_file = Path(gpt2atlas.app.__file__).with_name("streamlit_app.py")
-    code = run_forwarding_signals(app_command(app_file, model, port, device=device), env)
-    if code not in (0, -signal.SIGINT, -signal.SIGTERM, 130):
+    code, stopped = run_forwarding_signals(app_command(app_file, model, port, device=device), env)
+    if not stopped and code != 0:  # asked to stop, the server's own exit code says only how it was interrupted
         raise typer.Exit(code)
 
 
-def run_forwarding_signals(command: list[str], env: dict[str, str]) -> int:
+def run_forwarding_signals(command: list[str], env: dict[str, str]) -> tuple[int, bool]:
     """Run `command` as a child that receives this process's SIGINT and SIGTERM, and wait for it to end.
 
-    Without this, a SIGTERM to `gpt2atlas app` (a service manager, `kill`) ended it and left the Streamlit server
-    running on its port. Ctrl-C in a terminal reaches both already; forwarding it again is harmless.
+    Returns the child's exit code and whether a signal asked it to stop. Without this, a SIGTERM to `gpt2atlas app`
+    (a service manager, `kill`) ended it and left the Streamlit server running on its port. Ctrl-C in a terminal
+    reaches both already; forwarding it again is harmless. A SIGINT that lands while Streamlit is still setting up
+    its own handlers ends it with Python's KeyboardInterrupt (exit 1): still the stop that was asked for.
     """
     child = subprocess.Popen(command, env=env)
+    stopped = False
 
     def forward(signum, frame) -> None:
+        nonlocal stopped
+        stopped = True
         if child.poll() is None:
             child.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return child.wait()
+        return child.wait(), stopped
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

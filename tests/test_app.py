@@ -95,6 +95,15 @@ def figure_specs(app: AppTest) -> str:
     return " ".join(chart.proto.spec for chart in app.get("plotly_chart"))
 
 
+def test_how_it_learned_shows_the_shipped_history_and_explains_its_absence(app):
+    app.radio(key="view").set_value("How it learned").run()
+    assert errors(app) == [] and any("needs a training history" in i.value for i in app.info)
+    app.sidebar.text_input(key="model").input("mini").run()
+    assert errors(app) == []
+    assert len(app.get("plotly_chart")) == 1
+    assert any("position" in m.value and "initial" in m.value for m in app.markdown)
+
+
 def test_pickers_steer_the_analyses(app):
     app.radio(key="view").set_value("Neurons").run()
     app.selectbox(key="neuron_layer").set_value(1).run()
@@ -129,7 +138,7 @@ def test_coming_back_to_a_picker_value_reuses_the_analysis(app, monkeypatch):
 
 def test_head_roles_and_analysis_views(app):
     app.sidebar.text_area(key="prompt").input(HOSTILE).run()
-    for view in [v for v in VIEWS if v not in ("Generated text", "Attention", "Geometry")]:
+    for view in [v for v in VIEWS if v not in ("Generated text", "Attention", "Geometry", "How it learned")]:
         app.radio(key="view").set_value(view).run()
         assert errors(app) == [], view
         drawn = len(app.get("plotly_chart"))

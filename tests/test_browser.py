@@ -317,6 +317,11 @@ def test_every_dashboard_view_shows_its_figure(dashboard):
             if view == "Geometry":  # on demand: press its button
                 await page.wait_for(CLICK_BUTTON.format(label="Run the geometry analysis"), 30, "the Run button")
             await asyncio.sleep(1.0)
+            if view == "How it learned":  # a random checkpoint has no training history: the view says so
+                await page.wait_for(
+                    "document.body.innerText.includes('This view needs a training history')", 30, "the note"
+                )
+                continue
             state = await page.wait_for(VIEW_READY, 120, f"the {view} view to draw")
             assert state is True, f"{view}: {state}"
             await asyncio.sleep(0.5)

@@ -389,3 +389,26 @@ def test_gride_curve_has_a_gap_where_rank_8_was_not_measured():
     large = {"gride": {"ranks": [1, 2, 4, 8], "ids": [3.0, 3.1, 3.2, 3.3], "errs": [0.1, 0.1, 0.1, 0.2]}}
     assert _gride_at(small) == (None, None)
     assert _gride_at(large) == (3.3, 0.2)
+
+
+def test_progress_is_reported_stage_by_stage():
+    calls: list[tuple[str, int, int]] = []
+    texts = [f"Text number {i} says something about lamps and {i % 7} boats." for i in range(40)]
+    analyze(
+        random_model(),
+        texts=texts,
+        max_texts=40,
+        all_tokens_budget=200,
+        gride_max_rank=8,
+        progress=False,
+        on_progress=lambda stage, done, total: calls.append((stage, done, total)),
+    )
+    stages = list(dict.fromkeys(stage for stage, _, _ in calls))
+    assert stages == ["extracting", "estimating", "control"]
+    for stage in stages:
+        mine = [(done, total) for s, done, total in calls if s == stage]
+        assert [d for d, _ in mine] == sorted(d for d, _ in mine)  # never goes back
+        assert all(0 <= d <= t for d, t in mine)
+    assert calls[-1] == ("control", 1, 1)
+    extracting = [c for c in calls if c[0] == "extracting"]
+    assert extracting[-1][1] == extracting[-1][2]  # every text read

@@ -69,6 +69,9 @@ class AreaUnavailable(Exception):
     """An area's module is not part of this installation (an optional extra)."""
 
 
+ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total): long analyses report as they go
+
+
 def call_supported(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     """Call `fn` with only the keyword arguments its signature accepts (analyses differ in their knobs)."""
     params = inspect.signature(fn).parameters

@@ -24,6 +24,7 @@ from gpt2atlas.analysis.attention import (
     repeated_sequences,
     uniform_baselines,
 )
+from gpt2atlas.analysis.base import ProgressCallback
 from gpt2atlas.analysis.embeddings import active_dims, dominant_period, offset_dims, pca
 from gpt2atlas.analysis.journey import lens_log_probs
 from gpt2atlas.model.gpt2 import GPT2
@@ -200,15 +201,22 @@ def appearances(positions: list[PositionShape], checkpoints: list[CheckpointMeas
     return found
 
 
-def analyze(history: TrainingHistory, *, progress: bool = True) -> Dynamics:
-    """Measure every checkpoint of `history` (see the module docstring)."""
+def analyze(
+    history: TrainingHistory, *, progress: bool = True, on_progress: ProgressCallback | None = None
+) -> Dynamics:
+    """Measure every checkpoint of `history` (see the module docstring); `on_progress("checkpoints", done, total)`
+    follows the checkpoints."""
     from tqdm import tqdm
 
     positions = [position_shape(step, tokens, table) for step, tokens, table in history.positions]
     checkpoints: list[CheckpointMeasures] = []
     probes: tuple[torch.Tensor, torch.Tensor] | None = None  # (repeated sequences, lens text), once
     half = REPEAT_HALF
-    for snapshot in tqdm(history.snapshots, desc="measuring checkpoints", disable=not progress, leave=False):
+    for done, snapshot in enumerate(
+        tqdm(history.snapshots, desc="measuring checkpoints", disable=not progress, leave=False)
+    ):
+        if on_progress is not None:
+            on_progress("checkpoints", done, len(history.snapshots))
         model = snapshot.load()
         if probes is None:
             half = repeat_half(model.cfg.n_ctx)

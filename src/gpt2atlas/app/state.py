@@ -6,13 +6,15 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from gpt2atlas.analysis.base import call_supported, import_area
+from gpt2atlas.analysis.base import ProgressCallback, call_supported, import_area
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.viz.figures import figures_of
 
@@ -52,12 +54,51 @@ def get_model(model_id: str) -> GPT2:
     return load_model(model_id, device=server_device())
 
 
-@st.cache_resource(max_entries=32, show_spinner="analysing ...")
-def cached_analysis(model_id: str, module: str, prompt: str | None, options: tuple = ()) -> Any:
-    """`module.analyze(model, prompt, **options)`, computed once per model, prompt and options."""
-    analyze = import_area(module).analyze
-    args = (get_model(model_id),) if prompt is None else (get_model(model_id), prompt)
-    return call_supported(analyze, *args, **dict(options))
+class ResultCache:
+    """A small thread-safe LRU shared by every session (Streamlit runs each session in a thread).
+
+    Not `st.cache_resource`: a long analysis reports progress into a bar drawn outside it, which Streamlit's
+    cache refuses (it would have to replay that element on a hit).
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self.entries: OrderedDict[tuple, Any] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        with self.lock:
+            if key in self.entries:
+                self.entries.move_to_end(key)
+                return self.entries[key]
+        value = compute()  # outside the lock: other sessions are not held up by a long analysis
+        with self.lock:
+            self.entries[key] = value
+            while len(self.entries) > self.max_entries:
+                self.entries.popitem(last=False)
+        return value
+
+
+@st.cache_resource
+def result_cache() -> ResultCache:
+    return ResultCache(max_entries=32)
+
+
+def cached_analysis(
+    model_id: str, module: str, prompt: str | None, options: tuple = (), on_progress: ProgressCallback | None = None
+) -> Any:
+    """`module.analyze(model, prompt, **options)`, computed once per model, prompt and options (in this process).
+
+    `on_progress` goes to analyses that report their progress; it is not part of the key.
+    """
+
+    def compute() -> Any:
+        analyze = import_area(module).analyze
+        args = (get_model(model_id),) if prompt is None else (get_model(model_id), prompt)
+        extra = {"on_progress": on_progress} if on_progress is not None else {}
+        return call_supported(analyze, *args, **dict(options), **extra)
+
+    return result_cache().get(("analysis", model_id, module, prompt, options), compute)
 
 
 def module_available(module: str) -> bool:

@@ -11,7 +11,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from tqdm.auto import tqdm
 
-from gpt2atlas.analysis.base import AnalysisResult
+from gpt2atlas.analysis.base import AnalysisResult, ProgressCallback
 from gpt2atlas.errors import InputError
 from gpt2atlas.geometry.corpus import Corpus, default_corpus, sample_texts
 from gpt2atlas.geometry.estimators import (
@@ -116,6 +116,7 @@ def analyze(
     seed: int = 0,
     progress: bool = True,
     control: bool | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> GeometryResult:
     """Measure the geometry of `model`'s hidden representations of a corpus, layer by layer.
 
@@ -124,6 +125,7 @@ def analyze(
     residual layer shown as distance matrices and t-SNE (default: the hidden layer where the last-token TwoNN
     ID peaks). `control` also measures a random-initialised GPT-2 of the same shape on the same texts and
     points, the baseline every ID is read against (default: for models up to CONTROL_MAX_PARAMETERS).
+    `on_progress(stage, done, total)` follows the three stages: extracting, estimating, control.
     """
     check_settings(
         model,
@@ -149,13 +151,16 @@ def analyze(
         include_first=include_first,
         seed=seed,
         progress=progress,
+        on_progress=on_progress,
     )
     clock["extraction"] = time.perf_counter()
-    rows = _measure_all(clouds, gride_max_rank=gride_max_rank, seed=seed, progress=progress)
+    rows = _measure_all(clouds, gride_max_rank=gride_max_rank, seed=seed, progress=progress, on_progress=on_progress)
     clock["estimation"] = time.perf_counter()
     run_control = (
         control if control is not None else sum(p.numel() for p in model.parameters()) <= CONTROL_MAX_PARAMETERS
     )
+    if run_control and on_progress is not None:
+        on_progress("control", 0, 1)
     control_findings = (
         random_control(
             model,
@@ -169,6 +174,8 @@ def analyze(
         else None
     )
     clock["control"] = time.perf_counter()
+    if run_control and on_progress is not None:
+        on_progress("control", 1, 1)
     focus = layer if layer is not None else _peak_layer(rows, "last_token", model.cfg.n_layer)
     focus_index = next(i for i, s in enumerate(sites) if s.substep == RESID and s.layer == focus)
     findings: dict[str, Any] = {
@@ -272,10 +279,16 @@ def random_control(
     }
 
 
-def _measure_all(clouds: Clouds, *, gride_max_rank: int, seed: int, progress: bool) -> list[dict[str, Any]]:
+def _measure_all(
+    clouds: Clouds, *, gride_max_rank: int, seed: int, progress: bool, on_progress: ProgressCallback | None = None
+) -> list[dict[str, Any]]:
     jobs = [(i, site, cloud) for i, site in enumerate(clouds.sites) for cloud in CLOUDS]
     rows = []
-    for i, site, cloud in tqdm(jobs, desc="estimating", unit="cloud", disable=not progress, leave=False):
+    for done, (i, site, cloud) in enumerate(
+        tqdm(jobs, desc="estimating", unit="cloud", disable=not progress, leave=False)
+    ):
+        if on_progress is not None:
+            on_progress("estimating", done, len(jobs))
         measured = measure_cloud(
             clouds.points[cloud][i],
             gride_max_rank=gride_max_rank,

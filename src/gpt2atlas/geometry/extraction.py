@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from gpt2atlas.analysis.base import ProgressCallback
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.model.names import act_name
@@ -98,8 +99,12 @@ def extract_clouds(
     batch_tokens: int = 4096,
     seed: int = 0,
     progress: bool = True,
+    on_progress: ProgressCallback | None = None,
 ) -> Clouds:
-    """Stream `texts` through the model and keep the sampled vectors of both clouds at every site."""
+    """Stream `texts` through the model and keep the sampled vectors of both clouds at every site.
+
+    `on_progress("extracting", texts done, texts)` is called after each batch (the dashboard's progress bar).
+    """
     tokens = tokenize_texts(model, texts, max_tokens)
     lengths = np.array([len(t) for t in tokens])
     usable = np.flatnonzero(lengths)
@@ -116,6 +121,7 @@ def extract_clouds(
     # texts that contribute at least one point, longest first, so batches need little padding
     needed = np.union1d(origins["last_token"][:, 0], origins["all_tokens"][:, 0])
     order = needed[np.argsort(-lengths[needed], kind="stable")]
+    done = 0
     with tqdm(total=len(order), desc="extracting", unit="text", disable=not progress, leave=False) as bar:
         for batch in _batches(order, lengths, batch_tokens):
             width = int(lengths[batch].max())
@@ -125,6 +131,9 @@ def extract_clouds(
             copies = {c: _rows_in_batch(o, batch, width) for c, o in origins.items()}
             _forward_and_copy(model, ids, site_index, copies, points)
             bar.update(len(batch))
+            done += len(batch)
+            if on_progress is not None:
+                on_progress("extracting", done, len(order))
     return Clouds(sites, points, origins, lengths, int(len(texts) - len(usable)))
 
 

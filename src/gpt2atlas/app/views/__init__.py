@@ -2,7 +2,7 @@
 
 from typing import Any, Protocol
 
-from gpt2atlas.app.views import attention, embeddings, generation, pickers, roles, summary
+from gpt2atlas.app.views import attention, embeddings, generation, learning, pickers, roles, summary
 from gpt2atlas.app.views.analysis import AnalysisView
 
 
@@ -62,4 +62,5 @@ VIEWS: dict[str, View] = {
         options=(("max_texts", 100),),
         note="measuring the intrinsic dimension of every layer on 100 texts (about a minute on GPT-2 small) ...",
     ),
+    "How it learned": learning,
 }

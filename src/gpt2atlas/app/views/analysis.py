@@ -11,6 +11,19 @@ from gpt2atlas.app import state
 from gpt2atlas.app.widgets import figure_picker, reading
 from gpt2atlas.viz.readings import read
 
+STAGES = {"extracting": "reading the texts through the model", "estimating": "measuring each layer's cloud",
+          "control": "measuring a random-initialised twin (the chance baseline)",
+          "checkpoints": "measuring each checkpoint"}  # fmt: skip
+
+
+def progress_bar(slot) -> Callable[[str, int, int], None]:
+    """A callback that shows an analysis's progress in `slot` as a bar with the stage in words."""
+
+    def show(stage: str, done: int, total: int) -> None:
+        slot.progress(done / max(total, 1), text=f"{STAGES.get(stage, stage)}: {done:,} of {total:,}")
+
+    return show
+
 
 @dataclass(frozen=True)
 class AnalysisView:
@@ -37,8 +50,12 @@ class AnalysisView:
         options = self.options
         if self.pickers is not None:
             options += self.pickers(model, settings.prompt) if self.per_prompt else self.pickers(model)
+        bar = st.empty()
         with st.spinner(self.note or f"analysing ({self.area}) ..."):
-            result = state.cached_analysis(settings.model_id, self.module, prompt, options)
+            result = state.cached_analysis(
+                settings.model_id, self.module, prompt, options, on_progress=progress_bar(bar)
+            )
             figures = state.cached_figures(settings.model_id, self.module, prompt, options)
+        bar.empty()
         reading(read(self.area, result.findings))
         figure_picker(figures, key=f"{self.area}_figure", preferred=self.preferred)

@@ -131,7 +131,7 @@ def test_pca_matches_svd_and_finds_low_rank():
     result = E.pca(table)
     s = np.linalg.svd((table - table.mean(0)).double().numpy(), compute_uv=False)
     assert result.ratio == pytest.approx(s**2 / (s**2).sum(), abs=1e-6)
-    assert result.components_for_target <= 3
+    assert result.components_for() <= 3
 
 
 def test_local_pca_matches_per_neighbourhood_svd():

@@ -151,7 +151,7 @@ def _head_scores(model: GPT2, sequences: torch.Tensor) -> list[HeadScores]:
 
 def _lens_and_dimension(model: GPT2, tokens: torch.Tensor) -> tuple[list[float], list[float]]:
     from gpt2atlas.geometry.estimators import twonn
-    from gpt2atlas.geometry.neighbours import unique_rows
+    from gpt2atlas.numerics.neighbours import unique_rows
 
     names = residual_names(model.cfg.n_layer)
     with torch.inference_mode():

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from gpt2atlas.analysis import chance
 from gpt2atlas.analysis.base import AnalysisResult, vocab_strings
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.numerics.pca import PCA, components_for, fit_pca
+from gpt2atlas.numerics.threads import single_thread_lapack
 
 TOP_DIMS = 10
 DEFAULT_WORDS = (
@@ -48,7 +49,6 @@ DEFAULT_WORDS = (
 GPT2_SMALL_DIM_PAIRS = ((87, 138), (68, 85), (361, 724))  # pairs that show gpt2's structure (d_model 768)
 PROJECTIONS = ("pca", "tsne", "umap")
 MAX_QUERY_TOKENS = 64
-VARIANCE_TARGET = 0.9
 
 
 # ----- plain statistics ----------------------------------------------------------------------------------------
@@ -155,49 +155,9 @@ def smoothness_ratios(table: torch.Tensor, dims: Sequence[int]) -> np.ndarray:
     return np.divide(step, spread, out=np.zeros_like(step), where=spread > 0)
 
 
-def single_thread_lapack() -> threadpool_limits:
-    """Run numpy's LAPACK on one thread: small decompositions right after torch's parallel matmuls otherwise
-    fight torch's spinning OpenMP threads for the cores (measured: 3 s instead of 0.1 s on 2 cores)."""
-    return threadpool_limits(1, user_api="blas")
-
-
-# ----- PCA --------------------------------------------------------------------------------------------------------
-@dataclass
-class PCA:
-    """Principal axes of a table's rows: mean, components (d, d) as columns, explained variance ratio."""
-
-    mean: torch.Tensor
-    components: torch.Tensor
-    ratio: np.ndarray
-
-    def project(self, rows: torch.Tensor, n: int) -> np.ndarray:
-        n = min(n, self.components.shape[1])
-        return ((rows.float() - self.mean) @ self.components[:, :n]).numpy()
-
-    @property
-    def components_for_target(self) -> int:
-        return components_for(self.ratio)
-
-
 def pca(table: torch.Tensor) -> PCA:
-    """Exact PCA from the covariance matrix (d x d), so it stays fast for 50,257 rows."""
-    table = table.float()
-    mean = table.mean(dim=0)
-    centred = table - mean
-    cov = (centred.T @ centred).double().numpy() / max(len(table) - 1, 1)
-    with single_thread_lapack():
-        values, vectors = np.linalg.eigh(cov)
-    values, vectors = np.clip(values[::-1], 0, None), np.ascontiguousarray(vectors[:, ::-1])
-    total = float(values.sum())
-    ratio = values / total if total > 0 else np.zeros(len(values))
-    return PCA(mean, torch.from_numpy(vectors).float(), ratio)
-
-
-def components_for(ratio: np.ndarray, target: float = VARIANCE_TARGET) -> int:
-    """How many leading components hold `target` of the variance."""
-    if len(ratio) == 0 or ratio.sum() <= 0:
-        return 0
-    return min(int(np.searchsorted(np.cumsum(ratio), target - 1e-12)) + 1, len(ratio))
+    """Exact PCA of a table's rows from the covariance matrix (d x d): fast for 50,257 rows (numerics.pca)."""
+    return fit_pca(table)
 
 
 # ----- neighbours -------------------------------------------------------------------------------------------------
@@ -295,10 +255,7 @@ def choose_dim_pairs(
 def _manifold_input(vectors: torch.Tensor, n_dims: int = 50) -> np.ndarray:
     """Rows normalised to unit length (cosine geometry), centred and reduced to n_dims by PCA."""
     unit = torch.nn.functional.normalize(vectors.double(), dim=1).numpy()
-    centred = unit - unit.mean(axis=0)
-    with single_thread_lapack():
-        _, _, vh = np.linalg.svd(centred, full_matrices=False)
-    return (centred @ vh[:n_dims].T).astype(np.float32)
+    return fit_pca(unit).project(unit, n_dims).astype(np.float32)
 
 
 def tsne(x: np.ndarray, dims: int, seed: int) -> np.ndarray:
@@ -371,7 +328,7 @@ def _token_findings(
         "norm": extremes(W_E.norm(dim=1), vocab),
         "pca_explained_variance_ratio": token_pca.ratio[:TOP_DIMS].tolist(),
         "pca_first_share_chance": chance.top_component_share(*W_E.shape),  # isotropic Gaussian, same shape
-        "pca_components_for_90pct": token_pca.components_for_target,
+        "pca_components_for_90pct": token_pca.components_for(),
         "local_pca": {
             "neighbourhood_size": local_k,
             "anchors": len(local_components),
@@ -401,7 +358,7 @@ def _position_findings(W_pos: torch.Tensor, pos_pca: PCA) -> dict[str, Any]:
         "period_share_chance": period_share_chance(W_pos.shape[0], len(dims)) if dims else None,
         "smoothness": float(ratios.mean()) if len(ratios) else 0.0,
         "pca_explained_variance_ratio": pos_pca.ratio[:TOP_DIMS].tolist(),
-        "pca_components_for_90pct": pos_pca.components_for_target,
+        "pca_components_for_90pct": pos_pca.components_for(),
         "norm": extremes(norms, None, key="position"),
         "position0_norm_z": float(z[0]),
         "norm_outliers": [{"position": p, "norm": float(norms[p]), "z": float(z[p])} for p in outliers],

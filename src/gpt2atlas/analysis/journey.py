@@ -25,6 +25,7 @@ from gpt2atlas.analysis.base import AnalysisResult, to_jsonable, vocab_strings
 from gpt2atlas.analysis.residual import position_policy, residual_states, stat_positions, state_hooks, state_names
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.numerics.pca import fit_pca
 
 UMAP_SAMPLE = 2000
 UMAP_NEIGHBOURS = 15
@@ -119,13 +120,10 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 def pca_trajectories(states: torch.Tensor, fit_positions: torch.Tensor) -> tuple[np.ndarray, list[float]]:
     """(state, pos, 2) coordinates of every unit-normalised state on the top-2 PCs of the fitted positions."""
     units = _unit(states.double())
-    fit = units[:, fit_positions].reshape(-1, units.shape[-1])
-    mean = fit.mean(dim=0)
-    eigenvalues, eigenvectors = torch.linalg.eigh((fit - mean).T @ (fit - mean))
-    axes = eigenvectors[:, -2:].flip(-1)
-    total = eigenvalues.clamp_min(0).sum()
-    ratio = (eigenvalues.flip(0)[:2].clamp_min(0) / total).tolist() if total > 0 else [0.0, 0.0]
-    return ((units - mean) @ axes).numpy(), ratio
+    fit = fit_pca(units[:, fit_positions].reshape(-1, units.shape[-1]))
+    flat = fit.project(units.reshape(-1, units.shape[-1]), 2)
+    ratio = [float(r) for r in fit.ratio[:2]] + [0.0] * max(0, 2 - len(fit.ratio))
+    return flat.reshape(*units.shape[:-1], flat.shape[-1]), ratio
 
 
 # ----- UMAP map of the token embeddings ----------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from gpt2atlas.analysis.residual import position_policy, stat_positions
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2, Block, LayerNorm
 from gpt2atlas.model.names import act_name, module_name
+from gpt2atlas.numerics.pca import fit_pca
 
 TOP_DIMS = 5
 GAMMA_OUTLIER_Z = 6.0  # robust z-score (median / MAD) above which a gain is marked as an outlier dim
@@ -318,12 +319,11 @@ def superposition_toy(
 def top3_projection(x: torch.Tensor) -> tuple[np.ndarray, float]:
     """Coordinates of (n, d) vectors on their top-3 right singular vectors (no centring: the origin stays put)
     and the share of the squared norm those three directions hold."""
-    _, singular, vh = torch.linalg.svd(x.double(), full_matrices=False)
-    coords = (x.double() @ vh[:3].T).numpy()
+    through_origin = fit_pca(x, centre=False)
+    coords = through_origin.project(x, 3)
     if coords.shape[1] < 3:
         coords = np.pad(coords, ((0, 0), (0, 3 - coords.shape[1])))
-    total = singular.pow(2).sum()
-    return coords, float(singular[:3].pow(2).sum() / total) if total > 0 else 0.0
+    return coords, float(through_origin.ratio[:3].sum())
 
 
 # ----- the analysis -------------------------------------------------------------------------------------------------

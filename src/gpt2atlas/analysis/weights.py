@@ -15,12 +15,12 @@ import torch
 
 from gpt2atlas.analysis import chance
 from gpt2atlas.analysis.base import AnalysisResult
-from gpt2atlas.analysis.embeddings import single_thread_lapack
 from gpt2atlas.analysis.summary import parameter_rows, summary
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.config import GPT2Config
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.model.loading import our_name
+from gpt2atlas.numerics.threads import single_thread_lapack
 
 MAX_SIDE = 2048  # heat maps longer than this, or with more cells than MAX_CELLS, are shown with a stride
 MAX_CELLS = 1_000_000  # (PNG export time grows with the cell count)

@@ -12,7 +12,7 @@ from gpt2atlas.geometry.estimators import (
     twonn,
     twonn_scaling,
 )
-from gpt2atlas.geometry.neighbours import nearest_neighbours, unique_rows
+from gpt2atlas.numerics.neighbours import nearest_neighbours, unique_rows
 
 __all__ = [
     "IDEstimate",

@@ -33,9 +33,9 @@ from gpt2atlas.geometry.extraction import (
     extract_clouds,
     measurement_sites,
 )
-from gpt2atlas.geometry.neighbours import nearest_neighbours, unique_rows
 from gpt2atlas.geometry.tsne import tsne
 from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.numerics.neighbours import nearest_neighbours, unique_rows
 
 # Chosen so that GPT-2 small over the default corpus takes a few minutes on 2 CPU cores: the forward pass
 # costs ~170 MFLOP per token, so the tokens read (max_texts x max_tokens at most) set the extraction time,

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.optimize import brentq
 
-from gpt2atlas.geometry.neighbours import Neighbours, nearest_neighbours
+from gpt2atlas.numerics.neighbours import Neighbours, nearest_neighbours
+from gpt2atlas.numerics.pca import components_for, fit_pca
 
 PCA_THRESHOLDS = (0.75, 0.8, 0.85, 0.9, 0.95)
 
@@ -215,23 +216,8 @@ def gride_mle(log_mu: np.ndarray, n1: int, n2: int) -> tuple[float, float]:
 
 # ----- PCA and cloud statistics -------------------------------------------------------------------------------
 def pca_spectrum(X: np.ndarray) -> np.ndarray:
-    """Variances along the principal axes (covariance eigenvalues), largest first."""
-    X = np.asarray(X, dtype=np.float64)
-    if len(X) < 2:
-        return np.zeros(0)
-    centred = X - X.mean(0)
-    small = centred @ centred.T if len(X) < X.shape[1] else centred.T @ centred  # same non-zero eigenvalues
-    values = np.linalg.eigvalsh(small)[::-1] / (len(X) - 1)
-    return np.clip(values, 0.0, None)
-
-
-def components_for(spectrum: np.ndarray, threshold: float) -> int:
-    """Smallest number of leading components whose variance reaches `threshold` of the total."""
-    total = spectrum.sum()
-    if total <= 0:
-        return 0
-    cumulative = np.cumsum(spectrum) / total
-    return int(np.searchsorted(cumulative, threshold - 1e-12) + 1)
+    """Variances along the principal axes (covariance eigenvalues), largest first (numerics.pca)."""
+    return fit_pca(X, axes=False).variances
 
 
 def pca_id(X: np.ndarray, threshold: float = 0.9) -> int:

@@ -11,11 +11,11 @@ symmetrised; Student-t similarities in the embedding; early exaggeration 12 for 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
+
+from gpt2atlas.numerics.threads import torch_threads
 
 
 def tsne(
@@ -27,7 +27,7 @@ def tsne(
     if n < 2:
         return np.zeros((n, n_components))
     perplexity = min(perplexity, (n - 1) / 3)
-    with torch.inference_mode(), _one_thread():
+    with torch.inference_mode(), torch_threads(1):
         P = _joint_affinities(torch.cdist(data, data).pow(2), perplexity).float()
         Y = _pca_init(data, n_components, seed).float()
         update, gains = torch.zeros_like(Y), torch.ones_like(Y)
@@ -40,16 +40,6 @@ def tsne(
             update = momentum * update - rate * gains * grad
             Y = Y + update
     return Y.double().numpy()
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def kl_divergence(X: np.ndarray, Y: np.ndarray, perplexity: float = 30.0) -> float:

@@ -24,6 +24,7 @@ from torch import nn
 from gpt2atlas.errors import AtlasError, InputError
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.model.loading import check_device
+from gpt2atlas.numerics.threads import set_torch_threads
 from gpt2atlas.training.data import TokenData, WindowSampler, prepare_tokens, validation_windows
 from gpt2atlas.training.loss import CUDA_CHUNK_ROWS, DEFAULT_CHUNK_ROWS, linear_cross_entropy
 from gpt2atlas.training.recipe import (
@@ -112,7 +113,7 @@ def _start_processes(device_name: str, threads: int | None) -> Processes:
     device = check_device(device_name)
     if world_size == 1:
         if threads:
-            torch.set_num_threads(threads)
+            set_torch_threads(threads)
         return Processes(0, 1, device)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
@@ -120,7 +121,7 @@ def _start_processes(device_name: str, threads: int | None) -> Processes:
         torch.cuda.set_device(device)
     else:  # torchrun sets OMP_NUM_THREADS=1: share the cores between the processes of this machine instead
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
-        torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // local_world))
+        set_torch_threads(threads or max(1, (os.cpu_count() or 1) // local_world))
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return Processes(dist.get_rank(), world_size, device)

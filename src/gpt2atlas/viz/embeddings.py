@@ -10,7 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gpt2atlas.analysis.embeddings import EmbeddingData, EmbeddingReport, components_for
+from gpt2atlas.analysis.embeddings import EmbeddingData, EmbeddingReport
+from gpt2atlas.numerics.pca import components_for
 from gpt2atlas.viz.labels import escape, token_label
 
 KIND_COLOURS = {

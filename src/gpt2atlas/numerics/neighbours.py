@@ -15,11 +15,22 @@ which float32 holds to ~1e-7 of the distance itself, and their k nearest kept. (
 there gave relative errors of 1e-5 in a cloud 20x wider than its neighbour distances.) Elsewhere the formula's
 distances are kept: in a 768-dim Gaussian cloud no row needs measuring, and measuring all costs 30% more time.
 A 10-dimensional cloud is measured nearly everywhere: 20,000 points take 4.8 s instead of 4.0 s.
+
+On CPUs with bfloat16 matrix units (AMX, AVX-512 BF16) a bf16 matmul runs ~4-8x faster than fp32, so the
+candidates can be found in bf16 and re-ranked exactly: the candidates' squared distances are recomputed in
+float32 with the same formula, and a row is kept only when its bf16 search provably missed none of the float32
+search's candidates. bf16 rounds each coordinate to 2^-9 of itself and the product once more, so a computed dot
+value is off by a known bound (see _Bf16Search): any point outside a row's m bf16 candidates is at least (its m-th
+bf16 distance - that bound) away. A row where that does not clear its float32 candidates is searched again in
+float32 whole, and a cloud where most rows need that (no room between neighbours: a 768-dim Gaussian) goes back
+to the float32 search. The neighbours are the float32 search's (tested).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +39,20 @@ _CHUNK_BYTES = 128 * 2**20  # memory for one chunk of rows of the distance matri
 _REFINE_BYTES = 64 * 2**20  # memory for one chunk of candidate differences
 _CLOSE = 0.02  # search again in float64 when |x - y|^2 < _CLOSE * (|x|^2 + |y|^2)
 _MEASURE = 0.25  # measure from coordinate differences when |x - y|^2 < _MEASURE * (|x|^2 + |y|^2)
+_BF16_EXTRA = 12  # bf16 candidates beyond the float32 search's own
+_BF16_MIN_POINTS = 4096  # below this the float32 search is as fast
+_GATHER_ROWS = 512  # rows whose candidates are gathered at once (rows x candidates x d floats)
+_FP32_SLACK = 1e-5  # the float32 formula's own error, relative to |x|^2 + |y|^2 (measured ~1e-7)
+
+
+@lru_cache(maxsize=1)
+def bf16_matmul_is_fast() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AMX or AVX-512 BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags for flag in (" amx_bf16", " avx512_bf16"))
 
 
 @dataclass(frozen=True)
@@ -48,10 +73,11 @@ def unique_rows(X: np.ndarray) -> np.ndarray:
     return X[np.sort(first)]
 
 
-def nearest_neighbours(X: np.ndarray | torch.Tensor, k: int) -> Neighbours:
+def nearest_neighbours(X: np.ndarray | torch.Tensor, k: int, *, bf16: bool | None = None) -> Neighbours:
     """Exact k nearest neighbours (Euclidean) of every row of X, the point itself excluded.
 
-    X should hold distinct rows (see `unique_rows`); k is capped at n - 1.
+    X should hold distinct rows (see `unique_rows`); k is capped at n - 1. `bf16` finds candidates in bfloat16
+    first (default: when the CPU has bf16 matrix units and the cloud is large); the result is the same.
     """
     points = X.detach().cpu() if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X, dtype=np.float32))
     points = points.to(torch.float32)
@@ -68,13 +94,14 @@ def nearest_neighbours(X: np.ndarray | torch.Tensor, k: int) -> Neighbours:
         distances = np.empty((n, k))
         indices = np.empty((n, k), dtype=np.int64)
         points64 = sq_norms64 = None  # made only if some rows need the float64 search
+        use_bf16 = bf16 if bf16 is not None else (bf16_matmul_is_fast() and n >= _BF16_MIN_POINTS)
+        search = _Bf16Search(points, sq_norms, n_candidates) if use_bf16 else None
         for start in range(0, n, chunk):
             rows = slice(start, min(start + chunk, n))
-            # squared distances from this chunk of rows to every point
-            block = torch.addmm(sq_norms[rows, None] + sq_norms[None, :], points[rows], points.T, alpha=-2.0)
-            block[torch.arange(rows.stop - start), torch.arange(start, rows.stop)] = float("inf")
-            d2, candidates = block.topk(n_candidates, dim=1, largest=False, sorted=False)
-            del block
+            if search is not None and search.worth_it:
+                d2, candidates = search.candidates(rows)
+            else:
+                d2, candidates = _float32_candidates(points, sq_norms, rows, n_candidates)
             d2 = d2.clamp_min(0.0)
             norms = sq_norms[rows, None] + sq_norms[candidates]
             close, measure = (d2 < _CLOSE * norms).any(1), (d2 < _MEASURE * norms).any(1)  # close implies measure
@@ -94,6 +121,95 @@ def nearest_neighbours(X: np.ndarray | torch.Tensor, k: int) -> Neighbours:
             distances[rows] = d2.sqrt().numpy()
             indices[rows] = idx.numpy()
     return Neighbours(distances, indices)
+
+
+def _float32_candidates(
+    points: torch.Tensor, sq_norms: torch.Tensor, rows: slice, n_candidates: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The n_candidates nearest other points of each row (unsorted), from float32 squared distances."""
+    block = torch.addmm(sq_norms[rows, None] + sq_norms[None, :], points[rows], points.T, alpha=-2.0)
+    block[torch.arange(rows.stop - rows.start), torch.arange(rows.start, rows.stop)] = float("inf")
+    return block.topk(n_candidates, dim=1, largest=False, sorted=False)
+
+
+class _Bf16Search:
+    """Candidates found in bfloat16, re-ranked in float32; rows it cannot vouch for searched again in float32.
+
+    One bf16 product gives every squared distance directly: [x, 1, 1, |x|^2 hi, lo] . [-2y, |y|^2 hi, lo, 1, 1]
+    (each norm split into two bf16 parts, so it is carried to ~u^2), ranked by a bf16 `topk`; no float32 copy of
+    the block is ever made. For a point y outside a row's m candidates, whose computed value is at least the m-th
+    one v_m, the true squared distance is at least v_m - u|v_m| - 2(|x| R + r_x N) - (small terms): u = 2^-8 is
+    bf16's unit roundoff (the output's rounding), r_x = |x - bf16(x)| the row's own rounding, R and N the largest
+    rounding and the largest norm among all points.
+    """
+
+    def __init__(self, points: torch.Tensor, sq_norms: torch.Tensor, n_candidates: int) -> None:
+        n, dim = points.shape
+        self.points, self.sq_norms, self.n_candidates = points, sq_norms, n_candidates
+        low = points.to(torch.bfloat16)
+        residual = (points - low.float()).norm(dim=1)  # each point's own rounding, |x - bf16(x)|
+        high = sq_norms.to(torch.bfloat16)
+        rest = (sq_norms - high.float()).to(torch.bfloat16)
+        one = torch.ones(n, 1, dtype=torch.bfloat16)
+        self.left = torch.cat([low, one, one, high[:, None], rest[:, None]], dim=1)
+        # -2x is exact in bf16; stored transposed and contiguous: the bf16 kernel runs ~30% faster on it
+        self.right_t = torch.cat([-2.0 * low, high[:, None], rest[:, None], one, one], dim=1).T.contiguous()
+        self.n_wide = min(n - 1, n_candidates + _BF16_EXTRA)
+        u, accumulation = 2.0**-8, (dim + 4) * 2.0**-24
+        norms, low_norms = sq_norms.sqrt(), low.float().norm(dim=1)
+        max_residual, max_low, max_sq = float(residual.max()), float(low_norms.max()), float(sq_norms.max())
+        # everything but the output's rounding, per row
+        self.input_error = (
+            2.0 * (norms * max_residual + residual * max_low)
+            + (u * u + accumulation) * (sq_norms + max_sq)
+            + accumulation * 2.0 * low_norms * max_low
+        )
+        self.output_rounding = u / (1.0 - u)
+        self.max_sq = max_sq
+        self.rows_done = self.rows_redone = 0
+
+    @property
+    def worth_it(self) -> bool:
+        """False once most rows have needed the float32 search anyway (a cloud with no room between neighbours)."""
+        return self.rows_done < 1024 or self.rows_redone < 0.5 * self.rows_done
+
+    def candidates(self, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        n_rows = rows.stop - rows.start
+        block = self.left[rows] @ self.right_t  # bf16: |x|^2 + |y|^2 - 2 x.y
+        block[torch.arange(n_rows), torch.arange(rows.start, rows.stop)] = float("inf")
+        wide_value, wide = block.topk(self.n_wide, dim=1, largest=False, sorted=True)
+        del block
+        exact = torch.cat(
+            [
+                torch.einsum(
+                    "rd,rmd->rm", self.points[rows][s : s + _GATHER_ROWS], self.points[wide[s : s + _GATHER_ROWS]]
+                )
+                for s in range(0, n_rows, _GATHER_ROWS)
+            ]
+        )  # gathered a few hundred rows at a time (rows x candidates x d floats)
+        exact = (self.sq_norms[rows, None] + self.sq_norms[wide]).sub_(exact, alpha=2.0)  # the float32 formula
+        d2, order = exact.topk(self.n_candidates, dim=1, largest=False, sorted=True)
+        candidates = wide.gather(1, order)
+        # a point outside the wide set has a true squared distance of at least this
+        last = wide_value[:, -1].float()
+        outside = last - self.output_rounding * last.abs() - self.input_error[rows]
+        slack = _FP32_SLACK * (self.sq_norms[rows] + self.max_sq)
+        doubtful = ~(outside - slack > d2[:, -1] + slack)
+        if self.n_wide >= len(self.points) - 1:
+            doubtful[:] = False  # every other point is a candidate
+        if doubtful.any():
+            index = torch.arange(rows.start, rows.stop)[doubtful]
+            d2[doubtful], candidates[doubtful] = self._float32_rows(index)
+        self.rows_done += n_rows
+        self.rows_redone += int(doubtful.sum())
+        return d2, candidates
+
+    def _float32_rows(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        block = torch.addmm(
+            self.sq_norms[index, None] + self.sq_norms[None, :], self.points[index], self.points.T, alpha=-2.0
+        )
+        block[torch.arange(len(index)), index] = float("inf")
+        return block.topk(self.n_candidates, dim=1, largest=False, sorted=True)
 
 
 def _candidates_float64(

@@ -13,6 +13,7 @@ from gpt2atlas.analysis import embeddings as E
 from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError
 from gpt2atlas.model import save_checkpoint
+from gpt2atlas.numerics.neighbours import nearest_by_cosine
 from gpt2atlas.viz.figures import figures_of
 from gpt2atlas.viz.labels import token_labels
 
@@ -117,10 +118,10 @@ def test_neighbours_match_brute_force(planted):
 def test_neighbour_search_chunks_agree_and_can_keep_self():
     table = torch.randn(3000, 16, generator=torch.Generator().manual_seed(1))
     queries = list(range(0, 3000, 7))
-    ids_a, sims_a = E.nearest_neighbours(table, queries, 5, chunk=1000)
-    ids_b, sims_b = E.nearest_neighbours(table, queries, 5, chunk=13)
+    ids_a, sims_a = nearest_by_cosine(table, queries, 5, chunk=1000)
+    ids_b, sims_b = nearest_by_cosine(table, queries, 5, chunk=13)
     assert torch.equal(ids_a, ids_b) and torch.allclose(sims_a, sims_b)
-    with_self, sims = E.nearest_neighbours(table, queries, 1, exclude_self=False)
+    with_self, sims = nearest_by_cosine(table, queries, 1, exclude_self=False)
     assert with_self[:, 0].tolist() == queries and torch.allclose(sims[:, 0], torch.ones(len(queries)), atol=1e-5)
 
 
@@ -138,7 +139,7 @@ def test_local_pca_matches_per_neighbourhood_svd():
     table = torch.randn(600, 20, generator=torch.Generator().manual_seed(3))
     anchors, k = [4, 99, 310], 25
     components, mean_ratio = E.local_pca(table, anchors, k)
-    ids, _ = E.nearest_neighbours(table, anchors, k - 1)
+    ids, _ = nearest_by_cosine(table, anchors, k - 1)
     ratios = []
     for anchor, row in zip(anchors, ids.tolist()):
         group = table[[anchor] + row].double().numpy()

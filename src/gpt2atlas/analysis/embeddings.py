@@ -22,6 +22,7 @@ from gpt2atlas.analysis import chance
 from gpt2atlas.analysis.base import AnalysisResult, vocab_strings
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.numerics.neighbours import nearest_by_cosine
 from gpt2atlas.numerics.pca import PCA, components_for, fit_pca
 from gpt2atlas.numerics.threads import single_thread_lapack
 
@@ -161,36 +162,12 @@ def pca(table: torch.Tensor) -> PCA:
 
 
 # ----- neighbours -------------------------------------------------------------------------------------------------
-def nearest_neighbours(
-    table: torch.Tensor, query_ids: Sequence[int], k: int = 10, *, exclude_self: bool = True, chunk: int = 256
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact top-k rows by cosine similarity for each query row: (ids, cosines), each (n_queries, k).
-
-    One normalised matmul against the whole table per chunk of queries, then `torch.topk`.
-    """
-    table = table.float()
-    inv_norm = 1.0 / table.norm(dim=1).clamp_min(1e-12)
-    queries = torch.as_tensor(list(query_ids), dtype=torch.long)
-    k = min(k, len(table) - int(exclude_self))
-    all_ids, all_sims = [], []
-    for start in range(0, len(queries), chunk):
-        ids = queries[start : start + chunk]
-        sims = (table[ids] * inv_norm[ids, None]) @ table.T * inv_norm
-        if exclude_self:
-            sims[torch.arange(len(ids)), ids] = float("-inf")
-        top = sims.topk(k, dim=1)
-        all_ids.append(top.indices)
-        all_sims.append(top.values)
-    empty = torch.empty(0, k)
-    return (torch.cat(all_ids) if all_ids else empty.long()), (torch.cat(all_sims) if all_sims else empty)
-
-
 def local_pca(table: torch.Tensor, anchors: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
     """PCA of each anchor's k-nearest-neighbour neighbourhood (cosine, anchor included).
 
     Returns the components needed for 90% of the variance per anchor, and the mean explained-variance ratio.
     """
-    neighbour_ids, _ = nearest_neighbours(table, anchors, k - 1)
+    neighbour_ids, _ = nearest_by_cosine(table, anchors, k - 1)
     ids = torch.cat([torch.as_tensor(list(anchors))[:, None], neighbour_ids], dim=1)
     groups = table.float()[ids]  # (anchors, k, d)
     centred = groups - groups.mean(dim=1, keepdim=True)
@@ -366,7 +343,7 @@ def _position_findings(W_pos: torch.Tensor, pos_pca: PCA) -> dict[str, Any]:
 
 
 def _neighbour_findings(W_E: torch.Tensor, vocab: list[str], ids: list[int], k: int) -> list[dict[str, Any]]:
-    neighbour_ids, cosines = nearest_neighbours(W_E, ids, k)
+    neighbour_ids, cosines = nearest_by_cosine(W_E, ids, k)
     return [
         {
             "id": i,

@@ -1,4 +1,5 @@
-"""Exact nearest neighbours of a point cloud, fast on a CPU, and duplicate removal.
+"""Exact nearest neighbours: Euclidean ones of a point cloud (fast on a CPU), cosine ones of table rows, and
+duplicate removal.
 
 Distance-based estimators need every point's k nearest neighbours. We find them exactly, one chunk of rows
 of the squared-distance matrix |x|^2 + |y|^2 - 2 x.y at a time: one matrix product per chunk, and `topk`
@@ -28,6 +29,7 @@ to the float32 search. The neighbours are the float32 search's (tested).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -240,3 +242,27 @@ def _exact_sorted(
         d2_parts.append(d2)
         idx_parts.append(cand.gather(1, order))
     return torch.cat(d2_parts).double(), torch.cat(idx_parts)
+
+
+def nearest_by_cosine(
+    table: torch.Tensor, query_ids: Sequence[int], k: int = 10, *, exclude_self: bool = True, chunk: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k rows by cosine similarity for each query row: (ids, cosines), each (n_queries, k).
+
+    One normalised matmul against the whole table per chunk of queries, then `torch.topk`.
+    """
+    table = table.float()
+    inv_norm = 1.0 / table.norm(dim=1).clamp_min(1e-12)
+    queries = torch.as_tensor(list(query_ids), dtype=torch.long)
+    k = min(k, len(table) - int(exclude_self))
+    all_ids, all_sims = [], []
+    for start in range(0, len(queries), chunk):
+        ids = queries[start : start + chunk]
+        sims = (table[ids] * inv_norm[ids, None]) @ table.T * inv_norm
+        if exclude_self:
+            sims[torch.arange(len(ids)), ids] = float("-inf")
+        top = sims.topk(k, dim=1)
+        all_ids.append(top.indices)
+        all_sims.append(top.values)
+    empty = torch.empty(0, k)
+    return (torch.cat(all_ids) if all_ids else empty.long()), (torch.cat(all_sims) if all_sims else empty)

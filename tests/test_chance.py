@@ -90,9 +90,30 @@ def test_intrinsic_dimension_is_read_against_a_random_initialised_twin():
         findings = analyze_geometry(model, **options).findings
         control = findings["control"]["twonn"]
         assert {len(v) for v in control.values()} == {model.cfg.n_layer + 1}  # every residual layer
-        said[name] = [s for s in readings.read("geometry", findings) if "cloud: TwoNN" in s]
-        assert len(said[name]) == 2
+        said[name] = [s for s in readings.read("geometry", findings) if "cloud: TwoNN" in s or "Anisotropy" in s]
+        assert len(said[name]) == 3
     assert all("within chance" in s for s in said["random"]), said["random"]
     assert any("than chance, beyond 3 standard errors" in s for s in said["mini"]), said["mini"]
+    assert any(s.startswith("Anisotropy") and "narrower than chance" in s for s in said["mini"])  # 0.69 vs 0.29
     off = analyze_geometry(random_model(RANDOM_SHAPE, seed=3), control=False, **options).findings
     assert off["control"] is None and all("random-initialised" not in s for s in readings.read("geometry", off))
+
+
+def test_attention_and_residual_readings_state_their_baselines():
+    from gpt2atlas.analysis.attention import analyze as analyze_attention
+    from gpt2atlas.analysis.residual import analyze as analyze_residual
+
+    noise = random_model(RANDOM_SHAPE, seed=3)
+    attention = readings.read("attention", analyze_attention(noise, PROMPT, repeat_batch=2).findings)
+    sink = next(s for s in attention if s.startswith("Attention to the first token"))
+    assert "a head attending uniformly gives it" in sink and "within chance" in sink
+    assert any("a head attending uniformly has" in s for s in attention)  # entropy
+    residual = readings.read("residual", analyze_residual(noise, PROMPT).findings)
+    outliers = next(s for s in residual if "median |activation|" in s)
+    assert "Gaussian activations of this size reach" in outliers and "no outlier dims" in outliers
+
+
+def test_max_abs_over_median_matches_sampled_gaussians():
+    z = np.abs(rng.standard_normal((2000, 5000)))
+    ratios = z.max(axis=1) / np.median(z, axis=1)
+    assert np.quantile(ratios, 0.95) == pytest.approx(chance.max_abs_over_median(5000), rel=0.03)

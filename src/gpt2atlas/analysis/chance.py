@@ -19,6 +19,11 @@ def max_abs_normal(n: int, q: float = Q) -> float:
     return _NORMAL.inv_cdf((1.0 + q ** (1.0 / max(n, 1))) / 2.0)
 
 
+def max_abs_over_median(n: int, q: float = Q) -> float:
+    """The q-quantile of max |z| / median |z| over n independent normals (the median of |z| is 0.6745 sigma)."""
+    return max_abs_normal(n, q) / _NORMAL.inv_cdf(0.75)
+
+
 def nearest_cosine(d: int, n: int, q: float = Q) -> float:
     """The q-quantile of the largest cosine between one random direction in d dims and n others.
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from gpt2atlas.analysis import chance
 from gpt2atlas.analysis.base import AnalysisResult
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.model.names import act_name, residual_names
@@ -186,6 +187,8 @@ def analyze(
             "reaches outlier_threshold in some state; layers index `states`"
         ),
         "top_ratio_dims": top_ratio_dims(ratios),
+        # what Gaussian activations of the same size reach (95% of draws): the chance baseline of the ratio
+        "outlier_ratio_chance": chance.max_abs_over_median(states.shape[0] * len(positions) * states.shape[-1]),
         "position_0_dims": position_0_dims(states, positions, threshold) if 0 not in positions.tolist() else [],
         "position_0_dims_definition": (
             "for position 0, left out of the statistics: ratio_to_median = |x[0, dim]| / median |x| of the other "

@@ -268,14 +268,17 @@ def random_control(
     )
     del twin
     twonn_by_cloud: dict[str, list[dict[str, float]]] = {}
+    cosine_by_cloud: dict[str, list[float]] = {}
     for cloud in CLOUDS:
         estimates = [twonn(unique_rows(points), TWONN_DISCARD_FRACTION, seed=seed) for points in clouds.points[cloud]]
         twonn_by_cloud[cloud] = [{"id": e.id, "err": e.err} for e in estimates]
+        cosine_by_cloud[cloud] = [mean_cosine(points) for points in clouds.points[cloud]]
     return {
         "kind": "random-initialised GPT-2 of the same shape (weights normal(0, 0.02), LayerNorm gains 1), "
         "on the same texts and sampled positions",
         "seed": control_seed,
         "twonn": twonn_by_cloud,  # per cloud, per residual layer (0 = embedding output)
+        "mean_cosine": cosine_by_cloud,  # the same, for the anisotropy reading
     }
 
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from gpt2atlas.analysis.dynamics import Appearance, Dynamics
 
 log = logging.getLogger("gpt2atlas.readings")
+ANISOTROPY_GAP = 0.1  # mean cosines this far from the random-initialised twin's read as beyond chance
+BASELINE_FACTOR = 2.0  # a score reads as beyond chance at twice what the uniform baseline gives (as head roles)
 
 
 def lookup(findings: dict, dotted: str, default: Any = None) -> Any:
@@ -324,26 +326,44 @@ def read_attention(f: dict) -> list[str]:
     def sink() -> str:
         by_layer = f["attention_sink"]["by_layer"]
         peak = max(range(len(by_layer)), key=lambda i: by_layer[i])
-        return (
+        uniform = lookup(f, "uniform_baseline.bos")
+        said = (
             f"Attention to the first token (the sink): {pct(by_layer[0])} in layer 0, peaking at "
-            f"{pct(by_layer[peak])} in layer {peak} (mean over heads and query positions)."
+            f"{pct(by_layer[peak])} in layer {peak} (mean over heads and query positions)"
         )
+        if uniform is None:
+            return said + "."
+        peak_share = by_layer[peak]
+        verdict = (
+            versus_chance(True)
+            if peak_share >= BASELINE_FACTOR * uniform
+            else "more than a uniform head, but not twice as much"
+            if peak_share > 1.25 * uniform
+            else versus_chance(False)
+        )
+        return f"{said}; a head attending uniformly gives it {pct(uniform)}: {verdict}."
 
     def last() -> str:
         last_token = f["last_token_attention"]
         top_keys = last_token["top_keys_by_layer"][-1][0]
+        uniform = 1 / max(len(f.get("tokens", [])), 1)
         return (
             f"In the last layer the last token {quoted(last_token['token'])} looks most at "
-            f"{quoted(top_keys['token'])} (position {top_keys['position']}, {pct(top_keys['weight'])})."
+            f"{quoted(top_keys['token'])} (position {top_keys['position']}, {pct(top_keys['weight'])}; spread "
+            f"evenly, each token would get {pct(uniform)})."
         )
 
     def entropy() -> str:
         low = min(heads, key=lambda r: r["entropy"])
         high = max(heads, key=lambda r: r["entropy"])
-        return (
+        uniform = lookup(f, "uniform_baseline.entropy")
+        said = (
             f"Most focused head {_head(low)} (entropy {num(low['entropy'])} nats); most diffuse "
-            f"{_head(high)} ({num(high['entropy'])} nats)."
+            f"{_head(high)} ({num(high['entropy'])} nats)"
         )
+        if uniform is None:
+            return said + "."
+        return f"{said}; a head attending uniformly has {num(uniform)} nats."
 
     return _sentences(
         roles,
@@ -473,10 +493,12 @@ def read_residual(f: dict) -> list[str]:
                 f" (the largest: dim {top[0]['dim']}, {num(top[0]['ratio_to_median'])}× the median)" if top else ""
             )
             threshold = f.get("outlier_threshold")
+            noise = f.get("outlier_ratio_chance")
+            baseline = f" Gaussian activations of this size reach {num(noise)}× in 95% of draws." if noise else ""
             return (
-                f"No dimension reaches {num(threshold)}× the median |activation|{biggest}: no outlier dims."
+                f"No dimension reaches {num(threshold)}× the median |activation|{biggest}: no outlier dims.{baseline}"
                 if threshold
-                else f"No outlier dims{biggest}."
+                else f"No outlier dims{biggest}.{baseline}"
             )
         return (
             "Outlier (massive) dims: "
@@ -649,9 +671,19 @@ def read_geometry(f: dict) -> list[str]:
     def anisotropy() -> str:
         mine = [r for r in rows if r["cloud"] == "last_token"] or rows
         worst = max(mine, key=lambda r: r["mean_cosine"])
-        return (
+        said = (
             f"Anisotropy (mean pairwise cosine) is highest at {_layer_name(worst['layer'])} "
             f"({num(worst['mean_cosine'])}): there the representations crowd into the narrowest cone."
+        )
+        control = f.get("control")
+        if not control or worst["cloud"] not in control.get("mean_cosine", {}):
+            return said
+        twin = control["mean_cosine"][worst["cloud"]][worst["layer"]]
+        gap = worst["mean_cosine"] - twin
+        return f"{said} A random-initialised GPT-2 of this shape gives {num(twin)} there: " + (
+            f"{'narrower' if gap > 0 else 'wider'} than chance."
+            if abs(gap) >= ANISOTROPY_GAP
+            else versus_chance(False) + "."
         )
 
     def position_note() -> str | None:

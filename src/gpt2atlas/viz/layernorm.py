@@ -122,7 +122,7 @@ def steps_pca_figure(steps: LayerNormSteps, tokens: Sequence[str], name: str) ->
         x = getattr(steps, key)
         coords, share = top3_projection(x)
         norms = x.norm(dim=-1).numpy()
-        title = f"{label}<br><sup>norms {norms.min():.3g}–{norms.max():.3g}; top-3 directions hold {share:.0%}</sup>"
+        title = f"{label}<br><sup>norms {norms.min():.3g}–{norms.max():.3g}<br>top-3 directions: {share:.0%}</sup>"
         panels.append((coords, norms, label, color, title))
     fig = make_subplots(
         rows=1,
@@ -137,11 +137,11 @@ def steps_pca_figure(steps: LayerNormSteps, tokens: Sequence[str], name: str) ->
             _points3d(coords, label, color, text=hover, hovertemplate="%{text}<extra></extra>"), row=1, col=col
         )
     fig.update_layout(
-        title=f"{name} on the prompt's vectors, step by step (each panel on its own top-3 directions, "
-        f"through the origin; √d = {math.sqrt(d):.2f})",
+        title=f"{name} on the prompt's vectors, step by step<br><sup>each panel on its own top-3 directions, "
+        f"through the origin; √d = {math.sqrt(d):.2f}</sup>",
         width=1500,
         height=560,
-        margin={"t": 120},
+        margin={"t": 150},
         showlegend=False,
     )
     return fig

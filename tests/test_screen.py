@@ -62,3 +62,12 @@ def test_a_huge_scatter_is_sampled_with_its_hover_text_aligned():
     assert len(xs) <= 2_000 and "of 20,000 points" in cuts[0].note
     assert list(trace.hovertext) == [f"token {int(v)}" for v in xs]  # hover text follows its point
     assert np.allclose(as_array(trace.y), xs * 2)
+
+
+def test_long_titles_are_wrapped_and_markup_is_left_alone():
+    long = "Which dims carry position: log10|γ| of each LayerNorm vs log10 std of W_pos per dim, one point each"
+    fig, _ = fit_to_screen(go.Figure(layout={"title": {"text": long + "<br><sup>a note that is long " * 3 + "</sup>"}}))
+    lines = fig.layout.title.text.split("<br>")
+    assert all(len(line) <= 80 for line in lines if "<" not in line)
+    assert " ".join(line for line in lines if "<" not in line) == long  # nothing lost, only broken
+    assert lines[-1].startswith("<sup>")

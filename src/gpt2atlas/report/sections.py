@@ -105,11 +105,11 @@ def share_common(parts: list[Part]) -> list[Part]:
     if len(parts) < 2:
         return parts
     first = parts[0]
-    figures = {
-        name: fig
-        for name, fig in first.figures.items()
-        if all(name in p.figures and p.figures[name].to_json() == fig.to_json() for p in parts[1:])
-    }
+    figures = {}
+    for name, fig in first.figures.items():
+        drawn = fig.to_json()  # once per figure, not once per comparison
+        if all(name in p.figures and p.figures[name].to_json() == drawn for p in parts[1:]):
+            figures[name] = fig
     reading = [s for s in first.reading if all(s in p.reading for p in parts[1:])]
     if not figures and not reading:
         return parts

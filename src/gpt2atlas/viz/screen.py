@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 MAX_HEATMAP_SIDE = 256  # cells per axis, roughly the pixels a heat map gets on a report page
 MAX_SCATTER_POINTS = 5_000
+TITLE_WIDTH = 80  # characters per title line: about what an 800 px page has room for
 OUTLIER_Z = 4.0  # points this many robust standard deviations out in any coordinate are always kept
 
 
@@ -119,11 +120,33 @@ def _sample_scatter(trace, limit: int) -> Cut | None:
     )
 
 
+def wrap_line(text: str, width: int = TITLE_WIDTH) -> str:
+    """`text` broken with <br> at spaces so that no line is longer than `width` characters (where it can be)."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "<br>".join([*lines, line])
+
+
+def wrap_title(title: str, width: int = TITLE_WIDTH) -> str:
+    """A plotly title whose plain lines are wrapped (lines with markup such as <sup> are left as they are)."""
+    return "<br>".join(wrap_line(line, width) if "<" not in line else line for line in title.split("<br>"))
+
+
 def fit_to_screen(
     fig: go.Figure, max_side: int = MAX_HEATMAP_SIDE, max_points: int = MAX_SCATTER_POINTS
 ) -> tuple[go.Figure, list[Cut]]:
-    """A copy of `fig` with heat maps pooled and scatters sampled to what a page shows, and what was cut."""
+    """A copy of `fig` with heat maps pooled and scatters sampled to what a page shows, and what was cut.
+
+    Long titles are wrapped too: plotly never wraps them, and at 800 px they ran off the figure.
+    """
     fig = go.Figure(fig)
+    if fig.layout.title.text:
+        fig.update_layout(title_text=wrap_title(fig.layout.title.text))
     cuts = []
     for trace in fig.data:
         if trace.type == "heatmap":

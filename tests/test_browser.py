@@ -176,7 +176,19 @@ def test_report_renders_in_chromium(tiny_checkpoint, tmp_path):
         for i in range(n_figures):  # figures draw as they come near the viewport: scroll to each in turn
             figure = f"document.querySelectorAll('figure.plot')[{i}]"
             await page.evaluate(f"{figure}.scrollIntoView()")
-            await page.wait_for(f"!!{figure}.querySelector('.main-svg')", 30, f"figure {i} to draw")
+            drawn = f"!!{figure}.querySelector('.main-svg')"
+            for _ in range(120):  # 30 s
+                if await page.evaluate(drawn):
+                    break
+                await asyncio.sleep(0.25)
+            else:
+                state = await page.evaluate(
+                    f"[{figure}.querySelector('div').id, JSON.stringify({figure}.querySelector('div').dataset),"
+                    " window.gpt2atlasFigures.failures, window.gpt2atlasFigures.liveGL()]"
+                )
+                pytest.fail(f"figure {i} never drew: {state}; errors: {page.js_errors()[:3]}")
+        retried = await page.evaluate("window.gpt2atlasFigures.failures")
+        print(f"figures drawn only on a second try: {retried}")  # in CI's log, should a flake come back
         webgl = await page.evaluate("window.gpt2atlasFigures.maxLiveGL")
         assert 1 <= webgl <= 4  # the tiny report has 3-D scenes; never more alive than the loader allows
         messages = [e["entry"]["text"] for e in page.of("Log.entryAdded")]

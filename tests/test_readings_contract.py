@@ -9,19 +9,17 @@ import logging
 import pytest
 
 from gpt2atlas import load_model
+from gpt2atlas.analysis import areas
+from gpt2atlas.analysis.areas import AREA_KEYS
 from gpt2atlas.viz import readings
 
 PROMPT = "The cat sat on the mat. The cat sat on the mat because it was warm."
-AREAS = {  # area -> (module, options that keep it quick)
-    "embeddings": ("gpt2atlas.analysis.embeddings", {"projections": ("pca",), "sample_size": 300}),
-    "weights": ("gpt2atlas.analysis.weights", {"param": "blocks.0.attn.W_QKV"}),
-    "attention": ("gpt2atlas.analysis.attention", {}),
-    "neurons": ("gpt2atlas.analysis.neurons", {}),
-    "layernorm": ("gpt2atlas.analysis.layernorm", {"superposition_steps": 20}),
-    "residual": ("gpt2atlas.analysis.residual", {}),
-    "journey": ("gpt2atlas.analysis.journey", {"projections": ("pca",)}),
-    "saliency": ("gpt2atlas.analysis.saliency", {}),
-    "geometry": ("gpt2atlas.geometry.analysis", {"max_texts": 60, "all_tokens_budget": 500, "gride_max_rank": 16}),
+OPTIONS = {  # options that keep each area quick
+    "embeddings": {"projections": ("pca",), "sample_size": 300},
+    "weights": {"param": "blocks.0.attn.W_QKV"},
+    "layernorm": {"superposition_steps": 20},
+    "journey": {"projections": ("pca",)},
+    "geometry": {"max_texts": 60, "all_tokens_budget": 500, "gride_max_rank": 16},
 }
 
 
@@ -30,11 +28,12 @@ def mini():
     return load_model("mini")
 
 
-@pytest.mark.parametrize("area", list(AREAS))
+@pytest.mark.parametrize("area", AREA_KEYS)
 def test_no_reading_sentence_is_dropped(area, mini, caplog):
-    module, options = AREAS[area]
-    analyze = importlib.import_module(module).analyze
-    result = analyze(mini, **options) if area in ("weights", "geometry") else analyze(mini, PROMPT, **options)
+    declared = areas.area(area)
+    analyze = importlib.import_module(declared.module).analyze
+    options = OPTIONS.get(area, {})
+    result = analyze(mini, PROMPT, **options) if declared.per_prompt else analyze(mini, **options)
     with caplog.at_level(logging.WARNING, logger="gpt2atlas.readings"):
         sentences = readings.read(area, result.findings)
     assert [r.getMessage() for r in caplog.records] == []

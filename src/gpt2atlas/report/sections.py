@@ -12,6 +12,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from gpt2atlas.analysis.areas import AREAS, Area
 from gpt2atlas.analysis.base import AreaUnavailable, call_supported, import_area
 from gpt2atlas.analysis.summary import summary
 from gpt2atlas.model.gpt2 import GPT2
@@ -303,130 +304,35 @@ def _geometry_options(ctx: ReportContext) -> dict:
     return options
 
 
+# what the report passes to each area's analysis, and the tables it adds (the areas themselves: analysis/areas.py)
+REPORT_OPTIONS: dict[str, Callable[[ReportContext], dict]] = {
+    "embeddings": _embeddings_options,
+    "weights": _weights_options,
+    "attention": _attention_options,
+    "layernorm": _layernorm_options,
+    "journey": _journey_options,
+    "geometry": _geometry_options,
+}
+REPORT_TABLES: dict[str, Callable[[dict], list[Table]]] = {"embeddings": neighbour_table}
+
+
+def area_section(area: Area) -> SectionSpec:
+    """The report section of an analysis area."""
+    build = AnalysisSection(
+        area.key,
+        area.module,
+        per_prompt=area.per_prompt,
+        preferred=area.figures,
+        limit=area.report_figures,
+        options=REPORT_OPTIONS.get(area.key, lambda ctx: {}),
+        tables=REPORT_TABLES.get(area.key, lambda findings: []),
+    )
+    return SectionSpec(area.key, area.title, build, area.about)
+
+
 SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("summary", "Model summary", summary_parts, "configuration and parameters per component"),
-    SectionSpec(
-        "embeddings",
-        "Token and position embeddings",
-        AnalysisSection(
-            "embeddings",
-            "gpt2atlas.analysis.embeddings",
-            limit=7,
-            options=_embeddings_options,
-            tables=neighbour_table,
-            preferred=(
-                "dim_stats",
-                "token_dim_means",
-                "position_curves",
-                "position_pca_3d",
-                "pca_global_local",
-                "tokens_umap_2d",
-                "tokens_tsne_2d",
-                "tokens_pca_2d",
-                "joint_pca_3d",
-            ),
-        ),
-        "offset dims, position curves, projections, nearest neighbours",
-    ),
-    SectionSpec(
-        "weights",
-        "Weights",
-        AnalysisSection(
-            "weights",
-            "gpt2atlas.analysis.weights",
-            per_prompt=False,
-            limit=3,
-            preferred=("heatmap", "model_summary", "architecture_3d"),
-            options=_weights_options,
-        ),
-        "a weight block as a heat map with its value histogram",
-    ),
-    SectionSpec(
-        "attention",
-        "Attention and head roles",
-        AnalysisSection(
-            "attention",
-            "gpt2atlas.analysis.attention",
-            preferred=(
-                "head_scores",
-                "head_pattern",
-                "prompt_induction",
-                "lines",
-                "layer_heads",
-                "sink_and_last_token",
-            ),
-            limit=6,
-            options=_attention_options,
-        ),
-        "what each head attends to; previous-token, induction, duplicate and sink heads",
-    ),
-    SectionSpec(
-        "neurons",
-        "MLP neurons",
-        AnalysisSection(
-            "neurons",
-            "gpt2atlas.analysis.neurons",
-            preferred=("fraction_active", "tokens_by_neurons", "neuron_key_value", "tokens_by_layers"),
-            limit=4,
-        ),
-        "how many neurons fire, which fire for each token, what they write",
-    ),
-    SectionSpec(
-        "layernorm",
-        "LayerNorm geometry",
-        AnalysisSection(
-            "layernorm",
-            "gpt2atlas.analysis.layernorm",
-            limit=5,
-            options=_layernorm_options,
-            preferred=("steps_3d", "toy_3d", "gamma_per_dim", "gamma_vs_position", "superposition", "gelu"),
-        ),
-        "centring, scaling onto the sphere, the gain and the shift",
-    ),
-    SectionSpec(
-        "residual",
-        "Residual stream and outlier dims",
-        AnalysisSection(
-            "residual",
-            "gpt2atlas.analysis.residual",
-            limit=3,
-            preferred=("norm_growth", "outlier_dims", "token_layer_norms"),
-        ),
-        "norm growth, attention and MLP contributions, massive dims",
-    ),
-    SectionSpec(
-        "journey",
-        "The token's journey (logit lens)",
-        AnalysisSection(
-            "journey",
-            "gpt2atlas.analysis.journey",
-            limit=4,
-            options=_journey_options,
-            preferred=("logit_lens", "rank_kl", "cosines", "trajectory"),
-        ),
-        "the prediction layer by layer",
-    ),
-    SectionSpec(
-        "saliency",
-        "Saliency",
-        AnalysisSection(
-            "saliency", "gpt2atlas.analysis.saliency", preferred=("tokens_coloured", "scores_bar"), limit=2
-        ),
-        "which input tokens drive the prediction",
-    ),
-    SectionSpec(
-        "geometry",
-        "Geometry and intrinsic dimension",
-        AnalysisSection(
-            "geometry",
-            "gpt2atlas.geometry.analysis",
-            per_prompt=False,
-            limit=5,
-            preferred=("id_vs_layer", "id_vs_scale", "pca_components", "norm_anisotropy", "gram_log_volume"),
-            options=_geometry_options,
-        ),
-        "intrinsic dimension layer by layer",
-    ),
+    *(area_section(area) for area in AREAS),
     SectionSpec("samples", "Generated samples", sample_parts, "continuations with per-token probabilities"),
     SectionSpec(
         "learning",
@@ -435,5 +341,4 @@ SECTIONS: tuple[SectionSpec, ...] = (
         "position embeddings and heads over training, against the initial checkpoint",
     ),
 )
-
 SECTION_KEYS = tuple(spec.key for spec in SECTIONS)

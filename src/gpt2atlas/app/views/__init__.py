@@ -1,7 +1,14 @@
-"""The dashboard's views, by the name shown in the view picker; each has `render(model, settings)`."""
+"""The dashboard's views, by the name shown in the view picker; each has `render(model, settings)`.
 
+One view per analysis area (analysis/areas.py), in the areas' order: a custom view where the area has one, else an
+AnalysisView with the dashboard's options and pickers for it. Around them: the generated text, the summary, the
+head roles (beside attention) and how the shipped model learned.
+"""
+
+from collections.abc import Callable
 from typing import Any, Protocol
 
+from gpt2atlas.analysis.areas import AREAS, Area
 from gpt2atlas.app.views import attention, embeddings, generation, learning, pickers, roles, summary
 from gpt2atlas.app.views.analysis import AnalysisView
 
@@ -10,57 +17,41 @@ class View(Protocol):
     def render(self, model: Any, settings: Any) -> None: ...
 
 
+CUSTOM: dict[str, View] = {"embeddings": embeddings, "attention": attention}
+AFTER: dict[str, dict[str, View]] = {"attention": {"Head roles": roles}}  # views shown right after an area's
+OPTIONS: dict[str, tuple] = {
+    "journey": (("projections", ("pca",)),),
+    "layernorm": (("superposition_steps", 30),),
+    "geometry": (("max_texts", 100),),
+}
+PICKERS: dict[str, Callable[..., tuple]] = {
+    "weights": pickers.weight,
+    "journey": pickers.token,
+    "saliency": pickers.target,
+    "neurons": pickers.neuron,
+    "layernorm": pickers.layernorm,
+}
+NOTES = {
+    "geometry": "measuring the intrinsic dimension of every layer on 100 texts (about a minute on GPT-2 small) ...",
+}
+
+
+def area_view(area: Area) -> View:
+    return CUSTOM.get(area.key) or AnalysisView(
+        area.key,
+        area.module,
+        per_prompt=area.per_prompt,
+        on_demand=area.slow,
+        options=OPTIONS.get(area.key, ()),
+        preferred=area.figures,
+        pickers=PICKERS.get(area.key),
+        note=NOTES.get(area.key, ""),
+    )
+
+
 VIEWS: dict[str, View] = {
     "Generated text": generation,
     "Summary": summary,
-    "Attention": attention,
-    "Head roles": roles,
-    "Embeddings": embeddings,
-    "Weights": AnalysisView(
-        "weights",
-        "gpt2atlas.analysis.weights",
-        per_prompt=False,
-        pickers=pickers.weight,
-        preferred=("heatmap", "model_summary", "architecture_3d"),
-    ),
-    "Residual": AnalysisView(
-        "residual",
-        "gpt2atlas.analysis.residual",
-        preferred=("norm_growth", "outlier_dims", "token_layer_norms"),
-    ),
-    "Journey": AnalysisView(
-        "journey",
-        "gpt2atlas.analysis.journey",
-        options=(("projections", ("pca",)),),
-        pickers=pickers.token,
-        preferred=("logit_lens", "rank_kl", "cosines", "trajectory"),
-    ),
-    "Saliency": AnalysisView(
-        "saliency",
-        "gpt2atlas.analysis.saliency",
-        pickers=pickers.target,
-        preferred=("tokens_coloured", "scores_bar"),
-    ),
-    "Neurons": AnalysisView(
-        "neurons",
-        "gpt2atlas.analysis.neurons",
-        pickers=pickers.neuron,
-        preferred=("neuron_key_value", "tokens_by_neurons", "tokens_by_layers", "fraction_active"),
-    ),
-    "LayerNorm": AnalysisView(
-        "layernorm",
-        "gpt2atlas.analysis.layernorm",
-        options=(("superposition_steps", 30),),
-        pickers=pickers.layernorm,
-        preferred=("steps_3d", "toy_3d", "gamma_per_dim", "gamma_vs_position", "gelu", "superposition"),
-    ),
-    "Geometry": AnalysisView(
-        "geometry",
-        "gpt2atlas.geometry.analysis",
-        per_prompt=False,
-        on_demand=True,
-        options=(("max_texts", 100),),
-        note="measuring the intrinsic dimension of every layer on 100 texts (about a minute on GPT-2 small) ...",
-    ),
+    **{name: view for area in AREAS for name, view in {area.label: area_view(area), **AFTER.get(area.key, {})}.items()},
     "How it learned": learning,
 }

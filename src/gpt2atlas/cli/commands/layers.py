@@ -11,13 +11,12 @@ import typer
 from rich.console import Console
 from tqdm import tqdm
 
+from gpt2atlas.analysis.areas import LAYER_AREAS, area
 from gpt2atlas.analysis.base import AnalysisResult
 from gpt2atlas.analysis.residual import OUTLIER_THRESHOLD
 from gpt2atlas.cli.common import DeviceOption, ModelOption, OutOption, PngOption, PromptOption, check_prompt, load
 from gpt2atlas.errors import InputError
 from gpt2atlas.viz.export import browser_session, save_result
-
-LAYER_AREAS = ("attention", "neurons", "layernorm", "residual", "journey", "saliency")
 
 IncludeFirstOption = Annotated[
     bool,
@@ -129,20 +128,20 @@ def layers(
     png: PngOption = True,
     device: DeviceOption = "cpu",
 ) -> None:
-    """Run all six inside-the-layers analyses (attention, neurons, layernorm, residual, journey, saliency)."""
+    """Run every inside-the-layers analysis at once (attention, neurons, layernorm, residual, journey, saliency)."""
     check_prompt(prompt)
-    modules = {area: importlib.import_module(f"gpt2atlas.analysis.{area}") for area in LAYER_AREAS}
+    modules = {key: importlib.import_module(area(key).module) for key in LAYER_AREAS}
     gpt = load(model, device)
     console = Console(highlight=False, soft_wrap=True)
     start = time.perf_counter()
     written = []
     with browser_session(png), tqdm(total=len(modules), unit="area", desc="layers") as bar:
-        for area, module in modules.items():
-            bar.set_postfix_str(area)
+        for key, module in modules.items():
+            bar.set_postfix_str(key)
             began = time.perf_counter()
             folder = save_result(module.analyze(gpt, prompt), out, png=png)
-            written.append((area, folder, time.perf_counter() - began))
+            written.append((key, folder, time.perf_counter() - began))
             bar.update()
-    for area, folder, seconds in written:
-        console.print(f"{area:>10}: {folder}  ({seconds:.1f} s)")
+    for key, folder, seconds in written:
+        console.print(f"{key:>10}: {folder}  ({seconds:.1f} s)")
     console.print(f"all {len(written)} areas written under {out} in {time.perf_counter() - start:.1f} s")

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from gpt2atlas.analysis.areas import AREA_KEYS
 from gpt2atlas.cli.common import DeviceOption, DtypeOption, ModelOption, RevisionOption, load, training_history
 from gpt2atlas.errors import InputError
 
@@ -67,7 +68,7 @@ def report(
         Optional[list[str]],
         typer.Option(
             "--skip",
-            help="leave out a section (repeatable): summary, embeddings, weights, attention, neurons, layernorm, residual, journey, saliency, geometry, samples, learning",
+            help=f"leave out a section (repeatable): summary, {', '.join(AREA_KEYS)}, samples, learning",
         ),
     ] = None,
     projections: Annotated[

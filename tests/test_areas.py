@@ -1,0 +1,32 @@
+"""Each analysis area is declared once (analysis/areas.py) and every consumer is made from that declaration."""
+
+from __future__ import annotations
+
+import importlib
+
+from gpt2atlas.analysis.areas import AREA_KEYS, AREAS, LAYER_AREAS
+from gpt2atlas.app.views import VIEWS
+from gpt2atlas.app.views.analysis import AnalysisView
+from gpt2atlas.report.sections import SECTION_KEYS, SECTIONS
+from gpt2atlas.viz.captions import CAPTIONS
+from gpt2atlas.viz.readings import READERS
+
+
+def test_every_area_has_its_module_reading_and_captions():
+    for area in AREAS:
+        assert callable(importlib.import_module(area.module).analyze), area.key
+        assert area.key in READERS, f"{area.key}: no reading in viz/readings.py"
+        assert [f for f in area.figures if f not in CAPTIONS] == [], area.key
+
+
+def test_the_report_the_dashboard_and_layers_are_made_from_the_areas():
+    assert [k for k in SECTION_KEYS if k in AREA_KEYS] == list(AREA_KEYS)  # every area, in the declared order
+    titles = {spec.key: spec.title for spec in SECTIONS}
+    assert all(titles[a.key] == a.title for a in AREAS)
+    labels = [name for name in VIEWS if name in {a.label for a in AREAS}]
+    assert labels == [a.label for a in AREAS]
+    for area in AREAS:
+        view = VIEWS[area.label]
+        if isinstance(view, AnalysisView):
+            assert (view.module, view.preferred, view.on_demand) == (area.module, area.figures, area.slow)
+    assert LAYER_AREAS == ("attention", "neurons", "layernorm", "residual", "journey", "saliency")

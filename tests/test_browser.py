@@ -109,13 +109,13 @@ class Page:
         return [e["request"]["url"] for e in self.of("Network.requestWillBeSent")]
 
 
-def run_in_browser(scenario) -> None:
-    """Run `async scenario(browser)` against a fresh headless Chromium."""
+def run_in_browser(scenario, timeout: float = 150) -> None:
+    """Run `async scenario(browser)` against a fresh headless Chromium, `timeout` seconds at most."""
     from choreographer import Browser
 
     async def go() -> None:
         async with Browser(path=str(CHROMIUM), headless=True) as browser:
-            await asyncio.wait_for(scenario(browser), timeout=150)
+            await asyncio.wait_for(scenario(browser), timeout=timeout)
 
     asyncio.run(go())
 
@@ -235,7 +235,9 @@ def test_report_renders_in_chromium(tiny_checkpoint, tmp_path):
                     break
             assert too_wide == [], f"wider than the page at {width} px: {too_wide}"
 
-    run_in_browser(scenario)
+    # ~80 figures drawn one by one, then redrawn at two widths: 35 s here, over 150 s once on a slow CI run
+    # (every wait inside has its own bound and message)
+    run_in_browser(scenario, timeout=600)
 
 
 @pytest.fixture()

@@ -103,7 +103,7 @@ def nearest_neighbours(X: np.ndarray | torch.Tensor, k: int, *, bf16: bool | Non
             if search is not None and search.worth_it:
                 d2, candidates = search.candidates(rows)
             else:
-                d2, candidates = _float32_candidates(points, sq_norms, rows, n_candidates)
+                d2, candidates = _float32_candidates(points, sq_norms, torch.arange(start, rows.stop), n_candidates)
             d2 = d2.clamp_min(0.0)
             norms = sq_norms[rows, None] + sq_norms[candidates]
             close, measure = (d2 < _CLOSE * norms).any(1), (d2 < _MEASURE * norms).any(1)  # close implies measure
@@ -126,11 +126,11 @@ def nearest_neighbours(X: np.ndarray | torch.Tensor, k: int, *, bf16: bool | Non
 
 
 def _float32_candidates(
-    points: torch.Tensor, sq_norms: torch.Tensor, rows: slice, n_candidates: int
+    points: torch.Tensor, sq_norms: torch.Tensor, index: torch.Tensor, n_candidates: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The n_candidates nearest other points of each row (unsorted), from float32 squared distances."""
-    block = torch.addmm(sq_norms[rows, None] + sq_norms[None, :], points[rows], points.T, alpha=-2.0)
-    block[torch.arange(rows.stop - rows.start), torch.arange(rows.start, rows.stop)] = float("inf")
+    """The n_candidates nearest other points of each row in `index` (unsorted), from float32 squared distances."""
+    block = torch.addmm(sq_norms[index, None] + sq_norms[None, :], points[index], points.T, alpha=-2.0)
+    block[torch.arange(len(index)), index] = float("inf")
     return block.topk(n_candidates, dim=1, largest=False, sorted=False)
 
 
@@ -201,17 +201,12 @@ class _Bf16Search:
             doubtful[:] = False  # every other point is a candidate
         if doubtful.any():
             index = torch.arange(rows.start, rows.stop)[doubtful]
-            d2[doubtful], candidates[doubtful] = self._float32_rows(index)
+            d2[doubtful], candidates[doubtful] = _float32_candidates(
+                self.points, self.sq_norms, index, self.n_candidates
+            )
         self.rows_done += n_rows
         self.rows_redone += int(doubtful.sum())
         return d2, candidates
-
-    def _float32_rows(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        block = torch.addmm(
-            self.sq_norms[index, None] + self.sq_norms[None, :], self.points[index], self.points.T, alpha=-2.0
-        )
-        block[torch.arange(len(index)), index] = float("inf")
-        return block.topk(self.n_candidates, dim=1, largest=False, sorted=True)
 
 
 def _candidates_float64(

@@ -23,7 +23,7 @@ from plotly.offline import get_plotlyjs
 from gpt2atlas.report.document import Part, Report, Sample, Section, Table
 from gpt2atlas.viz.captions import caption as caption_of
 from gpt2atlas.viz.readings import num
-from gpt2atlas.viz.screen import fit_to_screen
+from gpt2atlas.viz.screen import as_array, fit_to_screen
 
 CSP = (
     "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
@@ -149,7 +149,7 @@ def _narrower(spec: dict) -> dict:
     dtype = spec["dtype"]
     if dtype not in ("f8", "i8"):
         return spec
-    values = np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(dtype).newbyteorder("<"))
+    values = as_array(spec).ravel()
     if dtype == "f8":
         values = values.astype("<f4")
     elif values.size and (values.min() < np.iinfo(np.int32).min or values.max() > np.iinfo(np.int32).max):

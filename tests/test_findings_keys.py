@@ -1,0 +1,42 @@
+"""findings.json keeps its keys: the key tree of every area's findings (and of a whole report's) on the shipped
+mini model equals the one recorded before the findings became typed (tests/data/findings_key_tree.json)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from findings_cases import TREE_FILE, all_trees, key_tree
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory):
+    return all_trees(tmp_path_factory.mktemp("report"))
+
+
+def _differences(recorded, now, where="") -> list[str]:
+    if isinstance(recorded, dict) and isinstance(now, dict):
+        out = [f"{where}.{k}: missing now" for k in recorded if k not in now]
+        out += [f"{where}.{k}: new" for k in now if k not in recorded]
+        for k in recorded.keys() & now.keys():
+            out += _differences(recorded[k], now[k], f"{where}.{k}")
+        return out
+    if isinstance(recorded, list) and isinstance(now, list):
+        if recorded and now:
+            return _differences(recorded[0], now[0], where + "[]")
+        return [] if (not recorded) == (not now) else [f"{where}: list was {recorded!r}, now {now!r}"]
+    return [] if recorded == now else [f"{where}: was {recorded!r}, now {now!r}"]
+
+
+def test_the_key_tree_of_every_findings_is_unchanged(trees):
+    recorded = json.loads(TREE_FILE.read_text())
+    assert sorted(trees) == sorted(recorded)
+    differences = [d for name in recorded for d in _differences(recorded[name], trees[name], name)]
+    assert differences == []
+
+
+def test_the_key_tree_sees_a_renamed_key():
+    before = key_tree({"a": [{"b": 1, "c": {"d": 2}}], "e": 3})
+    after = key_tree({"a": [{"b": 1, "c": {"dd": 2}}], "e": 3})
+    assert _differences(before, after) == [".a[].c.d: missing now", ".a[].c.dd: new"]

@@ -1,0 +1,80 @@
+"""The short written reading of each section, produced from its findings.
+
+Each `read_<area>(findings)` (one module per area) returns plain-text sentences; the renderers escape them. A
+sentence whose numbers are missing is left out and logged, never invented; `key_numbers` is the fallback that
+lists the scalar findings when a section's reading has nothing to say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gpt2atlas.viz.readings.attention import read_attention
+from gpt2atlas.viz.readings.dynamics import read_dynamics
+from gpt2atlas.viz.readings.embeddings import read_embeddings
+from gpt2atlas.viz.readings.geometry import read_geometry
+from gpt2atlas.viz.readings.journey import first_stable_top1_layer, read_journey
+from gpt2atlas.viz.readings.layernorm import read_layernorm
+from gpt2atlas.viz.readings.neurons import read_neurons
+from gpt2atlas.viz.readings.residual import read_residual
+from gpt2atlas.viz.readings.saliency import read_saliency
+from gpt2atlas.viz.readings.summary import read_samples, read_summary
+from gpt2atlas.viz.readings.weights import read_weights
+from gpt2atlas.viz.readings.words import lookup, num, pct, quoted, versus_chance
+
+__all__ = [
+    "READERS",
+    "first_stable_top1_layer",
+    "key_numbers",
+    "lookup",
+    "num",
+    "pct",
+    "quoted",
+    "read",
+    "read_attention",
+    "read_dynamics",
+    "read_embeddings",
+    "read_geometry",
+    "read_journey",
+    "read_layernorm",
+    "read_neurons",
+    "read_residual",
+    "read_saliency",
+    "read_samples",
+    "read_summary",
+    "read_weights",
+    "versus_chance",
+]
+
+
+def key_numbers(findings: dict, limit: int = 8) -> list[str]:
+    """Fallback reading: the scalar findings, as "key: value"."""
+    out = []
+    for key, value in findings.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append(f"{key.replace('_', ' ')}: {num(value)}.")
+        elif isinstance(value, str) and len(value) < 120:
+            out.append(f"{key.replace('_', ' ')}: {value}.")
+        if len(out) >= limit:
+            break
+    return out
+
+
+READERS: dict[str, Callable[[dict], list[str]]] = {
+    "embeddings": read_embeddings,
+    "weights": read_weights,
+    "attention": read_attention,
+    "neurons": read_neurons,
+    "layernorm": read_layernorm,
+    "residual": read_residual,
+    "journey": read_journey,
+    "saliency": read_saliency,
+    "geometry": read_geometry,
+}
+
+
+def read(area: str, findings: dict) -> list[str]:
+    """The reading of an area's findings (the scalar findings if its reader finds nothing it knows)."""
+    reader = READERS.get(area)
+    sentences = reader(findings) if reader else []
+    return sentences or key_numbers(findings)

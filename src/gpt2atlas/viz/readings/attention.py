@@ -1,0 +1,120 @@
+"""The reading of the attention heads and their roles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gpt2atlas.viz.readings.words import (
+    BASELINE_FACTOR,
+    head_label,
+    head_name,
+    join_some,
+    lookup,
+    num,
+    pct,
+    quoted,
+    sentences_from,
+    versus_chance,
+)
+
+_ROLE_NAMES = {
+    "previous_token": "previous-token",
+    "induction": "induction",
+    "duplicate_token": "duplicate-token",
+    "bos_sink": "BOS/sink",
+}
+
+
+def read_attention(f: dict) -> list[str]:
+    heads = f.get("heads", [])
+
+    def roles() -> str:
+        said = []
+        for role, members in f["roles"].items():
+            if members:
+                named = (
+                    f"{head_name(m)} ({num(m['score'])})" if isinstance(m, dict) and "score" in m else head_name(m)
+                    for m in members
+                )
+                said.append(f"{_ROLE_NAMES.get(role, role.replace('_', ' '))} heads: {join_some(named)}")
+        if not said:
+            return (
+                "No head clears the bar for a named role (previous-token, induction, duplicate-token or "
+                "sink: a fixed threshold and twice a uniform head's score)."
+            )
+        return "Named roles — " + "; ".join(said) + "."
+
+    def top(score: str, label: str) -> Callable[[], str]:
+        def say() -> str:
+            best = max((r for r in heads if r[score] is not None), key=lambda r: r[score])
+            said = f"Strongest {label} score: {head_label(best)} ({num(best[score])})"
+            uniform = lookup(f, f"uniform_baseline.{score}")
+            if uniform is None:
+                return said + "."
+            return f"{said}; a head attending uniformly scores {num(uniform)}."
+
+        return say
+
+    def prompt_induction() -> str:
+        found = f["prompt_induction"]
+        if not found["repeated_queries"]:
+            return "The prompt repeats no token, so induction is measured on repeated random sequences only."
+        best, uniform = found["best"], found["uniform_baseline"]
+        return (
+            f"On the prompt, {found['repeated_queries']} token(s) repeat an earlier one; there {head_label(best)} puts "
+            f"{num(best['score'])} of its attention on the token that followed the earlier copy (induction), a "
+            f"uniform head {num(uniform)}: {versus_chance(best['score'] >= 2 * uniform)}."
+        )
+
+    def sink() -> str:
+        by_layer = f["attention_sink"]["by_layer"]
+        peak = max(range(len(by_layer)), key=lambda i: by_layer[i])
+        uniform = lookup(f, "uniform_baseline.bos")
+        said = (
+            f"Attention to the first token (the sink): {pct(by_layer[0])} in layer 0, peaking at "
+            f"{pct(by_layer[peak])} in layer {peak} (mean over heads and query positions)"
+        )
+        if uniform is None:
+            return said + "."
+        peak_share = by_layer[peak]
+        verdict = (
+            versus_chance(True)
+            if peak_share >= BASELINE_FACTOR * uniform
+            else "more than a uniform head, but not twice as much"
+            if peak_share > 1.25 * uniform
+            else versus_chance(False)
+        )
+        return f"{said}; a head attending uniformly gives it {pct(uniform)}: {verdict}."
+
+    def last() -> str:
+        last_token = f["last_token_attention"]
+        top_keys = last_token["top_keys_by_layer"][-1][0]
+        uniform = 1 / max(len(f.get("tokens", [])), 1)
+        return (
+            f"In the last layer the last token {quoted(last_token['token'])} looks most at "
+            f"{quoted(top_keys['token'])} (position {top_keys['position']}, {pct(top_keys['weight'])}; spread "
+            f"evenly, each token would get {pct(uniform)})."
+        )
+
+    def entropy() -> str:
+        low = min(heads, key=lambda r: r["entropy"])
+        high = max(heads, key=lambda r: r["entropy"])
+        uniform = lookup(f, "uniform_baseline.entropy")
+        said = (
+            f"Most focused head {head_label(low)} (entropy {num(low['entropy'])} nats); most diffuse "
+            f"{head_label(high)} ({num(high['entropy'])} nats)"
+        )
+        if uniform is None:
+            return said + "."
+        return f"{said}; a head attending uniformly has {num(uniform)} nats."
+
+    return sentences_from(
+        roles,
+        top("induction", "induction"),
+        top("prev_token", "previous-token"),
+        top("duplicate", "duplicate-token"),
+        prompt_induction,
+        sink,
+        last,
+        entropy,
+    )

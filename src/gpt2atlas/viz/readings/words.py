@@ -1,0 +1,92 @@
+"""The words every reading is made of: numbers in short form, tokens in quotes, heads by name, and a
+sentence builder that skips (and logs) a sentence whose numbers are missing."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+log = logging.getLogger("gpt2atlas.readings")
+ANISOTROPY_GAP = 0.1  # mean cosines this far from the random-initialised twin's read as beyond chance
+BASELINE_FACTOR = 2.0  # a score reads as beyond chance at twice what the uniform baseline gives (as head roles)
+
+
+def lookup(findings: dict, dotted: str, default: Any = None) -> Any:
+    """`findings["a"]["b"]` or `findings["a.b"]` for "a.b" (analyses use either style)."""
+    if dotted in findings:
+        return findings[dotted]
+    node: Any = findings
+    for key in dotted.split("."):
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        else:
+            return default
+    return node
+
+
+def num(value: Any, digits: int = 3) -> str:
+    """A number in short form: 3 significant digits, thousands separators for big integers."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    value = float(value)
+    if not math.isfinite(value):
+        return "n/a"
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def pct(value: float) -> str:
+    return f"{100 * float(value):.1f}%"
+
+
+def quoted(token: Any) -> str:
+    """A token shown with its whitespace visible, in quotes."""
+    return repr(str(token))
+
+
+def sentences_from(*builders: Callable[[], str | None]) -> list[str]:
+    """Run each sentence builder; keep what it says; skip it, with a logged warning, if its numbers are missing."""
+    out = []
+    for build in builders:
+        try:
+            text = build()
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, ZeroDivisionError, StopIteration) as err:
+            log.warning(
+                "reading sentence %s dropped: its numbers are missing or malformed (%s: %s)",
+                build.__qualname__,
+                type(err).__name__,
+                err,
+            )
+            text = None
+        if text:
+            out.append(text)
+    return out
+
+
+def head_label(row: dict) -> str:
+    return f"L{row['layer']}H{row['head']}"
+
+
+def head_name(entry: Any) -> str:
+    if isinstance(entry, dict):
+        return head_label(entry)
+    if isinstance(entry, (list, tuple)) and len(entry) == 2:
+        return f"L{entry[0]}H{entry[1]}"
+    return str(entry)
+
+
+def join_some(items: Iterable[str], limit: int = 5) -> str:
+    items = list(items)
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def versus_chance(beyond: bool) -> str:
+    return "beyond chance" if beyond else "within chance, so no structure here"

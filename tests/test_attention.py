@@ -75,41 +75,37 @@ def planted():
 
 
 def _top(heads, score):
-    best = max(heads, key=lambda r: r[score])
-    return (best["layer"], best["head"]), best[score]
+    best = max(heads, key=lambda r: r.score(score))
+    return (best.layer, best.head), best.score(score)
 
 
 def test_planted_heads_top_their_scores(planted):
     _, result = planted
-    heads = result.findings["heads"]
+    heads = result.findings.heads
     assert _top(heads, "prev_token")[0] == PREV and _top(heads, "prev_token")[1] > 0.95
     assert _top(heads, "bos")[0] == BOS and _top(heads, "bos")[1] > 0.95
     assert _top(heads, "induction")[0] == INDUCTION and _top(heads, "induction")[1] > 0.9
-    others = [r["prev_token"] for r in heads if (r["layer"], r["head"]) != PREV]
+    others = [r.prev_token for r in heads if (r.layer, r.head) != PREV]
     assert max(others) < 0.5
-    roles = result.findings["roles"]
-    assert [(r["layer"], r["head"]) for r in roles["previous_token"]] == [PREV]
-    assert [(r["layer"], r["head"]) for r in roles["induction"]] == [INDUCTION]
-    assert (BOS[0], BOS[1]) in [(r["layer"], r["head"]) for r in roles["bos_sink"]]
-    assert result.findings["selected_head"] == {
-        "layer": PREV[0],
-        "head": PREV[1],
-        "chosen_by": "highest prev_token score",
-    }
-    assert result.findings["attention_sink"]["by_layer"][0] > 0.25  # the BOS head alone adds 1/4 in layer 0
+    roles = result.findings.roles
+    assert [(r.layer, r.head) for r in roles["previous_token"]] == [PREV]
+    assert [(r.layer, r.head) for r in roles["induction"]] == [INDUCTION]
+    assert (BOS[0], BOS[1]) in [(r.layer, r.head) for r in roles["bos_sink"]]
+    assert result.findings.selected_head == attention.SelectedHead(PREV[0], PREV[1], "highest prev_token score")
+    assert result.findings.attention_sink.by_layer[0] > 0.25  # the BOS head alone adds 1/4 in layer 0
 
 
 def test_scores_match_a_direct_computation_on_the_model(planted):
     model, result = planted
-    tokens = model.to_tokens(result.findings["token_ids"])
+    tokens = model.to_tokens(result.findings.token_ids)
     _, cache = model.run_with_cache(tokens, names=["blocks.0.attn.hook_pattern"])
     pattern = cache["blocks.0.attn.hook_pattern"][0, PREV[1]]
     n = pattern.shape[0]
-    row = next(r for r in result.findings["heads"] if (r["layer"], r["head"]) == PREV)
-    assert row["prev_token"] == pytest.approx(sum(pattern[q, q - 1].item() for q in range(1, n)) / (n - 1), abs=1e-5)
-    assert row["bos"] == pytest.approx(pattern[1:, 0].mean().item(), abs=1e-5)
+    row = next(r for r in result.findings.heads if (r.layer, r.head) == PREV)
+    assert row.prev_token == pytest.approx(sum(pattern[q, q - 1].item() for q in range(1, n)) / (n - 1), abs=1e-5)
+    assert row.bos == pytest.approx(pattern[1:, 0].mean().item(), abs=1e-5)
     entropy = -sum((p[p > 0] * p[p > 0].log()).sum().item() for p in pattern[1:]) / (n - 1)
-    assert row["entropy"] == pytest.approx(entropy, abs=1e-4)
+    assert row.entropy == pytest.approx(entropy, abs=1e-4)
 
 
 def test_score_formulas_on_constructed_patterns():
@@ -140,9 +136,9 @@ def test_score_formulas_on_constructed_patterns():
 
 def test_short_prompts_name_no_role_by_chance(tiny_model):
     result = attention.analyze(tiny_model, "Hi there")
-    assert all(not named for named in result.findings["roles"].values())
+    assert all(not named for named in result.findings.roles.values())
     one = attention.analyze(tiny_model, "Hi")
-    assert all(math.isnan(r["prev_token"]) for r in one.findings["heads"])
+    assert all(math.isnan(r.prev_token) for r in one.findings.heads)
     assert json.loads(one.to_json())["heads"][0]["prev_token"] is None
 
 
@@ -150,15 +146,15 @@ def test_findings_record_what_was_analysed(tiny_model):
     prompt = "The cat sat on the mat"
     result = attention.analyze(tiny_model, prompt, prepend_bos=True, repeat_half=7, repeat_batch=3)
     f = result.findings
-    assert f["token_ids"] == [50256] + tiny_model.tokenizer.encode(prompt)
-    assert f["tokens"] == tiny_model.tokenizer.to_str_tokens(f["token_ids"])
-    assert len(f["heads"]) == 2 * 4 and set(f["heads"][0]) == {"layer", "head", *attention.SCORES}
-    ids = torch.tensor(f["induction_token_ids"])
+    assert f.token_ids == [50256] + tiny_model.tokenizer.encode(prompt)
+    assert f.tokens == tiny_model.tokenizer.to_str_tokens(f.token_ids)
+    assert len(f.heads) == 2 * 4 and all(not math.isnan(f.heads[0].score(s)) for s in attention.SCORES)
+    ids = torch.tensor(f.induction_token_ids)
     assert ids.shape == (3, 15) and (ids[:, 0] == 50256).all() and torch.equal(ids[:, 1:8], ids[:, 8:])
     assert all(len(set(row[1:8])) == 7 for row in ids.tolist())
-    last = f["last_token_attention"]
-    assert len(last["by_layer"]) == 2 and all(sum(row) == pytest.approx(1.0, abs=1e-5) for row in last["by_layer"])
-    assert len(f["attention_sink"]["by_layer"]) == 2
+    last = f.last_token_attention
+    assert len(last.by_layer) == 2 and all(sum(row) == pytest.approx(1.0, abs=1e-5) for row in last.by_layer)
+    assert len(f.attention_sink.by_layer) == 2
 
 
 def test_out_of_range_layer_or_head_is_an_input_error(tiny_model):
@@ -182,7 +178,7 @@ def test_figures_escape_prompt_text(tiny_model):
     }
     for fig in figures.values():
         assert "<script>" not in fig.to_json()
-    assert result.findings["selected_head"] == {"layer": 1, "head": 3, "chosen_by": "user"}
+    assert result.findings.selected_head == attention.SelectedHead(1, 3, "user")
 
 
 def test_cli_writes_findings_and_rejects_bad_head(tmp_path, tiny_checkpoint, capsys):
@@ -216,7 +212,7 @@ def test_long_prompts_rerun_only_the_selected_layer(tiny_model, monkeypatch):
     monkeypatch.setattr(attention, "KEEP_ALL_PATTERNS", 0)
     rerun = attention.analyze(tiny_model, "a b c d e f", layer=1, repeat_half=3)
     assert torch.allclose(kept.layer_patterns, rerun.layer_patterns, atol=1e-6)
-    assert kept.findings["heads"] == rerun.findings["heads"]
+    assert kept.findings.heads == rerun.findings.heads
 
 
 def test_induction_targets_are_the_tokens_after_earlier_copies():
@@ -246,8 +242,9 @@ def test_a_planted_induction_pattern_scores_one_and_uniform_scores_its_baseline(
     scores = prompt_induction_scores(torch.stack([uniform_pattern(len(ids)), planted]), rows, mask)
     assert scores[1] == pytest.approx(1.0)
     found = _prompt_induction(scores.reshape(1, 2), targets)
-    assert found["best"] == {"layer": 0, "head": 1, "score": pytest.approx(1.0)}
-    assert scores[0] == pytest.approx(found["uniform_baseline"])  # the baseline is what a uniform head scores
+    assert found.best is not None and (found.best.layer, found.best.head) == (0, 1)
+    assert found.best.score == pytest.approx(1.0)
+    assert scores[0] == pytest.approx(found.uniform_baseline)  # the baseline is what a uniform head scores
 
 
 def test_induction_on_the_prompt_is_read_against_a_uniform_head():
@@ -258,8 +255,9 @@ def test_induction_on_the_prompt_is_read_against_a_uniform_head():
 
     prompt = "def add(a, b):\n    return a + b\n\ndef add(a, b):\n    return a + b"
     trained = analyze(load_model("mini"), prompt, repeat_batch=2)
-    best = trained.findings["prompt_induction"]["best"]
-    assert best["score"] > 3 * trained.findings["prompt_induction"]["uniform_baseline"]  # mini: 0.34 vs 0.07
+    found = trained.findings.prompt_induction
+    assert found.best is not None and found.uniform_baseline is not None
+    assert found.best.score > 3 * found.uniform_baseline  # mini: 0.34 vs 0.07
     assert any("(induction)" in s and "beyond chance" in s for s in read("attention", trained.findings))
     assert "prompt_induction" in figures_of(trained)
     noise = analyze(random_model(), prompt, repeat_batch=2)

@@ -14,12 +14,13 @@ uniformly to every visible position would score on the same sequences (so short 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from gpt2atlas.analysis.base import AnalysisResult, check_index
+from gpt2atlas.analysis.base import AnalysisResult, check_index, optional
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.model.names import act_name
 
@@ -47,6 +48,119 @@ DEFINITIONS = {
     "induction": "on [eot, r_1..r_T, r_1..r_T]: mean over q=T+1..2T of pattern[q, q-T+1]",
     "duplicate": "on [eot, r_1..r_T, r_1..r_T]: mean over q=T+1..2T of pattern[q, q-T]",
 }
+
+
+# ----- findings ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HeadScores:
+    """One head's scores (see the module's docstring; NaN where the prompt is too short to say)."""
+
+    layer: int
+    head: int
+    prev_token: float
+    bos: float
+    entropy: float
+    self: float
+    induction: float
+    duplicate: float
+
+    def score(self, name: str) -> float:
+        """The score called `name` (one of SCORES)."""
+        if name not in SCORES:
+            raise KeyError(f"unknown head score '{name}': the scores are {', '.join(SCORES)}")
+        return float(getattr(self, name))
+
+
+@dataclass(frozen=True)
+class ScoredHead:
+    """A head and one of its scores (a named role's member, or the best head on the prompt)."""
+
+    layer: int
+    head: int
+    score: float
+
+
+@dataclass(frozen=True)
+class RoleRule:
+    score: str
+    threshold: float
+    and_at_least: str
+
+
+@dataclass(frozen=True)
+class SelectedHead:
+    """The head whose pattern is drawn, and why it was picked."""
+
+    layer: int
+    head: int
+    chosen_by: str
+
+
+@dataclass(frozen=True)
+class AttentionSink:
+    by_layer: list[float]
+    definition: str
+
+
+@dataclass(frozen=True)
+class AttendedKey:
+    position: int
+    token: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class LastTokenAttention:
+    """Where the last position looks in each layer (averaged over heads), and its top keys per layer."""
+
+    position: int
+    token: str
+    by_layer: list[list[float]]
+    top_keys_by_layer: list[list[AttendedKey]]
+    definition: str
+
+
+@dataclass(frozen=True)
+class InductionTarget:
+    query: int  # a position whose token appeared before
+    keys: list[int]  # the positions right after its earlier copies
+
+
+@dataclass(frozen=True)
+class PromptInduction:
+    """Induction on the prompt itself; `best`, `uniform_baseline` and `targets` only when some token repeats."""
+
+    repeated_queries: int
+    definition: str
+    best: ScoredHead | None = optional()
+    uniform_baseline: float | None = optional()
+    targets: list[InductionTarget] | None = optional()
+
+
+@dataclass(frozen=True)
+class InductionSetup:
+    half_length: int
+    batch: int
+    seed: int
+    id_range: list[int]
+    layout: str
+
+
+@dataclass(frozen=True)
+class AttentionFindings:
+    tokens: list[str]
+    token_ids: list[int]
+    heads: list[HeadScores]  # layer-major: heads[layer * n_head + head]
+    roles: dict[str, list[ScoredHead]]  # role -> its heads, strongest first
+    role_rules: dict[str, RoleRule]
+    uniform_baseline: dict[str, float]  # score -> what a uniformly attending head scores
+    definitions: Mapping[str, str]
+    selected_head: SelectedHead
+    attention_sink: AttentionSink
+    last_token_attention: LastTokenAttention
+    prompt_induction: PromptInduction
+    induction_setup: InductionSetup
+    induction_token_ids: list[list[int]]
 
 
 # ----- scores on patterns (pure functions of a (..., query, key) tensor) --------------------------------------
@@ -125,15 +239,13 @@ def uniform_baselines(n_prompt: int, half: int) -> dict[str, float]:
     return {name: float(value) for name, value in scores.items()}
 
 
-def name_roles(heads: list[dict[str, Any]], baselines: dict[str, float]) -> dict[str, list[dict[str, Any]]]:
+def name_roles(heads: list[HeadScores], baselines: Mapping[str, float]) -> dict[str, list[ScoredHead]]:
     """Heads that clearly play each role, strongest first."""
-    roles: dict[str, list[dict[str, Any]]] = {}
+    roles: dict[str, list[ScoredHead]] = {}
     for role, (score, threshold) in ROLE_RULES.items():
         bar = max(threshold, BASELINE_FACTOR * baselines[score])
-        named = [
-            {"layer": row["layer"], "head": row["head"], "score": row[score]} for row in heads if row[score] >= bar
-        ]
-        roles[role] = sorted(named, key=lambda r: -r["score"])
+        named = [ScoredHead(row.layer, row.head, row.score(score)) for row in heads if row.score(score) >= bar]
+        roles[role] = sorted(named, key=lambda r: -r.score)
     return roles
 
 
@@ -183,50 +295,50 @@ def default_id_range(model: GPT2) -> tuple[int, int]:
     return (min(1000, hi // 2), hi)
 
 
-def _last_token_attention(by_layer: torch.Tensor, tokens: list[str], top: int = 5) -> dict[str, Any]:
+def _last_token_attention(by_layer: torch.Tensor, tokens: list[str], top: int = 5) -> LastTokenAttention:
     """Where the last position looks in each layer; `by_layer` is (layer, key), already averaged over heads."""
     top_keys = []
     for row in by_layer:
         weights, positions = row.topk(min(top, row.numel()))
-        top_keys.append(
-            [{"position": int(p), "token": tokens[int(p)], "weight": float(w)} for w, p in zip(weights, positions)]
-        )
-    return {
-        "position": len(tokens) - 1,
-        "token": tokens[-1],
-        "by_layer": by_layer.tolist(),
-        "top_keys_by_layer": top_keys,
-        "definition": "pattern[last, k] averaged over the heads of each layer",
-    }
+        top_keys.append([AttendedKey(int(p), tokens[int(p)], float(w)) for w, p in zip(weights, positions)])
+    return LastTokenAttention(
+        position=len(tokens) - 1,
+        token=tokens[-1],
+        by_layer=by_layer.tolist(),
+        top_keys_by_layer=top_keys,
+        definition="pattern[last, k] averaged over the heads of each layer",
+    )
 
 
-def _prompt_induction(scores: torch.Tensor, targets: list[tuple[int, list[int]]]) -> dict[str, Any]:
+def _prompt_induction(scores: torch.Tensor, targets: list[tuple[int, list[int]]]) -> PromptInduction:
     """Induction on the user's own prompt: the head that looks most at "what came after the earlier copy"."""
-    found: dict[str, Any] = {
-        "repeated_queries": len(targets),
-        "definition": "over query positions q whose token appeared before: mean of the attention on the "
-        "positions right after its earlier copies",
-    }
+    definition = (
+        "over query positions q whose token appeared before: mean of the attention on the "
+        "positions right after its earlier copies"
+    )
     if not targets:
-        return found
+        return PromptInduction(repeated_queries=0, definition=definition)
     layer, head = divmod(int(scores.argmax()), scores.shape[1])
-    found["best"] = {"layer": layer, "head": head, "score": float(scores[layer, head])}
-    found["uniform_baseline"] = sum(len(keys) / (q + 1) for q, keys in targets) / len(targets)
-    found["targets"] = [{"query": q, "keys": keys} for q, keys in targets]
-    return found
+    return PromptInduction(
+        repeated_queries=len(targets),
+        definition=definition,
+        best=ScoredHead(layer, head, float(scores[layer, head])),
+        uniform_baseline=sum(len(keys) / (q + 1) for q, keys in targets) / len(targets),
+        targets=[InductionTarget(q, keys) for q, keys in targets],
+    )
 
 
-def _choose_head(heads: list[dict[str, Any]], layer: int | None, head: int | None) -> dict[str, Any]:
+def _choose_head(heads: list[HeadScores], layer: int | None, head: int | None) -> SelectedHead:
     """The user's head, or else the clearest picture: the head (in the user's layer, if given) with top prev_token."""
     if layer is not None and head is not None:
-        return {"layer": layer, "head": head, "chosen_by": "user"}
-    pool = [r for r in heads if (layer is None or r["layer"] == layer) and (head is None or r["head"] == head)]
-    best = max(pool, key=lambda r: -1.0 if math.isnan(r["prev_token"]) else r["prev_token"])
+        return SelectedHead(layer, head, "user")
+    pool = [r for r in heads if (layer is None or r.layer == layer) and (head is None or r.head == head)]
+    best = max(pool, key=lambda r: -1.0 if math.isnan(r.prev_token) else r.prev_token)
     where = "" if layer is None else f" in layer {layer}"
-    return {"layer": best["layer"], "head": best["head"], "chosen_by": f"highest prev_token score{where}"}
+    return SelectedHead(best.layer, best.head, f"highest prev_token score{where}")
 
 
-class AttentionResult(AnalysisResult):
+class AttentionResult(AnalysisResult[AttentionFindings]):
     """Findings, plus the selected layer's patterns on the prompt (head, q, k), the batch-mean patterns on the
     repeated random sequences (layer, head, q, k) and the best prompt-induction head's pattern, for the figures."""
 
@@ -234,7 +346,7 @@ class AttentionResult(AnalysisResult):
 
     def __init__(
         self,
-        findings: dict[str, Any],
+        findings: AttentionFindings,
         layer_patterns: torch.Tensor,
         batch_patterns: torch.Tensor,
         induction_pattern: torch.Tensor | None = None,
@@ -286,45 +398,45 @@ def analyze(
     scores.update(repeat_scores(batch_patterns, half))
     scores = {name: values.cpu() for name, values in scores.items()}  # read one head at a time below
     heads = [
-        {"layer": l, "head": h, **{name: float(scores[name][l, h]) for name in SCORES}}
+        HeadScores(l, h, **{name: float(scores[name][l, h]) for name in SCORES})
         for l in range(cfg.n_layer)
         for h in range(cfg.n_head)
     ]
     baselines = uniform_baselines(len(token_ids), half)
     selected = _choose_head(heads, layer, head)
     prompt_induction = _prompt_induction(torch.stack([p[3] for p in per_layer]), targets)
-    findings = {
-        "tokens": str_tokens,
-        "token_ids": token_ids,
-        "heads": heads,
-        "roles": name_roles(heads, baselines),
-        "role_rules": {
-            role: {"score": s, "threshold": t, "and_at_least": f"{BASELINE_FACTOR:g} x uniform_baseline"}
+    findings = AttentionFindings(
+        tokens=str_tokens,
+        token_ids=token_ids,
+        heads=heads,
+        roles=name_roles(heads, baselines),
+        role_rules={
+            role: RoleRule(score=s, threshold=t, and_at_least=f"{BASELINE_FACTOR:g} x uniform_baseline")
             for role, (s, t) in ROLE_RULES.items()
         },
-        "uniform_baseline": baselines,
-        "definitions": DEFINITIONS,
-        "selected_head": selected,
-        "attention_sink": {
-            "by_layer": scores["bos"].mean(1).tolist(),
-            "definition": "attention paid to position 0, mean over heads and query positions q>=1",
-        },
-        "last_token_attention": _last_token_attention(torch.stack([p[1] for p in per_layer]), str_tokens),
-        "prompt_induction": prompt_induction,
-        "induction_setup": {
-            "half_length": half,
-            "batch": repeat_batch,
-            "seed": seed,
-            "id_range": list(id_range),
-            "layout": "[<|endoftext|>, r_1..r_T, r_1..r_T], no repeats inside r",
-        },
-        "induction_token_ids": random_tokens.tolist(),
-    }
+        uniform_baseline=baselines,
+        definitions=DEFINITIONS,
+        selected_head=selected,
+        attention_sink=AttentionSink(
+            by_layer=scores["bos"].mean(1).tolist(),
+            definition="attention paid to position 0, mean over heads and query positions q>=1",
+        ),
+        last_token_attention=_last_token_attention(torch.stack([p[1] for p in per_layer]), str_tokens),
+        prompt_induction=prompt_induction,
+        induction_setup=InductionSetup(
+            half_length=half,
+            batch=repeat_batch,
+            seed=seed,
+            id_range=list(id_range),
+            layout="[<|endoftext|>, r_1..r_T, r_1..r_T], no repeats inside r",
+        ),
+        induction_token_ids=random_tokens.tolist(),
+    )
 
     def patterns_of(layer: int) -> torch.Tensor:
         kept = per_layer[layer][2]
         return (kept if kept is not None else layer_patterns(model, tokens, layer)[0]).cpu()
 
-    best = prompt_induction.get("best")
-    induction = patterns_of(best["layer"])[best["head"]] if best else None
-    return AttentionResult(findings, patterns_of(selected["layer"]), batch_patterns.cpu(), induction)
+    best = prompt_induction.best
+    induction = patterns_of(best.layer)[best.head] if best else None
+    return AttentionResult(findings, patterns_of(selected.layer), batch_patterns.cpu(), induction)

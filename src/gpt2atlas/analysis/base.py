@@ -1,22 +1,38 @@
-"""What every analysis returns: plain-number findings, named figures, and a way to save both."""
+"""What every analysis returns: typed findings (frozen dataclasses), the arrays its figures need, and one way to
+turn any findings into JSON."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
 
 from gpt2atlas.errors import InputError
 
+OMIT_WHEN_NONE = "gpt2atlas.omit_when_none"
+
+
+def optional(default: Any = None) -> Any:
+    """A findings field that is left out of the JSON while it is None (a key only some runs write)."""
+    return dataclasses.field(default=default, metadata={OMIT_WHEN_NONE: True})
+
 
 def to_jsonable(value: Any) -> Any:
-    """Numbers, tensors and arrays as plain JSON values (NaN/inf become None)."""
+    """Findings as plain JSON values: a dataclass becomes an object of its fields (an `optional()` field that is
+    None is left out), tensors and arrays become lists, NaN/inf become None."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: to_jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not (f.metadata.get(OMIT_WHEN_NONE) and getattr(value, f.name) is None)
+        }
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -40,12 +56,15 @@ def check_index(value: int | None, count: int, what: str, scope: str = "this mod
         )
 
 
-class AnalysisResult:
-    """Base of every analysis's result. Subclasses set `area` and fill `findings`; viz draws their figures."""
+F = TypeVar("F")
+
+
+class AnalysisResult(Generic[F]):
+    """Base of every analysis's result: its typed `findings` plus the arrays the figures need; viz draws them."""
 
     area: str = "analysis"
 
-    def __init__(self, findings: dict[str, Any]) -> None:
+    def __init__(self, findings: F) -> None:
         self.findings = findings
 
     def to_json(self) -> str:

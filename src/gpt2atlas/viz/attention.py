@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gpt2atlas.analysis.attention import SCORES, AttentionResult, HeadScores, InductionTarget, ScoredHead
 from gpt2atlas.viz.labels import token_labels
-
-if TYPE_CHECKING:
-    from gpt2atlas.analysis.attention import AttentionResult
 
 WEIGHT_SCALE = [[0.0, "#ffffff"], [1.0, "#08306b"]]  # white (0) to navy (1)
 LINE_BINS = 8  # the lines view draws weights in this many opacity steps
@@ -63,16 +60,17 @@ def pattern_figure(pattern: np.ndarray, labels: Sequence[str], title: str) -> go
     return _blank_background(fig)
 
 
-def prompt_induction_figure(pattern: np.ndarray, labels: Sequence[str], induction: dict[str, Any]) -> go.Figure:
+def prompt_induction_figure(
+    pattern: np.ndarray, labels: Sequence[str], best: ScoredHead, uniform: float, targets: Sequence[InductionTarget]
+) -> go.Figure:
     """The best induction head's pattern on the prompt, its targets circled: where "... A B ... A" should look."""
-    best = induction["best"]
     fig = pattern_figure(
         pattern,
         labels,
-        f"Induction on the prompt: layer {best['layer']} head {best['head']} puts {best['score']:.2f} of its "
-        f"attention on the circled tokens (a uniform head: {induction['uniform_baseline']:.2f})",
+        f"Induction on the prompt: layer {best.layer} head {best.head} puts {best.score:.2f} of its "
+        f"attention on the circled tokens (a uniform head: {uniform:.2f})",
     )
-    cells = [(labels[k], labels[t["query"]]) for t in induction["targets"] for k in t["keys"]]
+    cells = [(labels[k], labels[t.query]) for t in targets for k in t.keys]
     fig.add_trace(
         go.Scatter(
             x=[k for k, _ in cells],
@@ -125,7 +123,7 @@ def score_title(score: str) -> str:
     return SCORE_TITLES.get(score, score.replace("_", " "))
 
 
-def score_grid_figure(heads: Sequence[dict[str, Any]], scores: Sequence[str], n_layer: int, n_head: int) -> go.Figure:
+def score_grid_figure(heads: Sequence[HeadScores], scores: Sequence[str], n_layer: int, n_head: int) -> go.Figure:
     """The whole model as layer x head grids, one per score (entropy in nats on its own colour scale)."""
     cols = 3
     rows = math.ceil(len(scores) / cols)
@@ -139,8 +137,7 @@ def score_grid_figure(heads: Sequence[dict[str, Any]], scores: Sequence[str], n_
     for i, score in enumerate(scores):
         grid = np.full((n_layer, n_head), np.nan)
         for row in heads:
-            value = row[score]
-            grid[row["layer"], row["head"]] = np.nan if value is None else value
+            grid[row.layer, row.head] = row.score(score)
         fig.add_trace(
             go.Heatmap(
                 z=grid,
@@ -322,43 +319,44 @@ def sink_and_last_figure(
     return fig
 
 
-def _top_head(heads: Sequence[dict[str, Any]], score: str) -> tuple[int, int]:
-    best = max(heads, key=lambda r: -1.0 if r[score] is None or math.isnan(r[score]) else r[score])
-    return best["layer"], best["head"]
+def _top_head(heads: Sequence[HeadScores], score: str) -> tuple[int, int]:
+    best = max(heads, key=lambda r: -1.0 if math.isnan(r.score(score)) else r.score(score))
+    return best.layer, best.head
 
 
 def attention_figures(result: AttentionResult) -> dict[str, go.Figure]:
     """Every attention figure, by file name."""
-    from gpt2atlas.analysis.attention import SCORES
-
     f = result.findings
-    labels = token_labels(f["tokens"], numbered=True)
-    layer, head = f["selected_head"]["layer"], f["selected_head"]["head"]
+    labels = token_labels(f.tokens, numbered=True)
+    layer, head = f.selected_head.layer, f.selected_head.head
     patterns = result.layer_patterns.numpy()
-    n_layer = len(f["attention_sink"]["by_layer"])
+    n_layer = len(f.attention_sink.by_layer)
     n_head = patterns.shape[0]
     picks = [
-        (why, *_top_head(f["heads"], score))
+        (why, *_top_head(f.heads, score))
         for why, score in (
             ("top prev_token", "prev_token"),
             ("top duplicate", "duplicate"),
             ("top induction", "induction"),
         )
     ]
-    return {
+    figures = {
         "head_pattern": pattern_figure(patterns[head], labels, f"layer {layer} head {head}: attention pattern"),
         "layer_heads": layer_grid_figure(patterns, labels, layer),
-        "head_scores": score_grid_figure(f["heads"], SCORES, n_layer, n_head),
+        "head_scores": score_grid_figure(f.heads, SCORES, n_layer, n_head),
         "lines": lines_figure(patterns, labels, layer, head),
-        "batch_mean_patterns": batch_mean_figure(
-            result.batch_patterns.numpy(), picks, f["induction_setup"]["half_length"]
-        ),
+        "batch_mean_patterns": batch_mean_figure(result.batch_patterns.numpy(), picks, f.induction_setup.half_length),
         "sink_and_last_token": sink_and_last_figure(
-            f["attention_sink"]["by_layer"], np.array(f["last_token_attention"]["by_layer"]), labels, labels[-1]
-        ),
-        **(
-            {"prompt_induction": prompt_induction_figure(result.induction_pattern.numpy(), labels, induction)}
-            if result.induction_pattern is not None and (induction := f.get("prompt_induction", {})).get("best")
-            else {}
+            f.attention_sink.by_layer, np.array(f.last_token_attention.by_layer), labels, labels[-1]
         ),
     }
+    induction = f.prompt_induction
+    if result.induction_pattern is not None and induction.best and induction.uniform_baseline is not None:
+        figures["prompt_induction"] = prompt_induction_figure(
+            result.induction_pattern.numpy(),
+            labels,
+            induction.best,
+            induction.uniform_baseline,
+            induction.targets or [],
+        )
+    return figures

@@ -15,5 +15,5 @@ def render(model, settings) -> None:
 
     result = state.cached_analysis(settings.model_id, MODULE, settings.prompt)
     reading(read("attention", result.findings))
-    fig = score_grid_figure(result.findings["heads"], SCORES, model.cfg.n_layer, model.cfg.n_head)
+    fig = score_grid_figure(result.findings.heads, SCORES, model.cfg.n_layer, model.cfg.n_head)
     chart(fig, key="roles_chart")

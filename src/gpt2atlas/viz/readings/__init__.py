@@ -8,7 +8,9 @@ lists the scalar findings when a section's reading has nothing to say.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from gpt2atlas.analysis.base import to_jsonable
 from gpt2atlas.viz.readings.attention import read_attention
 from gpt2atlas.viz.readings.dynamics import read_dynamics
 from gpt2atlas.viz.readings.embeddings import read_embeddings
@@ -47,10 +49,10 @@ __all__ = [
 ]
 
 
-def key_numbers(findings: dict, limit: int = 8) -> list[str]:
-    """Fallback reading: the scalar findings, as "key: value"."""
+def key_numbers(findings: Any, limit: int = 8) -> list[str]:
+    """Fallback reading: the scalar findings (typed, or already JSON-ready), as "key: value"."""
     out = []
-    for key, value in findings.items():
+    for key, value in to_jsonable(findings).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             out.append(f"{key.replace('_', ' ')}: {num(value)}.")
         elif isinstance(value, str) and len(value) < 120:
@@ -60,7 +62,7 @@ def key_numbers(findings: dict, limit: int = 8) -> list[str]:
     return out
 
 
-READERS: dict[str, Callable[[dict], list[str]]] = {
+READERS: dict[str, Callable[[Any], list[str]]] = {  # each takes its own area's typed findings
     "embeddings": read_embeddings,
     "weights": read_weights,
     "attention": read_attention,
@@ -73,7 +75,7 @@ READERS: dict[str, Callable[[dict], list[str]]] = {
 }
 
 
-def read(area: str, findings: dict) -> list[str]:
+def read(area: str, findings: Any) -> list[str]:
     """The reading of an area's findings (the scalar findings if its reader finds nothing it knows)."""
     reader = READERS.get(area)
     sentences = reader(findings) if reader else []

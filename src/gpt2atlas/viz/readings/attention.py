@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+from gpt2atlas.analysis.attention import AttentionFindings
 from gpt2atlas.viz.readings.words import (
     BASELINE_FACTOR,
     head_label,
-    head_name,
     join_some,
-    lookup,
     num,
     pct,
     quoted,
@@ -25,17 +25,14 @@ _ROLE_NAMES = {
 }
 
 
-def read_attention(f: dict) -> list[str]:
-    heads = f.get("heads", [])
+def read_attention(f: AttentionFindings) -> list[str]:
+    heads = f.heads
 
     def roles() -> str:
         said = []
-        for role, members in f["roles"].items():
+        for role, members in f.roles.items():
             if members:
-                named = (
-                    f"{head_name(m)} ({num(m['score'])})" if isinstance(m, dict) and "score" in m else head_name(m)
-                    for m in members
-                )
+                named = (f"{head_label(m)} ({num(m.score)})" for m in members)
                 said.append(f"{_ROLE_NAMES.get(role, role.replace('_', ' '))} heads: {join_some(named)}")
         if not said:
             return (
@@ -46,9 +43,9 @@ def read_attention(f: dict) -> list[str]:
 
     def top(score: str, label: str) -> Callable[[], str]:
         def say() -> str:
-            best = max((r for r in heads if r[score] is not None), key=lambda r: r[score])
-            said = f"Strongest {label} score: {head_label(best)} ({num(best[score])})"
-            uniform = lookup(f, f"uniform_baseline.{score}")
+            best = max((r for r in heads if not math.isnan(r.score(score))), key=lambda r: r.score(score))
+            said = f"Strongest {label} score: {head_label(best)} ({num(best.score(score))})"
+            uniform = f.uniform_baseline.get(score)
             if uniform is None:
                 return said + "."
             return f"{said}; a head attending uniformly scores {num(uniform)}."
@@ -56,20 +53,20 @@ def read_attention(f: dict) -> list[str]:
         return say
 
     def prompt_induction() -> str:
-        found = f["prompt_induction"]
-        if not found["repeated_queries"]:
+        found = f.prompt_induction
+        best, uniform = found.best, found.uniform_baseline
+        if best is None or uniform is None:
             return "The prompt repeats no token, so induction is measured on repeated random sequences only."
-        best, uniform = found["best"], found["uniform_baseline"]
         return (
-            f"On the prompt, {found['repeated_queries']} token(s) repeat an earlier one; there {head_label(best)} puts "
-            f"{num(best['score'])} of its attention on the token that followed the earlier copy (induction), a "
-            f"uniform head {num(uniform)}: {versus_chance(best['score'] >= 2 * uniform)}."
+            f"On the prompt, {found.repeated_queries} token(s) repeat an earlier one; there {head_label(best)} puts "
+            f"{num(best.score)} of its attention on the token that followed the earlier copy (induction), a "
+            f"uniform head {num(uniform)}: {versus_chance(best.score >= 2 * uniform)}."
         )
 
     def sink() -> str:
-        by_layer = f["attention_sink"]["by_layer"]
+        by_layer = f.attention_sink.by_layer
         peak = max(range(len(by_layer)), key=lambda i: by_layer[i])
-        uniform = lookup(f, "uniform_baseline.bos")
+        uniform = f.uniform_baseline.get("bos")
         said = (
             f"Attention to the first token (the sink): {pct(by_layer[0])} in layer 0, peaking at "
             f"{pct(by_layer[peak])} in layer {peak} (mean over heads and query positions)"
@@ -87,22 +84,22 @@ def read_attention(f: dict) -> list[str]:
         return f"{said}; a head attending uniformly gives it {pct(uniform)}: {verdict}."
 
     def last() -> str:
-        last_token = f["last_token_attention"]
-        top_keys = last_token["top_keys_by_layer"][-1][0]
-        uniform = 1 / max(len(f.get("tokens", [])), 1)
+        last_token = f.last_token_attention
+        top_key = last_token.top_keys_by_layer[-1][0]
+        uniform = 1 / max(len(f.tokens), 1)
         return (
-            f"In the last layer the last token {quoted(last_token['token'])} looks most at "
-            f"{quoted(top_keys['token'])} (position {top_keys['position']}, {pct(top_keys['weight'])}; spread "
+            f"In the last layer the last token {quoted(last_token.token)} looks most at "
+            f"{quoted(top_key.token)} (position {top_key.position}, {pct(top_key.weight)}; spread "
             f"evenly, each token would get {pct(uniform)})."
         )
 
     def entropy() -> str:
-        low = min(heads, key=lambda r: r["entropy"])
-        high = max(heads, key=lambda r: r["entropy"])
-        uniform = lookup(f, "uniform_baseline.entropy")
+        low = min(heads, key=lambda r: r.entropy)
+        high = max(heads, key=lambda r: r.entropy)
+        uniform = f.uniform_baseline.get("entropy")
         said = (
-            f"Most focused head {head_label(low)} (entropy {num(low['entropy'])} nats); most diffuse "
-            f"{head_label(high)} ({num(high['entropy'])} nats)"
+            f"Most focused head {head_label(low)} (entropy {num(low.entropy)} nats); most diffuse "
+            f"{head_label(high)} ({num(high.entropy)} nats)"
         )
         if uniform is None:
             return said + "."

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("gpt2atlas.readings")
 ANISOTROPY_GAP = 0.1  # mean cosines this far from the random-initialised twin's read as beyond chance
@@ -70,16 +70,19 @@ def sentences_from(*builders: Callable[[], str | None]) -> list[str]:
     return out
 
 
-def head_label(row: dict) -> str:
-    return f"L{row['layer']}H{row['head']}"
+class Headed(Protocol):
+    """Anything that names a head."""
+
+    @property
+    def layer(self) -> int: ...
+
+    @property
+    def head(self) -> int: ...
 
 
-def head_name(entry: Any) -> str:
-    if isinstance(entry, dict):
-        return head_label(entry)
-    if isinstance(entry, (list, tuple)) and len(entry) == 2:
-        return f"L{entry[0]}H{entry[1]}"
-    return str(entry)
+def head_label(row: Headed) -> str:
+    """'L1H3' for layer 1, head 3."""
+    return f"L{row.layer}H{row.head}"
 
 
 def join_some(items: Iterable[str], limit: int = 5) -> str:

@@ -6,6 +6,7 @@ Everything here is plain data (user text unescaped); the renderers (html.py, mar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -40,7 +41,7 @@ class Part:
     tables: list[Table] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     figures: dict[str, go.Figure] = field(default_factory=dict)
-    findings: dict = field(default_factory=dict)  # the analysis's findings, kept for checks and JSON
+    findings: Any = field(default_factory=dict)  # the analysis's typed findings, kept for checks and JSON
     shared: bool = False  # what every prompt's part had in common, shown once (its findings stay in each part)
 
 

@@ -69,7 +69,7 @@ class AnalysisSection:
     limit: int = 4
     entry: str = "analyze"
     options: Callable[[ReportContext], dict] = field(default=lambda ctx: {})
-    tables: Callable[[dict], list[Table]] = field(default=lambda findings: [])
+    tables: Callable[[Any], list[Table]] = field(default=lambda findings: [])  # from the typed findings
 
     def __call__(self, ctx: ReportContext) -> list[Part]:
         analyze = getattr(import_area(self.module), self.entry)

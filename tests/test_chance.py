@@ -88,7 +88,8 @@ def test_intrinsic_dimension_is_read_against_a_random_initialised_twin():
     said = {}
     for name, model in (("random", random_model(RANDOM_SHAPE, seed=3)), ("mini", load_model("mini"))):
         findings = analyze_geometry(model, **options).findings
-        control = findings["control"]["twonn"]
+        assert findings.control is not None
+        control = findings.control.twonn
         assert {len(v) for v in control.values()} == {model.cfg.n_layer + 1}  # every residual layer
         said[name] = [s for s in readings.read("geometry", findings) if "cloud: TwoNN" in s or "Anisotropy" in s]
         assert len(said[name]) == 3
@@ -96,7 +97,7 @@ def test_intrinsic_dimension_is_read_against_a_random_initialised_twin():
     assert any("than chance, beyond 3 standard errors" in s for s in said["mini"]), said["mini"]
     assert any(s.startswith("Anisotropy") and "narrower than chance" in s for s in said["mini"])  # 0.69 vs 0.29
     off = analyze_geometry(random_model(RANDOM_SHAPE, seed=3), control=False, **options).findings
-    assert off["control"] is None and all("random-initialised" not in s for s in readings.read("geometry", off))
+    assert off.control is None and all("random-initialised" not in s for s in readings.read("geometry", off))
 
 
 def test_attention_and_residual_readings_state_their_baselines():

@@ -10,6 +10,7 @@ import torch
 
 from conftest import random_model
 from gpt2atlas.analysis import embeddings as E
+from gpt2atlas.analysis.base import to_jsonable
 from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError
 from gpt2atlas.model import save_checkpoint
@@ -48,11 +49,11 @@ def planted():
 
 def test_constant_offset_is_the_top_offset_dim(planted):
     _, report = planted
-    top = report.findings["token_embedding"]["offset_dims"]
-    assert top[0]["dim"] == OFFSET_DIM
-    assert top[0]["mean"] == pytest.approx(OFFSET, abs=1e-3)
-    assert top[0]["z"] > 5 and abs(top[1]["z"]) < 5
-    assert len(top) == 10 and [abs(e["z"]) for e in top] == sorted((abs(e["z"]) for e in top), reverse=True)
+    top = report.findings.token_embedding.offset_dims
+    assert top[0].dim == OFFSET_DIM
+    assert top[0].mean == pytest.approx(OFFSET, abs=1e-3)
+    assert top[0].z > 5 and abs(top[1].z) < 5
+    assert len(top) == 10 and [abs(e.z) for e in top] == sorted((abs(e.z) for e in top), reverse=True)
 
 
 def test_offset_z_is_standardised_mean():
@@ -68,14 +69,14 @@ def test_offset_z_is_standardised_mean():
 
 def test_planted_sinusoids_are_active_dims_with_their_periods(planted):
     _, report = planted
-    position = report.findings["position_embedding"]
-    assert {d["dim"] for d in position["active_dims"][:3]} == set(PLANTED_PERIODS)
-    found = {p["dim"]: p for p in position["periodicity"]}
+    position = report.findings.position_embedding
+    assert {d.dim for d in position.active_dims[:3]} == set(PLANTED_PERIODS)
+    found = {p.dim: p for p in position.periodicity}
     for dim, period in PLANTED_PERIODS.items():
-        assert found[dim]["period"] == pytest.approx(period, rel=0.03)
-        assert found[dim]["power_share"] > 0.95
-    assert {d["dim"] for d in position["active_dims"]} == set(PLANTED_PERIODS) | set(SLOW_DIMS)
-    assert position["smoothness"] < 0.2
+        assert found[dim].period == pytest.approx(period, rel=0.03)
+        assert found[dim].power_share > 0.95
+    assert {d.dim for d in position.active_dims} == set(PLANTED_PERIODS) | set(SLOW_DIMS)
+    assert position.smoothness < 0.2
 
 
 def test_period_that_does_not_divide_the_length_is_found():
@@ -89,7 +90,7 @@ def test_period_that_does_not_divide_the_length_is_found():
 def test_jagged_noise_lowers_smoothness(planted):
     _, clean = planted
     noisy = E.analyze(planted_model(noise=0.15), None, **FAST)
-    smooth, jagged = (r.findings["position_embedding"]["smoothness"] for r in (clean, noisy))
+    smooth, jagged = (r.findings.position_embedding.smoothness for r in (clean, noisy))
     assert jagged > smooth + 0.2
     # a straight ramp is as smooth as it gets; white noise sits near sqrt(2)
     ramp = torch.linspace(0, 1, 500)[:, None]
@@ -102,17 +103,17 @@ def test_neighbours_match_brute_force(planted):
     model, report = planted
     table = model.W_E.double().numpy()
     unit = table / np.linalg.norm(table, axis=1, keepdims=True)
-    rows = report.findings["neighbours"]
-    assert report.findings["neighbours_of"] == "prompt"
+    rows = report.findings.neighbours
+    assert report.findings.neighbours_of == "prompt"
     prompt_ids = model.tokenizer.encode("The king and the queen of <b>France</b>")
-    assert [r["id"] for r in rows] == list(dict.fromkeys(prompt_ids))
+    assert [r.id for r in rows] == list(dict.fromkeys(prompt_ids))
     for row in rows:
-        cos = unit @ unit[row["id"]]
-        cos[row["id"]] = -np.inf
+        cos = unit @ unit[row.id]
+        cos[row.id] = -np.inf
         expected = np.argsort(-cos, kind="stable")[:10]
-        assert [n["id"] for n in row["neighbours"]] == expected.tolist()
-        assert [n["cosine"] for n in row["neighbours"]] == pytest.approx(cos[expected].tolist(), abs=1e-5)
-        assert row["token"] == model.tokenizer.decode([row["id"]])
+        assert [n.id for n in row.neighbours] == expected.tolist()
+        assert [n.cosine for n in row.neighbours] == pytest.approx(cos[expected].tolist(), abs=1e-5)
+        assert row.token == model.tokenizer.decode([row.id])
 
 
 def test_neighbour_search_chunks_agree_and_can_keep_self():
@@ -153,9 +154,9 @@ def test_position_zero_outlier_is_reported():
     model = random_model()
     with torch.no_grad():
         model.W_pos[0] *= 8
-    position = E.analyze(model, None, **FAST).findings["position_embedding"]
-    assert position["position0_norm_z"] > 5
-    assert position["norm_outliers"][0]["position"] == 0 and position["norm"]["max_position"] == 0
+    position = E.analyze(model, None, **FAST).findings.position_embedding
+    assert position.position0_norm_z > 5
+    assert position.norm_outliers[0].position == 0 and position.norm.max_position == 0
 
 
 def test_findings_and_figures(planted):
@@ -284,9 +285,11 @@ def test_vocabulary_stats_computed_once_give_the_same_report(tiny_model):
     for prompt in ("The cat sat on the mat", "Paris is the capital of France"):
         alone = E.analyze(tiny_model, prompt, **kwargs)
         shared = E.analyze(tiny_model, prompt, vocabulary=vocabulary, **kwargs)
-        assert json.dumps(shared.findings, sort_keys=True) == json.dumps(alone.findings, sort_keys=True)
+        assert json.dumps(to_jsonable(shared.findings), sort_keys=True) == json.dumps(
+            to_jsonable(alone.findings), sort_keys=True
+        )
         np.testing.assert_array_equal(shared.data.projections["pca_3d"], alone.data.projections["pca_3d"])
     other_seed = E.analyze(tiny_model, "The cat", vocabulary=vocabulary, seed=1, **kwargs)  # not reused: recomputed
-    assert json.dumps(other_seed.findings["token_embedding"]) == json.dumps(
-        E.analyze(tiny_model, "The cat", seed=1, **kwargs).findings["token_embedding"]
+    assert json.dumps(to_jsonable(other_seed.findings.token_embedding)) == json.dumps(
+        to_jsonable(E.analyze(tiny_model, "The cat", seed=1, **kwargs).findings.token_embedding)
     )

@@ -24,6 +24,7 @@ from gpt2atlas.geometry.corpus import (
 )
 from gpt2atlas.geometry.estimators import gram_log_volume
 from gpt2atlas.geometry.extraction import extract_clouds, measurement_sites
+from gpt2atlas.geometry.findings import LayerRow
 from gpt2atlas.model import save_checkpoint
 from gpt2atlas.viz.figures import figures_of
 
@@ -89,17 +90,15 @@ def planted():
     return model, texts, result
 
 
-def row(result: GeometryResult, cloud: str, layer: int, substep: str = "resid") -> dict:
-    return next(
-        r for r in result.findings["layers"] if r["cloud"] == cloud and r["layer"] == layer and r["substep"] == substep
-    )
+def row(result: GeometryResult, cloud: str, layer: int, substep: str = "resid") -> LayerRow:
+    return next(r for r in result.findings.layers if r.cloud == cloud and r.layer == layer and r.substep == substep)
 
 
 # ----- corpus ------------------------------------------------------------------------------------------------
 def test_default_corpus_is_large_deterministic_and_clean():
     corpus = default_corpus(2500)
-    assert len(corpus.texts) == 2500 and corpus.info["n_available"] >= 2000
-    assert corpus.info["name"] == "python-stdlib-docstrings"
+    assert len(corpus.texts) == 2500 and corpus.info.n_available >= 2000
+    assert corpus.info.name == "python-stdlib-docstrings"
     assert len(set(corpus.texts)) == len(corpus.texts)
     assert all(80 <= len(t) <= 1200 and ">>>" not in t and "\n" not in t for t in corpus.texts)
     assert default_corpus(2500).texts == corpus.texts
@@ -171,7 +170,7 @@ def test_dataset_texts(monkeypatch, hub_up):
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
     corpus = texts_from_dataset("wikitext:wikitext-2-raw-v1", 10)
-    assert corpus.texts == ["first row", "second row"] and corpus.info["name"] == "wikitext:wikitext-2-raw-v1"
+    assert corpus.texts == ["first row", "second row"] and corpus.info.name == "wikitext:wikitext-2-raw-v1"
     assert calls == [("wikitext", "wikitext-2-raw-v1", "train", True)]
 
 
@@ -235,30 +234,30 @@ def test_planted_dimension_is_found_at_every_layer(planted):
     _, _, result = planted
     for layer in range(TINY.n_layer + 1):
         r = row(result, "all_tokens", layer)
-        assert abs(r["twonn_id"] - 3) < max(0.3, 3 * r["twonn_err"]), (layer, r["twonn_id"])
+        assert abs(r.twonn_id - 3) < max(0.3, 3 * r.twonn_err), (layer, r.twonn_id)
     last = row(result, "last_token", 1)
-    assert abs(last["twonn_id"] - 3) < max(0.45, 3 * last["twonn_err"])
+    assert abs(last.twonn_id - 3) < max(0.45, 3 * last.twonn_err)
 
 
 def test_planted_linear_versus_nonlinear_dimension(planted):
     """PCA sees 3 dimensions at the embedding and many after the MLP bends the cloud; TwoNN sees 3 throughout."""
     _, _, result = planted
     embedding, after = row(result, "all_tokens", 0), row(result, "all_tokens", 1)
-    assert embedding["pca_id_90"] <= 3 and embedding["pca_components"]["95"] == 3
-    assert embedding["participation_ratio"] <= 3
-    assert after["pca_id_90"] >= 5 and after["pca_components"]["95"] >= 6
-    assert row(result, "all_tokens", 2)["pca_id_90"] == after["pca_id_90"]  # block 1 adds nothing
+    assert embedding.pca_id_90 <= 3 and embedding.pca_components["95"] == 3
+    assert embedding.participation_ratio <= 3
+    assert after.pca_id_90 >= 5 and after.pca_components["95"] >= 6
+    assert row(result, "all_tokens", 2).pca_id_90 == after.pca_id_90  # block 1 adds nothing
 
 
 def test_planted_substeps(planted):
     _, _, result = planted
     sphere = row(result, "all_tokens", 0, "ln1_normalized")  # LayerNorm keeps only the directions
-    assert abs(sphere["twonn_id"] - 2) < max(0.2, 3 * sphere["twonn_err"])
-    assert sphere["mean_norm"] == pytest.approx(math.sqrt(TINY.d_model), rel=1e-3)
+    assert abs(sphere.twonn_id - 2) < max(0.2, 3 * sphere.twonn_err)
+    assert sphere.mean_norm == pytest.approx(math.sqrt(TINY.d_model), rel=1e-3)
     attention = row(result, "all_tokens", 0, "attn_out")  # all zero: one distinct point, no distance estimate
-    assert attention["n_points"] == 1 and math.isnan(attention["twonn_id"]) and attention["mean_norm"] == 0
+    assert attention.n_points == 1 and math.isnan(attention.twonn_id) and attention.mean_norm == 0
     mlp = row(result, "all_tokens", 0, "mlp_out")  # a function of the directions only
-    assert abs(mlp["twonn_id"] - 2) < max(0.25, 3 * mlp["twonn_err"])
+    assert abs(mlp.twonn_id - 2) < max(0.25, 3 * mlp.twonn_err)
 
 
 def test_findings_layout(planted):
@@ -270,10 +269,10 @@ def test_findings_layout(planted):
     assert all(ROW_KEYS <= set(r) for r in rows)
     assert {r["cloud"] for r in rows} == {"last_token", "all_tokens"}
     assert all(set(r["gride"]) >= {"scales", "ids"} for r in rows)
-    assert row(result, "all_tokens", 1)["gride"]["scales"] == sorted(row(result, "all_tokens", 1)["gride"]["scales"])
+    assert row(result, "all_tokens", 1).gride.scales == sorted(row(result, "all_tokens", 1).gride.scales)
     assert findings["corpus"]["name"] == "user texts"
     assert findings["n_texts"] == len(texts)
-    assert row(result, "all_tokens", 0)["n_duplicates"] > 0  # the same token twice: the same vector
+    assert row(result, "all_tokens", 0).n_duplicates > 0  # the same token twice: the same vector
     assert findings["focus_layer"] in range(TINY.n_layer + 1)
     distances = np.array(findings["text_distances"]["euclidean"])
     assert distances.shape == (40, 40) and np.allclose(distances, distances.T) and np.allclose(np.diag(distances), 0)
@@ -281,8 +280,8 @@ def test_findings_layout(planted):
     assert findings["gram"]["log_volume"][0] is None  # more than 3 tokens on a 3-dim cloud: volume 0
     assert {"extraction_s", "estimation_s", "total_s"} <= set(findings["timing"])
     assert findings["memory"]["peak_rss_mb"] > 0
-    assert [r["layer"] for r in result.rows("last_token")] == list(range(TINY.n_layer + 1))
-    redrawn = figures_of(GeometryResult(findings))  # from the saved JSON alone (NaN became null)
+    assert [r.layer for r in result.rows("last_token")] == list(range(TINY.n_layer + 1))
+    redrawn = figures_of(GeometryResult.from_json(result.to_json()))  # from the saved JSON alone (NaN became null)
     assert set(redrawn) == FIGURES
 
 
@@ -290,14 +289,14 @@ def test_gram_volume_and_focus_layer_on_a_random_model(tiny_model):
     texts = random_texts(tiny_model, 60, seed=5)
     prompt = "The cat sat on the mat because it was warm."
     result = analyze(tiny_model, prompt, texts=texts, layer=2, all_tokens_budget=300, progress=False)
-    gram = result.findings["gram"]
+    gram = result.findings.gram
     ids = tiny_model.tokenizer.encode(prompt)
     _, cache = tiny_model.run_with_cache(ids, names=["blocks.1.hook_resid_post"])
     vectors = cache["blocks.1.hook_resid_post"][0, 1:].double().numpy()
-    assert gram["layers"] == [0, 1, 2] and gram["first_position"] == 1
-    assert gram["log_volume"][2] == pytest.approx(gram_log_volume(vectors), rel=1e-6)
-    assert gram["log_volume_unit"][2] == pytest.approx(gram_log_volume(vectors, unit=True), rel=1e-6)
-    assert result.findings["focus_layer"] == result.findings["text_distances"]["layer"] == 2
+    assert gram.layers == [0, 1, 2] and gram.first_position == 1
+    assert gram.log_volume[2] == pytest.approx(gram_log_volume(vectors), rel=1e-6)
+    assert gram.log_volume_unit[2] == pytest.approx(gram_log_volume(vectors, unit=True), rel=1e-6)
+    assert result.findings.focus_layer == result.findings.text_distances.layer == 2
     with pytest.raises(InputError, match="layer="):
         analyze(tiny_model, texts=texts, layer=3, progress=False)
 
@@ -383,10 +382,13 @@ def test_a_one_token_gram_prompt_is_refused_before_any_extraction(tiny_model, mo
 
 
 def test_gride_curve_has_a_gap_where_rank_8_was_not_measured():
+    from gpt2atlas.geometry.estimators import IDScaling
     from gpt2atlas.viz.geometry import _gride_at
 
-    small = {"gride": {"ranks": [1, 2, 4], "ids": [3.0, 3.1, 3.2], "errs": [0.1, 0.1, 0.1]}}
-    large = {"gride": {"ranks": [1, 2, 4, 8], "ids": [3.0, 3.1, 3.2, 3.3], "errs": [0.1, 0.1, 0.1, 0.2]}}
+    small = IDScaling(scales=[1.0, 2.0, 3.0], ids=[3.0, 3.1, 3.2], errs=[0.1, 0.1, 0.1], ranks=[1, 2, 4])
+    large = IDScaling(
+        scales=[1.0, 2.0, 3.0, 4.0], ids=[3.0, 3.1, 3.2, 3.3], errs=[0.1, 0.1, 0.1, 0.2], ranks=[1, 2, 4, 8]
+    )
     assert _gride_at(small) == (None, None)
     assert _gride_at(large) == (3.3, 0.2)
 

@@ -8,6 +8,7 @@ import torch
 
 from conftest import TINY, random_model
 from gpt2atlas.analysis import journey
+from gpt2atlas.analysis.base import to_jsonable
 from gpt2atlas.errors import InputError
 from gpt2atlas.viz.figures import figures_of
 
@@ -21,16 +22,16 @@ def _analyze(model, prompt=PROMPT, **kwargs):
 def test_the_lens_at_the_last_layer_is_the_models_output(tiny_model):
     f = _analyze(tiny_model).findings
     logits = tiny_model(PROMPT)[0]
-    assert f["top1"][-1] == [tiny_model.tokenizer.vocab[i] for i in logits.argmax(-1).tolist()]
-    assert f["final_token_rank"][-1] == [0] * len(f["tokens"])
-    assert max(abs(k) for k in f["kl_to_final"][-1]) < 1e-6
-    assert f["lens_vs_model_max_abs_diff"] < 1e-4
+    assert f.top1[-1] == [tiny_model.tokenizer.vocab[i] for i in logits.argmax(-1).tolist()]
+    assert f.final_token_rank[-1] == [0] * len(f.tokens)
+    assert max(abs(k) for k in f.kl_to_final[-1]) < 1e-6
+    assert f.lens_vs_model_max_abs_diff < 1e-4
     probs = logits.softmax(-1)
-    top = f["top_k"][-1][-1]
-    assert [c["id"] for c in top] == probs[-1].topk(5).indices.tolist()
-    assert [c["prob"] for c in top] == pytest.approx(probs[-1].topk(5).values.tolist(), rel=1e-4)
-    assert f["layers"] == ["embed", "block 0", "block 1"]
-    assert f["layer_hooks"][0] == "blocks.0.hook_resid_pre" and f["layer_hooks"][-1] == "blocks.1.hook_resid_post"
+    top = f.top_k[-1][-1]
+    assert [c.id for c in top] == probs[-1].topk(5).indices.tolist()
+    assert [c.prob for c in top] == pytest.approx(probs[-1].topk(5).values.tolist(), rel=1e-4)
+    assert f.layers == ["embed", "block 0", "block 1"]
+    assert f.layer_hooks[0] == "blocks.0.hook_resid_pre" and f.layer_hooks[-1] == "blocks.1.hook_resid_post"
 
 
 def test_the_lens_reads_each_layer_before_ln_final(tiny_model):
@@ -42,10 +43,10 @@ def test_the_lens_reads_each_layer_before_ln_final(tiny_model):
     kl = (final.exp() * (final - log_p)).sum(-1)
     # KL of a few 1e-3 from log-probabilities of magnitude ~11 in float32: the analysis unembeds many rows in one
     # product, this check one layer's rows, and BLAS may sum those in another order (it does on some CPUs)
-    assert f["kl_to_final"][1] == pytest.approx(kl.tolist(), rel=1e-4, abs=1e-5)
+    assert f.kl_to_final[1] == pytest.approx(kl.tolist(), rel=1e-4, abs=1e-5)
     ranks = (log_p > log_p.gather(-1, final.argmax(-1, keepdim=True))).sum(-1)
-    assert f["final_token_rank"][1] == ranks.tolist()
-    assert f["kl_to_final_mean"][1] == pytest.approx(float(kl[1:].mean()), rel=1e-4, abs=1e-5)  # position 0 left out
+    assert f.final_token_rank[1] == ranks.tolist()
+    assert f.kl_to_final_mean[1] == pytest.approx(float(kl[1:].mean()), rel=1e-4, abs=1e-5)  # position 0 left out
 
 
 def test_blocks_that_write_nothing_leave_every_layer_at_the_final_answer():
@@ -55,11 +56,11 @@ def test_blocks_that_write_nothing_leave_every_layer_at_the_final_answer():
             for p in (block.attn.W_O, block.attn.b_O, block.mlp.W_out, block.mlp.b_out):
                 p.zero_()
     f = _analyze(model).findings
-    n = len(f["tokens"])
-    assert f["final_token_rank"] == [[0] * n] * 3
-    assert np.abs(np.asarray(f["kl_to_final"])).max() < 1e-6
-    assert f["cosine"]["previous_layer"]["mean"][1:] == pytest.approx([1.0, 1.0])
-    assert f["centroid_distance_mean"][0] == pytest.approx(f["centroid_distance_mean"][-1])
+    n = len(f.tokens)
+    assert f.final_token_rank == [[0] * n] * 3
+    assert np.abs(np.asarray(f.kl_to_final)).max() < 1e-6
+    assert f.cosine.previous_layer.mean[1:] == pytest.approx([1.0, 1.0])
+    assert f.centroid_distance_mean[0] == pytest.approx(f.centroid_distance_mean[-1])
 
 
 def test_cosines_with_embeddings_when_there_is_no_position_embedding():
@@ -67,34 +68,34 @@ def test_cosines_with_embeddings_when_there_is_no_position_embedding():
     with torch.no_grad():
         model.W_pos.zero_()
     f = _analyze(model).findings
-    cos = f["cosine"]
-    assert cos["own_embedding"]["per_position"][0] == pytest.approx([1.0] * len(f["tokens"]))
-    assert cos["previous_layer"]["per_position"][0] == [None] * len(f["tokens"])
-    assert all(row[-1] is None for row in cos["next_token_embedding"]["per_position"])
-    assert all(row[-1] == pytest.approx(1.0) for row in cos["last_position"]["per_position"])
+    cos = f.cosine
+    assert cos.own_embedding.per_position[0] == pytest.approx([1.0] * len(f.tokens))
+    assert cos.previous_layer.per_position[0] == [None] * len(f.tokens)
+    assert all(row[-1] is None for row in cos.next_token_embedding.per_position)
+    assert all(row[-1] == pytest.approx(1.0) for row in cos.last_position.per_position)
     ids = model.to_tokens(PROMPT)[0]
     w_e = model.W_E[ids]
     expected = torch.nn.functional.cosine_similarity(w_e[:-1], w_e[1:], dim=-1)
-    assert cos["next_token_embedding"]["per_position"][0][:-1] == pytest.approx(expected.tolist(), abs=1e-5)
-    assert cos["next_token_embedding"]["mean"][0] == pytest.approx(float(expected[1:].mean()), abs=1e-5)
+    assert cos.next_token_embedding.per_position[0][:-1] == pytest.approx(expected.tolist(), abs=1e-5)
+    assert cos.next_token_embedding.mean[0] == pytest.approx(float(expected[1:].mean()), abs=1e-5)
 
 
 def test_cloud_spread_matches_its_definition(tiny_model):
     f = _analyze(tiny_model).findings
     _, cache = tiny_model.run_with_cache(PROMPT, names=["blocks.1.hook_resid_post"])
     x = cache["blocks.1.hook_resid_post"][0, 1:]
-    assert f["covariance_trace"][-1] == pytest.approx(float(torch.cov(x.T).trace()), rel=1e-4)
-    assert f["centroid_distance_mean"][-1] == pytest.approx(float((x - x.mean(0)).norm(dim=-1).mean()), rel=1e-5)
+    assert f.covariance_trace[-1] == pytest.approx(float(torch.cov(x.T).trace()), rel=1e-4)
+    assert f.centroid_distance_mean[-1] == pytest.approx(float((x - x.mean(0)).norm(dim=-1).mean()), rel=1e-5)
 
 
 def test_pca_trajectory_and_position_choice(tiny_model):
     result = _analyze(tiny_model, position=2)
-    t = result.findings["trajectory"]
-    assert t["position"] == 2 and t["token"] == result.findings["tokens"][2]
-    assert np.asarray(t["pca"]).shape == (3, 2) and result.pca.shape == (3, len(result.findings["tokens"]), 2)
-    assert sum(t["pca_explained_variance_ratio"]) <= 1.0 + 1e-9
-    assert "umap" not in t and result.umap_points is None
-    assert _analyze(tiny_model, position=-1).findings["trajectory"]["position"] == len(result.findings["tokens"]) - 1
+    t = result.findings.trajectory
+    assert t.position == 2 and t.token == result.findings.tokens[2]
+    assert np.asarray(t.pca).shape == (3, 2) and result.pca.shape == (3, len(result.findings.tokens), 2)
+    assert sum(t.pca_explained_variance_ratio) <= 1.0 + 1e-9
+    assert "umap" not in to_jsonable(t) and t.umap is None and result.umap_points is None
+    assert _analyze(tiny_model, position=-1).findings.trajectory.position == len(result.findings.tokens) - 1
 
 
 def test_pca_of_a_planted_line_puts_it_on_the_first_axis():
@@ -168,7 +169,7 @@ def test_figures_escape_tokens(tiny_model):
     figures = figures_of(result)
     assert set(figures) == {"logit_lens", "rank_kl", "cosines", "trajectory"}
     table = figures["logit_lens"].data[0]
-    assert np.asarray(table.z).shape == (3, len(result.findings["tokens"]))
+    assert np.asarray(table.z).shape == (3, len(result.findings.tokens))
     assert not any("<" in label for label in table.x) and any("&lt;" in label for label in table.x)
 
 
@@ -181,11 +182,12 @@ def test_umap_places_a_token_that_never_moves_on_its_own_embedding():
             for p in (block.attn.W_O, block.attn.b_O, block.mlp.W_out, block.mlp.b_out):
                 p.zero_()
     result = journey.analyze(model, PROMPT, umap_sample=300, seed=1)
-    t = result.findings["trajectory"]
-    assert t["nearest_sampled_token"] == [result.findings["tokens"][-1]] * 3
-    assert t["umap_sample_size"] >= 300 and len(result.umap_points["coords"]) == t["umap_sample_size"]
-    own = result.umap_points["ids"].index(result.findings["token_ids"][-1])
+    t = result.findings.trajectory
+    assert t.nearest_sampled_token == [result.findings.tokens[-1]] * 3
+    assert t.umap_sample_size is not None and t.umap is not None
+    assert t.umap_sample_size >= 300 and len(result.umap_points["coords"]) == t.umap_sample_size
+    own = result.umap_points["ids"].index(result.findings.token_ids[-1])
     coords = np.asarray(result.umap_points["coords"])
     typical = np.median(np.linalg.norm(coords - coords.mean(0), axis=1))
-    assert np.linalg.norm(np.asarray(t["umap"][0]) - coords[own]) < typical  # placed near its own token
+    assert np.linalg.norm(np.asarray(t.umap[0]) - coords[own]) < typical  # placed near its own token
     assert set(figures_of(result)) == {"logit_lens", "rank_kl", "cosines", "trajectory"}

@@ -77,7 +77,7 @@ def test_batched_png_export_keeps_each_figures_size(tmp_path):
         (["layernorm", "--layer", "9"], "layer 9 is out of range"),
         (["journey", "--position", "99"], "position 99 is out of range"),
         (["journey", "--projections", "tsne"], "unknown projection"),
-        (["residual", "--threshold", "0.5"], "--threshold must be above 1"),
+        (["residual", "--threshold", "0.5"], "--threshold 0.5 must be above 1"),
     ],
 )
 def test_bad_options_exit_1_with_one_line(tiny_checkpoint, tmp_path, capsys, args, message):

@@ -41,24 +41,24 @@ def planted():
 
 def test_planted_neuron_is_chosen_and_fires_on_its_token(planted):
     model, cat, dog, result = planted
-    chosen = result.findings["neuron"]
-    assert (chosen["layer"], chosen["neuron"]) == (LAYER, NEURON)
-    top = chosen["top_tokens"]
-    assert [t["token"] for t in top[:3]] == [" cat"] * 3  # two in the prompt, one in the first extra prompt
-    assert {(t["prompt"], t["position"]) for t in top[:3]} == {(0, 1), (0, 4), (1, 1)}
-    assert top[0]["activation"] > 1.0 and top[3]["activation"] < 0.1
-    assert chosen["promotes"][0]["token_id"] == dog and chosen["promotes"][0]["token"] == " dog"
+    chosen = result.findings.neuron
+    assert (chosen.layer, chosen.neuron) == (LAYER, NEURON)
+    top = chosen.top_tokens
+    assert [t.token for t in top[:3]] == [" cat"] * 3  # two in the prompt, one in the first extra prompt
+    assert {(t.prompt, t.position) for t in top[:3]} == {(0, 1), (0, 4), (1, 1)}
+    assert top[0].activation > 1.0 and top[3].activation < 0.1
+    assert chosen.promotes[0].token_id == dog and chosen.promotes[0].token == " dog"
 
 
 def test_promotes_and_suppresses_equal_w_out_times_w_u(planted):
     model, _, _, result = planted
-    chosen = result.findings["neuron"]
+    chosen = result.findings.neuron
     direct = model.blocks[LAYER].mlp.W_out[NEURON] @ model.W_E.T
     up, down = direct.topk(10), direct.topk(10, largest=False)
-    assert [r["token_id"] for r in chosen["promotes"]] == up.indices.tolist()
-    assert [r["token_id"] for r in chosen["suppresses"]] == down.indices.tolist()
-    assert [r["logit"] for r in chosen["promotes"]] == pytest.approx(up.values.tolist(), abs=1e-5)
-    assert [r["logit"] for r in chosen["suppresses"]] == pytest.approx(down.values.tolist(), abs=1e-5)
+    assert [r.token_id for r in chosen.promotes] == up.indices.tolist()
+    assert [r.token_id for r in chosen.suppresses] == down.indices.tolist()
+    assert [r.logit for r in chosen.promotes] == pytest.approx(up.values.tolist(), abs=1e-5)
+    assert [r.logit for r in chosen.suppresses] == pytest.approx(down.values.tolist(), abs=1e-5)
 
 
 def test_activation_statistics_equal_the_cache(planted):
@@ -66,26 +66,24 @@ def test_activation_statistics_equal_the_cache(planted):
     _, cache = model.run_with_cache(PROMPT, names=lambda n: n.endswith("mlp.hook_pre"))
     pre = torch.stack([cache[f"blocks.{l}.mlp.hook_pre"][0] for l in range(2)])
     post = torch.nn.functional.gelu(pre, approximate="tanh")
-    assert result.findings["fraction_active_by_layer"] == pytest.approx((pre > 0).float().mean((1, 2)).tolist())
-    for row in result.findings["top_neurons_by_token"]:
-        best = row["neurons"][0]
-        p = row["position"]
-        assert best["activation"] == pytest.approx(post[:, p].max().item(), abs=1e-5)
-        assert post[best["layer"], p, best["neuron"]] == pytest.approx(post[:, p].max().item(), abs=1e-5)
-        assert len(row["neurons"]) == 5
+    assert result.findings.fraction_active_by_layer == pytest.approx((pre > 0).float().mean((1, 2)).tolist())
+    for row in result.findings.top_neurons_by_token:
+        best = row.neurons[0]
+        p = row.position
+        assert best.activation == pytest.approx(post[:, p].max().item(), abs=1e-5)
+        assert post[best.layer, p, best.neuron] == pytest.approx(post[:, p].max().item(), abs=1e-5)
+        assert len(row.neurons) == 5
     peak = post[LAYER, 1:, NEURON].max().item()
-    assert result.findings["strongest_neurons"][0] == {
-        "layer": LAYER,
-        "neuron": NEURON,
-        "max_activation": pytest.approx(peak, abs=1e-5),
-    }
+    strongest = result.findings.strongest_neurons[0]
+    assert (strongest.layer, strongest.neuron) == (LAYER, NEURON)
+    assert strongest.max_activation == pytest.approx(peak, abs=1e-5)
 
 
 def test_user_choice_and_range_checks(tiny_model):
     result = neurons.analyze(tiny_model, "hello there", layer=0, neuron=5)
-    assert result.findings["neuron"]["chosen_by"] == "user" and result.findings["neuron"]["neuron"] == 5
-    in_layer = neurons.analyze(tiny_model, "hello there", layer=1).findings["neuron"]
-    assert in_layer["layer"] == 1
+    assert result.findings.neuron.chosen_by == "user" and result.findings.neuron.neuron == 5
+    in_layer = neurons.analyze(tiny_model, "hello there", layer=1).findings.neuron
+    assert in_layer.layer == 1
     with pytest.raises(InputError, match="neuron=256 is out of range: each layer has 256 neurons"):
         neurons.analyze(tiny_model, "hello", layer=0, neuron=256)
     with pytest.raises(InputError, match="needs layer="):

@@ -28,11 +28,12 @@ def test_vocab_strings_name_the_padding_rows(padded):
 
 def test_analyses_label_padding_ids_instead_of_crashing(padded):
     found = journey.analyze(padded, PROMPT, umap_sample=300)
-    assert any(row["id"] >= 50257 for state in found.findings["top_k"] for pos in state for row in pos)
-    assert len(found.findings["trajectory"]["nearest_sampled_token"]) == padded.cfg.n_layer + 1
+    assert any(row.id >= 50257 for state in found.findings.top_k for pos in state for row in pos)
+    nearest = found.findings.trajectory.nearest_sampled_token
+    assert nearest is not None and len(nearest) == padded.cfg.n_layer + 1
     assert neurons.analyze(padded, PROMPT).findings
-    target = saliency.analyze(padded, PROMPT).findings["target"]
-    assert target["token"] == vocab_strings(padded)[target["token_id"]]
+    target = saliency.analyze(padded, PROMPT).findings.target
+    assert target.token == vocab_strings(padded)[target.token_id]
 
 
 def test_generation_never_samples_a_padding_row(padded):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from dataclasses import replace
 
 import pytest
 
@@ -40,15 +41,25 @@ def test_no_reading_sentence_is_dropped(area, mini, caplog):
     assert sentences
 
 
-def test_the_embedding_neighbours_sentence_appears(mini):
+@pytest.fixture(scope="module")
+def embedding_findings(mini):
     from gpt2atlas.analysis.embeddings import analyze
 
-    findings = analyze(mini, "function class return", projections=("pca",), sample_size=300).findings
-    sentence = next(s for s in readings.read("embeddings", findings) if "nearest" in s.lower())
+    return analyze(mini, "function class return", projections=("pca",), sample_size=300).findings
+
+
+def test_the_embedding_neighbours_sentence_appears(embedding_findings):
+    sentence = next(s for s in readings.read("embeddings", embedding_findings) if "nearest" in s.lower())
     assert "function" in sentence
 
 
-def test_a_dropped_sentence_is_logged(caplog):
+def test_a_dropped_sentence_is_logged(embedding_findings, caplog):
+    whole = readings.read_embeddings(embedding_findings)
+    periods = [s for s in whole if s.startswith("Their dominant periods")]
+    assert len(periods) == 1
+    # no periodicity rows: the periods sentence has no numbers to compare with chance, and raises
+    position = replace(embedding_findings.position_embedding, periodicity=[])
     with caplog.at_level(logging.WARNING, logger="gpt2atlas.readings"):
-        assert readings.read_embeddings({"neighbours": [{"query": "x"}]}) == []
+        sentences = readings.read_embeddings(replace(embedding_findings, position_embedding=position))
+    assert sentences == [s for s in whole if s not in periods]
     assert any("dropped" in r.getMessage() for r in caplog.records)

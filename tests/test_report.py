@@ -263,59 +263,84 @@ def test_unknown_model_is_an_error(tmp_path, capsys):
 
 # ----- readings from planted findings -----------------------------------------------------------------------
 def test_embeddings_reading_names_the_offset_dims_and_periods():
-    findings = {
-        "token_embedding": {
-            "offset_dims": [{"dim": 138, "mean": -0.31, "z": -14.2}, {"dim": 378, "mean": 0.2, "z": 9.1}],
-            "norm": {"mean": 3.9, "std": 0.4, "min": 1.5, "max": 6.2, "min_token": " the", "max_token": "SPONSORED"},
-            "pca_explained_variance_ratio": [0.05, 0.02],
-        },
-        "position_embedding": {
-            "active_dims": [{"dim": 7, "std": 0.9}],
-            "periodicity": [{"dim": 7, "period": 32.0, "power_share": 0.8}],
-            "smoothness": 0.1,
-        },
-    }
+    from gpt2atlas.analysis import embedding_findings as E
+
+    findings = E.EmbeddingFindings(
+        model=E.EmbeddedModel(source="planted", d_model=768, d_vocab=50257, n_ctx=1024),
+        token_embedding=E.TokenEmbedding(
+            offset_dims=[E.OffsetDim(dim=138, mean=-0.31, z=-14.2), E.OffsetDim(dim=378, mean=0.2, z=9.1)],
+            offset_z_chance=4.2,
+            # no rows at the ends: the reading names the min_token and max_token
+            norm=E.TokenNorm(3.9, 0.4, 1.5, 6.2, " the", "SPONSORED", 262, 37190, smallest=[], largest=[]),
+            pca_explained_variance_ratio=[0.05, 0.02],
+            pca_first_share_chance=0.003,
+            pca_components_for_90pct=500,
+            local_pca=E.LocalPCA(100, 0, None, None, None, None),
+        ),
+        position_embedding=E.PositionEmbedding(
+            active_dims=[E.ActiveDim(dim=7, std=0.9)],
+            periodicity=[E.PeriodicDim(dim=7, period=32.0, power_share=0.8, smoothness=0.1)],
+            period_share_chance=None,
+            smoothness=0.1,
+            pca_explained_variance_ratio=[0.5],
+            pca_components_for_90pct=3,
+            norm=E.PositionNorm(3.0, 0.1, 2.9, 3.5, 5, 0, smallest=[], largest=[]),
+            position0_norm_z=5.0,
+            norm_outliers=[],
+        ),
+        neighbours_of="default",
+        neighbours=[],
+        neighbour_cosine_chance=0.2,
+        dim_pairs=[[138, 378]],
+        projection_sample=E.ProjectionSample(size=10, tsne_umap_size=0, seed=0, methods=["pca"], labelled_tokens=0),
+    )
     text = " ".join(read("embeddings", findings))
     assert "dim 138 (mean -0.31, z = -14.2)" in text and "dim 378" in text
     assert "dim 7 every 32 positions (80.0%" in text and "smooth curves" in text
     assert "' the'" in text and "'SPONSORED'" in text
 
 
-def test_residual_and_geometry_readings():
-    residual = read(
-        "residual",
-        {
-            "norm_by_layer": [2.0, 10.0, 60.0],
-            "outlier_dims": [{"dim": 447, "max_abs": 3000.0, "ratio_to_median": 250.0, "layers": [1, 2]}],
-        },
+def test_residual_and_geometry_readings(tiny_model):
+    from dataclasses import replace
+
+    from gpt2atlas.analysis import residual as R
+    from gpt2atlas.geometry.analysis import analyze as geometry
+
+    measured = R.analyze(tiny_model, "The cat sat on the mat").findings
+    planted = replace(
+        measured, norm_by_layer=[2.0, 10.0, 60.0], outlier_dims=[R.OutlierDim(447, 3000.0, 250.0, [1, 2])]
     )
-    assert "30×" in residual[0] and "dim 447 reaches |3,000|, 250× the median" in residual[1]
+    residual = read("residual", planted)
+    assert "30×" in residual[0] and any("dim 447 reaches |3,000|, 250× the median" in s for s in residual)
+    texts = [f"Text number {i} says something about the weather and the sea." for i in range(40)]
+    found = geometry(tiny_model, texts=texts, all_tokens_budget=200, control=False, progress=False).findings
+    rows = [r for r in found.layers if r.substep == "resid" and r.cloud == "last_token"][:3]
     rows = [
-        {
-            "layer": f"L{i}",
-            "cloud": "last_token",
-            "twonn_id": v,
-            "twonn_err": 0.5,
-            "pca_id_90": 10 + i,
-            "mean_cosine": 0.1 * i,
-        }
-        for i, v in enumerate([8.0, 21.0, 14.0])
+        replace(r, layer=i, twonn_id=v, twonn_err=0.5, pca_id_90=10 + i, mean_cosine=0.1 * i)
+        for i, (r, v) in enumerate(zip(rows, [8.0, 21.0, 14.0]))
     ]
-    geometry = " ".join(read("geometry", {"layers": rows, "corpus": "stdlib docstrings", "n_texts": 200}))
-    assert "peaks at 21 ± 0.5 at L1" in geometry and "stdlib docstrings, 200 texts" in geometry
-    assert "highest at L2" in geometry
+    corpus = replace(found.corpus, description="stdlib docstrings")
+    text = " ".join(read("geometry", replace(found, layers=rows, corpus=corpus, n_texts=200)))
+    assert "peaks at 21 ± 0.5 at the output of block 0" in text and "stdlib docstrings, 200 texts" in text
+    assert "highest at the output of block 1" in text
 
 
-def test_journey_reading_finds_the_layer_where_the_prediction_settles():
+def test_journey_reading_finds_the_layer_where_the_prediction_settles(tiny_model):
+    from dataclasses import replace
+
+    from gpt2atlas.analysis import journey
+
     ranks = [[5, 3, 9], [0, 2, 1], [1, 0, 0], [0, 0, 0]]
     assert [first_stable_top1_layer(ranks, p) for p in range(3)] == [3, 2, 2]
-    findings = {
-        "layers": ["embed", "block 0", "block 1", "block 2"],
-        "tokens": ["a", "b", "c"],
-        "top1": [["x"] * 3] * 4,
-        "final_token_rank": ranks,
-        "kl_to_final": [[4.0, 4.0, 4.0], [3.0, 3.0, 3.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]],
-    }
+    findings = replace(
+        journey.analyze(tiny_model, "a b c", projections=("pca",)).findings,
+        layers=["embed", "block 0", "block 1", "block 2"],
+        tokens=["a", "b", "c"],
+        top1=[["x"] * 3] * 4,
+        final_token_rank=ranks,
+        kl_to_final=[[4.0, 4.0, 4.0], [3.0, 3.0, 3.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]],
+        kl_to_final_mean=[4.0, 3.0, 1.0, 0.0],
+    )
     text = " ".join(read("journey", findings))
     assert "top-1 from block 1 on" in text and "halves by block 1" in text
 

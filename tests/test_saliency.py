@@ -22,24 +22,24 @@ def _target_logit(model, tokens, token_embeds, target):
 
 def test_integrated_gradients_are_complete(tiny_model):
     f = saliency.analyze(tiny_model, PROMPT).findings
-    c = f["completeness"]
-    assert c["sum_integrated_gradients"] == pytest.approx(sum(f["integrated_gradients"]))
-    assert c["abs_error"] < 1e-4 * max(1.0, abs(c["f_difference"]))
+    c = f.completeness
+    assert c.sum_integrated_gradients == pytest.approx(sum(f.integrated_gradients))
+    assert c.abs_error < 1e-4 * max(1.0, abs(c.f_difference))
     tokens = tiny_model.to_tokens(PROMPT)
     zeros = torch.zeros(1, tokens.shape[1], TINY.d_model)
     with torch.no_grad():
-        baseline = _target_logit(tiny_model, tokens, zeros, f["target"]["token_id"]).item()
-    assert c["f_baseline"] == pytest.approx(baseline, abs=1e-5)
-    assert c["f_input"] == pytest.approx(f["target"]["logit"], abs=1e-5)
+        baseline = _target_logit(tiny_model, tokens, zeros, f.target.token_id).item()
+    assert c.f_baseline == pytest.approx(baseline, abs=1e-5)
+    assert c.f_input == pytest.approx(f.target.logit, abs=1e-5)
 
 
 def test_gradient_x_input_equals_autograd(tiny_model):
     f = saliency.analyze(tiny_model, PROMPT, steps=4).findings
     tokens = tiny_model.to_tokens(PROMPT)
     embeds = tiny_model.W_E[tokens].clone().requires_grad_(True)
-    _target_logit(tiny_model, tokens, embeds, f["target"]["token_id"]).backward()
+    _target_logit(tiny_model, tokens, embeds, f.target.token_id).backward()
     expected = (embeds.grad * embeds.detach()).sum(-1)[0]
-    assert f["gradient_x_input"] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert f.gradient_x_input == pytest.approx(expected.tolist(), abs=1e-6)
 
 
 def test_quadrature_matches_a_fine_riemann_sum(tiny_model):
@@ -47,10 +47,10 @@ def test_quadrature_matches_a_fine_riemann_sum(tiny_model):
     tokens = tiny_model.to_tokens("one two three")
     embeds = tiny_model.W_E[tokens[0]]
     alphas = (torch.arange(200) + 0.5) / 200  # midpoint rule, fine grid
-    target = f["target"]["token_id"]
+    target = f.target.token_id
     _, _, grads, _ = saliency.target_gradients(tiny_model, tokens, alphas[:, None, None] * embeds, target)
     riemann = (grads * embeds).sum(-1).mean(0)
-    assert f["integrated_gradients"] == pytest.approx(riemann.tolist(), abs=1e-5)
+    assert f.integrated_gradients == pytest.approx(riemann.tolist(), abs=1e-5)
 
 
 def _copy_first_token_model():
@@ -77,25 +77,25 @@ def _copy_first_token_model():
 def test_planted_dependency_shows_in_the_scores():
     model = _copy_first_token_model()
     f = saliency.analyze(model, "alpha beta gamma delta epsilon").findings
-    ig, gxi = f["integrated_gradients"], f["gradient_x_input"]
+    ig, gxi = f.integrated_gradients, f.gradient_x_input
     scale = max(abs(v) for v in ig)
     assert abs(ig[0]) > 0.05 * scale and abs(ig[-1]) > 0.05 * scale
     assert all(abs(v) < 1e-4 * scale for v in ig[1:-1])
     assert all(abs(v) < 1e-4 * scale for v in gxi[1:-1])
-    assert f["completeness"]["relative_error"] < 1e-4
-    assert {row["position"] for row in f["most_salient"][:2]} == {0, len(ig) - 1}
+    assert f.completeness.relative_error < 1e-4
+    assert {row.position for row in f.most_salient[:2]} == {0, len(ig) - 1}
 
 
 def test_target_default_and_user_choice(tiny_model):
     f = saliency.analyze(tiny_model, PROMPT, steps=2).findings
     logits = tiny_model(PROMPT)[0, -1]
-    assert f["target"]["token_id"] == int(logits.argmax()) and f["target"]["rank"] == 0
-    assert f["target"]["chosen_by"] == "the model's top next token"
-    chosen = saliency.analyze(tiny_model, PROMPT, target=" Paris", steps=2).findings["target"]
+    assert f.target.token_id == int(logits.argmax()) and f.target.rank == 0
+    assert f.target.chosen_by == "the model's top next token"
+    chosen = saliency.analyze(tiny_model, PROMPT, target=" Paris", steps=2).findings.target
     paris = tiny_model.tokenizer.encode(" Paris")[0]
-    assert chosen["token_id"] == paris and chosen["chosen_by"] == "user"
-    assert chosen["rank"] == int((logits > logits[paris]).sum())
-    assert chosen["probability"] == pytest.approx(logits.softmax(-1)[paris].item(), rel=1e-4)
+    assert chosen.token_id == paris and chosen.chosen_by == "user"
+    assert chosen.rank == int((logits > logits[paris]).sum())
+    assert chosen.probability == pytest.approx(logits.softmax(-1)[paris].item(), rel=1e-4)
     with pytest.raises(InputError, match="not one"):
         saliency.analyze(tiny_model, PROMPT, target=" Parisienne tower")
     with pytest.raises(InputError, match="steps"):

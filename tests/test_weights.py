@@ -21,7 +21,7 @@ from gpt2atlas.viz.figures import figures_of
 def test_heatmap_data_is_the_tensor_slice(tiny_model):
     for name in ("blocks.1.attn.W_QKV", "h.1.attn.c_attn.weight", "transformer.h.1.attn.c_attn.weight"):
         report = W.analyze(tiny_model, name, rows="3:40", cols="60:150")
-        assert report.findings["param"] == "blocks.1.attn.W_QKV"
+        assert report.findings.param == "blocks.1.attn.W_QKV"
         heatmap = figures_of(report)["heatmap"].data[0]
         expected = tiny_model.blocks[1].attn.W_QKV[3:40, 60:150].numpy()
         assert np.array_equal(np.asarray(heatmap.z), expected)
@@ -33,15 +33,16 @@ def test_heatmap_data_is_the_tensor_slice(tiny_model):
 def test_stats_singular_values_and_largest_entries_match_numpy(tiny_model):
     block = tiny_model.blocks[0].mlp.W_out[10:200, 5:60].double().numpy()
     findings = W.analyze(tiny_model, "blocks.0.mlp.W_out", rows="10:200", cols="5:60").findings
-    stats = findings["stats"]
-    assert stats["mean"] == pytest.approx(block.mean()) and stats["std"] == pytest.approx(block.std())
-    assert stats["min"] == pytest.approx(block.min()) and stats["max"] == pytest.approx(block.max())
-    assert stats["l2_norm"] == pytest.approx(np.linalg.norm(block))
-    assert findings["singular_values"] == pytest.approx(np.linalg.svd(block, compute_uv=False)[:10].tolist(), rel=1e-6)
-    top = findings["largest"][0]
+    stats = findings.stats
+    assert stats.mean == pytest.approx(block.mean()) and stats.std == pytest.approx(block.std())
+    assert stats.min == pytest.approx(block.min()) and stats.max == pytest.approx(block.max())
+    assert stats.l2_norm == pytest.approx(np.linalg.norm(block))
+    assert findings.singular_values == pytest.approx(np.linalg.svd(block, compute_uv=False)[:10].tolist(), rel=1e-6)
+    top = findings.largest[0]
     r, c = np.unravel_index(np.abs(block).argmax(), block.shape)
-    assert (top["row"], top["col"]) == (10 + r, 5 + c) and top["value"] == pytest.approx(block[r, c])
-    assert findings["block_shape"] == [190, 55] and findings["shape"] == [256, 64]
+    assert isinstance(top, W.MatrixEntry)
+    assert (top.row, top.col) == (10 + r, 5 + c) and top.value == pytest.approx(block[r, c])
+    assert findings.block_shape == [190, 55] and findings.shape == [256, 64]
 
 
 def test_planted_low_rank_block_has_effective_rank_one():
@@ -50,9 +51,9 @@ def test_planted_low_rank_block_has_effective_rank_one():
         u, v = torch.randn(64, 1), torch.randn(1, 256)
         model.blocks[0].mlp.W_in.copy_(u @ v)
     findings = W.analyze(model, "h.0.mlp.c_fc.weight").findings
-    assert findings["stable_rank"] == pytest.approx(1.0, abs=1e-6)
-    assert findings["effective_rank"] == pytest.approx(1.0, abs=1e-4)
-    assert findings["singular_values"][1] < 1e-4 * findings["singular_values"][0]
+    assert findings.stable_rank == pytest.approx(1.0, abs=1e-6)
+    assert findings.effective_rank == pytest.approx(1.0, abs=1e-4)
+    assert findings.singular_values[1] < 1e-4 * findings.singular_values[0]
 
 
 def test_stable_and_effective_rank_of_a_known_spectrum():
@@ -62,14 +63,14 @@ def test_stable_and_effective_rank_of_a_known_spectrum():
         block[0, 0], block[1, 1] = 2.0, 1.0
         model.blocks[0].mlp.W_in.copy_(block)
     findings = W.analyze(model, "blocks.0.mlp.W_in").findings
-    assert findings["stable_rank"] == pytest.approx(5 / 4)  # sum sigma^2 / max sigma^2
+    assert findings.stable_rank == pytest.approx(5 / 4)  # sum sigma^2 / max sigma^2
     p = np.array([2, 1]) / 3  # Roy & Vetterli: exp(entropy of sigma / sum sigma)
-    assert findings["effective_rank"] == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-6)
+    assert findings.effective_rank == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-6)
 
 
 def test_one_axis_parameters_and_open_ranges(tiny_model):
     findings = W.analyze(tiny_model, "ln_final.w", rows="10:").findings
-    assert findings["cols"] == [10, 64] and findings["rows"] is None and findings["block_shape"] == [54]
+    assert findings.cols == [10, 64] and findings.rows is None and findings.block_shape == [54]
     report = W.analyze(tiny_model, "h.0.attn.c_attn.bias", cols=":20")
     assert np.array_equal(
         np.asarray(figures_of(report)["heatmap"].data[0].z), tiny_model.blocks[0].attn.b_QKV[None, :20].numpy()
@@ -79,12 +80,12 @@ def test_one_axis_parameters_and_open_ranges(tiny_model):
 
 def test_large_tensors_are_strided_in_the_figure_only(tiny_model):
     report = W.analyze(tiny_model, "wte.weight")
-    stride = report.findings["figure_stride"]
-    assert report.findings["param"] == "embed.W_E" and stride[0] > 1
+    stride = report.findings.figure_stride
+    assert report.findings.param == "embed.W_E" and stride[0] > 1
     z = np.asarray(figures_of(report)["heatmap"].data[0].z)
     assert np.array_equal(z, tiny_model.W_E[:: stride[0], :: stride[1]].numpy())
     assert z.size <= W.MAX_CELLS
-    assert report.findings["stats"]["max"] == pytest.approx(float(tiny_model.W_E.max()))  # all values count
+    assert report.findings.stats.max == pytest.approx(float(tiny_model.W_E.max()))  # all values count
     rows, cols = W.heatmap_strides(50257, 768)  # gpt2's W_E: the smallest row stride that fits
     assert cols == 1 and -(-50257 // rows) * 768 <= W.MAX_CELLS < -(-50257 // (rows - 1)) * 768
 

@@ -12,7 +12,6 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +19,24 @@ from tqdm.auto import tqdm
 
 from gpt2atlas.analysis import chance
 from gpt2atlas.analysis.base import AnalysisResult, vocab_strings
+from gpt2atlas.analysis.embedding_findings import (
+    ActiveDim,
+    EmbeddedModel,
+    EmbeddingFindings,
+    LocalPCA,
+    Neighbour,
+    NormOutlier,
+    OffsetDim,
+    PeriodicDim,
+    PositionEmbedding,
+    PositionNorm,
+    PositionValue,
+    ProjectionSample,
+    TokenEmbedding,
+    TokenNeighbours,
+    TokenNorm,
+    TokenValue,
+)
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.numerics.neighbours import nearest_by_cosine
@@ -69,29 +86,51 @@ def active_dims(table: torch.Tensor, k: int = TOP_DIMS) -> list[dict[str, float]
     return [{"dim": int(d), "std": float(std[d])} for d in order]
 
 
-def extremes(values: torch.Tensor, names: Sequence[str] | None, *, key: str = "token", n: int = 5) -> dict[str, Any]:
-    """Mean, std, min and max of one value per row, with the rows at both ends (`names` labels them)."""
+def _ends(values: torch.Tensor, n: int) -> tuple[list[int], list[int]]:
+    """The rows of the n smallest and the n largest values, the most extreme first."""
+    return values.argsort()[:n].tolist(), values.argsort(descending=True)[:n].tolist()
+
+
+def token_extremes(values: torch.Tensor, names: Sequence[str], n: int = 5) -> TokenNorm:
+    """Mean, std, min and max of one value per token, with the tokens at both ends (`names` labels them)."""
     values = values.double()
-    low = values.argsort()[:n].tolist()
-    high = values.argsort(descending=True)[:n].tolist()
+    low, high = _ends(values, n)
 
-    def row(i: int) -> dict[str, Any]:
-        return {"id": i, "token": names[i], "value": float(values[i])} if names else {key: i, "value": float(values[i])}
+    def row(i: int) -> TokenValue:
+        return TokenValue(id=i, token=names[i], value=float(values[i]))
 
-    def name(i: int) -> Any:
-        return names[i] if names else i
+    return TokenNorm(
+        mean=float(values.mean()),
+        std=float(values.std(unbiased=False)),
+        min=float(values[low[0]]),
+        max=float(values[high[0]]),
+        min_token=names[low[0]],
+        max_token=names[high[0]],
+        min_token_id=low[0],
+        max_token_id=high[0],
+        smallest=[row(i) for i in low],
+        largest=[row(i) for i in high],
+    )
 
-    out = {
-        "mean": float(values.mean()),
-        "std": float(values.std(unbiased=False)),
-        "min": float(values[low[0]]),
-        "max": float(values[high[0]]),
-        f"min_{key}": name(low[0]),
-        f"max_{key}": name(high[0]),
-    }
-    if names:
-        out.update({f"min_{key}_id": low[0], f"max_{key}_id": high[0]})
-    return {**out, "smallest": [row(i) for i in low], "largest": [row(i) for i in high]}
+
+def position_extremes(values: torch.Tensor, n: int = 5) -> PositionNorm:
+    """Mean, std, min and max of one value per position, with the positions at both ends."""
+    values = values.double()
+    low, high = _ends(values, n)
+
+    def row(i: int) -> PositionValue:
+        return PositionValue(position=i, value=float(values[i]))
+
+    return PositionNorm(
+        mean=float(values.mean()),
+        std=float(values.std(unbiased=False)),
+        min=float(values[low[0]]),
+        max=float(values[high[0]]),
+        min_position=low[0],
+        max_position=high[0],
+        smallest=[row(i) for i in low],
+        largest=[row(i) for i in high],
+    )
 
 
 def sinusoid_share(x: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
@@ -211,7 +250,10 @@ def query_tokens(model: GPT2, prompt: str | None) -> tuple[list[int], str]:
 
 
 def choose_dim_pairs(
-    d_model: int, offsets: list[dict], actives: list[dict], pairs: Iterable[tuple[int, int]] | None = None
+    d_model: int,
+    offsets: Sequence[OffsetDim],
+    actives: Sequence[ActiveDim],
+    pairs: Iterable[tuple[int, int]] | None = None,
 ) -> list[tuple[int, int]]:
     """Pairs of dims for the token/position scatter: the user's, gpt2-small's known ones, or the top found dims."""
     if pairs is not None:
@@ -222,8 +264,8 @@ def choose_dim_pairs(
         return pairs
     if d_model == 768:
         return list(GPT2_SMALL_DIM_PAIRS)
-    o = [e["dim"] for e in offsets] + [0, 1]
-    a = [e["dim"] for e in actives] + [0, 1]
+    o = [e.dim for e in offsets] + [0, 1]
+    a = [e.dim for e in actives] + [0, 1]
     candidates = [(a[0], a[1]), (o[0], a[0]), (o[0], o[1] if o[1] != o[0] else a[1])]
     return list(dict.fromkeys((x, y) for x, y in candidates if x != y)) or [(0, min(1, d_model - 1))]
 
@@ -285,71 +327,71 @@ class EmbeddingData:
     projections: dict[str, np.ndarray] = field(default_factory=dict)  # "pca_3d", "tsne_2d", ...
 
 
-class EmbeddingReport(AnalysisResult):
+class EmbeddingReport(AnalysisResult[EmbeddingFindings]):
     """Numbers about W_E and W_pos (`findings`) and the figures drawn from `data`."""
 
     area = "embeddings"
 
-    def __init__(self, findings: dict[str, Any], data: EmbeddingData) -> None:
+    def __init__(self, findings: EmbeddingFindings, data: EmbeddingData) -> None:
         super().__init__(findings)
         self.data = data
 
 
 def _token_findings(
     W_E: torch.Tensor, vocab: list[str], token_pca: PCA, local: tuple[np.ndarray, np.ndarray], local_k: int
-) -> dict[str, Any]:
+) -> TokenEmbedding:
     local_components, _ = local
-    return {
-        "offset_dims": offset_dims(W_E),
-        "offset_z_chance": chance.max_abs_normal(W_E.shape[1]),  # |z| of the top dim, 95% of Gaussian tables
-        "norm": extremes(W_E.norm(dim=1), vocab),
-        "pca_explained_variance_ratio": token_pca.ratio[:TOP_DIMS].tolist(),
-        "pca_first_share_chance": chance.top_component_share(*W_E.shape),  # isotropic Gaussian, same shape
-        "pca_components_for_90pct": token_pca.components_for(),
-        "local_pca": {
-            "neighbourhood_size": local_k,
-            "anchors": len(local_components),
-            "components_for_90pct_mean": float(local_components.mean()) if len(local_components) else None,
-            "components_for_90pct_median": float(np.median(local_components)) if len(local_components) else None,
-            "components_for_90pct_min": int(local_components.min()) if len(local_components) else None,
-            "components_for_90pct_max": int(local_components.max()) if len(local_components) else None,
-        },
-    }
+    some = len(local_components) > 0
+    return TokenEmbedding(
+        offset_dims=[OffsetDim(int(d["dim"]), d["mean"], d["z"]) for d in offset_dims(W_E)],
+        offset_z_chance=chance.max_abs_normal(W_E.shape[1]),
+        norm=token_extremes(W_E.norm(dim=1), vocab),
+        pca_explained_variance_ratio=token_pca.ratio[:TOP_DIMS].tolist(),
+        pca_first_share_chance=chance.top_component_share(*W_E.shape),
+        pca_components_for_90pct=token_pca.components_for(),
+        local_pca=LocalPCA(
+            neighbourhood_size=local_k,
+            anchors=len(local_components),
+            components_for_90pct_mean=float(local_components.mean()) if some else None,
+            components_for_90pct_median=float(np.median(local_components)) if some else None,
+            components_for_90pct_min=int(local_components.min()) if some else None,
+            components_for_90pct_max=int(local_components.max()) if some else None,
+        ),
+    )
 
 
-def _position_findings(W_pos: torch.Tensor, pos_pca: PCA) -> dict[str, Any]:
-    actives = active_dims(W_pos)
-    dims = [int(a["dim"]) for a in actives]
+def _position_findings(W_pos: torch.Tensor, pos_pca: PCA) -> PositionEmbedding:
+    actives = [ActiveDim(int(a["dim"]), a["std"]) for a in active_dims(W_pos)]
+    dims = [a.dim for a in actives]
     ratios = smoothness_ratios(W_pos, dims)
     periodicity = []
     for dim, ratio in zip(dims, ratios):
         period = dominant_period(W_pos[:, dim].numpy())
-        periodicity.append({"dim": dim, **period, "smoothness": float(ratio)})
+        periodicity.append(PeriodicDim(dim, period["period"], float(period["power_share"] or 0.0), float(ratio)))
     norms = W_pos.double().norm(dim=1)
     z = (norms - norms.mean()) / norms.std(unbiased=False).clamp_min(1e-30)
     outliers = z.abs().argsort(descending=True)[:5].tolist()
-    return {
-        "active_dims": actives,
-        "periodicity": periodicity,
-        # the best share among as many white-noise columns, 95% of draws
-        "period_share_chance": period_share_chance(W_pos.shape[0], len(dims)) if dims else None,
-        "smoothness": float(ratios.mean()) if len(ratios) else 0.0,
-        "pca_explained_variance_ratio": pos_pca.ratio[:TOP_DIMS].tolist(),
-        "pca_components_for_90pct": pos_pca.components_for(),
-        "norm": extremes(norms, None, key="position"),
-        "position0_norm_z": float(z[0]),
-        "norm_outliers": [{"position": p, "norm": float(norms[p]), "z": float(z[p])} for p in outliers],
-    }
+    return PositionEmbedding(
+        active_dims=actives,
+        periodicity=periodicity,
+        period_share_chance=period_share_chance(W_pos.shape[0], len(dims)) if dims else None,
+        smoothness=float(ratios.mean()) if len(ratios) else 0.0,
+        pca_explained_variance_ratio=pos_pca.ratio[:TOP_DIMS].tolist(),
+        pca_components_for_90pct=pos_pca.components_for(),
+        norm=position_extremes(norms),
+        position0_norm_z=float(z[0]),
+        norm_outliers=[NormOutlier(p, float(norms[p]), float(z[p])) for p in outliers],
+    )
 
 
-def _neighbour_findings(W_E: torch.Tensor, vocab: list[str], ids: list[int], k: int) -> list[dict[str, Any]]:
+def _neighbour_findings(W_E: torch.Tensor, vocab: list[str], ids: list[int], k: int) -> list[TokenNeighbours]:
     neighbour_ids, cosines = nearest_by_cosine(W_E, ids, k)
     return [
-        {
-            "id": i,
-            "token": vocab[i],
-            "neighbours": [{"id": int(j), "token": vocab[j], "cosine": float(c)} for j, c in zip(row_ids, row_cos)],
-        }
+        TokenNeighbours(
+            id=i,
+            token=vocab[i],
+            neighbours=[Neighbour(int(j), vocab[j], float(c)) for j, c in zip(row_ids, row_cos)],
+        )
         for i, row_ids, row_cos in zip(ids, neighbour_ids.tolist(), cosines.tolist())
     ]
 
@@ -374,8 +416,8 @@ class VocabularyStats:
     pos_pca: PCA
     local: tuple[np.ndarray, np.ndarray]  # components for 90% per neighbourhood, mean explained-variance ratio
     local_k: int
-    token: dict[str, Any]  # findings["token_embedding"]
-    position: dict[str, Any]  # findings["position_embedding"]
+    token: TokenEmbedding  # findings.token_embedding
+    position: PositionEmbedding  # findings.position_embedding
     dim_stats: dict[str, np.ndarray]  # per-dim and per-row means and stds of both tables
     settings: tuple[int, int, int]  # (local_anchors, local_k, seed) it was computed with
 
@@ -492,7 +534,7 @@ def analyze(
 
     bar.set_postfix_str("neighbours")
     neighbours = _neighbour_findings(W_E, vocab, ids, n_neighbours)
-    pairs = choose_dim_pairs(W_E.shape[1], token["offset_dims"], position["active_dims"], dim_pairs)
+    pairs = choose_dim_pairs(W_E.shape[1], token.offset_dims, position.active_dims, dim_pairs)
     bar.update()
 
     bar.set_postfix_str("token sample")
@@ -513,26 +555,25 @@ def analyze(
         bar.update()
     bar.close()
 
-    findings = {
-        "model": {
-            "source": model.source,
-            "d_model": model.cfg.d_model,
-            "d_vocab": model.cfg.d_vocab,
-            "n_ctx": model.cfg.n_ctx,
-        },
-        "token_embedding": token,
-        "position_embedding": position,
-        "neighbours_of": source,
-        "neighbours": neighbours,
-        # the nearest of d_vocab - 1 random directions, 95% of draws
-        "neighbour_cosine_chance": chance.nearest_cosine(model.cfg.d_model, model.cfg.d_vocab - 1),
-        "dim_pairs": [list(p) for p in pairs],
-        "projection_sample": {
-            "size": len(sample_ids),
-            "tsne_umap_size": manifold_size if manifolds else 0,
-            "seed": seed,
-            "methods": list(projections),
-            "labelled_tokens": len(ids),
-        },
-    }
+    findings = EmbeddingFindings(
+        model=EmbeddedModel(
+            source=model.source,
+            d_model=model.cfg.d_model,
+            d_vocab=model.cfg.d_vocab,
+            n_ctx=model.cfg.n_ctx,
+        ),
+        token_embedding=token,
+        position_embedding=position,
+        neighbours_of=source,
+        neighbours=neighbours,
+        neighbour_cosine_chance=chance.nearest_cosine(model.cfg.d_model, model.cfg.d_vocab - 1),
+        dim_pairs=[list(p) for p in pairs],
+        projection_sample=ProjectionSample(
+            size=len(sample_ids),
+            tsne_umap_size=manifold_size if manifolds else 0,
+            seed=seed,
+            methods=list(projections),
+            labelled_tokens=len(ids),
+        ),
+    )
     return EmbeddingReport(findings, data)

@@ -15,13 +15,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from gpt2atlas.analysis.base import AnalysisResult, to_jsonable, vocab_strings
+from gpt2atlas.analysis.base import AnalysisResult, optional, to_jsonable, vocab_strings
 from gpt2atlas.analysis.residual import position_policy, residual_states, stat_positions, state_hooks, state_names
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
@@ -33,6 +34,77 @@ UMAP_EPOCHS = 200  # umap-learn uses 500 on small data; 200 gives the same pictu
 UMAP_MIN_DIST = 0.1
 KL_DEFINITION = "KL(final || layer) = sum_v p_final(v) (log p_final(v) - log p_layer(v)), in nats"
 RANK_DEFINITION = "rank of the model's final top-1 token in the layer's lens distribution (0 = top)"
+
+
+# ----- findings ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LensGuess:
+    """One of the logit lens's top-k tokens at a (state, position)."""
+
+    token: str
+    id: int
+    prob: float
+
+
+@dataclass(frozen=True)
+class CosineTable:
+    """A stream cosine: its per-layer mean over the statistics' positions, and every (state, position) value
+    (None where undefined)."""
+
+    mean: list[float | None]
+    per_position: list[list[float | None]]
+
+
+@dataclass(frozen=True)
+class StreamCosines:
+    """Cosine of each position's residual with the previous layer's, its own and the next token's embedding, and
+    the last position's residual."""
+
+    previous_layer: CosineTable
+    own_embedding: CosineTable
+    next_token_embedding: CosineTable
+    last_position: CosineTable
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """The traced token through the layers: its PCA path, and (when UMAP ran) its path on the token map."""
+
+    position: int
+    token: str
+    pca: list[list[float]]  # (state, 2)
+    pca_explained_variance_ratio: list[float]
+    pca_fit: str
+    umap: list[list[float]] | None = optional()  # (state, 2)
+    umap_sample_size: int | None = optional()
+    umap_seed: int | None = optional()
+    nearest_sampled_token: list[str] | None = optional()
+    umap_fit: str | None = optional()
+
+
+@dataclass(frozen=True)
+class JourneyFindings:
+    tokens: list[str]
+    token_ids: list[int]
+    position_0_excluded: bool
+    position_note: str
+    layers: list[str]  # the states: "embed", "block 0", ...
+    layer_hooks: list[str]
+    read_before_ln_final: bool
+    lens_note: str
+    top1: list[list[str]]  # [state][position]
+    top1_prob: list[list[float]]
+    top_k: list[list[list[LensGuess]]]  # [state][position][rank]
+    final_token_rank: list[list[int]]
+    final_token_rank_definition: str
+    kl_to_final: list[list[float]]
+    kl_definition: str
+    kl_to_final_mean: list[float]
+    lens_vs_model_max_abs_diff: float
+    cosine: StreamCosines
+    centroid_distance_mean: list[float]
+    covariance_trace: list[float]
+    trajectory: Trajectory
 
 
 # ----- the logit lens -------------------------------------------------------------------------------------------
@@ -90,7 +162,7 @@ def stream_cosines(states: torch.Tensor, token_embeds: torch.Tensor) -> dict[str
     return {"previous_layer": previous, "own_embedding": own, "next_token_embedding": following, "last_position": last}
 
 
-def cosine_summary(tables: dict[str, torch.Tensor], positions: torch.Tensor) -> dict[str, Any]:
+def cosine_summary(tables: dict[str, torch.Tensor], positions: torch.Tensor) -> StreamCosines:
     """Per-layer means over the statistics' positions (the last position is left out of its own column).
 
     Undefined cells (NaN) become None, as they will in findings.json.
@@ -99,8 +171,8 @@ def cosine_summary(tables: dict[str, torch.Tensor], positions: torch.Tensor) -> 
     for name, table in tables.items():
         used = positions[positions != table.shape[1] - 1] if name == "last_position" else positions
         mean = table[:, used].nanmean(dim=1) if len(used) else torch.full((table.shape[0],), float("nan"))
-        summary[name] = {"mean": to_jsonable(mean.tolist()), "per_position": to_jsonable(table.tolist())}
-    return summary
+        summary[name] = CosineTable(mean=to_jsonable(mean.tolist()), per_position=to_jsonable(table.tolist()))
+    return StreamCosines(**summary)
 
 
 def cloud_spread(states: torch.Tensor) -> dict[str, list[float]]:
@@ -219,24 +291,24 @@ def _check_position(position: int | None, n_tokens: int) -> int:
     return position % n_tokens
 
 
-def _top_k_rows(model: GPT2, ids: list, probs: list) -> list:
-    """[state][position] lists of {token, id, prob}, from nested (state, pos, k) lists."""
+def _top_k_rows(model: GPT2, ids: list, probs: list) -> list[list[list[LensGuess]]]:
+    """[state][position] lists of guesses, from nested (state, pos, k) lists."""
     vocab = vocab_strings(model)
     return [
         [
-            [{"token": vocab[i], "id": i, "prob": p} for i, p in zip(ids_pos, probs_pos)]
+            [LensGuess(token=vocab[i], id=i, prob=p) for i, p in zip(ids_pos, probs_pos)]
             for ids_pos, probs_pos in zip(ids_state, probs_state)
         ]
         for ids_state, probs_state in zip(ids, probs)
     ]
 
 
-class JourneyResult(AnalysisResult):
+class JourneyResult(AnalysisResult[JourneyFindings]):
     """Findings, plus the PCA coordinates of every position and the UMAP map's sample for the figures."""
 
     area = "journey"
 
-    def __init__(self, findings: dict[str, Any], pca: np.ndarray, umap_points: dict[str, Any] | None) -> None:
+    def __init__(self, findings: JourneyFindings, pca: np.ndarray, umap_points: dict[str, Any] | None) -> None:
         super().__init__(findings)
         self.pca = pca  # (state, pos, 2)
         self.umap_points = umap_points  # {"coords": (n, 2), "tokens": [...]} or None
@@ -277,53 +349,56 @@ def analyze(
     fit_positions = torch.unique(torch.cat([positions, torch.tensor([position])]))
     pca, pca_ratio = pca_trajectories(states, fit_positions)
 
-    trajectory: dict[str, Any] = {
-        "position": position,
-        "token": str_tokens[position],
-        "pca": pca[:, position].tolist(),
-        "pca_explained_variance_ratio": pca_ratio,
-        "pca_fit": "unit-normalised residuals of the statistics' positions (and this one) at every layer",
-    }
+    trajectory = Trajectory(
+        position=position,
+        token=str_tokens[position],
+        pca=pca[:, position].tolist(),
+        pca_explained_variance_ratio=pca_ratio,
+        pca_fit="unit-normalised residuals of the statistics' positions (and this one) at every layer",
+    )
     umap_points = None
     if "umap" in projections:
         predicted = lens["top_ids"][-1, :, 0].tolist()
         sample_ids = umap_sample_ids(model, token_ids + predicted, umap_sample, seed)
         coords, placed, nearest = umap_map(model, states[:, position], sample_ids, seed)
         vocab = vocab_strings(model)
-        trajectory.update(
-            {
-                "umap": placed.tolist(),
-                "umap_sample_size": len(sample_ids),
-                "umap_seed": seed,
-                "nearest_sampled_token": [vocab[i] for i in nearest.tolist()],
-                "umap_fit": f"cosine UMAP (exact {UMAP_NEIGHBOURS}-NN graph, min_dist {UMAP_MIN_DIST:g}, {UMAP_EPOCHS} "
-                "epochs) of a sample of token embeddings holding the prompt's and predicted tokens; each "
-                "state placed at the membership-weighted mean of its nearest sampled tokens",
-            }
+        trajectory = replace(
+            trajectory,
+            umap=placed.tolist(),
+            umap_sample_size=len(sample_ids),
+            umap_seed=seed,
+            nearest_sampled_token=[vocab[i] for i in nearest.tolist()],
+            umap_fit=f"cosine UMAP (exact {UMAP_NEIGHBOURS}-NN graph, min_dist {UMAP_MIN_DIST:g}, {UMAP_EPOCHS} "
+            "epochs) of a sample of token embeddings holding the prompt's and predicted tokens; each "
+            "state placed at the membership-weighted mean of its nearest sampled tokens",
         )
         umap_points = {"coords": coords, "ids": sample_ids.tolist(), "tokens": [vocab[i] for i in sample_ids.tolist()]}
 
-    findings = {
-        "tokens": str_tokens,
-        "token_ids": token_ids,
-        **position_policy(n_tokens, include_first),
-        "layers": state_names(n_layer),
-        "layer_hooks": state_hooks(n_layer),
-        "read_before_ln_final": True,
-        "lens_note": "each state is read before ln_final, then passed through ln_final and W_U, so the last "
+    policy = position_policy(n_tokens, include_first)
+    spread = cloud_spread(states[:, positions])
+    findings = JourneyFindings(
+        tokens=str_tokens,
+        token_ids=token_ids,
+        position_0_excluded=policy["position_0_excluded"],
+        position_note=policy["position_note"],
+        layers=state_names(n_layer),
+        layer_hooks=state_hooks(n_layer),
+        read_before_ln_final=True,
+        lens_note="each state is read before ln_final, then passed through ln_final and W_U, so the last "
         "layer's lens is the model's output (Hugging Face's last hidden_states entry is already "
         "after ln_final: comparing it with the others shows a fake collapse)",
-        "top1": [[row[0]["token"] for row in state] for state in top_rows],
-        "top1_prob": lens["top_probs"][:, :, 0].tolist(),
-        "top_k": top_rows,
-        "final_token_rank": lens["rank"].tolist(),
-        "final_token_rank_definition": RANK_DEFINITION,
-        "kl_to_final": lens["kl"].tolist(),
-        "kl_definition": KL_DEFINITION,
-        "kl_to_final_mean": lens["kl"][:, positions].mean(dim=1).tolist(),
-        "lens_vs_model_max_abs_diff": float((lens["final_log_probs"] - model_log_probs).abs().max()),
-        "cosine": cosine_summary(stream_cosines(states, token_embeds), positions),
-        **cloud_spread(states[:, positions]),
-        "trajectory": trajectory,
-    }
+        top1=[[row[0].token for row in state] for state in top_rows],
+        top1_prob=lens["top_probs"][:, :, 0].tolist(),
+        top_k=top_rows,
+        final_token_rank=lens["rank"].tolist(),
+        final_token_rank_definition=RANK_DEFINITION,
+        kl_to_final=lens["kl"].tolist(),
+        kl_definition=KL_DEFINITION,
+        kl_to_final_mean=lens["kl"][:, positions].mean(dim=1).tolist(),
+        lens_vs_model_max_abs_diff=float((lens["final_log_probs"] - model_log_probs).abs().max()),
+        cosine=cosine_summary(stream_cosines(states, token_embeds), positions),
+        centroid_distance_mean=spread["centroid_distance_mean"],
+        covariance_trace=spread["covariance_trace"],
+        trajectory=trajectory,
+    )
     return JourneyResult(findings, pca, umap_points)

@@ -37,6 +37,170 @@ SUPERPOSITION_BAND = (89.0, 91.0)
 SUPERPOSITION_LR = 0.1
 
 
+# ----- findings ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GammaSummary:
+    """Spread of one LayerNorm's gain: range, the most amplified / suppressed dims (by |gamma|), outlier dims."""
+
+    gamma_min: float
+    gamma_max: float
+    gamma_mean: float
+    gamma_std: float
+    most_amplified_dims: list[int]
+    most_amplified_gammas: list[float]
+    most_suppressed_dims: list[int]
+    most_suppressed_gammas: list[float]
+    gamma_outlier_dims: list[int]
+
+
+@dataclass(frozen=True)
+class LayerNormRow:
+    """Every number the findings give for one LayerNorm on the prompt (the gain's spread included)."""
+
+    name: str
+    centring_share: float
+    centring_share_max: float
+    centred_mean_max_abs: float
+    norm_before_gain: float
+    sqrt_d: float
+    norm_before_gain_max_rel_dev_from_sqrt_d: float
+    norm_before_gain_max_abs_dev_from_eps_formula: float
+    gamma_min: float
+    gamma_max: float
+    gamma_mean: float
+    gamma_std: float
+    most_amplified_dims: list[int]
+    most_amplified_gammas: list[float]
+    most_suppressed_dims: list[int]
+    most_suppressed_gammas: list[float]
+    gamma_outlier_dims: list[int]
+    beta_norm: float
+    angle_deg: float
+    angle_centring_deg: float
+    max_abs_diff_vs_model: float
+    output_max_abs: float
+
+
+@dataclass(frozen=True)
+class LayerNormInvariants:
+    """The worst case over all LayerNorms of each invariant, and whether it holds."""
+
+    centred_mean_max_abs: float
+    norm_before_gain_max_abs_dev_from_eps_formula: float
+    norm_before_gain_max_rel_dev_from_sqrt_d: float
+    max_abs_diff_vs_model: float
+    output_max_abs: float
+    centred_has_zero_mean: bool
+    norm_is_sqrt_d_up_to_eps: bool
+    matches_model: bool
+    matches_model_tolerance: float
+    definitions: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PositionDim:
+    """A dim of the position embedding and log10 of its std over positions."""
+
+    dim: int
+    log10_std: float
+
+
+@dataclass(frozen=True)
+class GainCorrelation:
+    """How one LayerNorm's log|gamma| correlates with the position dims (None for a constant gain)."""
+
+    name: str
+    pearson: float | None
+
+
+@dataclass(frozen=True)
+class GammaVsPosition:
+    position_dims: list[PositionDim]
+    correlation: list[GainCorrelation]
+    definition: str
+
+
+@dataclass(frozen=True)
+class Toy3D:
+    """The numbers of the d = 3 toy."""
+
+    n_points: int
+    gamma: list[float]
+    beta: list[float]
+    eps: float
+    centred_sum_max_abs: float
+    radius_min: float
+    radius_max: float
+    sqrt_d: float
+
+
+@dataclass(frozen=True)
+class GeluNumbers:
+    """GELU's minimum, and how the layer's real MLP pre-activations fall on it."""
+
+    minimum: float
+    argmin: float
+    fraction_pre_activations_negative: float
+    fraction_outputs_negative: float
+    pre_activation_mean: float
+    pre_activation_std: float
+    layer: int
+
+
+@dataclass(frozen=True)
+class AngleStats:
+    """Pairwise angles (degrees) of a set of vectors, and the share inside the target band."""
+
+    fraction_in_band: float
+    min_angle: float
+    max_angle: float
+    std_angle: float
+
+
+@dataclass(frozen=True)
+class WelchLimits:
+    """What the Welch bound allows (see welch_limits); max_vectors_all_in_band is None when it sets no limit."""
+
+    min_possible_max_abs_cos: float
+    best_possible_angle_range: list[float]
+    max_vectors_all_in_band: int | None
+
+
+@dataclass(frozen=True)
+class Superposition:
+    """The superposition toy: its setup, the angles before and after optimising, and the Welch bound."""
+
+    n_vectors: int
+    dim: int
+    steps: int
+    seed: int
+    band_deg: list[float]
+    random: AngleStats
+    optimised: AngleStats
+    welch_bound: WelchLimits
+    loss: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LayerNormFindings:
+    tokens: list[str]
+    token_ids: list[int]
+    position_0_excluded: bool
+    position_note: str
+    d_model: int
+    sqrt_d: float
+    eps: float
+    layernorms: list[LayerNormRow]  # forward order: blocks.0.ln1, blocks.0.ln2, ..., ln_final
+    invariants: LayerNormInvariants
+    gamma_vs_position: GammaVsPosition
+    illustrated_layernorm: str
+    toy_3d: Toy3D
+    gelu: GeluNumbers
+    superposition: Superposition
+    definitions: dict[str, str]
+
+
 # ----- the steps ------------------------------------------------------------------------------------------------
 @dataclass
 class LayerNormSteps:
@@ -76,7 +240,7 @@ def _angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.rad2deg(torch.arccos(cos))
 
 
-def gamma_summary(gamma: torch.Tensor, top: int = TOP_DIMS) -> dict[str, Any]:
+def gamma_summary(gamma: torch.Tensor, top: int = TOP_DIMS) -> GammaSummary:
     """Spread of the gain: min, max, the most amplified / suppressed dims (by |gamma|), robust outliers."""
     g = gamma.detach().double().cpu()
     order = g.abs().argsort(descending=True)
@@ -84,20 +248,20 @@ def gamma_summary(gamma: torch.Tensor, top: int = TOP_DIMS) -> dict[str, Any]:
     mad = (g - median).abs().median() * 1.4826
     deviation = (g - median).abs()
     outliers = deviation > GAMMA_OUTLIER_Z * mad if mad > 0 else deviation > 1e-12 * max(1.0, float(median.abs()))
-    return {
-        "gamma_min": float(g.min()),
-        "gamma_max": float(g.max()),
-        "gamma_mean": float(g.mean()),
-        "gamma_std": float(g.std()) if len(g) > 1 else 0.0,
-        "most_amplified_dims": order[:top].tolist(),
-        "most_amplified_gammas": g[order[:top]].tolist(),
-        "most_suppressed_dims": order.flip(0)[:top].tolist(),
-        "most_suppressed_gammas": g[order.flip(0)[:top]].tolist(),
-        "gamma_outlier_dims": torch.nonzero(outliers).flatten().tolist(),
-    }
+    return GammaSummary(
+        gamma_min=float(g.min()),
+        gamma_max=float(g.max()),
+        gamma_mean=float(g.mean()),
+        gamma_std=float(g.std()) if len(g) > 1 else 0.0,
+        most_amplified_dims=order[:top].tolist(),
+        most_amplified_gammas=g[order[:top]].tolist(),
+        most_suppressed_dims=order.flip(0)[:top].tolist(),
+        most_suppressed_gammas=g[order.flip(0)[:top]].tolist(),
+        gamma_outlier_dims=torch.nonzero(outliers).flatten().tolist(),
+    )
 
 
-def layernorm_row(name: str, module: LayerNorm, x: torch.Tensor) -> tuple[dict[str, Any], LayerNormSteps]:
+def layernorm_row(name: str, module: LayerNorm, x: torch.Tensor) -> tuple[LayerNormRow, LayerNormSteps]:
     """Every number the findings give for one LayerNorm on (n, d) inputs `x` (on the model's device)."""
     d = x.shape[-1]
     steps = layernorm_steps(x.cpu(), module.w.detach().cpu(), module.b.detach().cpu(), module.eps)
@@ -107,52 +271,61 @@ def layernorm_row(name: str, module: LayerNorm, x: torch.Tensor) -> tuple[dict[s
     removed = (in_sq - steps.centred.pow(2).sum(dim=-1)) / in_sq
     norm = steps.normalized.norm(dim=-1)
     exact = (d * steps.variance / (steps.variance + module.eps)).sqrt()
-    row = {
-        "name": name,
-        "centring_share": float(removed.mean()),
-        "centring_share_max": float(removed.max()),
-        "centred_mean_max_abs": float(steps.centred.mean(dim=-1).abs().max()),
-        "norm_before_gain": float(norm.mean()),
-        "sqrt_d": math.sqrt(d),
-        "norm_before_gain_max_rel_dev_from_sqrt_d": float(((norm - math.sqrt(d)).abs() / math.sqrt(d)).max()),
-        "norm_before_gain_max_abs_dev_from_eps_formula": float((norm - exact).abs().max()),
-        **gamma_summary(module.w),
-        "beta_norm": float(module.b.detach().double().norm()),
-        "angle_deg": float(_angle_deg(steps.input, steps.output).mean()),
-        "angle_centring_deg": float(_angle_deg(steps.input, steps.centred).mean()),
-        "max_abs_diff_vs_model": float((steps.output - model_output).abs().max()),
-        "output_max_abs": float(steps.output.abs().max()),
-    }
+    gains = gamma_summary(module.w)
+    row = LayerNormRow(
+        name=name,
+        centring_share=float(removed.mean()),
+        centring_share_max=float(removed.max()),
+        centred_mean_max_abs=float(steps.centred.mean(dim=-1).abs().max()),
+        norm_before_gain=float(norm.mean()),
+        sqrt_d=math.sqrt(d),
+        norm_before_gain_max_rel_dev_from_sqrt_d=float(((norm - math.sqrt(d)).abs() / math.sqrt(d)).max()),
+        norm_before_gain_max_abs_dev_from_eps_formula=float((norm - exact).abs().max()),
+        gamma_min=gains.gamma_min,
+        gamma_max=gains.gamma_max,
+        gamma_mean=gains.gamma_mean,
+        gamma_std=gains.gamma_std,
+        most_amplified_dims=gains.most_amplified_dims,
+        most_amplified_gammas=gains.most_amplified_gammas,
+        most_suppressed_dims=gains.most_suppressed_dims,
+        most_suppressed_gammas=gains.most_suppressed_gammas,
+        gamma_outlier_dims=gains.gamma_outlier_dims,
+        beta_norm=float(module.b.detach().double().norm()),
+        angle_deg=float(_angle_deg(steps.input, steps.output).mean()),
+        angle_centring_deg=float(_angle_deg(steps.input, steps.centred).mean()),
+        max_abs_diff_vs_model=float((steps.output - model_output).abs().max()),
+        output_max_abs=float(steps.output.abs().max()),
+    )
     return row, steps
 
 
-def invariants(rows: list[dict[str, Any]], dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+def invariants(rows: list[LayerNormRow], dtype: torch.dtype = torch.float32) -> LayerNormInvariants:
     """The worst case over all LayerNorms of each invariant, and whether it holds.
 
     The model's own LayerNorm runs in `dtype`, so it may differ from the float64 steps by its rounding:
     max(1e-4, 4 eps(dtype)) times the largest |output|.
     """
-    keys = (
-        "centred_mean_max_abs",
-        "norm_before_gain_max_abs_dev_from_eps_formula",
-        "norm_before_gain_max_rel_dev_from_sqrt_d",
-        "max_abs_diff_vs_model",
-        "output_max_abs",
-    )
-    worst = {key: max(r[key] for r in rows) for key in keys}
-    tolerance = max(1e-4, 4 * torch.finfo(dtype).eps) * max(1.0, worst["output_max_abs"])
-    return {
-        **worst,
-        "centred_has_zero_mean": worst["centred_mean_max_abs"] < 1e-9,
-        "norm_is_sqrt_d_up_to_eps": worst["norm_before_gain_max_abs_dev_from_eps_formula"] < 1e-9,
-        "matches_model": worst["max_abs_diff_vs_model"] <= tolerance,
-        "matches_model_tolerance": tolerance,
-        "definitions": {
+    centred_mean = max(r.centred_mean_max_abs for r in rows)
+    eps_formula = max(r.norm_before_gain_max_abs_dev_from_eps_formula for r in rows)
+    diff = max(r.max_abs_diff_vs_model for r in rows)
+    output = max(r.output_max_abs for r in rows)
+    tolerance = max(1e-4, 4 * torch.finfo(dtype).eps) * max(1.0, output)
+    return LayerNormInvariants(
+        centred_mean_max_abs=centred_mean,
+        norm_before_gain_max_abs_dev_from_eps_formula=eps_formula,
+        norm_before_gain_max_rel_dev_from_sqrt_d=max(r.norm_before_gain_max_rel_dev_from_sqrt_d for r in rows),
+        max_abs_diff_vs_model=diff,
+        output_max_abs=output,
+        centred_has_zero_mean=centred_mean < 1e-9,
+        norm_is_sqrt_d_up_to_eps=eps_formula < 1e-9,
+        matches_model=diff <= tolerance,
+        matches_model_tolerance=tolerance,
+        definitions={
             "norm_before_gain_max_rel_dev_from_sqrt_d": "|norm - sqrt(d)| / sqrt(d): the effect of eps, large only "
             "when var(x) is not much larger than eps",
             "norm_before_gain_max_abs_dev_from_eps_formula": "|norm - sqrt(d var / (var + eps))|: rounding only",
         },
-    }
+    )
 
 
 # ----- gains against the position embedding ---------------------------------------------------------------------
@@ -167,7 +340,7 @@ def _correlation(a: torch.Tensor, b: torch.Tensor) -> float | None:
     return float((a @ b) / scale) if scale > 1e-12 else None
 
 
-def gamma_vs_position(model: GPT2, sites: list[tuple[str, LayerNorm, str]]) -> dict[str, Any]:
+def gamma_vs_position(model: GPT2, sites: list[tuple[str, LayerNorm, str]]) -> GammaVsPosition:
     """Which dims carry position, and how each LayerNorm's log|gamma| correlates with them."""
     pos = position_log_std(model)
     top = pos.argsort(descending=True)[:10]
@@ -175,15 +348,15 @@ def gamma_vs_position(model: GPT2, sites: list[tuple[str, LayerNorm, str]]) -> d
     def log_gain(module: LayerNorm) -> torch.Tensor:
         return module.w.detach().double().cpu().abs().clamp_min(1e-30).log10()
 
-    return {
-        "position_dims": [{"dim": int(d), "log10_std": float(pos[d])} for d in top],
-        "correlation": [{"name": name, "pearson": _correlation(log_gain(module), pos)} for name, module, _ in sites],
-        "definition": "Pearson correlation over dims of log10|gamma| with log10 std over positions of W_pos",
-    }
+    return GammaVsPosition(
+        position_dims=[PositionDim(int(d), float(pos[d])) for d in top],
+        correlation=[GainCorrelation(name, _correlation(log_gain(module), pos)) for name, module, _ in sites],
+        definition="Pearson correlation over dims of log10|gamma| with log10 std over positions of W_pos",
+    )
 
 
 # ----- companions: the d = 3 toy, GELU, superposition -------------------------------------------------------------
-def toy_3d(seed: int = 0, n_points: int = 150) -> tuple[dict[str, Any], LayerNormSteps]:
+def toy_3d(seed: int = 0, n_points: int = 150) -> tuple[Toy3D, LayerNormSteps]:
     """LayerNorm in d = 3: points land on the plane orthogonal to [1, 1, 1], then on a circle of radius sqrt(3)."""
     gen = torch.Generator().manual_seed(seed)
     mixing = torch.tensor([[1.0, 0.3, 0.0], [0.2, 0.8, 0.4], [0.0, 0.5, 1.2]], dtype=torch.float64)
@@ -193,33 +366,34 @@ def toy_3d(seed: int = 0, n_points: int = 150) -> tuple[dict[str, Any], LayerNor
     beta = torch.tensor([0.4, -0.3, 0.2], dtype=torch.float64)
     steps = layernorm_steps(points, gamma, beta, 1e-5)
     radius = steps.normalized.norm(dim=-1)
-    numbers = {
-        "n_points": n_points,
-        "gamma": gamma.tolist(),
-        "beta": beta.tolist(),
-        "eps": 1e-5,
-        "centred_sum_max_abs": float(steps.centred.sum(dim=-1).abs().max()),
-        "radius_min": float(radius.min()),
-        "radius_max": float(radius.max()),
-        "sqrt_d": math.sqrt(3),
-    }
+    numbers = Toy3D(
+        n_points=n_points,
+        gamma=gamma.tolist(),
+        beta=beta.tolist(),
+        eps=1e-5,
+        centred_sum_max_abs=float(steps.centred.sum(dim=-1).abs().max()),
+        radius_min=float(radius.min()),
+        radius_max=float(radius.max()),
+        sqrt_d=math.sqrt(3),
+    )
     return numbers, steps
 
 
-def gelu_summary(pre_activations: torch.Tensor) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """GELU (tanh form, GPT-2's) on a grid, its minimum, and how the layer's real pre-activations fall on it."""
+def gelu_summary(pre_activations: torch.Tensor, layer: int) -> tuple[GeluNumbers, np.ndarray, np.ndarray]:
+    """GELU (tanh form, GPT-2's) on a grid, its minimum, and how block `layer`'s real pre-activations fall on it."""
     grid = torch.linspace(-5, 5, 2001, dtype=torch.float64)
     curve = torch.nn.functional.gelu(grid, approximate="tanh")
     low = int(curve.argmin())
     pre = pre_activations.double().flatten()
-    numbers = {
-        "minimum": float(curve[low]),
-        "argmin": float(grid[low]),
-        "fraction_pre_activations_negative": float((pre < 0).double().mean()),
-        "fraction_outputs_negative": float((torch.nn.functional.gelu(pre, approximate="tanh") < 0).double().mean()),
-        "pre_activation_mean": float(pre.mean()),
-        "pre_activation_std": float(pre.std()) if pre.numel() > 1 else 0.0,
-    }
+    numbers = GeluNumbers(
+        minimum=float(curve[low]),
+        argmin=float(grid[low]),
+        fraction_pre_activations_negative=float((pre < 0).double().mean()),
+        fraction_outputs_negative=float((torch.nn.functional.gelu(pre, approximate="tanh") < 0).double().mean()),
+        pre_activation_mean=float(pre.mean()),
+        pre_activation_std=float(pre.std()) if pre.numel() > 1 else 0.0,
+        layer=layer,
+    )
     return numbers, grid.numpy(), curve.numpy()
 
 
@@ -229,27 +403,27 @@ def _pair_angles(vectors: torch.Tensor) -> torch.Tensor:
     return torch.rad2deg(torch.arccos((units @ units.T)[i, j].clamp(-1, 1)))
 
 
-def _angle_stats(angles: torch.Tensor, band: tuple[float, float]) -> dict[str, float]:
+def _angle_stats(angles: torch.Tensor, band: tuple[float, float]) -> AngleStats:
     inside = (angles >= band[0]) & (angles <= band[1])
-    return {
-        "fraction_in_band": float(inside.double().mean()),
-        "min_angle": float(angles.min()),
-        "max_angle": float(angles.max()),
-        "std_angle": float(angles.std()),
-    }
+    return AngleStats(
+        fraction_in_band=float(inside.double().mean()),
+        min_angle=float(angles.min()),
+        max_angle=float(angles.max()),
+        std_angle=float(angles.std()),
+    )
 
 
-def welch_limits(n_vectors: int, dim: int, band: tuple[float, float]) -> dict[str, Any]:
+def welch_limits(n_vectors: int, dim: int, band: tuple[float, float]) -> WelchLimits:
     """What the Welch bound allows: the smallest possible max |cos| of n unit vectors in `dim` dims, and the most
     vectors whose pairwise angles can all fall in `band`."""
     coherence = math.sqrt(max(n_vectors - dim, 0) / (dim * (n_vectors - 1))) if n_vectors > 1 else 0.0
     eps = math.cos(math.radians(min(band[0], 180 - band[1])))  # the band's half-width in |cos|
     most = None if dim * eps**2 >= 1 else math.floor(dim * (1 - eps**2) / (1 - dim * eps**2))
-    return {
-        "min_possible_max_abs_cos": coherence,
-        "best_possible_angle_range": [math.degrees(math.acos(coherence)), 180 - math.degrees(math.acos(coherence))],
-        "max_vectors_all_in_band": most,
-    }
+    return WelchLimits(
+        min_possible_max_abs_cos=coherence,
+        best_possible_angle_range=[math.degrees(math.acos(coherence)), 180 - math.degrees(math.acos(coherence))],
+        max_vectors_all_in_band=most,
+    )
 
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
@@ -276,7 +450,7 @@ def superposition_toy(
     steps: int = 50,
     seed: int = 0,
     band: tuple[float, float] = SUPERPOSITION_BAND,
-) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor]:
+) -> tuple[Superposition, torch.Tensor, torch.Tensor]:
     """Random unit vectors, then optimised by gradient descent (Adam) to be as close to orthogonal as possible.
 
     The loss is sum over pairs of (cos / max|cos|)^8, a soft maximum of |cos| that pushes the worst pairs hardest.
@@ -300,18 +474,18 @@ def superposition_toy(
             grad = (grad_units - units * (units * grad_units).sum(dim=1, keepdim=True)) / norms
             adam_update(vectors, grad, moments, step, SUPERPOSITION_LR)
     before, after = _pair_angles(initial), _pair_angles(vectors)
-    numbers = {
-        "n_vectors": n_vectors,
-        "dim": dim,
-        "steps": steps,
-        "seed": seed,
-        "band_deg": list(band),
-        "random": _angle_stats(before, band),
-        "optimised": _angle_stats(after, band),
-        "welch_bound": welch_limits(n_vectors, dim, band),
-        "loss": f"sum over pairs of (cos / max|cos|)^8 (a soft max of |cos|), Adam lr {SUPERPOSITION_LR:g}",
-        "seconds": time.perf_counter() - start,
-    }
+    numbers = Superposition(
+        n_vectors=n_vectors,
+        dim=dim,
+        steps=steps,
+        seed=seed,
+        band_deg=list(band),
+        random=_angle_stats(before, band),
+        optimised=_angle_stats(after, band),
+        welch_bound=welch_limits(n_vectors, dim, band),
+        loss=f"sum over pairs of (cos / max|cos|)^8 (a soft max of |cos|), Adam lr {SUPERPOSITION_LR:g}",
+        seconds=time.perf_counter() - start,
+    )
     return numbers, before, after
 
 
@@ -327,12 +501,12 @@ def top3_projection(x: torch.Tensor) -> tuple[np.ndarray, float]:
 
 
 # ----- the analysis -------------------------------------------------------------------------------------------------
-class LayerNormResult(AnalysisResult):
+class LayerNormResult(AnalysisResult[LayerNormFindings]):
     """Findings, plus what the figures draw: the toy's and the chosen LayerNorm's steps, gains, GELU, angles."""
 
     area = "layernorm"
 
-    def __init__(self, findings: dict[str, Any], drawings: dict[str, Any]) -> None:
+    def __init__(self, findings: LayerNormFindings, drawings: dict[str, Any]) -> None:
         super().__init__(findings)
         self.drawings = drawings
 
@@ -364,7 +538,8 @@ def analyze(
     hooks = list(dict.fromkeys(hook for _, _, hook in sites)) + [act_name("pre", layer)]
     _, cache = model.run_with_cache(tokens, names=hooks)
 
-    rows, drawn = [], None
+    rows: list[LayerNormRow] = []
+    drawn = None
     for name, module, hook in sites:
         row, steps = layernorm_row(name, module, cache[hook][0, positions])
         rows.append(row)
@@ -372,27 +547,28 @@ def analyze(
             drawn = steps
     toy_numbers, toy_steps = toy_3d(seed)
     pre_activations = cache[act_name("pre", layer)][0, positions].double().cpu()
-    gelu_numbers, grid, curve = gelu_summary(pre_activations)
-    gelu_numbers["layer"] = layer
+    gelu_numbers, grid, curve = gelu_summary(pre_activations, layer)
     superposition, angles_before, angles_after = superposition_toy(
         superposition_vectors, superposition_dim, superposition_steps, seed
     )
 
-    findings = {
-        "tokens": model.tokenizer.to_str_tokens(token_ids),
-        "token_ids": token_ids,
-        **position_policy(len(token_ids), include_first),
-        "d_model": model.cfg.d_model,
-        "sqrt_d": math.sqrt(model.cfg.d_model),
-        "eps": model.cfg.layer_norm_eps,
-        "layernorms": rows,
-        "invariants": invariants(rows, model.dtype),
-        "gamma_vs_position": gamma_vs_position(model, sites),
-        "illustrated_layernorm": module_name(layer, "ln1"),
-        "toy_3d": toy_numbers,
-        "gelu": gelu_numbers,
-        "superposition": superposition,
-        "definitions": {
+    policy = position_policy(len(token_ids), include_first)
+    findings = LayerNormFindings(
+        tokens=model.tokenizer.to_str_tokens(token_ids),
+        token_ids=token_ids,
+        position_0_excluded=policy["position_0_excluded"],
+        position_note=policy["position_note"],
+        d_model=model.cfg.d_model,
+        sqrt_d=math.sqrt(model.cfg.d_model),
+        eps=model.cfg.layer_norm_eps,
+        layernorms=rows,
+        invariants=invariants(rows, model.dtype),
+        gamma_vs_position=gamma_vs_position(model, sites),
+        illustrated_layernorm=module_name(layer, "ln1"),
+        toy_3d=toy_numbers,
+        gelu=gelu_numbers,
+        superposition=superposition,
+        definitions={
             "centring_share": "share of the input's squared norm removed by centring, d mean(x)^2 / ||x||^2",
             "norm_before_gain": "mean norm of (x - mean) / sqrt(var + eps): sqrt(d) up to eps",
             "angle_deg": "mean angle between the LayerNorm's input and its output (after gain and shift)",
@@ -400,11 +576,11 @@ def analyze(
             "gamma_outlier_dims": f"dims whose gain is more than {GAMMA_OUTLIER_Z:g} robust std (1.4826 MAD) "
             "from the median gain",
         },
-    }
+    )
     drawings = {
         "toy": toy_steps,
         "steps": drawn,
-        "step_tokens": [findings["tokens"][p] for p in positions.tolist()],
+        "step_tokens": [findings.tokens[p] for p in positions.tolist()],
         "gammas": {name: module.w.detach().double().cpu().numpy() for name, module, _ in sites},
         "position_log_std": position_log_std(model).numpy(),
         "gelu": (grid, curve, pre_activations.flatten().numpy()),

@@ -10,6 +10,7 @@ Completeness: sum_i IG_i = f(e) - f(0) up to the quadrature error, which the fin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,64 @@ from gpt2atlas.model.names import act_name
 # (about this many bytes per position, layer and model dimension) stay within ACTIVATION_BUDGET.
 BYTES_PER_ACTIVATION = 80
 ACTIVATION_BUDGET = 1 << 30
+
+
+# ----- findings ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SaliencyTarget:
+    """The token whose logit is explained, and how the model rates it after the prompt."""
+
+    token: str
+    token_id: int
+    chosen_by: str
+    position: int  # the last position, where the target's logit is read
+    logit: float
+    probability: float
+    rank: int  # 0 = the model's top next token
+
+
+@dataclass(frozen=True)
+class Integration:
+    """The quadrature of the integrated gradients."""
+
+    steps: int
+    rule: str
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """sum_i IG_i against f(input) - f(baseline), and the gap between them."""
+
+    sum_integrated_gradients: float
+    f_input: float
+    f_baseline: float
+    f_difference: float
+    abs_error: float
+    relative_error: float
+
+
+@dataclass(frozen=True)
+class SalientToken:
+    """A prompt token among those with the largest |integrated gradients|."""
+
+    position: int
+    token: str
+    integrated_gradients: float
+
+
+@dataclass(frozen=True)
+class SaliencyFindings:
+    tokens: list[str]
+    token_ids: list[int]
+    target: SaliencyTarget
+    objective: str
+    attributed_to: str
+    baseline: str
+    gradient_x_input: list[float]  # per prompt position
+    integrated_gradients: list[float]  # per prompt position
+    integration: Integration
+    completeness: Completeness
+    most_salient: list[SalientToken]  # largest |integrated gradients| first, at most 5
 
 
 def resolve_target(model: GPT2, target: str | int | None) -> int | None:
@@ -111,21 +170,21 @@ def attributions(model: GPT2, tokens: torch.Tensor, target: int | None, steps: i
     }
 
 
-def _completeness(scores: dict[str, Any]) -> dict[str, float]:
+def _completeness(scores: dict[str, Any]) -> Completeness:
     total = float(scores["integrated_gradients"].sum())
     difference = scores["f_input"] - scores["f_baseline"]
     error = abs(total - difference)
-    return {
-        "sum_integrated_gradients": total,
-        "f_input": scores["f_input"],
-        "f_baseline": scores["f_baseline"],
-        "f_difference": difference,
-        "abs_error": error,
-        "relative_error": error / max(abs(difference), 1e-12),
-    }
+    return Completeness(
+        sum_integrated_gradients=total,
+        f_input=scores["f_input"],
+        f_baseline=scores["f_baseline"],
+        f_difference=difference,
+        abs_error=error,
+        relative_error=error / max(abs(difference), 1e-12),
+    )
 
 
-class SaliencyResult(AnalysisResult):
+class SaliencyResult(AnalysisResult[SaliencyFindings]):
     area = "saliency"
 
 
@@ -142,27 +201,27 @@ def analyze(model: GPT2, prompt: str, *, target: str | int | None = None, steps:
     probs = logits.softmax(-1)
     integrated = scores["integrated_gradients"]
     order = integrated.abs().argsort(descending=True).tolist()
-    findings = {
-        "tokens": str_tokens,
-        "token_ids": token_ids,
-        "target": {
-            "token": vocab_strings(model)[target_id],
-            "token_id": target_id,
-            "chosen_by": "the model's top next token" if target is None else "user",
-            "position": len(token_ids) - 1,
-            "logit": float(logits[target_id]),
-            "probability": float(probs[target_id]),
-            "rank": int((logits > logits[target_id]).sum()),
-        },
-        "objective": "logit of the target token at the last position",
-        "attributed_to": "token embeddings (output of hook_embed); position embeddings held fixed",
-        "baseline": "all-zero token embeddings",
-        "gradient_x_input": scores["gradient_x_input"].tolist(),
-        "integrated_gradients": integrated.tolist(),
-        "integration": {"steps": steps, "rule": "Gauss-Legendre quadrature over alpha in [0, 1]"},
-        "completeness": _completeness(scores),
-        "most_salient": [
-            {"position": p, "token": str_tokens[p], "integrated_gradients": float(integrated[p])} for p in order[:5]
+    findings = SaliencyFindings(
+        tokens=str_tokens,
+        token_ids=token_ids,
+        target=SaliencyTarget(
+            token=vocab_strings(model)[target_id],
+            token_id=target_id,
+            chosen_by="the model's top next token" if target is None else "user",
+            position=len(token_ids) - 1,
+            logit=float(logits[target_id]),
+            probability=float(probs[target_id]),
+            rank=int((logits > logits[target_id]).sum()),
+        ),
+        objective="logit of the target token at the last position",
+        attributed_to="token embeddings (output of hook_embed); position embeddings held fixed",
+        baseline="all-zero token embeddings",
+        gradient_x_input=scores["gradient_x_input"].tolist(),
+        integrated_gradients=integrated.tolist(),
+        integration=Integration(steps=steps, rule="Gauss-Legendre quadrature over alpha in [0, 1]"),
+        completeness=_completeness(scores),
+        most_salient=[
+            SalientToken(position=p, token=str_tokens[p], integrated_gradients=float(integrated[p])) for p in order[:5]
         ],
-    }
+    )
     return SaliencyResult(findings)

@@ -2,18 +2,63 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+from gpt2atlas.model.config import GPT2Config
 from gpt2atlas.model.gpt2 import GPT2
 
 
 @dataclass(frozen=True)
 class ParameterRow:
+    """One parameter tensor (its shape is written to the JSON as a list)."""
+
     name: str
     shape: tuple[int, ...]
     count: int
     component: str  # token_embedding, position_embedding, attention, mlp, layernorm, final_layernorm
     layer: int | None
+
+
+@dataclass(frozen=True)
+class ConfigValues:
+    """The model's hyper-parameters as written to the findings: GPT2Config's fields, then d_head."""
+
+    n_layer: int
+    n_head: int
+    d_model: int
+    n_ctx: int
+    d_vocab: int
+    layer_norm_eps: float
+    d_mlp: int
+    scale_attn_by_inverse_layer_idx: bool
+    reorder_and_upcast_attn: bool
+    d_head: int
+
+    @classmethod
+    def of(cls, cfg: GPT2Config) -> ConfigValues:
+        return cls(**cfg.to_dict())
+
+    def settings(self) -> dict[str, int | float | bool]:
+        """Setting -> value, in field order (for tables)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    source: str
+    config: ConfigValues
+    parameter_counts: dict[str, int]  # component -> parameters, then "total"
+    parameters: list[ParameterRow]
+    unembedding: str
+
+
+@dataclass(frozen=True)
+class SummaryFindings:
+    """What the report keeps of the summary (the parameter tensors are left out)."""
+
+    source: str
+    config: ConfigValues
+    parameter_counts: dict[str, int]
 
 
 def _component(name: str) -> tuple[str, int | None]:
@@ -47,15 +92,12 @@ def parameter_counts(model: GPT2) -> dict[str, int]:
     return counts
 
 
-def summary(model: GPT2) -> dict:
-    """Config, source, parameter counts and tensors as plain data."""
-    return {
-        "source": model.source,
-        "config": model.cfg.to_dict(),
-        "parameter_counts": parameter_counts(model),
-        "parameters": [
-            {"name": r.name, "shape": list(r.shape), "count": r.count, "component": r.component, "layer": r.layer}
-            for r in parameter_rows(model)
-        ],
-        "unembedding": "tied to the token embedding (W_U = W_E^T), counted once",
-    }
+def summary(model: GPT2) -> ModelSummary:
+    """Config, source, parameter counts and tensors."""
+    return ModelSummary(
+        source=model.source,
+        config=ConfigValues.of(model.cfg),
+        parameter_counts=parameter_counts(model),
+        parameters=parameter_rows(model),
+        unembedding="tied to the token embedding (W_U = W_E^T), counted once",
+    )

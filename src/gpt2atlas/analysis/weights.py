@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from gpt2atlas.analysis import chance
-from gpt2atlas.analysis.base import AnalysisResult
-from gpt2atlas.analysis.summary import parameter_rows, summary
+from gpt2atlas.analysis.base import AnalysisResult, optional
+from gpt2atlas.analysis.summary import ModelSummary, parameter_rows, summary
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.config import GPT2Config
 from gpt2atlas.model.gpt2 import GPT2
@@ -34,6 +34,81 @@ TIED_NAMES = {
     "wpe": "pos_embed.W_pos",
 }
 Span = tuple[int, int]
+
+
+# ----- findings ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelInfo:
+    """The model the weights belong to: its source, then its hyper-parameters (summary.ConfigValues' fields)."""
+
+    source: str
+    n_layer: int
+    n_head: int
+    d_model: int
+    n_ctx: int
+    d_vocab: int
+    layer_norm_eps: float
+    d_mlp: int
+    scale_attn_by_inverse_layer_idx: bool
+    reorder_and_upcast_attn: bool
+    d_head: int
+
+
+@dataclass(frozen=True)
+class BlockStats:
+    mean: float
+    std: float
+    min: float
+    max: float
+    abs_max: float
+    l2_norm: float
+    fraction_near_zero: float  # share of entries with |value| < 1e-3
+
+
+@dataclass(frozen=True)
+class MatrixEntry:
+    """An entry of a 2D weight, with its indices in the whole tensor."""
+
+    row: int
+    col: int
+    value: float
+
+
+@dataclass(frozen=True)
+class VectorEntry:
+    """An entry of a 1D weight, with its index in the whole tensor."""
+
+    index: int
+    value: float
+
+
+@dataclass(frozen=True)
+class WeightsFindings:
+    """The model and its parameter counts: all there is when no weight was asked for (see WeightBlockFindings)."""
+
+    model: ModelInfo
+    parameter_counts: dict[str, int]  # component -> parameters, then "total"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightBlockFindings(WeightsFindings):
+    """A weight block's numbers; the spectrum fields only for a 2D block with both sides >= 2."""
+
+    param: str  # our name of the parameter
+    asked_for: str  # the name as given (ours or Hugging Face's)
+    shape: list[int]  # of the whole tensor
+    component: str
+    layer: int | None
+    rows: list[int] | None  # [start, stop]; None for a 1D tensor
+    cols: list[int]  # [start, stop]
+    block_shape: list[int]
+    stats: BlockStats
+    largest: list[MatrixEntry] | list[VectorEntry]  # largest in magnitude first
+    singular_values: list[float] | None = optional()  # the 10 largest
+    stable_rank: float | None = optional()
+    stable_rank_chance: float | None = optional()  # a matrix of i.i.d. entries of the same shape
+    effective_rank: float | None = optional()
+    figure_stride: list[int]
 
 
 def resolve_param(model: GPT2, name: str) -> str:
@@ -100,30 +175,33 @@ def singular_values(block: torch.Tensor) -> np.ndarray:
         return np.sqrt(np.clip(np.linalg.eigvalsh(gram)[::-1], 0, None))
 
 
-def _stats(block: torch.Tensor) -> dict[str, float]:
+def _stats(block: torch.Tensor) -> BlockStats:
     values = block.double()
-    return {
-        "mean": float(values.mean()),
-        "std": float(values.std(unbiased=False)),
-        "min": float(values.min()),
-        "max": float(values.max()),
-        "abs_max": float(values.abs().max()),
-        "l2_norm": float(values.norm()),
-        "fraction_near_zero": float((values.abs() < 1e-3).double().mean()),
-    }
+    return BlockStats(
+        mean=float(values.mean()),
+        std=float(values.std(unbiased=False)),
+        min=float(values.min()),
+        max=float(values.max()),
+        abs_max=float(values.abs().max()),
+        l2_norm=float(values.norm()),
+        fraction_near_zero=float((values.abs() < 1e-3).double().mean()),
+    )
 
 
-def _largest(block: torch.Tensor, r: Span, c: Span, one_axis: bool, n: int = 5) -> list[dict[str, Any]]:
+def _largest(
+    block: torch.Tensor, r: Span, c: Span, one_axis: bool, n: int = 5
+) -> list[MatrixEntry] | list[VectorEntry]:
     """The n entries of largest magnitude, with their indices in the whole tensor."""
     flat = block.reshape(-1)
     top = flat.abs().topk(min(n, flat.numel())).indices.tolist()
     if one_axis:
-        return [{"index": c[0] + i, "value": float(flat[i])} for i in top]
+        return [VectorEntry(c[0] + i, float(flat[i])) for i in top]
     width = block.shape[1]
-    return [{"row": r[0] + i // width, "col": c[0] + i % width, "value": float(flat[i])} for i in top]
+    return [MatrixEntry(r[0] + i // width, c[0] + i % width, float(flat[i])) for i in top]
 
 
 def _spectrum(block: torch.Tensor) -> dict[str, Any]:
+    """The spectrum fields of WeightBlockFindings (none for a block with a side < 2)."""
     if min(block.shape) < 2:
         return {}
     s = singular_values(block)
@@ -152,12 +230,12 @@ class WeightView:
     strides: list[int]  # heat-map rows/columns show every n-th row/column of the block
 
 
-class WeightReport(AnalysisResult):
+class WeightReport(AnalysisResult[WeightsFindings]):
     """A weight block's numbers, plus the model summary; figures: heat map + histogram, summary, 3D view."""
 
     area = "weights"
 
-    def __init__(self, findings: dict[str, Any], view: WeightView | None, model_summary: dict[str, Any]) -> None:
+    def __init__(self, findings: WeightsFindings, view: WeightView | None, model_summary: ModelSummary) -> None:
         super().__init__(findings)
         self.view = view
         self.model_summary = model_summary
@@ -208,12 +286,11 @@ def analyze(model: GPT2, param: str | None = None, rows: Any = None, cols: Any =
 
     Without `param`, only the model summary and the 3D architecture view are made.
     """
-    info = summary(model)
-    model_summary = {k: info[k] for k in ("source", "config", "parameter_counts", "parameters", "unembedding")}
-    findings: dict[str, Any] = {
-        "model": {"source": model.source, **model.cfg.to_dict()},
-        "parameter_counts": info["parameter_counts"],
-    }
+    model_summary = summary(model)
+    findings = WeightsFindings(
+        model=ModelInfo(source=model.source, **model.cfg.to_dict()),
+        parameter_counts=model_summary.parameter_counts,
+    )
     if param is None:
         if rows is not None or cols is not None:
             raise InputError(
@@ -226,20 +303,20 @@ def analyze(model: GPT2, param: str | None = None, rows: Any = None, cols: Any =
     block, r, c = _block(model, name, rows, cols)
     one_axis = len(row.shape) == 1
     view = _view(name, block, r, c, model.cfg)
-    findings.update(
-        {
-            "param": name,
-            "asked_for": param,
-            "shape": list(row.shape),
-            "component": row.component,
-            "layer": row.layer,
-            "rows": None if one_axis else list(r),
-            "cols": list(c),
-            "block_shape": [c[1] - c[0]] if one_axis else [r[1] - r[0], c[1] - c[0]],
-            "stats": _stats(block),
-            "largest": _largest(block, r, c, one_axis),
-            **({} if one_axis else _spectrum(block)),
-            "figure_stride": view.strides,
-        }
+    block_findings = WeightBlockFindings(
+        model=findings.model,
+        parameter_counts=findings.parameter_counts,
+        param=name,
+        asked_for=param,
+        shape=list(row.shape),
+        component=row.component,
+        layer=row.layer,
+        rows=None if one_axis else list(r),
+        cols=list(c),
+        block_shape=[c[1] - c[0]] if one_axis else [r[1] - r[0], c[1] - c[0]],
+        stats=_stats(block),
+        largest=_largest(block, r, c, one_axis),
+        **({} if one_axis else _spectrum(block)),
+        figure_stride=view.strides,
     )
-    return WeightReport(findings, view, model_summary)
+    return WeightReport(block_findings, view, model_summary)

@@ -10,10 +10,8 @@ import sys
 import click
 import typer
 
+from gpt2atlas.cli.commands.areas import flag_names
 from gpt2atlas.errors import AtlasError, InputError, as_flags
-
-# Python arguments whose command-line flag has another name
-FLAG_NAMES = {"all_tokens_budget": "budget"}
 
 app = typer.Typer(
     name="gpt2atlas",
@@ -28,10 +26,15 @@ def _register_commands() -> None:
     from gpt2atlas.cli import commands
 
     for module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{commands.__name__}.{module.name}").register(app)
+        register = getattr(importlib.import_module(f"{commands.__name__}.{module.name}"), "register", None)
+        if register is not None:  # the others are parts of a command (an area's extras)
+            register(app)
 
 
 _register_commands()
+
+# Python arguments whose command-line flag has another name
+FLAG_NAMES = {"all_tokens_budget": "budget", **flag_names()}
 
 
 DEBUG_ENV = "GPT2ATLAS_DEBUG"

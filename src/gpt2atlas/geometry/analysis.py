@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from scipy.spatial.distance import cdist
@@ -32,6 +32,22 @@ from gpt2atlas.geometry.extraction import (
     check_max_tokens,
     extract_clouds,
     measurement_sites,
+)
+from gpt2atlas.geometry.findings import (
+    CloudMeasures,
+    CloudSummary,
+    ControlEstimate,
+    CorpusInfo,
+    GeometryConfig,
+    GeometryFindings,
+    GeometrySettings,
+    GramProfile,
+    LayerRow,
+    Memory,
+    RandomControl,
+    TextDistances,
+    Timing,
+    TsneMap,
 )
 from gpt2atlas.geometry.tsne import tsne
 from gpt2atlas.model.gpt2 import GPT2
@@ -63,41 +79,44 @@ METHODS = {  # how each number was obtained, written into the findings
 }
 
 
-class GeometryResult(AnalysisResult):
+class GeometryResult(AnalysisResult[GeometryFindings]):
     """Findings of the geometry analysis; the figures are drawn from the findings alone."""
 
     area = "geometry"
 
-    def rows(self, cloud: str, substep: str | None = RESID) -> list[dict[str, Any]]:
+    @classmethod
+    def from_json(cls, text: str) -> GeometryResult:
+        """The result of a saved findings.json (enough to redraw every figure)."""
+        return cls(GeometryFindings.from_jsonable(json.loads(text)))
+
+    def rows(self, cloud: str, substep: str | None = RESID) -> list[LayerRow]:
         """The `layers` rows of one cloud (residual stream only by default; None for every site)."""
-        return [r for r in self.findings["layers"] if r["cloud"] == cloud and substep in (None, r["substep"])]
+        return [r for r in self.findings.layers if r.cloud == cloud and substep in (None, r.substep)]
 
 
 def measure_cloud(
     X: np.ndarray, *, gride_max_rank: int = 64, discard_fraction: float = 0.1, seed: int = 0
-) -> dict[str, Any]:
+) -> CloudMeasures:
     """Every estimate for one cloud: distance-based ones on its distinct points, PCA and statistics on all."""
     spectrum = pca_spectrum(X)
     total = spectrum.sum()
     unique = unique_rows(X)
     neighbours = nearest_neighbours(unique, gride_max_rank)
     two = twonn(unique, discard_fraction, neighbours=neighbours, seed=seed)
-    return {
-        "n_points": len(unique),
-        "n_duplicates": len(X) - len(unique),
-        "twonn_id": two.id,
-        "twonn_err": two.err,
-        "gride": gride(unique, gride_max_rank, neighbours=neighbours).as_dict(),
-        "twonn_decimation": twonn_scaling(
-            unique, discard_fraction=discard_fraction, seed=seed, neighbours=neighbours
-        ).as_dict(),
-        "pca_id_90": pca_components(spectrum, (0.9,))["90"],
-        "pca_components": pca_components(spectrum),
-        "pca_spectrum": (spectrum[:SPECTRUM_LENGTH] / total).tolist() if total > 0 else [],
-        "participation_ratio": participation_ratio(spectrum=spectrum),
-        "mean_norm": mean_norm(X),
-        "mean_cosine": mean_cosine(X),
-    }
+    return CloudMeasures(
+        n_points=len(unique),
+        n_duplicates=len(X) - len(unique),
+        twonn_id=two.id,
+        twonn_err=two.err,
+        gride=gride(unique, gride_max_rank, neighbours=neighbours),
+        twonn_decimation=twonn_scaling(unique, discard_fraction=discard_fraction, seed=seed, neighbours=neighbours),
+        pca_id_90=pca_components(spectrum, (0.9,))["90"],
+        pca_components=pca_components(spectrum),
+        pca_spectrum=(spectrum[:SPECTRUM_LENGTH] / total).tolist() if total > 0 else [],
+        participation_ratio=participation_ratio(spectrum=spectrum),
+        mean_norm=mean_norm(X),
+        mean_cosine=mean_cosine(X),
+    )
 
 
 def analyze(
@@ -138,7 +157,7 @@ def analyze(
     clock = {"start": time.perf_counter()}
     if corpus is None and texts is not None:
         chosen, n_distinct = sample_texts(texts, max_texts, seed)
-        corpus = Corpus(chosen, {"name": "user texts", "n_available": n_distinct, "n_texts": len(chosen)})
+        corpus = Corpus(chosen, CorpusInfo(name="user texts", n_available=n_distinct, n_texts=len(chosen)))
     corpus = corpus or default_corpus(max_texts, seed)
     clock["corpus"] = time.perf_counter()
     sites = measurement_sites(model.cfg.n_layer, substeps)
@@ -178,39 +197,48 @@ def analyze(
         on_progress("control", 1, 1)
     focus = layer if layer is not None else _peak_layer(rows, "last_token", model.cfg.n_layer)
     focus_index = next(i for i, s in enumerate(sites) if s.substep == RESID and s.layer == focus)
-    findings: dict[str, Any] = {
-        "model": model.source,
-        "config": {"n_layer": model.cfg.n_layer, "d_model": model.cfg.d_model},
-        "corpus": corpus.info,
-        "settings": {
-            "max_texts": max_texts,
-            "max_tokens": max_tokens,
-            "all_tokens_budget": all_tokens_budget,
-            "substeps": substeps,
-            "include_first_position": include_first,
-            "gride_max_rank": gride_max_rank,
-            "twonn_discard_fraction": TWONN_DISCARD_FRACTION,
-            "seed": seed,
-            **METHODS,
-        },
-        "n_texts": int((clouds.token_counts > 0).sum()),
-        "n_texts_skipped_short": clouds.n_skipped_short,
-        "n_tokens": int(clouds.token_counts.sum()),
-        "layers": rows,
-        "summary": {c: _peak_summary(rows, c, model.cfg.n_layer, control_findings) for c in CLOUDS},
-        "control": control_findings,
-        "focus_layer": focus,
-        "text_distances": _text_distances(clouds, focus_index, corpus.texts, focus),
-        "tsne": _tsne(clouds, focus_index, corpus.texts, focus, seed),
-        "gram": _gram_profile(
-            model, prompt or corpus.texts[int(clouds.origins["last_token"][0, 0])], max_tokens, include_first
-        ),
-    }
+    summary = {c: _peak_summary(rows, c, model.cfg.n_layer, control_findings) for c in CLOUDS}
+    text_distances = _text_distances(clouds, focus_index, corpus.texts, focus)
+    tsne_map = _tsne(clouds, focus_index, corpus.texts, focus, seed)
+    gram = _gram_profile(
+        model, prompt or corpus.texts[int(clouds.origins["last_token"][0, 0])], max_tokens, include_first
+    )
     clock["extras"] = time.perf_counter()
     marks = list(clock.items())
-    findings["timing"] = {f"{name}_s": round(end - begin, 2) for (_, begin), (name, end) in zip(marks, marks[1:])}
-    findings["timing"]["total_s"] = round(clock["extras"] - clock["start"], 2)
-    findings["memory"] = {"clouds_mb": round(clouds.nbytes / 2**20, 1), "peak_rss_mb": _peak_rss_mb()}
+    seconds = {f"{name}_s": round(end - begin, 2) for (_, begin), (name, end) in zip(marks, marks[1:])}
+    findings = GeometryFindings(
+        model=model.source,
+        config=GeometryConfig(n_layer=model.cfg.n_layer, d_model=model.cfg.d_model),
+        corpus=corpus.info,
+        settings=GeometrySettings(
+            max_texts=max_texts,
+            max_tokens=max_tokens,
+            all_tokens_budget=all_tokens_budget,
+            substeps=substeps,
+            include_first_position=include_first,
+            gride_max_rank=gride_max_rank,
+            twonn_discard_fraction=TWONN_DISCARD_FRACTION,
+            seed=seed,
+            twonn=METHODS["twonn"],
+            gride=METHODS["gride"],
+            twonn_decimation=METHODS["twonn_decimation"],
+            pca=METHODS["pca"],
+            duplicates=METHODS["duplicates"],
+            clouds=METHODS["clouds"],
+        ),
+        n_texts=int((clouds.token_counts > 0).sum()),
+        n_texts_skipped_short=clouds.n_skipped_short,
+        n_tokens=int(clouds.token_counts.sum()),
+        layers=rows,
+        summary=summary,
+        control=control_findings,
+        focus_layer=focus,
+        text_distances=text_distances,
+        tsne=tsne_map,
+        gram=gram,
+        timing=Timing(**seconds, total_s=round(clock["extras"] - clock["start"], 2)),
+        memory=Memory(clouds_mb=round(clouds.nbytes / 2**20, 1), peak_rss_mb=_peak_rss_mb()),
+    )
     return GeometryResult(findings)
 
 
@@ -247,7 +275,7 @@ def random_control(
     all_tokens_budget: int,
     include_first: bool,
     seed: int,
-) -> dict[str, Any]:
+) -> RandomControl:
     """TwoNN per residual layer of a random-initialised GPT-2 of `model`'s shape, on the same texts and positions.
 
     What a network that learned nothing gives, measured the same way: the chance baseline for every ID reading.
@@ -267,24 +295,24 @@ def random_control(
         progress=False,
     )
     del twin
-    twonn_by_cloud: dict[str, list[dict[str, float]]] = {}
+    twonn_by_cloud: dict[str, list[ControlEstimate]] = {}
     cosine_by_cloud: dict[str, list[float]] = {}
     for cloud in CLOUDS:
         estimates = [twonn(unique_rows(points), TWONN_DISCARD_FRACTION, seed=seed) for points in clouds.points[cloud]]
-        twonn_by_cloud[cloud] = [{"id": e.id, "err": e.err} for e in estimates]
+        twonn_by_cloud[cloud] = [ControlEstimate(id=e.id, err=e.err) for e in estimates]
         cosine_by_cloud[cloud] = [mean_cosine(points) for points in clouds.points[cloud]]
-    return {
-        "kind": "random-initialised GPT-2 of the same shape (weights normal(0, 0.02), LayerNorm gains 1), "
+    return RandomControl(
+        kind="random-initialised GPT-2 of the same shape (weights normal(0, 0.02), LayerNorm gains 1), "
         "on the same texts and sampled positions",
-        "seed": control_seed,
-        "twonn": twonn_by_cloud,  # per cloud, per residual layer (0 = embedding output)
-        "mean_cosine": cosine_by_cloud,  # the same, for the anisotropy reading
-    }
+        seed=control_seed,
+        twonn=twonn_by_cloud,
+        mean_cosine=cosine_by_cloud,
+    )
 
 
 def _measure_all(
     clouds: Clouds, *, gride_max_rank: int, seed: int, progress: bool, on_progress: ProgressCallback | None = None
-) -> list[dict[str, Any]]:
+) -> list[LayerRow]:
     jobs = [(i, site, cloud) for i, site in enumerate(clouds.sites) for cloud in CLOUDS]
     rows = []
     for done, (i, site, cloud) in enumerate(
@@ -298,20 +326,11 @@ def _measure_all(
             seed=seed,
             discard_fraction=TWONN_DISCARD_FRACTION,
         )
-        rows.append(
-            {
-                "layer": site.layer,
-                "substep": site.substep,
-                "site": site.hook,
-                "depth": site.depth,
-                "cloud": cloud,
-                **measured,
-            }
-        )
+        rows.append(LayerRow.of(site.layer, site.substep, site.hook, site.depth, cloud, measured))
     return rows
 
 
-def _peak_layer(rows: list[dict], cloud: str, n_layer: int) -> int:
+def _peak_layer(rows: list[LayerRow], cloud: str, n_layer: int) -> int:
     """The hidden layer (after block 0 or later) with the highest TwoNN ID; the middle layer if none is finite.
 
     The embedding output is left out: its points are token vectors (plus position vectors), a different
@@ -320,27 +339,24 @@ def _peak_layer(rows: list[dict], cloud: str, n_layer: int) -> int:
     candidates = [
         r
         for r in rows
-        if r["cloud"] == cloud
-        and r["substep"] == RESID
-        and r["layer"] >= min(1, n_layer)
-        and math.isfinite(r["twonn_id"])
+        if r.cloud == cloud and r.substep == RESID and r.layer >= min(1, n_layer) and math.isfinite(r.twonn_id)
     ]
-    return max(candidates, key=lambda r: r["twonn_id"])["layer"] if candidates else n_layer // 2
+    return max(candidates, key=lambda r: r.twonn_id).layer if candidates else n_layer // 2
 
 
-def _peak_summary(rows: list[dict], cloud: str, n_layer: int, control: dict[str, Any] | None) -> dict[str, Any]:
+def _peak_summary(rows: list[LayerRow], cloud: str, n_layer: int, control: RandomControl | None) -> CloudSummary:
     peak = _peak_layer(rows, cloud, n_layer)
-    resid = {r["layer"]: r for r in rows if r["cloud"] == cloud and r["substep"] == RESID}
-    baseline = control["twonn"][cloud][peak] if control else None
-    return {
-        "peak_layer": peak,
-        "peak_twonn_id": resid[peak]["twonn_id"],
+    resid = {r.layer: r for r in rows if r.cloud == cloud and r.substep == RESID}
+    baseline = control.twonn[cloud][peak] if control else None
+    return CloudSummary(
+        peak_layer=peak,
+        peak_twonn_id=resid[peak].twonn_id,
         # the random-initialised control of the same shape, same texts and points, at the same layer
-        "peak_control_twonn_id": baseline["id"] if baseline else None,
-        "peak_control_twonn_err": baseline["err"] if baseline else None,
-        "first_twonn_id": resid[0]["twonn_id"],
-        "last_twonn_id": resid[n_layer]["twonn_id"],
-    }
+        peak_control_twonn_id=baseline.id if baseline else None,
+        peak_control_twonn_err=baseline.err if baseline else None,
+        first_twonn_id=resid[0].twonn_id,
+        last_twonn_id=resid[n_layer].twonn_id,
+    )
 
 
 def _snippet(text: str, n: int = 60) -> str:
@@ -348,45 +364,39 @@ def _snippet(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _text_distances(clouds: Clouds, site_index: int, texts: Sequence[str], layer: int) -> dict[str, Any]:
+def _text_distances(clouds: Clouds, site_index: int, texts: Sequence[str], layer: int) -> TextDistances:
     """Euclidean and cosine distances between the last-token vectors of the first texts at one layer."""
     n = min(DEFAULTS["n_text_distances"], clouds.points["last_token"].shape[1])
     X = clouds.points["last_token"][site_index, :n].astype(np.float64)
-    return {
-        "layer": layer,
-        "cloud": "last_token",
-        "texts": [_snippet(texts[int(t)]) for t in clouds.origins["last_token"][:n, 0]],
-        "euclidean": cdist(X, X).tolist(),
-        "cosine": np.clip(cdist(X, X, metric="cosine"), 0, 2).tolist(),
-    }
+    return TextDistances(
+        layer=layer,
+        cloud="last_token",
+        texts=[_snippet(texts[int(t)]) for t in clouds.origins["last_token"][:n, 0]],
+        euclidean=cdist(X, X).tolist(),
+        cosine=np.clip(cdist(X, X, metric="cosine"), 0, 2).tolist(),
+    )
 
 
-def _tsne(clouds: Clouds, site_index: int, texts: Sequence[str], layer: int, seed: int) -> dict[str, Any]:
+def _tsne(clouds: Clouds, site_index: int, texts: Sequence[str], layer: int, seed: int) -> TsneMap:
     """3D t-SNE (after PCA to 50 dimensions) of at most `tsne_points` last-token vectors at one layer."""
     X = clouds.points["last_token"][site_index].astype(np.float64)
     origins = clouds.origins["last_token"]
     if len(X) > DEFAULTS["tsne_points"]:
         keep = np.sort(np.random.default_rng(seed).choice(len(X), DEFAULTS["tsne_points"], replace=False))
         X, origins = X[keep], origins[keep]
-    out: dict[str, Any] = {
-        "layer": layer,
-        "cloud": "last_token",
-        "n_points": len(X),
-        "coords": [],
-        "texts": [],
-        "n_tokens": [],
-    }
     if len(X) < 5:
-        return out
+        return TsneMap(layer=layer, cloud="last_token", n_points=len(X), coords=[], texts=[], n_tokens=[])
     centred = X - X.mean(0)
     _, _, components = np.linalg.svd(centred, full_matrices=False)
     coords = tsne(centred @ components[:50].T, 3, seed=seed)
-    out.update(
+    return TsneMap(
+        layer=layer,
+        cloud="last_token",
+        n_points=len(X),
         coords=np.round(coords, 4).tolist(),
         texts=[_snippet(texts[int(t)]) for t in origins[:, 0]],
         n_tokens=(origins[:, 1] + 1).tolist(),
     )
-    return out
 
 
 def _gram_tokens(model: GPT2, prompt: str, max_tokens: int, include_first: bool) -> tuple[list[int], int]:
@@ -398,20 +408,20 @@ def _gram_tokens(model: GPT2, prompt: str, max_tokens: int, include_first: bool)
     return ids, first
 
 
-def _gram_profile(model: GPT2, prompt: str, max_tokens: int, include_first: bool) -> dict[str, Any]:
+def _gram_profile(model: GPT2, prompt: str, max_tokens: int, include_first: bool) -> GramProfile:
     """log-volume of the parallelotope spanned by the prompt's token vectors, at every residual layer."""
     ids, first = _gram_tokens(model, prompt, max_tokens, include_first)
     sites = [s for s in measurement_sites(model.cfg.n_layer) if s.substep == RESID]
     _, cache = model.run_with_cache(ids, names=[s.hook for s in sites], stop_at_layer=model.cfg.n_layer)
     vectors = [cache[s.hook][0, first:].double().cpu().numpy() for s in sites]
-    return {
-        "prompt": prompt,
-        "tokens": model.tokenizer.to_str_tokens(ids),
-        "first_position": first,
-        "layers": [s.layer for s in sites],
-        "log_volume": [gram_log_volume(v) for v in vectors],
-        "log_volume_unit": [gram_log_volume(v, unit=True) for v in vectors],
-    }
+    return GramProfile(
+        prompt=prompt,
+        tokens=model.tokenizer.to_str_tokens(ids),
+        first_position=first,
+        layers=[s.layer for s in sites],
+        log_volume=[gram_log_volume(v) for v in vectors],
+        log_volume_unit=[gram_log_volume(v, unit=True) for v in vectors],
+    )
 
 
 def _peak_rss_mb() -> float | None:

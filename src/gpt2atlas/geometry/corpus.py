@@ -15,13 +15,13 @@ import heapq
 import sys
 import sysconfig
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
 from gpt2atlas.errors import InputError
+from gpt2atlas.geometry.findings import CorpusInfo
 from gpt2atlas.model.loading import hub_reachable
 from gpt2atlas.training.data import stdlib_source_files
 
@@ -34,7 +34,7 @@ class Corpus:
     """Texts plus a description of where they came from (goes into findings.json)."""
 
     texts: list[str]
-    info: dict[str, Any] = field(default_factory=dict)
+    info: CorpusInfo
 
 
 def sample_texts(texts: Iterable[str], k: int, seed: int = 0) -> tuple[list[str], int]:
@@ -127,15 +127,15 @@ def default_corpus(max_texts: int, seed: int = 0) -> Corpus:
     texts, n = sample_texts(paragraphs, max_texts, seed)
     return Corpus(
         texts,
-        {
-            "name": DEFAULT_CORPUS,
-            "description": "paragraphs of the docstrings of Python's standard library (read with ast at run time)",
-            "source": root,
-            "python": sys.version.split()[0],
-            "n_files": n_files,
-            "n_available": n,
-            "n_texts": len(texts),
-        },
+        CorpusInfo(
+            name=DEFAULT_CORPUS,
+            description="paragraphs of the docstrings of Python's standard library (read with ast at run time)",
+            source=root,
+            python=sys.version.split()[0],
+            n_files=n_files,
+            n_available=n,
+            n_texts=len(texts),
+        ),
     )
 
 
@@ -159,13 +159,13 @@ def texts_from_path(path: str | Path, max_texts: int, seed: int = 0) -> Corpus:
         raise InputError(f"texts={path}: no non-empty text found", arguments=("texts",))
     return Corpus(
         texts,
-        {
-            "name": path.name,
-            "description": kind,
-            "source": str(path.resolve()),
-            "n_available": n,
-            "n_texts": len(texts),
-        },
+        CorpusInfo(
+            name=path.name,
+            description=kind,
+            source=str(path.resolve()),
+            n_available=n,
+            n_texts=len(texts),
+        ),
     )
 
 
@@ -201,12 +201,12 @@ def texts_from_dataset(name: str, max_texts: int, seed: int = 0) -> Corpus:
         raise InputError(f"dataset '{name}' has no non-empty 'text' rows")
     return Corpus(
         texts,
-        {
-            "name": name,
-            "description": "datasets library, train split, column 'text', "
+        CorpusInfo(
+            name=name,
+            description="datasets library, train split, column 'text', "
             f"sampled from its first {4 * max_texts} non-empty rows",
-            "source": name,
-            "n_available": n,
-            "n_texts": len(texts),
-        },
+            source=name,
+            n_available=n,
+            n_texts=len(texts),
+        ),
     )

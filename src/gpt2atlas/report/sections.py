@@ -14,7 +14,8 @@ import plotly.graph_objects as go
 
 from gpt2atlas.analysis.areas import AREAS, Area
 from gpt2atlas.analysis.base import AreaUnavailable, call_supported, import_area
-from gpt2atlas.analysis.summary import summary
+from gpt2atlas.analysis.embedding_findings import EmbeddingFindings
+from gpt2atlas.analysis.summary import SummaryFindings, summary
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.report.document import Part, Sample, Table
 from gpt2atlas.training.history import TrainingHistory
@@ -123,14 +124,14 @@ def share_common(parts: list[Part]) -> list[Part]:
 # ----- sections not backed by an analysis module ---------------------------------------------------------------
 def summary_parts(ctx: ReportContext) -> list[Part]:
     data = summary(ctx.model)
-    config = Table("Configuration", ["setting", "value"], [[k, str(v)] for k, v in data["config"].items()])
-    total = data["parameter_counts"]["total"]
+    config = Table("Configuration", ["setting", "value"], [[k, str(v)] for k, v in data.config.settings().items()])
+    total = data.parameter_counts["total"]
     counts = Table(
         "Parameters per component (unembedding tied to W_E, counted once)",
         ["component", "parameters", "share"],
-        [[k.replace("_", " "), f"{v:,}", readings.pct(v / total)] for k, v in data["parameter_counts"].items()],
+        [[k.replace("_", " "), f"{v:,}", readings.pct(v / total)] for k, v in data.parameter_counts.items()],
     )
-    findings = {k: data[k] for k in ("source", "config", "parameter_counts")}
+    findings = SummaryFindings(data.source, data.config, data.parameter_counts)
     return [Part(reading=readings.read_summary(data), tables=[config, counts], findings=findings)]
 
 
@@ -250,21 +251,20 @@ def _embeddings_options(ctx: ReportContext) -> dict:
 NEIGHBOURS_SHOWN = 6
 
 
-def neighbour_table(findings: dict) -> list[Table]:
+def neighbour_table(findings: EmbeddingFindings) -> list[Table]:
     """The prompt's tokens and their nearest tokens in the embedding (cosine), as computed by the analysis."""
-    rows = findings.get("neighbours") or []
+    rows = findings.neighbours
     if not rows:
         return []
-    chance = findings.get("neighbour_cosine_chance")
-    note = f"; random directions reach {chance:.2f} in 95% of draws" if chance is not None else ""
+    note = f"; random directions reach {findings.neighbour_cosine_chance:.2f} in 95% of draws"
     return [
         Table(
             f"Nearest tokens in the token embedding, by cosine similarity (whole vocabulary{note})",
             ["token", *(f"{i + 1}." for i in range(NEIGHBOURS_SHOWN))],
             [
                 [
-                    readings.quoted(row["token"]),
-                    *(f"{readings.quoted(n['token'])} {n['cosine']:.2f}" for n in row["neighbours"][:NEIGHBOURS_SHOWN]),
+                    readings.quoted(row.token),
+                    *(f"{readings.quoted(n.token)} {n.cosine:.2f}" for n in row.neighbours[:NEIGHBOURS_SHOWN]),
                 ]
                 for row in rows
             ],
@@ -313,7 +313,7 @@ REPORT_OPTIONS: dict[str, Callable[[ReportContext], dict]] = {
     "journey": _journey_options,
     "geometry": _geometry_options,
 }
-REPORT_TABLES: dict[str, Callable[[dict], list[Table]]] = {"embeddings": neighbour_table}
+REPORT_TABLES: dict[str, Callable[[Any], list[Table]]] = {"embeddings": neighbour_table}  # typed findings
 
 
 def area_section(area: Area) -> SectionSpec:

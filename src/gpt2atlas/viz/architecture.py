@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gpt2atlas.analysis.summary import ModelSummary, ParameterRow
 from gpt2atlas.model.names import act_name, module_name
 from gpt2atlas.viz.embeddings import figure_title
 from gpt2atlas.viz.labels import escape
@@ -39,10 +40,10 @@ MAX_BLOCK_SIDE = 0.8  # the largest per-layer component's cube side, in layer sp
 MAX_HEIGHT_RATIO = 2.5  # taller models are squeezed in height so the tower stays readable
 
 
-def summary_figure(summary: dict) -> go.Figure:
+def summary_figure(summary: ModelSummary) -> go.Figure:
     """Parameters per component, and per layer split into attention, MLP and LayerNorm."""
-    counts = {k: v for k, v in summary["parameter_counts"].items() if k != "total"}
-    total = summary["parameter_counts"]["total"]
+    counts = {k: v for k, v in summary.parameter_counts.items() if k != "total"}
+    total = summary.parameter_counts["total"]
     fig = make_subplots(
         rows=1, cols=2, column_widths=[0.4, 0.6], subplot_titles=("parameters per component", "parameters per layer")
     )
@@ -59,12 +60,12 @@ def summary_figure(summary: dict) -> go.Figure:
         row=1,
         col=1,
     )
-    n_layer = summary["config"]["n_layer"]
+    n_layer = summary.config.n_layer
     for component in ("attention", "mlp", "layernorm"):
         per_layer = np.zeros(n_layer, dtype=np.int64)
-        for p in summary["parameters"]:
-            if p["component"] == component:
-                per_layer[p["layer"]] += p["count"]
+        for p in summary.parameters:
+            if p.component == component and p.layer is not None:
+                per_layer[p.layer] += p.count
         fig.add_trace(
             go.Bar(
                 x=np.arange(n_layer),
@@ -83,7 +84,7 @@ def summary_figure(summary: dict) -> go.Figure:
         barmode="stack",
         height=520,
         width=1300,
-        title=figure_title(f"{total:,} parameters; unembedding {escape(summary['unembedding'])}", summary["source"]),
+        title=figure_title(f"{total:,} parameters; unembedding {escape(summary.unembedding)}", summary.source),
     )
     return fig
 
@@ -102,30 +103,30 @@ def _group_key(name: str) -> str:
     return ".".join(parts[:3]) if parts[0] == "blocks" else parts[0]
 
 
-def _groups(summary: dict) -> dict[str, list[dict]]:
-    groups: dict[str, list[dict]] = {}
-    for p in summary["parameters"]:
-        groups.setdefault(_group_key(p["name"]), []).append(p)
+def _groups(summary: ModelSummary) -> dict[str, list[ParameterRow]]:
+    groups: dict[str, list[ParameterRow]] = {}
+    for p in summary.parameters:
+        groups.setdefault(_group_key(p.name), []).append(p)
     return groups
 
 
-def _hover(title: str, params: list[dict]) -> str:
-    lines = [f"{escape(p['name'])}: {' × '.join(map(str, p['shape']))} = {p['count']:,}" for p in params]
-    total = sum(p["count"] for p in params)
+def _hover(title: str, params: list[ParameterRow]) -> str:
+    lines = [f"{escape(p.name)}: {' × '.join(map(str, p.shape))} = {p.count:,}" for p in params]
+    total = sum(p.count for p in params)
     return f"<b>{escape(title)}</b><br>{total:,} parameters<br>" + "<br>".join(lines)
 
 
-def architecture_boxes(summary: dict) -> list[Box]:
+def architecture_boxes(summary: ModelSummary) -> list[Box]:
     """One cube per component (volume proportional to parameters), placed along the residual stream."""
     groups = _groups(summary)
-    count = {key: sum(p["count"] for p in params) for key, params in groups.items()}
+    count = {key: sum(p.count for p in params) for key, params in groups.items()}
     largest = max((c for key, c in count.items() if key.startswith("blocks.")), default=1)
     scale = MAX_BLOCK_SIDE / largest ** (1 / 3)
 
     def side(key: str) -> float:
         return scale * count[key] ** (1 / 3)
 
-    n_layer = summary["config"]["n_layer"]
+    n_layer = summary.config.n_layer
     w_e, w_pos = side("embed"), side("pos_embed")
     boxes = [
         Box(
@@ -207,12 +208,12 @@ def _mesh(kind: str, boxes: list[Box]) -> go.Mesh3d:
     )
 
 
-def architecture_figure(summary: dict) -> go.Figure:
+def architecture_figure(summary: ModelSummary) -> go.Figure:
     """Layers stacked along the residual stream; cube volume proportional to parameter count."""
     boxes = architecture_boxes(summary)
     kinds = dict.fromkeys(b.kind for b in boxes)
     fig = go.Figure([_mesh(kind, [b for b in boxes if b.kind == kind]) for kind in kinds])
-    n_layer = summary["config"]["n_layer"]
+    n_layer = summary.config.n_layer
     top = max(b.centre[2] + b.side / 2 for b in boxes)
     bottom = min(b.centre[2] - b.side / 2 for b in boxes)
     fig.add_trace(
@@ -238,7 +239,7 @@ def architecture_figure(summary: dict) -> go.Figure:
             hoverinfo="text",
         )
     )
-    c = summary["config"]
+    c = summary.config
     low, high = (
         np.min([np.array(b.centre) - b.side / 2 for b in boxes], axis=0),
         np.max([np.array(b.centre) + b.side / 2 for b in boxes], axis=0),
@@ -247,9 +248,9 @@ def architecture_figure(summary: dict) -> go.Figure:
     aspect = {"x": 1.0, "y": extent[1] / extent[0], "z": min(extent[2] / extent[0], MAX_HEIGHT_RATIO)}
     fig.update_layout(
         title=figure_title(
-            f"Architecture: {n_layer} layers, d_model {c['d_model']}, {c['n_head']} heads, "
-            f"d_mlp {c['d_mlp']} (cube volume ∝ parameters)",
-            summary["source"],
+            f"Architecture: {n_layer} layers, d_model {c.d_model}, {c.n_head} heads, "
+            f"d_mlp {c.d_mlp} (cube volume ∝ parameters)",
+            summary.source,
         ),
         scene={
             "xaxis": {"visible": False},

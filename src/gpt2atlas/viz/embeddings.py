@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gpt2atlas.analysis.embeddings import EmbeddingData, EmbeddingReport
+from gpt2atlas.analysis.embeddings import EmbeddingData, EmbeddingFindings, EmbeddingReport
 from gpt2atlas.numerics.pca import components_for
 from gpt2atlas.viz.labels import escape, token_label
 
@@ -63,7 +63,7 @@ def _labelled(dims: int, coords: np.ndarray, labels: list[str], **kwargs: Any) -
     return go.Scatter(x=coords[:, 0], y=coords[:, 1], mode="markers+text", text=labels, **kwargs)
 
 
-def dim_stats_figure(data: EmbeddingData, findings: dict) -> go.Figure:
+def dim_stats_figure(data: EmbeddingData, findings: EmbeddingFindings) -> go.Figure:
     """Per-dimension mean/std histograms and per-row mean-vs-std scatter, token vs position side by side."""
     fig = make_subplots(
         rows=2,
@@ -130,7 +130,7 @@ def dim_stats_figure(data: EmbeddingData, findings: dict) -> go.Figure:
     for row in (1, 2):
         fig.update_xaxes(title_text="mean over dims", row=row, col=3)
         fig.update_yaxes(title_text="std over dims", row=row, col=3)
-    z0 = findings["position_embedding"]["position0_norm_z"]
+    z0 = findings.position_embedding.position0_norm_z
     fig.update_layout(
         title=figure_title(f"Embedding statistics (position 0's norm z = {z0:.1f})", data.title), height=750, width=1300
     )
@@ -205,16 +205,16 @@ def dim_pair_figure(data: EmbeddingData) -> go.Figure:
     return fig
 
 
-def pca_figure(data: EmbeddingData, findings: dict) -> go.Figure:
+def pca_figure(data: EmbeddingData, findings: EmbeddingFindings) -> go.Figure:
     """Cumulative explained variance: global PCA, mean local (kNN) PCA, positions; and local dims per anchor."""
-    token = findings["token_embedding"]
-    local = token["local_pca"]
+    token = findings.token_embedding
+    local = token.local_pca
     fig = make_subplots(
         rows=1,
         cols=2,
         subplot_titles=(
             "cumulative explained variance",
-            f"local PCA: components for 90% ({local['neighbourhood_size']} neighbours)",
+            f"local PCA: components for 90% ({local.neighbourhood_size} neighbours)",
         ),
     )
     curves = [
@@ -239,7 +239,7 @@ def pca_figure(data: EmbeddingData, findings: dict) -> go.Figure:
     fig.add_hline(y=0.9, line_dash="dash", line_color="grey", row=1, col=1)
     fig.add_trace(go.Histogram(x=data.local_components, marker_color="#ff7f0e", showlegend=False), row=1, col=2)
     fig.add_vline(
-        x=token["pca_components_for_90pct"],
+        x=token.pca_components_for_90pct,
         line_dash="dash",
         line_color="#1f77b4",
         row=1,
@@ -259,22 +259,22 @@ def pca_figure(data: EmbeddingData, findings: dict) -> go.Figure:
     return fig
 
 
-def dim_means_figure(data: EmbeddingData, findings: dict) -> go.Figure:
+def dim_means_figure(data: EmbeddingData, findings: EmbeddingFindings) -> go.Figure:
     """Mean of each dim over the vocabulary, with the offset dims marked."""
     means = data.token_dim_mean
     spread, centre = float(means.std()), float(means.mean())
-    offsets = findings["token_embedding"]["offset_dims"]
-    dims = [o["dim"] for o in offsets]
+    offsets = findings.token_embedding.offset_dims
+    dims = [o.dim for o in offsets]
     fig = go.Figure(go.Bar(x=np.arange(len(means)), y=means, name="mean over tokens", marker_color="#1f77b4"))
     fig.add_trace(
         go.Scatter(
             x=dims,
-            y=[o["mean"] for o in offsets],
+            y=[o.mean for o in offsets],
             mode="markers+text",
             name="offset dims",
             text=[str(d) for d in dims],
             textposition="top center",
-            hovertext=[f"dim {o['dim']}: mean {o['mean']:.4g}, z {o['z']:.1f}" for o in offsets],
+            hovertext=[f"dim {o.dim}: mean {o.mean:.4g}, z {o.z:.1f}" for o in offsets],
             hoverinfo="text",
             marker={"color": HIGHLIGHT, "size": 9},
         )
@@ -319,15 +319,15 @@ def position_heatmap_figure(data: EmbeddingData) -> go.Figure:
     return fig
 
 
-def position_curves_figure(data: EmbeddingData, findings: dict) -> go.Figure:
+def position_curves_figure(data: EmbeddingData, findings: EmbeddingFindings) -> go.Figure:
     """The most active columns of W_pos as curves over position, with their dominant period."""
     fig = go.Figure()
     positions = np.arange(len(data.W_pos))
-    for entry in findings["position_embedding"]["periodicity"][:N_CURVES]:
-        period = entry["period"]
-        label = f"dim {entry['dim']} (period {period:.1f})" if period else f"dim {entry['dim']}"
-        fig.add_trace(go.Scatter(x=positions, y=data.W_pos[:, entry["dim"]], mode="lines", name=label))
-    smooth = findings["position_embedding"]["smoothness"]
+    for entry in findings.position_embedding.periodicity[:N_CURVES]:
+        period = entry.period
+        label = f"dim {entry.dim} (period {period:.1f})" if period else f"dim {entry.dim}"
+        fig.add_trace(go.Scatter(x=positions, y=data.W_pos[:, entry.dim], mode="lines", name=label))
+    smooth = findings.position_embedding.smoothness
     fig.update_layout(
         title=figure_title(
             f"Most active position-embedding columns (smoothness {smooth:.3f}; white noise ≈ 1.41)", data.title
@@ -496,7 +496,7 @@ def _axis_titles(fig: go.Figure, dims: int, prefix: str) -> None:
         fig.update_layout(xaxis_title=names[0], yaxis_title=names[1])
 
 
-def embedding_figures(findings: dict, data: EmbeddingData) -> dict[str, go.Figure]:
+def embedding_figures(findings: EmbeddingFindings, data: EmbeddingData) -> dict[str, go.Figure]:
     """Every embedding figure, by file name."""
     figures = {
         "dim_stats": dim_stats_figure(data, findings),

@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gpt2atlas.analysis.layernorm import top3_projection
+from gpt2atlas.analysis.layernorm import Superposition, top3_projection
 from gpt2atlas.viz.labels import token_labels
 
 if TYPE_CHECKING:
@@ -265,30 +265,29 @@ def gelu_figure(grid: np.ndarray, curve: np.ndarray, pre: np.ndarray, layer: int
     return fig
 
 
-def superposition_figure(before: np.ndarray, after: np.ndarray, numbers: dict) -> go.Figure:
+def superposition_figure(before: np.ndarray, after: np.ndarray, numbers: Superposition) -> go.Figure:
     """Histogram of pairwise angles, random vs optimised, with the target band shaded."""
     edges = np.arange(math.floor(min(before.min(), after.min())), math.ceil(max(before.max(), after.max())) + 0.5, 0.5)
     fig = go.Figure()
     for angles, name in ((before, "random"), (after, "optimised")):
         counts, _ = np.histogram(angles, bins=edges)
-        stats = numbers["random" if name == "random" else "optimised"]
+        stats = numbers.random if name == "random" else numbers.optimised
         fig.add_trace(
             go.Bar(
                 x=(edges[:-1] + edges[1:]) / 2,
                 y=counts / len(angles),
                 opacity=0.6,
-                name=f"{name}: {stats['fraction_in_band']:.1%} in band, "
-                f"{stats['min_angle']:.1f}°–{stats['max_angle']:.1f}°",
+                name=f"{name}: {stats.fraction_in_band:.1%} in band, {stats.min_angle:.1f}°–{stats.max_angle:.1f}°",
             )
         )
-    lo, hi = numbers["band_deg"]
+    lo, hi = numbers.band_deg
     fig.add_vrect(x0=lo, x1=hi, fillcolor="green", opacity=0.15, line_width=0)
-    welch = numbers["welch_bound"]
+    welch = numbers.welch_bound
     fig.update_layout(
-        title=f"Superposition toy: {numbers['n_vectors']} unit vectors in {numbers['dim']} dims "
+        title=f"Superposition toy: {numbers.n_vectors} unit vectors in {numbers.dim} dims "
         f"(pairwise angles; band {lo:g}°–{hi:g}° shaded)<br><sup>Welch bound: the widest angle range "
-        f"can shrink to at best {welch['best_possible_angle_range'][0]:.1f}°–"
-        f"{welch['best_possible_angle_range'][1]:.1f}°; at most {welch['max_vectors_all_in_band']} vectors "
+        f"can shrink to at best {welch.best_possible_angle_range[0]:.1f}°–"
+        f"{welch.best_possible_angle_range[1]:.1f}°; at most {welch.max_vectors_all_in_band} vectors "
         f"fit with every angle in the band</sup>",
         xaxis_title="angle between two vectors (degrees)",
         yaxis_title="share of pairs",
@@ -303,16 +302,16 @@ def superposition_figure(before: np.ndarray, after: np.ndarray, numbers: dict) -
 
 def layernorm_figures(result: LayerNormResult) -> dict[str, go.Figure]:
     f, draw = result.findings, result.drawings
-    name = f["illustrated_layernorm"]
+    name = f.illustrated_layernorm
     shown = {name, name.replace("ln1", "ln2"), "ln_final"}
-    outliers = {row["name"]: row["gamma_outlier_dims"] for row in f["layernorms"]}
-    correlations = {row["name"]: row["pearson"] for row in f["gamma_vs_position"]["correlation"]}
+    outliers = {row.name: row.gamma_outlier_dims for row in f.layernorms}
+    correlations = {row.name: row.pearson for row in f.gamma_vs_position.correlation}
     grid, curve, pre = draw["gelu"]
     return {
-        "toy_3d": toy_3d_figure(draw["toy"], f["toy_3d"]["gamma"], f["toy_3d"]["beta"]),
+        "toy_3d": toy_3d_figure(draw["toy"], f.toy_3d.gamma, f.toy_3d.beta),
         "steps_3d": steps_pca_figure(draw["steps"], draw["step_tokens"], name),
         "gamma_per_dim": gamma_figure(draw["gammas"], outliers, shown),
         "gamma_vs_position": gamma_position_figure(draw["gammas"], draw["position_log_std"], correlations, shown),
-        "gelu": gelu_figure(grid, curve, pre, f["gelu"]["layer"]),
-        "superposition": superposition_figure(draw["angles"][0], draw["angles"][1], f["superposition"]),
+        "gelu": gelu_figure(grid, curve, pre, f.gelu.layer),
+        "superposition": superposition_figure(draw["angles"][0], draw["angles"][1], f.superposition),
     }

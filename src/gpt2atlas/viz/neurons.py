@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gpt2atlas.analysis.neurons import ChosenNeuron, NeuronsResult, StrongNeuron
 from gpt2atlas.viz.labels import token_label, token_labels
-
-if TYPE_CHECKING:
-    from gpt2atlas.analysis.neurons import NeuronsResult
 
 
 def _height(n_rows: int) -> int:
@@ -66,10 +63,10 @@ def tokens_by_layers_figure(acts: np.ndarray, labels: Sequence[str]) -> go.Figur
     return fig
 
 
-def tokens_by_neurons_figure(acts: np.ndarray, labels: Sequence[str], neurons: Sequence[dict[str, Any]]) -> go.Figure:
+def tokens_by_neurons_figure(acts: np.ndarray, labels: Sequence[str], neurons: Sequence[StrongNeuron]) -> go.Figure:
     """Activations of the strongest neurons (columns) on every token (rows)."""
-    names = [f"L{n['layer']}.N{n['neuron']}" for n in neurons]
-    z = np.stack([acts[n["layer"], :, n["neuron"]] for n in neurons], axis=1) if neurons else np.zeros((len(labels), 0))
+    names = [f"L{n.layer}.N{n.neuron}" for n in neurons]
+    z = np.stack([acts[n.layer, :, n.neuron] for n in neurons], axis=1) if neurons else np.zeros((len(labels), 0))
     bound = float(np.abs(z).max()) if z.size else 1.0
     fig = go.Figure(
         go.Heatmap(
@@ -94,9 +91,9 @@ def tokens_by_neurons_figure(acts: np.ndarray, labels: Sequence[str], neurons: S
     return fig
 
 
-def key_value_figure(neuron: dict[str, Any], acts_on_prompt: np.ndarray, labels: Sequence[str]) -> go.Figure:
+def key_value_figure(neuron: ChosenNeuron, acts_on_prompt: np.ndarray, labels: Sequence[str]) -> go.Figure:
     """One neuron: its activation on each prompt token (key side) and the tokens its value vector pushes up/down."""
-    pushed = sorted(neuron["promotes"] + neuron["suppresses"], key=lambda r: r["logit"])
+    pushed = sorted(neuron.promotes + neuron.suppresses, key=lambda r: r.logit)
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -117,14 +114,14 @@ def key_value_figure(neuron: dict[str, Any], acts_on_prompt: np.ndarray, labels:
         row=1,
         col=1,
     )
-    names = [f"{token_label(r['token'])} ({r['token_id']})" for r in pushed]
+    names = [f"{token_label(r.token)} ({r.token_id})" for r in pushed]
     fig.add_trace(
         go.Bar(
-            x=[r["logit"] for r in pushed],
+            x=[r.logit for r in pushed],
             y=names,
             orientation="h",
             showlegend=False,
-            marker={"color": ["#b2182b" if r["logit"] < 0 else "#2166ac" for r in pushed]},
+            marker={"color": ["#b2182b" if r.logit < 0 else "#2166ac" for r in pushed]},
             hovertemplate="%{y}: %{x:.3f}<extra></extra>",
         ),
         row=1,
@@ -134,7 +131,7 @@ def key_value_figure(neuron: dict[str, Any], acts_on_prompt: np.ndarray, labels:
     fig.update_xaxes(title_text="activation", row=1, col=1)
     fig.update_xaxes(title_text="logit change per unit activation", row=1, col=2)
     fig.update_layout(
-        title=f"neuron {neuron['neuron']} of layer {neuron['layer']} as a key-value memory",
+        title=f"neuron {neuron.neuron} of layer {neuron.layer} as a key-value memory",
         width=1200,
         height=_height(max(len(labels), len(pushed))),
     )
@@ -159,11 +156,11 @@ def neuron_figures(result: NeuronsResult) -> dict[str, go.Figure]:
     """Every neuron figure, by file name."""
     f = result.findings
     acts = result.activations.numpy()
-    labels = token_labels(f["tokens"], numbered=True)
-    chosen = f["neuron"]
+    labels = token_labels(f.tokens, numbered=True)
+    chosen = f.neuron
     return {
         "tokens_by_layers": tokens_by_layers_figure(acts, labels),
-        "tokens_by_neurons": tokens_by_neurons_figure(acts, labels, f["strongest_neurons"]),
-        "neuron_key_value": key_value_figure(chosen, acts[chosen["layer"], :, chosen["neuron"]], labels),
-        "fraction_active": fraction_active_figure(f["fraction_active_by_layer"]),
+        "tokens_by_neurons": tokens_by_neurons_figure(acts, labels, f.strongest_neurons),
+        "neuron_key_value": key_value_figure(chosen, acts[chosen.layer, :, chosen.neuron], labels),
+        "fraction_active": fraction_active_figure(f.fraction_active_by_layer),
     }

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gpt2atlas.analysis.saliency import SaliencyResult
 from gpt2atlas.viz.labels import token_label, token_labels
-
-if TYPE_CHECKING:
-    from gpt2atlas.analysis.saliency import SaliencyResult
 
 DIVERGING = "RdBu"  # red: pushes the target down, blue: pushes it up
 PER_LINE = 12
@@ -93,9 +90,12 @@ def scores_bar_figure(methods: dict[str, Sequence[float]], tokens: Sequence[str]
 def saliency_figures(result: SaliencyResult) -> dict[str, go.Figure]:
     """Every saliency figure, by file name."""
     f = result.findings
-    methods = {"integrated gradients": f["integrated_gradients"], "gradient x input": f["gradient_x_input"]}
-    target = token_label(f["target"]["token"])
+    methods: dict[str, Sequence[float]] = {
+        "integrated gradients": f.integrated_gradients,
+        "gradient x input": f.gradient_x_input,
+    }
+    target = token_label(f.target.token)
     return {
-        "tokens_coloured": coloured_tokens_figure(methods, f["tokens"], target),
-        "scores_bar": scores_bar_figure(methods, f["tokens"]),
+        "tokens_coloured": coloured_tokens_figure(methods, f.tokens, target),
+        "scores_bar": scores_bar_figure(methods, f.tokens),
     }

@@ -6,15 +6,15 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gpt2atlas.analysis.weights import WeightReport, WeightView
+from gpt2atlas.analysis.weights import WeightBlockFindings, WeightReport, WeightView
 from gpt2atlas.viz.labels import escape
 
 MAX_SECTION_LINES = 72
 CLIP_QUANTILE = 0.999
 
 
-def _span_text(findings: dict) -> str:
-    (c0, c1), rows = findings["cols"], findings["rows"]
+def _span_text(findings: WeightBlockFindings) -> str:
+    (c0, c1), rows = findings.cols, findings.rows
     return f"entries {c0}:{c1}" if rows is None else f"rows {rows[0]}:{rows[1]}, cols {c0}:{c1}"
 
 
@@ -34,7 +34,7 @@ def _section_lines(fig: go.Figure, sections: list[tuple[int, str]], index: np.nd
             fig.add_hline(y=start - 0.5, row=1, col=1, **style)
 
 
-def weight_figure(view: WeightView, findings: dict) -> go.Figure:
+def weight_figure(view: WeightView, findings: WeightBlockFindings) -> go.Figure:
     """Heat map of the (possibly strided) block, and the histogram of every value in it."""
     values = view.values
     limit = float(np.quantile(np.abs(values), CLIP_QUANTILE)) if values.size else 1.0
@@ -75,14 +75,14 @@ def weight_figure(view: WeightView, findings: dict) -> go.Figure:
     )
     _section_lines(fig, view.sections["cols"], view.col_index, "cols")
     _section_lines(fig, view.sections["rows"], view.row_index, "rows")
-    stats = findings["stats"]
-    stride = findings["figure_stride"]
+    stats = findings.stats
+    stride = findings.figure_stride
     shown = [f"1 in {n} {axis}" for n, axis in zip(stride, ("rows", "columns"), strict=True) if n > 1]
     strided = f"; heat map shows {' and '.join(shown)}" if shown else ""
     title = (
-        f"{escape(findings['param'])} {tuple(findings['shape'])}, {escape(_span_text(findings))}"
-        f"<br><sup>mean {stats['mean']:.3g}, std {stats['std']:.3g}, min {stats['min']:.3g}, "
-        f"max {stats['max']:.3g}; colours clipped at ±{limit:.3g} ({CLIP_QUANTILE:.1%} of |values|)"
+        f"{escape(findings.param)} {tuple(findings.shape)}, {escape(_span_text(findings))}"
+        f"<br><sup>mean {stats.mean:.3g}, std {stats.std:.3g}, min {stats.min:.3g}, "
+        f"max {stats.max:.3g}; colours clipped at ±{limit:.3g} ({CLIP_QUANTILE:.1%} of |values|)"
         f"{strided}</sup>"
     )
     fig.update_yaxes(title_text="row", autorange="reversed", row=1, col=1)
@@ -97,7 +97,9 @@ def weights_figures(result: WeightReport) -> dict[str, go.Figure]:
     """The weight heat map (when a weight was asked for), the model summary and the 3-D architecture."""
     from gpt2atlas.viz.architecture import architecture_figure, summary_figure
 
-    figures = {"heatmap": weight_figure(result.view, result.findings)} if result.view is not None else {}
+    figures: dict[str, go.Figure] = {}
+    if result.view is not None and isinstance(result.findings, WeightBlockFindings):
+        figures["heatmap"] = weight_figure(result.view, result.findings)
     figures["model_summary"] = summary_figure(result.model_summary)
     figures["architecture_3d"] = architecture_figure(result.model_summary)
     return figures

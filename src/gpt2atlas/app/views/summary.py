@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from gpt2atlas.analysis.summary import ModelSummary
 from gpt2atlas.app import state
 from gpt2atlas.app.widgets import figure_picker, reading
 from gpt2atlas.viz.readings import read_summary
@@ -13,7 +14,7 @@ WEIGHTS = "gpt2atlas.analysis.weights"
 
 
 @st.cache_resource(max_entries=2)
-def model_summary(model_id: str) -> dict:
+def model_summary(model_id: str) -> ModelSummary:
     from gpt2atlas.analysis.summary import summary
 
     return summary(state.get_model(model_id))
@@ -23,12 +24,13 @@ def render(model, settings) -> None:
     data = model_summary(settings.model_id)
     reading(read_summary(data))
     left, right = st.columns(2)
+    config = data.config.settings()
     left.dataframe(
-        pd.DataFrame({"setting": list(data["config"]), "value": [str(v) for v in data["config"].values()]}),
+        pd.DataFrame({"setting": list(config), "value": [str(v) for v in config.values()]}),
         hide_index=True,
         width="stretch",
     )
-    counts = data["parameter_counts"]
+    counts = data.parameter_counts
     right.dataframe(
         pd.DataFrame(
             {

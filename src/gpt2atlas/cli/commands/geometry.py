@@ -1,73 +1,60 @@
-"""`gpt2atlas geometry`: intrinsic dimension of the hidden representations, layer by layer."""
+"""What `gpt2atlas geometry` does beyond its area's plain command: it reads a corpus (a file, a folder, a dataset
+or the default one) and prints where the intrinsic dimension peaks."""
 
 from __future__ import annotations
 
+import inspect
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from gpt2atlas.cli.common import DeviceOption, ModelOption, OutOption, PngOption, err_console, load
+from gpt2atlas.analysis.base import AnalysisResult
+from gpt2atlas.cli.common import err_console
 from gpt2atlas.errors import InputError
-from gpt2atlas.geometry.analysis import DEFAULTS
-from gpt2atlas.viz.export import save_result
+from gpt2atlas.model.gpt2 import GPT2
+
+_KEYWORD = inspect.Parameter.KEYWORD_ONLY
+OPTIONS = (
+    inspect.Parameter(
+        "texts",
+        _KEYWORD,
+        default=None,
+        annotation=Annotated[
+            Optional[Path], typer.Option(help="a file with one text per line, or a folder of .txt files")
+        ],
+    ),
+    inspect.Parameter(
+        "dataset",
+        _KEYWORD,
+        default=None,
+        annotation=Annotated[
+            Optional[str], typer.Option(help="a `datasets` dataset, NAME or NAME:CONFIG (needs network)")
+        ],
+    ),
+)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("geometry")(geometry)
-
-
-def geometry(
-    model: ModelOption = "gpt2",
-    texts: Annotated[
-        Optional[Path], typer.Option(help="a file with one text per line, or a folder of .txt files")
-    ] = None,
-    dataset: Annotated[
-        Optional[str], typer.Option(help="a `datasets` dataset, NAME or NAME:CONFIG (needs network)")
-    ] = None,
-    max_texts: Annotated[
-        int, typer.Option(help="at most this many texts (a seeded sample if there are more)")
-    ] = DEFAULTS["max_texts"],
-    max_tokens: Annotated[int, typer.Option(help="truncate each text to this many tokens")] = DEFAULTS["max_tokens"],
-    budget: Annotated[
-        int, typer.Option(help="points in the all-tokens cloud (a uniform sample of all tokens)")
-    ] = DEFAULTS["all_tokens_budget"],
-    substeps: Annotated[
-        bool, typer.Option("--substeps", help="also measure inside each block (ln1, attn_out, resid_mid, mlp_out)")
-    ] = False,
-    layer: Annotated[
-        Optional[int],
-        typer.Option(
-            help="layer for the distance matrices and t-SNE, 0 to n_layer (default: the hidden layer where the "
-            "last-token ID peaks)"
-        ),
-    ] = None,
-    prompt: Annotated[
-        Optional[str], typer.Option("--prompt", "-p", help="text for the Gram-volume profile (default: the first text)")
-    ] = None,
-    include_first: Annotated[
-        bool, typer.Option("--include-first", help="keep position 0 in the all-tokens cloud")
-    ] = False,
-    seed: Annotated[int, typer.Option(help="seed for every random choice (sampling, bootstrap, t-SNE)")] = 0,
-    out: OutOption = Path("atlas-out"),
-    png: PngOption = True,
-    device: DeviceOption = "cpu",
-) -> None:
-    """Intrinsic dimension (TwoNN, GRIDE, PCA, participation ratio), norm and anisotropy of the hidden
-    representations at every layer, for the last token of each text and for all tokens."""
+def run(model: GPT2, prompt: str | None, options: dict[str, Any]) -> AnalysisResult:
+    """Check the settings, read the corpus (timed: its seconds count in the findings' timing), then analyse."""
     from gpt2atlas.geometry.analysis import analyze, check_settings
     from gpt2atlas.geometry.corpus import default_corpus, texts_from_dataset, texts_from_path
 
+    texts, dataset = options.pop("texts"), options.pop("dataset")
     if texts is not None and dataset is not None:
         raise InputError("give either --texts or --dataset, not both")
-    if prompt is not None and not prompt.strip():
-        raise InputError("the prompt is empty: give at least one character of text")
-    gpt = load(model, device)
     check_settings(
-        gpt, layer=layer, max_tokens=max_tokens, all_tokens_budget=budget, prompt=prompt, include_first=include_first
+        model,
+        layer=options["layer"],
+        max_tokens=options["max_tokens"],
+        all_tokens_budget=options["all_tokens_budget"],
+        prompt=prompt,
+        include_first=options["include_first"],
     )
     started = time.perf_counter()
+    max_texts, seed = options["max_texts"], options["seed"]
     with err_console.status("reading texts ..."):
         if texts is not None:
             corpus = texts_from_path(texts, max_texts, seed)
@@ -76,27 +63,24 @@ def geometry(
         else:
             corpus = default_corpus(max_texts, seed)
     reading_s = time.perf_counter() - started
-    err_console.print(f"{len(corpus.texts)} texts from {corpus.info['name']}")
-    result = analyze(
-        gpt,
-        prompt,
-        corpus=corpus,
-        max_texts=max_texts,
-        max_tokens=max_tokens,
-        all_tokens_budget=budget,
-        substeps=substeps,
-        layer=layer,
-        include_first=include_first,
-        seed=seed,
+    err_console.print(f"{len(corpus.texts)} texts from {corpus.info.name}")
+    result = analyze(model, prompt, corpus=corpus, **options)
+    timing = replace(
+        result.findings.timing,
+        corpus_s=round(reading_s, 2),
+        total_s=round(result.findings.timing.total_s + reading_s, 2),
     )
-    timing = result.findings["timing"]
-    timing["corpus_s"], timing["total_s"] = round(reading_s, 2), round(timing["total_s"] + reading_s, 2)
-    with err_console.status("writing figures ..."):
-        folder = save_result(result, out, png=png)
-    summary = result.findings["summary"]["last_token"]
+    result.findings = replace(result.findings, timing=timing)
+    return result
+
+
+def done(result: AnalysisResult, folder: Path) -> None:
+    """Where the last-token ID starts, peaks and ends, and how long it all took."""
+    findings = result.findings
+    summary = findings.summary["last_token"]
     print(
-        f"last-token TwoNN ID: {summary['first_twonn_id']:.1f} at the embedding, peak {summary['peak_twonn_id']:.1f} "
-        f"at layer {summary['peak_layer']}, {summary['last_twonn_id']:.1f} at the last layer; "
-        f"took {result.findings['timing']['total_s']:.0f} s"
+        f"last-token TwoNN ID: {summary.first_twonn_id:.1f} at the embedding, peak {summary.peak_twonn_id:.1f} "
+        f"at layer {summary.peak_layer}, {summary.last_twonn_id:.1f} at the last layer; "
+        f"took {findings.timing.total_s:.0f} s"
     )
     print(f"wrote {folder}/findings.json and {len(list(folder.glob('*.html')))} figures")

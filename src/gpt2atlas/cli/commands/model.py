@@ -79,23 +79,24 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Print the model summary: config, every parameter tensor, counts per component and in total."""
+    from gpt2atlas.analysis.base import to_jsonable
     from gpt2atlas.analysis.summary import summary
 
     data = summary(load(model, revision=revision))
     if as_json:
-        print(json.dumps(data, indent=2))
+        print(json.dumps(to_jsonable(data), indent=2))
         return
     console = Console(highlight=False)
-    console.print(f"[bold]{data['source']}[/bold]")
+    console.print(f"[bold]{data.source}[/bold]")
     config = Table("setting", "value", title="config")
-    for key, value in data["config"].items():
+    for key, value in data.config.settings().items():
         config.add_row(key, str(value))
     console.print(config)
     tensors = Table("parameter", "shape", "count", title="parameters")
-    for row in data["parameters"]:
-        tensors.add_row(row["name"], " x ".join(map(str, row["shape"])), f"{row['count']:,}")
+    for row in data.parameters:
+        tensors.add_row(row.name, " x ".join(map(str, row.shape)), f"{row.count:,}")
     console.print(tensors)
     counts = Table("component", "parameters", title="parameter counts (unembedding tied to W_E, counted once)")
-    for key, value in data["parameter_counts"].items():
+    for key, value in data.parameter_counts.items():
         counts.add_row(key, f"{value:,}")
     console.print(counts)

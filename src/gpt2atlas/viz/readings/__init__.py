@@ -22,13 +22,12 @@ from gpt2atlas.viz.readings.residual import read_residual
 from gpt2atlas.viz.readings.saliency import read_saliency
 from gpt2atlas.viz.readings.summary import read_samples, read_summary
 from gpt2atlas.viz.readings.weights import read_weights
-from gpt2atlas.viz.readings.words import lookup, num, pct, quoted, versus_chance
+from gpt2atlas.viz.readings.words import num, pct, quoted, versus_chance
 
 __all__ = [
     "READERS",
     "first_stable_top1_layer",
     "key_numbers",
-    "lookup",
     "num",
     "pct",
     "quoted",

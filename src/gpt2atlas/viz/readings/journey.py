@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from gpt2atlas.analysis.journey import JourneyFindings
 from gpt2atlas.viz.readings.words import (
     num,
     quoted,
@@ -22,14 +23,16 @@ def first_stable_top1_layer(ranks: Sequence[Sequence[int]], position: int) -> in
     return layer
 
 
-def read_journey(f: dict) -> list[str]:
-    layers, ranks = f["layers"], f["final_token_rank"]
-    tokens = f.get("tokens")
+def read_journey(f: JourneyFindings) -> list[str]:
+    layers, ranks = f.layers, f.final_token_rank
+    tokens = f.tokens
 
     def last_position() -> str:
         position = len(ranks[0]) - 1
-        final = f["top1"][-1][position]
+        final = f.top1[-1][position]
         first = first_stable_top1_layer(ranks, position)
+        if first is None:  # the lens of the last state is the model's output, so this needs a rounding accident
+            raise ValueError(f"the final top-1 token is not the last layer's lens top-1 at position {position}")
         after = tokens[position] if tokens else f"position {position}"
         return (
             f"After {quoted(after)} (last position) the model predicts {quoted(final)}; it is the logit lens's "
@@ -46,7 +49,7 @@ def read_journey(f: dict) -> list[str]:
         )
 
     def kl() -> str:
-        means = f.get("kl_to_final_mean") or [sum(r) / len(r) for r in f["kl_to_final"]]
+        means = f.kl_to_final_mean
         half = next(i for i, m in enumerate(means) if m <= means[0] / 2)
         return (
             f"KL divergence to the final distribution falls from {num(means[0])} nats at {layers[0]} to "

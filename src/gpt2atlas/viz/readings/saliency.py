@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from gpt2atlas.analysis.saliency import SaliencyFindings
 from gpt2atlas.viz.readings.words import (
     num,
     pct,
@@ -12,19 +13,17 @@ from gpt2atlas.viz.readings.words import (
 )
 
 
-def read_saliency(f: dict) -> list[str]:
-    tokens = f["tokens"]
+def read_saliency(f: SaliencyFindings) -> list[str]:
+    tokens = f.tokens
 
     def target() -> str:
-        t = f["target"]
-        return (
-            f"Target: {quoted(t['token'])} after the last token ({t['chosen_by']}; probability "
-            f"{num(t['probability'])}, " + ("the top guess)." if t["rank"] == 0 else f"ranked {t['rank'] + 1:,})")
+        t = f.target
+        return f"Target: {quoted(t.token)} after the last token ({t.chosen_by}; probability {num(t.probability)}, " + (
+            "the top guess)." if t.rank == 0 else f"ranked {t.rank + 1:,})"
         )
 
-    def method(key: str, label: str) -> Callable[[], str]:
+    def method(scores: Sequence[float], label: str) -> Callable[[], str]:
         def say() -> str:
-            scores = f[key]
             order = sorted(range(len(scores)), key=lambda i: -abs(scores[i]))[:3]
             said = (
                 f"{label}: the inputs that matter most are "
@@ -43,15 +42,15 @@ def read_saliency(f: dict) -> list[str]:
         return say
 
     def completeness() -> str:
-        c = f["completeness"]
+        c = f.completeness
         return (
-            f"Integrated gradients sum to {num(c['sum_integrated_gradients'])} against f(x) − f(baseline) = "
-            f"{num(c['f_difference'])} (completeness error {num(c['abs_error'])})."
+            f"Integrated gradients sum to {num(c.sum_integrated_gradients)} against f(x) − f(baseline) = "
+            f"{num(c.f_difference)} (completeness error {num(c.abs_error)})."
         )
 
     return sentences_from(
         target,
-        method("integrated_gradients", "Integrated gradients"),
-        method("gradient_x_input", "Gradient × input"),
+        method(f.integrated_gradients, "Integrated gradients"),
+        method(f.gradient_x_input, "Gradient × input"),
         completeness,
     )

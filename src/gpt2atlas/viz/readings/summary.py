@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from gpt2atlas.analysis.summary import ModelSummary
 from gpt2atlas.viz.readings.words import (
     num,
     pct,
@@ -13,14 +14,14 @@ from gpt2atlas.viz.readings.words import (
 )
 
 
-def read_summary(summary: dict) -> list[str]:
-    cfg, counts = summary["config"], summary["parameter_counts"]
+def read_summary(summary: ModelSummary) -> list[str]:
+    cfg, counts = summary.config, summary.parameter_counts
 
     def shape() -> str:
         return (
-            f"{summary['source']}: {cfg['n_layer']} blocks of {cfg['n_head']} heads, d_model {cfg['d_model']} "
-            f"(d_head {cfg['d_head']}, d_mlp {cfg['d_mlp']}), context {cfg['n_ctx']:,} tokens, "
-            f"vocabulary {cfg['d_vocab']:,} tokens: {counts['total']:,} parameters in all."
+            f"{summary.source}: {cfg.n_layer} blocks of {cfg.n_head} heads, d_model {cfg.d_model} "
+            f"(d_head {cfg.d_head}, d_mlp {cfg.d_mlp}), context {cfg.n_ctx:,} tokens, "
+            f"vocabulary {cfg.d_vocab:,} tokens: {counts['total']:,} parameters in all."
         )
 
     def shares() -> str:
@@ -32,7 +33,7 @@ def read_summary(summary: dict) -> list[str]:
         )
 
     def tied() -> str:
-        note = summary["unembedding"]
+        note = summary.unembedding
         return note[:1].upper() + note[1:] + "."
 
     return sentences_from(shape, shares, tied)

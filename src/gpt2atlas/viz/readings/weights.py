@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gpt2atlas.analysis.weights import MatrixEntry, WeightBlockFindings, WeightsFindings
 from gpt2atlas.viz.readings.words import (
     num,
     pct,
@@ -9,32 +10,38 @@ from gpt2atlas.viz.readings.words import (
 )
 
 
-def read_weights(f: dict) -> list[str]:
+def read_weights(findings: WeightsFindings) -> list[str]:
+    if not isinstance(findings, WeightBlockFindings):
+        return []  # no weight was asked for: the summary has its own reading
+    f = findings
+
     def stats() -> str:
-        st = f["stats"]
+        st = f.stats
         return (
-            f"{f['param']} (shape {' × '.join(map(str, f['shape']))}): mean {num(st['mean'])}, std "
-            f"{num(st['std'])}, range {num(st['min'])} to {num(st['max'])}; {pct(st['fraction_near_zero'])} of "
+            f"{f.param} (shape {' × '.join(map(str, f.shape))}): mean {num(st.mean)}, std "
+            f"{num(st.std)}, range {num(st.min)} to {num(st.max)}; {pct(st.fraction_near_zero)} of "
             "the entries are within 0.001 of zero."
         )
 
     def largest() -> str:
-        top = f["largest"][0]
-        where = f"[{top['row']}, {top['col']}]" if "row" in top else f"[{top['index']}]"
-        return f"Largest entry in magnitude: {num(top['value'])} at {where}."
+        top = f.largest[0]
+        where = f"[{top.row}, {top.col}]" if isinstance(top, MatrixEntry) else f"[{top.index}]"
+        return f"Largest entry in magnitude: {num(top.value)} at {where}."
 
-    def spectrum() -> str:
+    def spectrum() -> str | None:
+        if f.singular_values is None or f.stable_rank is None or f.effective_rank is None:
+            return None  # a vector, or a block with a side < 2
         said = (
-            f"Singular values: the largest is {num(f['singular_values'][0])}; stable rank "
-            f"{num(f['stable_rank'])}, effective rank {num(f['effective_rank'])} (of "
-            f"{min(f['block_shape'])} possible)."
+            f"Singular values: the largest is {num(f.singular_values[0])}; stable rank "
+            f"{num(f.stable_rank)}, effective rank {num(f.effective_rank)} (of "
+            f"{min(f.block_shape)} possible)."
         )
-        noise = f.get("stable_rank_chance")
+        noise = f.stable_rank_chance
         if noise is None:
             return said
         return f"{said} A matrix of i.i.d. entries of this shape has stable rank {num(noise)}: " + (
             "a few directions dominate, beyond chance."
-            if f["stable_rank"] < noise / 2
+            if f.stable_rank < noise / 2
             else "no direction dominates more than in noise."
         )
 

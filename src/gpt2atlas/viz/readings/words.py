@@ -13,19 +13,6 @@ ANISOTROPY_GAP = 0.1  # mean cosines this far from the random-initialised twin's
 BASELINE_FACTOR = 2.0  # a score reads as beyond chance at twice what the uniform baseline gives (as head roles)
 
 
-def lookup(findings: dict, dotted: str, default: Any = None) -> Any:
-    """`findings["a"]["b"]` or `findings["a.b"]` for "a.b" (analyses use either style)."""
-    if dotted in findings:
-        return findings[dotted]
-    node: Any = findings
-    for key in dotted.split("."):
-        if isinstance(node, dict) and key in node:
-            node = node[key]
-        else:
-            return default
-    return node
-
-
 def num(value: Any, digits: int = 3) -> str:
     """A number in short form: 3 significant digits, thousands separators for big integers."""
     if value is None:

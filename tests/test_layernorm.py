@@ -82,14 +82,15 @@ def test_planted_gains_and_shift_are_found():
         ln.b[11] = 2.0
     f = _analyze(model).findings
     row = next(r for r in f.layernorms if r.name == "blocks.1.ln2")
-    assert row.most_amplified_dims[0] == 7 and row.gamma_max == pytest.approx(9.0)
-    assert row.most_suppressed_dims[0] == 3 and row.gamma_min == pytest.approx(0.001)
-    assert set(row.gamma_outlier_dims) == {3, 7}
+    gain = row.gain
+    assert gain.most_amplified_dims[0] == 7 and gain.gamma_max == pytest.approx(9.0)
+    assert gain.most_suppressed_dims[0] == 3 and gain.gamma_min == pytest.approx(0.001)
+    assert set(gain.gamma_outlier_dims) == {3, 7}
     assert row.beta_norm == pytest.approx(2.0)
     assert row.max_abs_diff_vs_model < 1e-4
     assert f.invariants.matches_model
     untouched = next(r for r in f.layernorms if r.name == "blocks.0.ln1")
-    assert untouched.gamma_outlier_dims == [] and untouched.beta_norm == 0.0
+    assert untouched.gain.gamma_outlier_dims == [] and untouched.beta_norm == 0.0
 
 
 def test_gains_that_follow_the_position_embedding_correlate_with_it():

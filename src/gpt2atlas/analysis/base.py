@@ -17,6 +17,8 @@ import torch
 from gpt2atlas.errors import InputError
 
 OMIT_WHEN_NONE = "gpt2atlas.omit_when_none"
+FLATTEN = "gpt2atlas.flatten"
+FLATTENED = {FLATTEN: True}  # `x: Part = field(metadata=FLATTENED)`: Part's fields are written in x's place
 
 
 def optional(default: Any = None) -> Any:
@@ -24,15 +26,22 @@ def optional(default: Any = None) -> Any:
     return dataclasses.field(default=default, metadata={OMIT_WHEN_NONE: True})
 
 
+def _fields_jsonable(value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(value):
+        item = getattr(value, f.name)
+        if f.metadata.get(FLATTEN):
+            out.update(_fields_jsonable(item))
+        elif not (f.metadata.get(OMIT_WHEN_NONE) and item is None):
+            out[f.name] = to_jsonable(item)
+    return out
+
+
 def to_jsonable(value: Any) -> Any:
     """Findings as plain JSON values: a dataclass becomes an object of its fields (an `optional()` field that is
-    None is left out), tensors and arrays become lists, NaN/inf become None."""
+    None is left out, a FLATTENED one gives its own fields), tensors and arrays become lists, NaN/inf None."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: to_jsonable(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if not (f.metadata.get(OMIT_WHEN_NONE) and getattr(value, f.name) is None)
-        }
+        return _fields_jsonable(value)
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
 import torch
 
-from gpt2atlas.analysis.base import AnalysisResult, check_index
+from gpt2atlas.analysis.base import FLATTENED, AnalysisResult, check_index
 from gpt2atlas.analysis.residual import position_policy, stat_positions
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2, Block, LayerNorm
@@ -65,15 +65,7 @@ class LayerNormRow:
     sqrt_d: float
     norm_before_gain_max_rel_dev_from_sqrt_d: float
     norm_before_gain_max_abs_dev_from_eps_formula: float
-    gamma_min: float
-    gamma_max: float
-    gamma_mean: float
-    gamma_std: float
-    most_amplified_dims: list[int]
-    most_amplified_gammas: list[float]
-    most_suppressed_dims: list[int]
-    most_suppressed_gammas: list[float]
-    gamma_outlier_dims: list[int]
+    gain: GammaSummary = field(metadata=FLATTENED)  # its fields are written here, in the row
     beta_norm: float
     angle_deg: float
     angle_centring_deg: float
@@ -271,7 +263,6 @@ def layernorm_row(name: str, module: LayerNorm, x: torch.Tensor) -> tuple[LayerN
     removed = (in_sq - steps.centred.pow(2).sum(dim=-1)) / in_sq
     norm = steps.normalized.norm(dim=-1)
     exact = (d * steps.variance / (steps.variance + module.eps)).sqrt()
-    gains = gamma_summary(module.w)
     row = LayerNormRow(
         name=name,
         centring_share=float(removed.mean()),
@@ -281,15 +272,7 @@ def layernorm_row(name: str, module: LayerNorm, x: torch.Tensor) -> tuple[LayerN
         sqrt_d=math.sqrt(d),
         norm_before_gain_max_rel_dev_from_sqrt_d=float(((norm - math.sqrt(d)).abs() / math.sqrt(d)).max()),
         norm_before_gain_max_abs_dev_from_eps_formula=float((norm - exact).abs().max()),
-        gamma_min=gains.gamma_min,
-        gamma_max=gains.gamma_max,
-        gamma_mean=gains.gamma_mean,
-        gamma_std=gains.gamma_std,
-        most_amplified_dims=gains.most_amplified_dims,
-        most_amplified_gammas=gains.most_amplified_gammas,
-        most_suppressed_dims=gains.most_suppressed_dims,
-        most_suppressed_gammas=gains.most_suppressed_gammas,
-        gamma_outlier_dims=gains.gamma_outlier_dims,
+        gain=gamma_summary(module.w),
         beta_norm=float(module.b.detach().double().norm()),
         angle_deg=float(_angle_deg(steps.input, steps.output).mean()),
         angle_centring_deg=float(_angle_deg(steps.input, steps.centred).mean()),

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from gpt2atlas.analysis import chance
-from gpt2atlas.analysis.base import AnalysisResult, optional
-from gpt2atlas.analysis.summary import ModelSummary, parameter_rows, summary
+from gpt2atlas.analysis.base import FLATTENED, AnalysisResult, optional
+from gpt2atlas.analysis.summary import ConfigValues, ModelSummary, parameter_rows, summary
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.config import GPT2Config
 from gpt2atlas.model.gpt2 import GPT2
@@ -39,19 +39,10 @@ Span = tuple[int, int]
 # ----- findings ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelInfo:
-    """The model the weights belong to: its source, then its hyper-parameters (summary.ConfigValues' fields)."""
+    """The model the weights belong to: its source, then its hyper-parameters (written beside it)."""
 
     source: str
-    n_layer: int
-    n_head: int
-    d_model: int
-    n_ctx: int
-    d_vocab: int
-    layer_norm_eps: float
-    d_mlp: int
-    scale_attn_by_inverse_layer_idx: bool
-    reorder_and_upcast_attn: bool
-    d_head: int
+    config: ConfigValues = field(metadata=FLATTENED)
 
 
 @dataclass(frozen=True)
@@ -288,7 +279,7 @@ def analyze(model: GPT2, param: str | None = None, rows: Any = None, cols: Any =
     """
     model_summary = summary(model)
     findings = WeightsFindings(
-        model=ModelInfo(source=model.source, **model.cfg.to_dict()),
+        model=ModelInfo(model.source, ConfigValues.of(model.cfg)),
         parameter_counts=model_summary.parameter_counts,
     )
     if param is None:

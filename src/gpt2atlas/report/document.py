@@ -32,6 +32,33 @@ class Sample:
     alternatives: list[list[tuple[str, float]]] = field(default_factory=list)  # per step: the likeliest tokens
 
 
+@dataclass(frozen=True)
+class SamplingSettings:
+    max_new_tokens: int
+    temperature: float
+    top_k: int | None
+    seed: int
+    num_samples: int
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """One of the likeliest next tokens at a generation step."""
+
+    token: str
+    prob: float
+
+
+@dataclass(frozen=True)
+class SampleFindings:
+    """What the samples part records: the settings, the texts, each drawn token's probability, the alternatives."""
+
+    settings: SamplingSettings
+    texts: list[str]
+    token_probs: list[list[float]]
+    alternatives: list[list[list[Alternative]]]  # sample -> step -> the likeliest tokens
+
+
 @dataclass
 class Part:
     """One block of a section (one per prompt for prompt-based analyses)."""

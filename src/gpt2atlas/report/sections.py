@@ -17,7 +17,7 @@ from gpt2atlas.analysis.base import AreaUnavailable, call_supported, import_area
 from gpt2atlas.analysis.embedding_findings import EmbeddingFindings
 from gpt2atlas.analysis.summary import SummaryFindings, summary
 from gpt2atlas.model.gpt2 import GPT2
-from gpt2atlas.report.document import Part, Sample, Table
+from gpt2atlas.report.document import Alternative, Part, Sample, SampleFindings, SamplingSettings, Table
 from gpt2atlas.training.history import TrainingHistory
 from gpt2atlas.viz import readings
 from gpt2atlas.viz.figures import figures_of
@@ -159,13 +159,7 @@ def sample_parts(ctx: ReportContext) -> list[Part]:
                 result.new_tokens, result.token_probs, result.top_tokens, result.top_probs
             )
         ]
-        settings = {
-            "max_new_tokens": ctx.max_new_tokens,
-            "temperature": ctx.temperature,
-            "top_k": ctx.top_k,
-            "seed": ctx.seed + i,
-            "num_samples": ctx.num_samples,
-        }
+        settings = SamplingSettings(ctx.max_new_tokens, ctx.temperature, ctx.top_k, ctx.seed + i, ctx.num_samples)
         reading = readings.read_samples(samples, model.cfg.d_vocab)
         reading.append(f"Sampling: temperature {ctx.temperature}, top-k {ctx.top_k}, seed {ctx.seed + i}.")
         parts.append(
@@ -174,15 +168,14 @@ def sample_parts(ctx: ReportContext) -> list[Part]:
                 reading=reading,
                 samples=samples,
                 tables=[step_table(samples[0])] if samples and samples[0].tokens else [],
-                findings={
-                    "settings": settings,
-                    "texts": result.texts,
-                    "token_probs": result.token_probs,
-                    "alternatives": [
-                        [[{"token": t, "prob": p} for t, p in step] for step in sample.alternatives]
-                        for sample in samples
+                findings=SampleFindings(
+                    settings=settings,
+                    texts=result.texts,
+                    token_probs=result.token_probs,
+                    alternatives=[
+                        [[Alternative(t, p) for t, p in step] for step in sample.alternatives] for sample in samples
                     ],
-                },
+                ),
             )
         )
     return parts
@@ -213,7 +206,7 @@ def learning_parts(ctx: ReportContext) -> list[Part]:
     """How it learned: the position embeddings smoothing and the heads forming, checkpoint by checkpoint."""
     if ctx.history is None:
         raise AreaUnavailable("no training history: use a run folder (--run DIR) or the shipped model (--model mini)")
-    from dataclasses import asdict, replace
+    from dataclasses import replace
 
     from gpt2atlas.analysis.dynamics import analyze as analyze_dynamics
     from gpt2atlas.viz.dynamics import figures as dynamics_figures
@@ -228,7 +221,7 @@ def learning_parts(ctx: ReportContext) -> list[Part]:
         Part(
             reading=readings.read_dynamics(dynamics),
             figures=figures,
-            findings=asdict(replace(dynamics, losses=[p for p in dynamics.losses if p.val_loss is not None])),
+            findings=replace(dynamics, losses=[p for p in dynamics.losses if p.val_loss is not None]),
         )
     ]
 

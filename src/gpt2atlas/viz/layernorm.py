@@ -304,7 +304,7 @@ def layernorm_figures(result: LayerNormResult) -> dict[str, go.Figure]:
     f, draw = result.findings, result.drawings
     name = f.illustrated_layernorm
     shown = {name, name.replace("ln1", "ln2"), "ln_final"}
-    outliers = {row.name: row.gamma_outlier_dims for row in f.layernorms}
+    outliers = {row.name: row.gain.gamma_outlier_dims for row in f.layernorms}
     correlations = {row.name: row.pearson for row in f.gamma_vs_position.correlation}
     grid, curve, pre = draw["gelu"]
     return {

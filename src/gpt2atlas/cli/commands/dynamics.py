@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -56,7 +55,7 @@ def dynamics(
     result = analyze(history)
     sentences = read_dynamics(result)
     with err_console.status(f"writing dynamics figures{' (HTML + PNG)' if png else ''} ..."):
-        findings = {**to_jsonable(asdict(result)), "reading": sentences}
+        findings = {**to_jsonable(result), "reading": sentences}
         final = write_result_folder(out, "dynamics", json.dumps(findings, indent=1), figures(result, history), png=png)
     console = Console(highlight=False, soft_wrap=True)
     for sentence in sentences:

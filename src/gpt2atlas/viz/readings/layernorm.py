@@ -28,11 +28,12 @@ def read_layernorm(f: LayerNormFindings) -> list[str]:
         )
 
     def gain() -> str:
-        widest = max(rows, key=lambda r: r.gamma_max - r.gamma_min)
+        widest_row = max(rows, key=lambda r: r.gain.gamma_max - r.gain.gamma_min)
+        widest = widest_row.gain
         if widest.gamma_max == widest.gamma_min:
             return f"Every gain γ is {num(widest.gamma_max)}: the LayerNorms keep the sphere a sphere."
         return (
-            f"The widest gain spread is in {widest.name}: γ from {num(widest.gamma_min)} to "
+            f"The widest gain spread is in {widest_row.name}: γ from {num(widest.gamma_min)} to "
             f"{num(widest.gamma_max)} (sphere → ellipsoid); it amplifies dims "
             f"{', '.join(map(str, widest.most_amplified_dims[:3]))} most and suppresses dims "
             f"{', '.join(map(str, widest.most_suppressed_dims[:3]))}."

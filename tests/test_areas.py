@@ -69,3 +69,9 @@ def test_knobs_reach_the_analysis(tiny_checkpoint, tmp_path):
     findings = json.loads((tmp_path / "embeddings" / "findings.json").read_text())
     assert findings["dim_pairs"] == [[3, 5], [7, 9]]
     assert findings["projection_sample"]["size"] == 123 and findings["projection_sample"]["methods"] == ["pca"]
+
+
+def test_errors_name_the_flags_the_knobs_declare():
+    from gpt2atlas.cli.commands.areas import flag_names
+
+    assert flag_names() == {"dim_pairs": "dim-pair", "extra_prompts": "extra-prompt", "all_tokens_budget": "budget"}

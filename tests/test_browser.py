@@ -31,6 +31,9 @@ pytestmark = [
 ]
 
 
+COMMAND_SECONDS = 90  # one DevTools command; a CI run once hung on one for the scenario's whole 600 s
+
+
 class Page:
     """A Chromium tab that records JS errors, console errors, dialogs and every network request."""
 
@@ -46,6 +49,16 @@ class Page:
         self.tab = tab
         self.events: list[dict] = []
 
+    async def command(self, method: str, params: dict | None = None) -> dict:
+        """One DevTools command, asked twice at most (the test's commands are idempotent): an answer that never
+        comes fails the test here, naming the command, instead of silently eating the scenario's whole bound."""
+        for _ in range(2):
+            try:
+                return await asyncio.wait_for(self.tab.send_command(method, params=params), COMMAND_SECONDS)
+            except TimeoutError:
+                continue
+        pytest.fail(f"Chromium did not answer {method} {str(params)[:160]} twice in {COMMAND_SECONDS} s")
+
     @classmethod
     async def open(cls, browser, url: str, width: int = 1400, height: int = 1000) -> Page:
         tab = await browser.create_tab("about:blank")
@@ -59,17 +72,17 @@ class Page:
         for name in cls.EVENTS:
             tab.subscribe(name, record)
         for domain in ("Runtime", "Page", "Network", "Log"):
-            await tab.send_command(f"{domain}.enable")
-        await tab.send_command(
+            await page.command(f"{domain}.enable")
+        await page.command(
             "Emulation.setDeviceMetricsOverride",
-            params={"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
         )
-        await tab.send_command("Page.navigate", params={"url": url})
+        await page.command("Page.navigate", {"url": url})
         return page
 
     async def evaluate(self, expression: str):
-        reply = await self.tab.send_command(
-            "Runtime.evaluate", params={"expression": expression, "returnByValue": True, "awaitPromise": True}
+        reply = await self.command(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}
         )
         result = reply["result"]
         assert "exceptionDetails" not in result, result["exceptionDetails"]
@@ -89,7 +102,7 @@ class Page:
         pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
     async def screenshot(self) -> bytes:
-        shot = await self.tab.send_command("Page.captureScreenshot", params={"format": "png"})
+        shot = await self.command("Page.captureScreenshot", {"format": "png"})
         return base64.b64decode(shot["result"]["data"])
 
     def of(self, method: str) -> list[dict]:
@@ -215,9 +228,9 @@ def test_report_renders_in_chromium(tiny_checkpoint, tmp_path):
         assert [u for u in page.requested_urls() if not u.startswith(("file:", "data:", "blob:"))] == []
         # responsive: at 1280 and 800 px nothing is wider than the page, and every figure fits its box
         for width in (1280, 800):
-            await page.tab.send_command(
+            await page.command(
                 "Emulation.setDeviceMetricsOverride",
-                params={"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
+                {"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
             )
             for _ in range(60):  # plotly redraws every responsive figure after a resize, one by one: give it 30 s
                 await asyncio.sleep(0.5)

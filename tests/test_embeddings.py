@@ -62,9 +62,9 @@ def test_offset_z_is_standardised_mean():
     means = table.double().mean(0).numpy()
     z = (means - means.mean()) / means.std()
     found = E.offset_dims(table, k=12)
-    assert found[0]["dim"] == 3
+    assert found[0].dim == 3
     for entry in found:
-        assert entry["z"] == pytest.approx(z[entry["dim"]], rel=1e-9)
+        assert entry.z == pytest.approx(z[entry.dim], rel=1e-9)
 
 
 def test_planted_sinusoids_are_active_dims_with_their_periods(planted):
@@ -83,8 +83,8 @@ def test_period_that_does_not_divide_the_length_is_found():
     t = np.arange(1024)
     column = np.cos(2 * np.pi * t / 37.3) + 0.2 * np.sin(2 * np.pi * t / 5.0)
     result = E.dominant_period(column)
-    assert result["period"] == pytest.approx(37.3, rel=0.005)
-    assert result["power_share"] == pytest.approx(1 / 1.04, abs=0.01)  # 1 of 1 + 0.2² of the power
+    assert result.period == pytest.approx(37.3, rel=0.005)
+    assert result.power_share == pytest.approx(1 / 1.04, abs=0.01)  # 1 of 1 + 0.2² of the power
 
 
 def test_jagged_noise_lowers_smoothness(planted):

@@ -86,7 +86,7 @@ def test_one_token_prompt_uses_position_0():
     assert residual.stat_positions(1).tolist() == [0]
     assert residual.stat_positions(4).tolist() == [1, 2, 3]
     assert residual.stat_positions(4, include_first=True).tolist() == [0, 1, 2, 3]
-    assert residual.position_policy(1, False)["position_0_excluded"] is False
+    assert residual.position_policy(1, False).position_0_excluded is False
 
 
 def test_figures(tiny_model):

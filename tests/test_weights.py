@@ -37,7 +37,9 @@ def test_stats_singular_values_and_largest_entries_match_numpy(tiny_model):
     assert stats.mean == pytest.approx(block.mean()) and stats.std == pytest.approx(block.std())
     assert stats.min == pytest.approx(block.min()) and stats.max == pytest.approx(block.max())
     assert stats.l2_norm == pytest.approx(np.linalg.norm(block))
-    assert findings.singular_values == pytest.approx(np.linalg.svd(block, compute_uv=False)[:10].tolist(), rel=1e-6)
+    assert findings.spectrum.singular_values == pytest.approx(
+        np.linalg.svd(block, compute_uv=False)[:10].tolist(), rel=1e-6
+    )
     top = findings.largest[0]
     r, c = np.unravel_index(np.abs(block).argmax(), block.shape)
     assert isinstance(top, W.MatrixEntry)
@@ -51,9 +53,9 @@ def test_planted_low_rank_block_has_effective_rank_one():
         u, v = torch.randn(64, 1), torch.randn(1, 256)
         model.blocks[0].mlp.W_in.copy_(u @ v)
     findings = W.analyze(model, "h.0.mlp.c_fc.weight").findings
-    assert findings.stable_rank == pytest.approx(1.0, abs=1e-6)
-    assert findings.effective_rank == pytest.approx(1.0, abs=1e-4)
-    assert findings.singular_values[1] < 1e-4 * findings.singular_values[0]
+    assert findings.spectrum.stable_rank == pytest.approx(1.0, abs=1e-6)
+    assert findings.spectrum.effective_rank == pytest.approx(1.0, abs=1e-4)
+    assert findings.spectrum.singular_values[1] < 1e-4 * findings.spectrum.singular_values[0]
 
 
 def test_stable_and_effective_rank_of_a_known_spectrum():
@@ -63,9 +65,9 @@ def test_stable_and_effective_rank_of_a_known_spectrum():
         block[0, 0], block[1, 1] = 2.0, 1.0
         model.blocks[0].mlp.W_in.copy_(block)
     findings = W.analyze(model, "blocks.0.mlp.W_in").findings
-    assert findings.stable_rank == pytest.approx(5 / 4)  # sum sigma^2 / max sigma^2
+    assert findings.spectrum.stable_rank == pytest.approx(5 / 4)  # sum sigma^2 / max sigma^2
     p = np.array([2, 1]) / 3  # Roy & Vetterli: exp(entropy of sigma / sum sigma)
-    assert findings.effective_rank == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-6)
+    assert findings.spectrum.effective_rank == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-6)
 
 
 def test_one_axis_parameters_and_open_ranges(tiny_model):

@@ -19,6 +19,7 @@ from gpt2atlas.errors import InputError
 OMIT_WHEN_NONE = "gpt2atlas.omit_when_none"
 FLATTEN = "gpt2atlas.flatten"
 FLATTENED = {FLATTEN: True}  # `x: Part = field(metadata=FLATTENED)`: Part's fields are written in x's place
+# (none of them while x is None)
 
 
 def optional(default: Any = None) -> Any:
@@ -31,7 +32,7 @@ def _fields_jsonable(value: Any) -> dict[str, Any]:
     for f in dataclasses.fields(value):
         item = getattr(value, f.name)
         if f.metadata.get(FLATTEN):
-            out.update(_fields_jsonable(item))
+            out.update({} if item is None else _fields_jsonable(item))
         elif not (f.metadata.get(OMIT_WHEN_NONE) and item is None):
             out[f.name] = to_jsonable(item)
     return out

@@ -120,8 +120,8 @@ def position_roughness(table: torch.Tensor) -> float:
 
 
 def position_shape(step: int, tokens: int | None, table: torch.Tensor) -> PositionShape:
-    dims = [int(row["dim"]) for row in active_dims(table, PERIODIC_DIMS)]
-    shares = [dominant_period(table[:, d].double().numpy())["power_share"] or 0.0 for d in dims]
+    dims = [row.dim for row in active_dims(table, PERIODIC_DIMS)]
+    shares = [dominant_period(table[:, d].double().numpy()).power_share for d in dims]
     return PositionShape(
         step, tokens, position_roughness(table), float(np.mean(shares)), float(pca(table).ratio[:3].sum())
     )
@@ -172,7 +172,7 @@ def measure_checkpoint(
     agreement, dimensions = _lens_and_dimension(model, lens_tokens)
     offsets = offset_dims(model.W_E.detach(), 1)
     return CheckpointMeasures(
-        step, tokens, label, _head_scores(model, sequences), agreement, dimensions, abs(float(offsets[0]["z"]))
+        step, tokens, label, _head_scores(model, sequences), agreement, dimensions, abs(offsets[0].z)
     )
 
 

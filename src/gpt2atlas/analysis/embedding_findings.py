@@ -84,6 +84,14 @@ class ActiveDim:
 
 
 @dataclass(frozen=True)
+class Period:
+    """A column's dominant period over positions (None: flat) and the share of its power that sinusoid holds."""
+
+    period: float | None
+    power_share: float
+
+
+@dataclass(frozen=True)
 class PeriodicDim:
     """An active dim's dominant period over positions (None: flat), the share of power it holds, and smoothness."""
 

@@ -27,6 +27,7 @@ from gpt2atlas.analysis.embedding_findings import (
     Neighbour,
     NormOutlier,
     OffsetDim,
+    Period,
     PeriodicDim,
     PositionEmbedding,
     PositionNorm,
@@ -70,20 +71,20 @@ MAX_QUERY_TOKENS = 64
 
 
 # ----- plain statistics ----------------------------------------------------------------------------------------
-def offset_dims(table: torch.Tensor, k: int = TOP_DIMS) -> list[dict[str, float]]:
+def offset_dims(table: torch.Tensor, k: int = TOP_DIMS) -> list[OffsetDim]:
     """The k dims whose mean over all rows stands out most: z = (mean - mean of means) / std of means."""
     means = table.double().mean(dim=0)
     spread = means.std(unbiased=False)
     z = (means - means.mean()) / spread if spread > 0 else torch.zeros_like(means)
     order = z.abs().argsort(descending=True)[:k]
-    return [{"dim": int(d), "mean": float(means[d]), "z": float(z[d])} for d in order]
+    return [OffsetDim(int(d), float(means[d]), float(z[d])) for d in order]
 
 
-def active_dims(table: torch.Tensor, k: int = TOP_DIMS) -> list[dict[str, float]]:
+def active_dims(table: torch.Tensor, k: int = TOP_DIMS) -> list[ActiveDim]:
     """The k dims (columns) with the largest std across rows (positions)."""
     std = table.double().std(dim=0, unbiased=False)
     order = std.argsort(descending=True)[:k]
-    return [{"dim": int(d), "std": float(std[d])} for d in order]
+    return [ActiveDim(int(d), float(std[d])) for d in order]
 
 
 def _ends(values: torch.Tensor, n: int) -> tuple[list[int], list[int]]:
@@ -149,7 +150,7 @@ def sinusoid_share(x: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
     return explained / float(x @ x)
 
 
-def dominant_period(column: np.ndarray, oversample: int = 16) -> dict[str, float | None]:
+def dominant_period(column: np.ndarray, oversample: int = 16) -> Period:
     """Dominant period of a column over positions, and the share of its power that sinusoid holds.
 
     The mean is removed; the peak of a zero-padded FFT gives the frequency roughly (periods that do not
@@ -161,7 +162,7 @@ def dominant_period(column: np.ndarray, oversample: int = 16) -> dict[str, float
     x = np.asarray(column, dtype=np.float64)
     x = x - x.mean()
     if len(x) < 3 or float(x @ x) <= 0:
-        return {"period": None, "power_share": 0.0}
+        return Period(None, 0.0)
     n_fft = oversample * len(x)
     power = np.abs(np.fft.rfft(x, n_fft)) ** 2
     peak = 1 + int(np.argmax(power[1:]))
@@ -169,7 +170,7 @@ def dominant_period(column: np.ndarray, oversample: int = 16) -> dict[str, float
     grid = grid[(grid > 0) & (grid <= 0.5)]
     shares = sinusoid_share(x, grid)
     best = int(np.argmax(shares))
-    return {"period": float(1.0 / grid[best]), "power_share": float(np.clip(shares[best], 0.0, 1.0))}
+    return Period(float(1.0 / grid[best]), float(np.clip(shares[best], 0.0, 1.0)))
 
 
 @lru_cache(maxsize=16)
@@ -181,8 +182,7 @@ def period_share_chance(length: int, columns: int, trials: int = 20, seed: int =
     """
     rng = np.random.default_rng(seed)
     best = [
-        max(float(dominant_period(rng.standard_normal(length))["power_share"] or 0.0) for _ in range(columns))
-        for _ in range(trials)
+        max(dominant_period(rng.standard_normal(length)).power_share for _ in range(columns)) for _ in range(trials)
     ]
     return float(np.quantile(best, q))
 
@@ -343,7 +343,7 @@ def _token_findings(
     local_components, _ = local
     some = len(local_components) > 0
     return TokenEmbedding(
-        offset_dims=[OffsetDim(int(d["dim"]), d["mean"], d["z"]) for d in offset_dims(W_E)],
+        offset_dims=offset_dims(W_E),
         offset_z_chance=chance.max_abs_normal(W_E.shape[1]),
         norm=token_extremes(W_E.norm(dim=1), vocab),
         pca_explained_variance_ratio=token_pca.ratio[:TOP_DIMS].tolist(),
@@ -361,13 +361,13 @@ def _token_findings(
 
 
 def _position_findings(W_pos: torch.Tensor, pos_pca: PCA) -> PositionEmbedding:
-    actives = [ActiveDim(int(a["dim"]), a["std"]) for a in active_dims(W_pos)]
+    actives = active_dims(W_pos)
     dims = [a.dim for a in actives]
     ratios = smoothness_ratios(W_pos, dims)
     periodicity = []
     for dim, ratio in zip(dims, ratios):
         period = dominant_period(W_pos[:, dim].numpy())
-        periodicity.append(PeriodicDim(dim, period["period"], float(period["power_share"] or 0.0), float(ratio)))
+        periodicity.append(PeriodicDim(dim, period.period, period.power_share, float(ratio)))
     norms = W_pos.double().norm(dim=1)
     z = (norms - norms.mean()) / norms.std(unbiased=False).clamp_min(1e-30)
     outliers = z.abs().argsort(descending=True)[:5].tolist()

@@ -379,8 +379,8 @@ def analyze(
     findings = JourneyFindings(
         tokens=str_tokens,
         token_ids=token_ids,
-        position_0_excluded=policy["position_0_excluded"],
-        position_note=policy["position_note"],
+        position_0_excluded=policy.position_0_excluded,
+        position_note=policy.position_note,
         layers=state_names(n_layer),
         layer_hooks=state_hooks(n_layer),
         read_before_ln_final=True,

@@ -539,8 +539,8 @@ def analyze(
     findings = LayerNormFindings(
         tokens=model.tokenizer.to_str_tokens(token_ids),
         token_ids=token_ids,
-        position_0_excluded=policy["position_0_excluded"],
-        position_note=policy["position_note"],
+        position_0_excluded=policy.position_0_excluded,
+        position_note=policy.position_note,
         d_model=model.cfg.d_model,
         sqrt_d=math.sqrt(model.cfg.d_model),
         eps=model.cfg.layer_norm_eps,

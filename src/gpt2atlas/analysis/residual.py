@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -89,13 +88,21 @@ def stat_positions(n_tokens: int, include_first: bool = False) -> torch.Tensor:
     return torch.arange(start, n_tokens)
 
 
-def position_policy(n_tokens: int, include_first: bool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PositionPolicy:
+    """Whether position 0 is left out of the statistics, and the findings' note saying so."""
+
+    position_0_excluded: bool
+    position_note: str
+
+
+def position_policy(n_tokens: int, include_first: bool) -> PositionPolicy:
     """What the findings say about position 0."""
     excluded = not include_first and n_tokens > 1
     note = POSITION_NOTE if excluded else "statistics include position 0"
     if not include_first and n_tokens == 1:
         note = "one-token prompt: position 0 is the only position, so statistics use it"
-    return {"position_0_excluded": excluded, "position_note": note}
+    return PositionPolicy(excluded, note)
 
 
 def state_hooks(n_layer: int) -> list[str]:
@@ -229,8 +236,8 @@ def analyze(
     findings = ResidualFindings(
         tokens=model.tokenizer.to_str_tokens(token_ids),
         token_ids=token_ids,
-        position_0_excluded=policy["position_0_excluded"],
-        position_note=policy["position_note"],
+        position_0_excluded=policy.position_0_excluded,
+        position_note=policy.position_note,
         states=state_names(n_layer),
         state_hooks=state_hooks(n_layer),
         norm_by_layer=norms[:, positions].mean(dim=1).tolist(),

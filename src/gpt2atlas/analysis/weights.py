@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from gpt2atlas.analysis import chance
-from gpt2atlas.analysis.base import FLATTENED, AnalysisResult, optional
+from gpt2atlas.analysis.base import FLATTENED, AnalysisResult
 from gpt2atlas.analysis.summary import ConfigValues, ModelSummary, parameter_rows, summary
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.config import GPT2Config
@@ -81,6 +81,16 @@ class WeightsFindings:
     parameter_counts: dict[str, int]  # component -> parameters, then "total"
 
 
+@dataclass(frozen=True)
+class Spectrum:
+    """A 2D block's singular values (the 10 largest) and ranks."""
+
+    singular_values: list[float]
+    stable_rank: float  # sum sigma^2 / max sigma^2
+    stable_rank_chance: float  # a matrix of i.i.d. entries of the same shape
+    effective_rank: float  # exp(entropy of sigma / sum sigma) (Roy & Vetterli 2007)
+
+
 @dataclass(frozen=True, kw_only=True)
 class WeightBlockFindings(WeightsFindings):
     """A weight block's numbers; the spectrum fields only for a 2D block with both sides >= 2."""
@@ -95,10 +105,7 @@ class WeightBlockFindings(WeightsFindings):
     block_shape: list[int]
     stats: BlockStats
     largest: list[MatrixEntry] | list[VectorEntry]  # largest in magnitude first
-    singular_values: list[float] | None = optional()  # the 10 largest
-    stable_rank: float | None = optional()
-    stable_rank_chance: float | None = optional()  # a matrix of i.i.d. entries of the same shape
-    effective_rank: float | None = optional()
+    spectrum: Spectrum | None = field(default=None, metadata=FLATTENED)  # its fields in its place, if any
     figure_stride: list[int]
 
 
@@ -191,20 +198,20 @@ def _largest(
     return [MatrixEntry(r[0] + i // width, c[0] + i % width, float(flat[i])) for i in top]
 
 
-def _spectrum(block: torch.Tensor) -> dict[str, Any]:
-    """The spectrum fields of WeightBlockFindings (none for a block with a side < 2)."""
+def _spectrum(block: torch.Tensor) -> Spectrum | None:
+    """The spectrum of a 2D block (None for a block with a side < 2)."""
     if min(block.shape) < 2:
-        return {}
+        return None
     s = singular_values(block)
     energy = s**2
     p = s / s.sum() if s.sum() > 0 else s  # effective rank (Roy & Vetterli 2007): exp(entropy of sigma / sum sigma)
     entropy = -float(np.sum(p[p > 0] * np.log(p[p > 0])))
-    return {
-        "singular_values": s[:10].tolist(),
-        "stable_rank": float(energy.sum() / energy[0]) if energy[0] > 0 else 0.0,
-        "stable_rank_chance": chance.stable_rank(*block.shape),  # i.i.d. entries of the same shape
-        "effective_rank": math.exp(entropy) if s.sum() > 0 else 0.0,
-    }
+    return Spectrum(
+        singular_values=s[:10].tolist(),
+        stable_rank=float(energy.sum() / energy[0]) if energy[0] > 0 else 0.0,
+        stable_rank_chance=chance.stable_rank(*block.shape),
+        effective_rank=math.exp(entropy) if s.sum() > 0 else 0.0,
+    )
 
 
 @dataclass
@@ -307,7 +314,7 @@ def analyze(model: GPT2, param: str | None = None, rows: Any = None, cols: Any =
         block_shape=[c[1] - c[0]] if one_axis else [r[1] - r[0], c[1] - c[0]],
         stats=_stats(block),
         largest=_largest(block, r, c, one_axis),
-        **({} if one_axis else _spectrum(block)),
+        spectrum=None if one_axis else _spectrum(block),
         figure_stride=view.strides,
     )
     return WeightReport(block_findings, view, model_summary)

@@ -29,19 +29,18 @@ def read_weights(findings: WeightsFindings) -> list[str]:
         return f"Largest entry in magnitude: {num(top.value)} at {where}."
 
     def spectrum() -> str | None:
-        if f.singular_values is None or f.stable_rank is None or f.effective_rank is None:
+        s = f.spectrum
+        if s is None:
             return None  # a vector, or a block with a side < 2
         said = (
-            f"Singular values: the largest is {num(f.singular_values[0])}; stable rank "
-            f"{num(f.stable_rank)}, effective rank {num(f.effective_rank)} (of "
+            f"Singular values: the largest is {num(s.singular_values[0])}; stable rank "
+            f"{num(s.stable_rank)}, effective rank {num(s.effective_rank)} (of "
             f"{min(f.block_shape)} possible)."
         )
-        noise = f.stable_rank_chance
-        if noise is None:
-            return said
+        noise = s.stable_rank_chance
         return f"{said} A matrix of i.i.d. entries of this shape has stable rank {num(noise)}: " + (
             "a few directions dominate, beyond chance."
-            if f.stable_rank < noise / 2
+            if s.stable_rank < noise / 2
             else "no direction dominates more than in noise."
         )
 

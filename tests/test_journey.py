@@ -185,9 +185,9 @@ def test_umap_places_a_token_that_never_moves_on_its_own_embedding():
     t = result.findings.trajectory
     assert t.nearest_sampled_token == [result.findings.tokens[-1]] * 3
     assert t.umap_sample_size is not None and t.umap is not None
-    assert t.umap_sample_size >= 300 and len(result.umap_points["coords"]) == t.umap_sample_size
-    own = result.umap_points["ids"].index(result.findings.token_ids[-1])
-    coords = np.asarray(result.umap_points["coords"])
+    assert t.umap_sample_size >= 300 and len(result.umap_points.coords) == t.umap_sample_size
+    own = result.umap_points.ids.index(result.findings.token_ids[-1])
+    coords = np.asarray(result.umap_points.coords)
     typical = np.median(np.linalg.norm(coords - coords.mean(0), axis=1))
     assert np.linalg.norm(np.asarray(t.umap[0]) - coords[own]) < typical  # placed near its own token
     assert set(figures_of(result)) == {"logit_lens", "rank_kl", "cosines", "trajectory"}

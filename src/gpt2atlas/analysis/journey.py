@@ -16,7 +16,6 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -303,15 +302,24 @@ def _top_k_rows(model: GPT2, ids: list, probs: list) -> list[list[list[LensGuess
     ]
 
 
+@dataclass(frozen=True)
+class UmapPoints:
+    """The token sample the UMAP map was fitted on: its 2-D coordinates, token ids and token strings."""
+
+    coords: np.ndarray  # (n, 2)
+    ids: list[int]
+    tokens: list[str]
+
+
 class JourneyResult(AnalysisResult[JourneyFindings]):
     """Findings, plus the PCA coordinates of every position and the UMAP map's sample for the figures."""
 
     area = "journey"
 
-    def __init__(self, findings: JourneyFindings, pca: np.ndarray, umap_points: dict[str, Any] | None) -> None:
+    def __init__(self, findings: JourneyFindings, pca: np.ndarray, umap_points: UmapPoints | None) -> None:
         super().__init__(findings)
         self.pca = pca  # (state, pos, 2)
-        self.umap_points = umap_points  # {"coords": (n, 2), "tokens": [...]} or None
+        self.umap_points = umap_points
 
 
 def analyze(
@@ -356,7 +364,7 @@ def analyze(
         pca_explained_variance_ratio=pca_ratio,
         pca_fit="unit-normalised residuals of the statistics' positions (and this one) at every layer",
     )
-    umap_points = None
+    umap_points: UmapPoints | None = None
     if "umap" in projections:
         predicted = lens["top_ids"][-1, :, 0].tolist()
         sample_ids = umap_sample_ids(model, token_ids + predicted, umap_sample, seed)
@@ -372,7 +380,7 @@ def analyze(
             "epochs) of a sample of token embeddings holding the prompt's and predicted tokens; each "
             "state placed at the membership-weighted mean of its nearest sampled tokens",
         )
-        umap_points = {"coords": coords, "ids": sample_ids.tolist(), "tokens": [vocab[i] for i in sample_ids.tolist()]}
+        umap_points = UmapPoints(coords, sample_ids.tolist(), [vocab[i] for i in sample_ids.tolist()])
 
     policy = position_policy(n_tokens, include_first)
     spread = cloud_spread(states[:, positions])

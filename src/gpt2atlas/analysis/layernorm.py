@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import torch
@@ -484,12 +484,28 @@ def top3_projection(x: torch.Tensor) -> tuple[np.ndarray, float]:
 
 
 # ----- the analysis -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerNormDrawings:
+    """What the figures draw beyond the findings' numbers."""
+
+    toy: LayerNormSteps  # the 3-D toy's steps
+    steps: LayerNormSteps  # the illustrated LayerNorm's steps on the prompt's positions
+    step_tokens: list[str]  # the token at each of those positions
+    gammas: dict[str, np.ndarray]  # every LayerNorm's gain, by name
+    position_log_std: np.ndarray  # log std of the position embedding per dim
+    gelu_grid: np.ndarray
+    gelu_curve: np.ndarray
+    pre_activations: np.ndarray  # the illustrated MLP's pre-activations on the prompt
+    angles_before: np.ndarray  # superposition toy: pairwise angles before and after the optimisation
+    angles_after: np.ndarray
+
+
 class LayerNormResult(AnalysisResult[LayerNormFindings]):
     """Findings, plus what the figures draw: the toy's and the chosen LayerNorm's steps, gains, GELU, angles."""
 
     area = "layernorm"
 
-    def __init__(self, findings: LayerNormFindings, drawings: dict[str, Any]) -> None:
+    def __init__(self, findings: LayerNormFindings, drawings: LayerNormDrawings) -> None:
         super().__init__(findings)
         self.drawings = drawings
 
@@ -528,6 +544,7 @@ def analyze(
         rows.append(row)
         if name == module_name(layer, "ln1"):
             drawn = steps
+    assert drawn is not None, "every block's ln1 is a LayerNorm site"
     toy_numbers, toy_steps = toy_3d(seed)
     pre_activations = cache[act_name("pre", layer)][0, positions].double().cpu()
     gelu_numbers, grid, curve = gelu_summary(pre_activations, layer)
@@ -560,13 +577,16 @@ def analyze(
             "from the median gain",
         },
     )
-    drawings = {
-        "toy": toy_steps,
-        "steps": drawn,
-        "step_tokens": [findings.tokens[p] for p in positions.tolist()],
-        "gammas": {name: module.w.detach().double().cpu().numpy() for name, module, _ in sites},
-        "position_log_std": position_log_std(model).numpy(),
-        "gelu": (grid, curve, pre_activations.flatten().numpy()),
-        "angles": (angles_before.numpy(), angles_after.numpy()),
-    }
+    drawings = LayerNormDrawings(
+        toy=toy_steps,
+        steps=drawn,
+        step_tokens=[findings.tokens[p] for p in positions.tolist()],
+        gammas={name: module.w.detach().double().cpu().numpy() for name, module, _ in sites},
+        position_log_std=position_log_std(model).numpy(),
+        gelu_grid=grid,
+        gelu_curve=curve,
+        pre_activations=pre_activations.flatten().numpy(),
+        angles_before=angles_before.numpy(),
+        angles_after=angles_after.numpy(),
+    )
     return LayerNormResult(findings, drawings)

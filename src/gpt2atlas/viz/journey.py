@@ -241,8 +241,8 @@ def trajectory_figure(result: JourneyResult) -> go.Figure:
     )
     if umap_points is not None and t.umap is not None and t.nearest_sampled_token is not None:
         points = umap_points
-        coords = np.asarray(points["coords"])
-        names = token_labels(points["tokens"])
+        coords = np.asarray(points.coords)
+        names = token_labels(points.tokens)
         fig.add_trace(
             go.Scatter(
                 x=coords[:, 0],
@@ -256,7 +256,7 @@ def trajectory_figure(result: JourneyResult) -> go.Figure:
             row=1,
             col=2,
         )
-        index = {token_id: i for i, token_id in enumerate(points["ids"])}
+        index = {token_id: i for i, token_id in enumerate(points.ids)}
         prompt = [index[i] for i in dict.fromkeys(f.token_ids)]
         fig.add_trace(
             go.Scatter(

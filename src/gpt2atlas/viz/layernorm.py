@@ -306,12 +306,11 @@ def layernorm_figures(result: LayerNormResult) -> dict[str, go.Figure]:
     shown = {name, name.replace("ln1", "ln2"), "ln_final"}
     outliers = {row.name: row.gain.gamma_outlier_dims for row in f.layernorms}
     correlations = {row.name: row.pearson for row in f.gamma_vs_position.correlation}
-    grid, curve, pre = draw["gelu"]
     return {
-        "toy_3d": toy_3d_figure(draw["toy"], f.toy_3d.gamma, f.toy_3d.beta),
-        "steps_3d": steps_pca_figure(draw["steps"], draw["step_tokens"], name),
-        "gamma_per_dim": gamma_figure(draw["gammas"], outliers, shown),
-        "gamma_vs_position": gamma_position_figure(draw["gammas"], draw["position_log_std"], correlations, shown),
-        "gelu": gelu_figure(grid, curve, pre, f.gelu.layer),
-        "superposition": superposition_figure(draw["angles"][0], draw["angles"][1], f.superposition),
+        "toy_3d": toy_3d_figure(draw.toy, f.toy_3d.gamma, f.toy_3d.beta),
+        "steps_3d": steps_pca_figure(draw.steps, draw.step_tokens, name),
+        "gamma_per_dim": gamma_figure(draw.gammas, outliers, shown),
+        "gamma_vs_position": gamma_position_figure(draw.gammas, draw.position_log_std, correlations, shown),
+        "gelu": gelu_figure(draw.gelu_grid, draw.gelu_curve, draw.pre_activations, f.gelu.layer),
+        "superposition": superposition_figure(draw.angles_before, draw.angles_after, f.superposition),
     }

@@ -140,7 +140,19 @@ def _rows_per_pass(model: GPT2, n_pos: int) -> int:
     return max(1, ACTIVATION_BUDGET // per_row)
 
 
-def attributions(model: GPT2, tokens: torch.Tensor, target: int | None, steps: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Attributions:
+    """Per-token scores for one target, with the objective at the input and at the baseline."""
+
+    target: int
+    input_logits: torch.Tensor  # (vocab,) at the last position, on the input
+    gradient_x_input: torch.Tensor  # (pos,)
+    integrated_gradients: torch.Tensor  # (pos,)
+    f_input: float
+    f_baseline: float
+
+
+def attributions(model: GPT2, tokens: torch.Tensor, target: int | None, steps: int) -> Attributions:
     """Gradient x input and integrated gradients per token, f(input) and f(baseline), in as few passes as fit.
 
     Rows of the batch: alpha = 1 (the input: gradient x input, and the default target), alpha = 0 (the
@@ -160,24 +172,18 @@ def attributions(model: GPT2, tokens: torch.Tensor, target: int | None, steps: i
     value, grad = torch.cat(values), torch.cat(grads)  # (steps + 2,), (steps + 2, pos, d)
     per_token = (grad * embeds.float()).sum(-1)  # (steps + 2, pos): e_i . grad_i at each alpha
     integrated = (weights.to(per_token)[:, None] * per_token[2:]).sum(0)
-    return {
-        "target": target,
-        "input_logits": input_logits,
-        "gradient_x_input": per_token[0],
-        "integrated_gradients": integrated,
-        "f_input": float(value[0]),
-        "f_baseline": float(value[1]),
-    }
+    assert input_logits is not None and target is not None  # there is always the alpha = 1 row
+    return Attributions(target, input_logits, per_token[0], integrated, float(value[0]), float(value[1]))
 
 
-def _completeness(scores: dict[str, Any]) -> Completeness:
-    total = float(scores["integrated_gradients"].sum())
-    difference = scores["f_input"] - scores["f_baseline"]
+def _completeness(scores: Attributions) -> Completeness:
+    total = float(scores.integrated_gradients.sum())
+    difference = scores.f_input - scores.f_baseline
     error = abs(total - difference)
     return Completeness(
         sum_integrated_gradients=total,
-        f_input=scores["f_input"],
-        f_baseline=scores["f_baseline"],
+        f_input=scores.f_input,
+        f_baseline=scores.f_baseline,
         f_difference=difference,
         abs_error=error,
         relative_error=error / max(abs(difference), 1e-12),
@@ -197,9 +203,9 @@ def analyze(model: GPT2, prompt: str, *, target: str | int | None = None, steps:
     token_ids = tokens[0].tolist()
     str_tokens = model.tokenizer.to_str_tokens(token_ids)
     scores = attributions(model, tokens, target_id, steps)
-    target_id, logits = scores["target"], scores["input_logits"]
+    target_id, logits = scores.target, scores.input_logits
     probs = logits.softmax(-1)
-    integrated = scores["integrated_gradients"]
+    integrated = scores.integrated_gradients
     order = integrated.abs().argsort(descending=True).tolist()
     findings = SaliencyFindings(
         tokens=str_tokens,
@@ -216,7 +222,7 @@ def analyze(model: GPT2, prompt: str, *, target: str | int | None = None, steps:
         objective="logit of the target token at the last position",
         attributed_to="token embeddings (output of hook_embed); position embeddings held fixed",
         baseline="all-zero token embeddings",
-        gradient_x_input=scores["gradient_x_input"].tolist(),
+        gradient_x_input=scores.gradient_x_input.tolist(),
         integrated_gradients=integrated.tolist(),
         integration=Integration(steps=steps, rule="Gauss-Legendre quadrature over alpha in [0, 1]"),
         completeness=_completeness(scores),

@@ -71,3 +71,28 @@ def test_long_titles_are_wrapped_and_markup_is_left_alone():
     assert all(len(line) <= 80 for line in lines if "<" not in line)
     assert " ".join(line for line in lines if "<" not in line) == long  # nothing lost, only broken
     assert lines[-1].startswith("<sup>")
+
+
+def test_subplot_titles_are_wrapped_to_their_column():
+    from plotly.subplots import make_subplots
+
+    titles = ["tokens: mean vs std of each token", "positions: std of each dim", "short"]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles)
+    fig.add_annotation(x=0.5, y=0.5, xref="paper", yref="paper", text="an arrow note, not a title " * 3)
+    fitted, _ = fit_to_screen(fig)
+    texts = [a.text for a in fitted.layout.annotations]
+    assert texts[0] == "tokens: mean vs std<br>of each token" and texts[2] == "short"
+    assert all(len(line) <= 20 for text in texts[:3] for line in text.split("<br>"))
+    assert texts[3] == "an arrow note, not a title " * 3  # an annotation of its own (with an arrow) is left alone
+    assert [a.text for a in fig.layout.annotations][:3] == titles  # the figure passed in is not changed
+
+
+def test_a_wrapped_top_row_gets_room_above_it():
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=3, subplot_titles=["tokens: mean vs std of each token", "b", "c", "d", "e", "f"])
+    fig.update_layout(height=600)
+    fitted, _ = fit_to_screen(fig)
+    assert fitted.layout.margin.t == 100 + 20 and fitted.layout.height == 620
+    unchanged, _ = fit_to_screen(make_subplots(rows=1, cols=2, subplot_titles=["a", "b"]))
+    assert unchanged.layout.margin.t is None

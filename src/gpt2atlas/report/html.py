@@ -181,8 +181,8 @@ class FigurePack:
 
         Heat maps are pooled and huge scatters sampled to screen size (viz.screen): the page stays light.
         """
-        height = fig.layout.height or 480
         fig, cuts = fit_to_screen(fig)
+        height = fig.layout.height or 480  # after fitting: wrapped subplot titles may have made it taller
         spec = fig.update_layout(width=None, autosize=True).to_plotly_json()
         layout = dict(spec.get("layout", {}))
         template = layout.pop("template", {})

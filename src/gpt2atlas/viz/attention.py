@@ -130,7 +130,7 @@ def score_grid_figure(heads: Sequence[HeadScores], scores: Sequence[str], n_laye
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=[score_title(s) for s in scores],
+        subplot_titles=[score_title(s).replace(" (", "<br>(") for s in scores],  # narrow screens: two lines
         horizontal_spacing=0.06,
         vertical_spacing=0.12,
     )
@@ -150,13 +150,24 @@ def score_grid_figure(heads: Sequence[HeadScores], scores: Sequence[str], n_laye
             col=i % cols + 1,
         )
     fig.update_xaxes(title_text="head", dtick=1 if n_head <= 16 else None)
-    fig.update_yaxes(title_text="layer", autorange="reversed", dtick=1 if n_layer <= 24 else None)
+    fig.update_yaxes(autorange="reversed", dtick=1 if n_layer <= 24 else None)
+    fig.update_yaxes(title_text="layer", col=1)  # once per row: beside the middle grids it ran into their neighbours
+    # the two colour bars stacked at the right, entropy's beside the top row (where its grid is): side by side, they
+    # overlapped once the page was narrower than the figure
     fig.update_layout(
         title="Each head's attention scores, layer by head (share of attention on each target)",
         width=1200,
         height=420 * rows + 80,
-        coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar": {"title": "score", "x": 1.02}},
-        coloraxis2={"colorscale": "Magma", "colorbar": {"title": "entropy (nats)", "x": 1.1}},
+        coloraxis={
+            "colorscale": "Viridis",
+            "cmin": 0,
+            "cmax": 1,
+            "colorbar": {"title": "share", "x": 1.02, "y": 0.0, "yanchor": "bottom", "len": 0.46},
+        },
+        coloraxis2={
+            "colorscale": "Magma",
+            "colorbar": {"title": "entropy<br>(nats)", "x": 1.02, "y": 1.0, "yanchor": "top", "len": 0.46},
+        },
     )
     return fig
 

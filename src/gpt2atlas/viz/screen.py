@@ -18,6 +18,10 @@ import plotly.graph_objects as go
 MAX_HEATMAP_SIDE = 256  # cells per axis, roughly the pixels a heat map gets on a report page
 MAX_SCATTER_POINTS = 5_000
 TITLE_WIDTH = 80  # characters per title line: about what an 800 px page has room for
+PLOT_PX_AT_800 = 560  # the plotting area of a figure on an 800 px page (its margins, legend and colour bars aside)
+TITLE_CHAR_PX = 8  # the width of a subplot title's character (plotly's 16 px font)
+TITLE_LINE_PX = 20  # the height of one more line of a subplot title
+DEFAULT_TOP_MARGIN = 100  # plotly's, when a figure sets none
 OUTLIER_Z = 4.0  # points this many robust standard deviations out in any coordinate are always kept
 
 
@@ -137,16 +141,50 @@ def wrap_title(title: str, width: int = TITLE_WIDTH) -> str:
     return "<br>".join(wrap_line(line, width) if "<" not in line else line for line in title.split("<br>"))
 
 
+def _column_widths(fig: go.Figure) -> dict[float, float]:
+    """The centre of each x axis's domain (where make_subplots puts the subplot's title) and the domain's width."""
+    widths = {}
+    for name in fig.layout:
+        if name.startswith("xaxis") and fig.layout[name].domain:
+            lo, hi = fig.layout[name].domain
+            widths[round((lo + hi) / 2, 6)] = hi - lo
+    return widths
+
+
+def wrap_subplot_titles(fig: go.Figure) -> None:
+    """Break each subplot title so it fits its column on an 800 px page (side by side, long ones ran together)."""
+    widths = _column_widths(fig)
+    top_row_lines = 0  # lines added to the titles of the top row, which grow up into the figure's title
+    top = max((n.y for n in fig.layout.annotations if n.y is not None), default=None)
+    for note in fig.layout.annotations:
+        if note.showarrow is not False or note.xref != "paper" or note.x is None or not note.text:
+            continue
+        width = widths.get(round(note.x, 6))
+        if width is None:
+            continue
+        wrapped = wrap_title(note.text, max(12, int(width * PLOT_PX_AT_800 / TITLE_CHAR_PX)))
+        if note.y == top:
+            top_row_lines = max(top_row_lines, wrapped.count("<br>") - note.text.count("<br>"))
+        note.text = wrapped
+    if top_row_lines:
+        extra = TITLE_LINE_PX * top_row_lines
+        fig.layout.margin.t = (fig.layout.margin.t if fig.layout.margin.t is not None else DEFAULT_TOP_MARGIN) + extra
+        if fig.layout.height:
+            fig.layout.height += extra
+
+
 def fit_to_screen(
     fig: go.Figure, max_side: int = MAX_HEATMAP_SIDE, max_points: int = MAX_SCATTER_POINTS
 ) -> tuple[go.Figure, list[Cut]]:
     """A copy of `fig` with heat maps pooled and scatters sampled to what a page shows, and what was cut.
 
-    Long titles are wrapped too: plotly never wraps them, and at 800 px they ran off the figure.
+    Long titles are wrapped too, the figure's and its subplots': plotly never wraps them, and at 800 px they ran
+    off the figure or into each other.
     """
     fig = go.Figure(fig)
     if fig.layout.title.text:
         fig.update_layout(title_text=wrap_title(fig.layout.title.text))
+    wrap_subplot_titles(fig)
     cuts = []
     for trace in fig.data:
         if trace.type == "heatmap":

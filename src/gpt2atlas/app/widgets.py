@@ -11,6 +11,7 @@ import streamlit as st
 
 from gpt2atlas.viz.captions import caption
 from gpt2atlas.viz.labels import md_escape
+from gpt2atlas.viz.screen import wrap_subplot_titles
 
 
 def reading(sentences: list[str]) -> None:
@@ -45,8 +46,10 @@ def figure_picker(figures: Mapping[str, go.Figure], key: str, preferred: tuple[s
 def chart(fig: go.Figure, key: str, width: Literal["stretch", "content"] = "stretch") -> None:
     """A plotly figure as we drew it: Streamlit's theme off (it replaced our colour scales and fonts).
 
-    Stretched figures drop the fixed pixel width they have for PNG export, so they fit the page's column.
+    Stretched figures drop the fixed pixel width they have for PNG export, so they fit the page's column (about
+    as wide as the report on an 800 px screen), and their subplot titles are wrapped to fit it as the report's are.
     """
     if width == "stretch":
         fig = go.Figure(fig).update_layout(width=None, autosize=True)
+        wrap_subplot_titles(fig)
     st.plotly_chart(fig, width=width, theme=None, key=key)

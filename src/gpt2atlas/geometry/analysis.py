@@ -57,14 +57,12 @@ from gpt2atlas.numerics.neighbours import nearest_neighbours, unique_rows
 # costs ~170 MFLOP per token, so the tokens read (max_texts x max_tokens at most) set the extraction time,
 # and the all-tokens budget sets the nearest-neighbour searches (quadratic in the number of points).
 TWONN_DISCARD_FRACTION = 0.1
-DEFAULTS: dict[str, int] = {
-    "max_texts": 2000,
-    "max_tokens": 64,
-    "all_tokens_budget": 8000,
-    "gride_max_rank": 64,
-    "n_text_distances": 40,
-    "tsne_points": 1000,
-}
+MAX_TEXTS = 2000
+MAX_TOKENS = 64
+ALL_TOKENS_BUDGET = 8000
+GRIDE_MAX_RANK = 64
+TEXT_DISTANCES = 40  # texts in the distance matrices
+TSNE_POINTS = 1000
 SPECTRUM_LENGTH = 100  # leading explained-variance ratios kept per row
 METHODS = {  # how each number was obtained, written into the findings
     "twonn": "linear fit through the origin of -log(1-F) vs log(r2/r1), largest 10% of ratios discarded "
@@ -125,13 +123,13 @@ def analyze(
     *,
     texts: Sequence[str] | None = None,
     corpus: Corpus | None = None,
-    max_texts: int = DEFAULTS["max_texts"],
-    max_tokens: int = DEFAULTS["max_tokens"],
-    all_tokens_budget: int = DEFAULTS["all_tokens_budget"],
+    max_texts: int = MAX_TEXTS,
+    max_tokens: int = MAX_TOKENS,
+    all_tokens_budget: int = ALL_TOKENS_BUDGET,
     substeps: bool = False,
     layer: int | None = None,
     include_first: bool = False,
-    gride_max_rank: int = DEFAULTS["gride_max_rank"],
+    gride_max_rank: int = GRIDE_MAX_RANK,
     seed: int = 0,
     progress: bool = True,
     control: bool | None = None,
@@ -366,7 +364,7 @@ def _snippet(text: str, n: int = 60) -> str:
 
 def _text_distances(clouds: Clouds, site_index: int, texts: Sequence[str], layer: int) -> TextDistances:
     """Euclidean and cosine distances between the last-token vectors of the first texts at one layer."""
-    n = min(DEFAULTS["n_text_distances"], clouds.points["last_token"].shape[1])
+    n = min(TEXT_DISTANCES, clouds.points["last_token"].shape[1])
     X = clouds.points["last_token"][site_index, :n].astype(np.float64)
     return TextDistances(
         layer=layer,
@@ -381,8 +379,8 @@ def _tsne(clouds: Clouds, site_index: int, texts: Sequence[str], layer: int, see
     """3D t-SNE (after PCA to 50 dimensions) of at most `tsne_points` last-token vectors at one layer."""
     X = clouds.points["last_token"][site_index].astype(np.float64)
     origins = clouds.origins["last_token"]
-    if len(X) > DEFAULTS["tsne_points"]:
-        keep = np.sort(np.random.default_rng(seed).choice(len(X), DEFAULTS["tsne_points"], replace=False))
+    if len(X) > TSNE_POINTS:
+        keep = np.sort(np.random.default_rng(seed).choice(len(X), TSNE_POINTS, replace=False))
         X, origins = X[keep], origins[keep]
     if len(X) < 5:
         return TsneMap(layer=layer, cloud="last_token", n_points=len(X), coords=[], texts=[], n_tokens=[])

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from gpt2atlas.analysis.attention import AttentionFindings
+from gpt2atlas.analysis.attention import BASELINE_FACTOR, AttentionFindings
 from gpt2atlas.viz.readings.words import (
-    BASELINE_FACTOR,
     head_label,
     join_some,
     num,
@@ -60,7 +59,7 @@ def read_attention(f: AttentionFindings) -> list[str]:
         return (
             f"On the prompt, {found.repeated_queries} token(s) repeat an earlier one; there {head_label(best)} puts "
             f"{num(best.score)} of its attention on the token that followed the earlier copy (induction), a "
-            f"uniform head {num(uniform)}: {versus_chance(best.score >= 2 * uniform)}."
+            f"uniform head {num(uniform)}: {versus_chance(best.score >= BASELINE_FACTOR * uniform)}."
         )
 
     def sink() -> str:

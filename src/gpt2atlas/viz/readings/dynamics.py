@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from gpt2atlas.analysis.attention import BASELINE_FACTOR
 from gpt2atlas.viz.dynamics import tokens_text
 from gpt2atlas.viz.readings.words import pct
 
@@ -56,7 +57,7 @@ def read_dynamics(dynamics: Dynamics) -> list[str]:
             before = initial.head(name).values[layer][head]
             chance = max(dynamics.uniform_head[name], max(v for row in initial.head(name).values for v in row))
             when = next(a for a in dynamics.appearances if a.what.startswith(f"{name} score"))
-            if score >= 2 * chance and score - chance >= 0.05:
+            if score >= BASELINE_FACTOR * chance and score - chance >= 0.05:
                 sentences.append(
                     f"Head {layer}.{head} became the strongest {role} head: {score:.2f} of its attention where the "
                     f"role puts it, against {before:.2f} for the same head at initialisation and "

@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 log = logging.getLogger("gpt2atlas.readings")
-ANISOTROPY_GAP = 0.1  # mean cosines this far from the random-initialised twin's read as beyond chance
-BASELINE_FACTOR = 2.0  # a score reads as beyond chance at twice what the uniform baseline gives (as head roles)
 
 
 def num(value: Any, digits: int = 3) -> str:

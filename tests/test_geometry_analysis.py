@@ -376,7 +376,7 @@ def test_a_one_token_gram_prompt_is_refused_before_any_extraction(tiny_model, mo
     def must_not_run(*args, **kwargs):
         raise AssertionError("extraction started before the prompt was checked")
 
-    monkeypatch.setattr(geometry, "extract_clouds", must_not_run)
+    monkeypatch.setattr(geometry, "plan_clouds", must_not_run)
     with pytest.raises(InputError, match="needs at least 2 tokens"):
         geometry.analyze(tiny_model, texts=["one text", "another text"], prompt="Hi")
 

@@ -12,6 +12,7 @@ from scipy.spatial.distance import cdist
 from tqdm.auto import tqdm
 
 from gpt2atlas.analysis.base import AnalysisResult, ProgressCallback
+from gpt2atlas.analysis.corpus import CorpusJob, run_corpus
 from gpt2atlas.errors import InputError
 from gpt2atlas.geometry.corpus import Corpus, default_corpus, sample_texts
 from gpt2atlas.geometry.estimators import (
@@ -28,10 +29,14 @@ from gpt2atlas.geometry.estimators import (
 from gpt2atlas.geometry.extraction import (
     CLOUDS,
     RESID,
+    CloudRows,
     Clouds,
+    assemble,
     check_max_tokens,
+    cloud_job,
     extract_clouds,
     measurement_sites,
+    plan_clouds,
 )
 from gpt2atlas.geometry.findings import (
     CloudMeasures,
@@ -143,7 +148,50 @@ def analyze(
     ID peaks). `control` also measures a random-initialised GPT-2 of the same shape on the same texts and
     points, the baseline every ID is read against (default: for models up to CONTROL_MAX_PARAMETERS).
     `on_progress(stage, done, total)` follows the three stages: extracting, estimating, control.
+
+    The same as `run_corpus(model, start(model, prompt, ...))`: `start` plans the pass over the corpus that the
+    shared corpus runner makes.
     """
+    job = start(
+        model,
+        prompt,
+        texts=texts,
+        corpus=corpus,
+        max_texts=max_texts,
+        max_tokens=max_tokens,
+        all_tokens_budget=all_tokens_budget,
+        substeps=substeps,
+        layer=layer,
+        include_first=include_first,
+        gride_max_rank=gride_max_rank,
+        seed=seed,
+        progress=progress,
+        control=control,
+        on_progress=on_progress,
+    )
+    return run_corpus(model, job, progress=progress, on_progress=on_progress)
+
+
+def start(
+    model: GPT2,
+    prompt: str | None = None,
+    *,
+    texts: Sequence[str] | None = None,
+    corpus: Corpus | None = None,
+    max_texts: int = MAX_TEXTS,
+    max_tokens: int = MAX_TOKENS,
+    all_tokens_budget: int = ALL_TOKENS_BUDGET,
+    substeps: bool = False,
+    layer: int | None = None,
+    include_first: bool = False,
+    gride_max_rank: int = GRIDE_MAX_RANK,
+    seed: int = 0,
+    progress: bool = True,
+    control: bool | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> CorpusJob[CloudRows]:
+    """The pass over the corpus (see `analyze` for the arguments): settings checked, texts chosen, the points of
+    both clouds planned; its collect step copies them out batch by batch, its finish measures them."""
     check_settings(
         model,
         layer=layer,
@@ -159,7 +207,7 @@ def analyze(
     corpus = corpus or default_corpus(max_texts, seed)
     clock["corpus"] = time.perf_counter()
     sites = measurement_sites(model.cfg.n_layer, substeps)
-    clouds = extract_clouds(
+    plan = plan_clouds(
         model,
         corpus.texts,
         sites,
@@ -167,11 +215,51 @@ def analyze(
         all_tokens_budget=all_tokens_budget,
         include_first=include_first,
         seed=seed,
-        progress=progress,
-        on_progress=on_progress,
     )
+    settings = GeometrySettings(
+        max_texts=max_texts,
+        max_tokens=max_tokens,
+        all_tokens_budget=all_tokens_budget,
+        substeps=substeps,
+        include_first_position=include_first,
+        gride_max_rank=gride_max_rank,
+        twonn_discard_fraction=TWONN_DISCARD_FRACTION,
+        seed=seed,
+        twonn=METHODS["twonn"],
+        gride=METHODS["gride"],
+        twonn_decimation=METHODS["twonn_decimation"],
+        pca=METHODS["pca"],
+        duplicates=METHODS["duplicates"],
+        clouds=METHODS["clouds"],
+    )
+
+    def finish(rows: CloudRows) -> GeometryResult:
+        clouds = assemble(plan, rows, model.cfg.d_model)
+        assert corpus is not None
+        return _measure(model, prompt, corpus, clouds, settings, layer, control, progress, on_progress, clock)
+
+    return cloud_job(model, plan, finish)
+
+
+def _measure(
+    model: GPT2,
+    prompt: str | None,
+    corpus: Corpus,
+    clouds: Clouds,
+    settings: GeometrySettings,
+    layer: int | None,
+    control: bool | None,
+    progress: bool,
+    on_progress: ProgressCallback | None,
+    clock: dict[str, float],
+) -> GeometryResult:
+    """The finish step: every cloud measured, the control, the focus layer's pictures, the Gram profile."""
     clock["extraction"] = time.perf_counter()
-    rows = _measure_all(clouds, gride_max_rank=gride_max_rank, seed=seed, progress=progress, on_progress=on_progress)
+    seed, sites = settings.seed, clouds.sites
+    max_tokens, include_first = settings.max_tokens, settings.include_first_position
+    rows = _measure_all(
+        clouds, gride_max_rank=settings.gride_max_rank, seed=seed, progress=progress, on_progress=on_progress
+    )
     clock["estimation"] = time.perf_counter()
     run_control = (
         control if control is not None else sum(p.numel() for p in model.parameters()) <= CONTROL_MAX_PARAMETERS
@@ -183,7 +271,7 @@ def analyze(
             model,
             corpus.texts,
             max_tokens=max_tokens,
-            all_tokens_budget=all_tokens_budget,
+            all_tokens_budget=settings.all_tokens_budget,
             include_first=include_first,
             seed=seed,
         )
@@ -204,26 +292,12 @@ def analyze(
     clock["extras"] = time.perf_counter()
     marks = list(clock.items())
     seconds = {f"{name}_s": round(end - begin, 2) for (_, begin), (name, end) in zip(marks, marks[1:])}
+    seconds["corpus_s"] = round(clock["corpus"] - clock["start"] + corpus.read_s, 2)  # a corpus read beforehand
     findings = GeometryFindings(
         model=model.source,
         config=GeometryConfig(n_layer=model.cfg.n_layer, d_model=model.cfg.d_model),
         corpus=corpus.info,
-        settings=GeometrySettings(
-            max_texts=max_texts,
-            max_tokens=max_tokens,
-            all_tokens_budget=all_tokens_budget,
-            substeps=substeps,
-            include_first_position=include_first,
-            gride_max_rank=gride_max_rank,
-            twonn_discard_fraction=TWONN_DISCARD_FRACTION,
-            seed=seed,
-            twonn=METHODS["twonn"],
-            gride=METHODS["gride"],
-            twonn_decimation=METHODS["twonn_decimation"],
-            pca=METHODS["pca"],
-            duplicates=METHODS["duplicates"],
-            clouds=METHODS["clouds"],
-        ),
+        settings=settings,
         n_texts=int((clouds.token_counts > 0).sum()),
         n_texts_skipped_short=clouds.n_skipped_short,
         n_tokens=int(clouds.token_counts.sum()),
@@ -234,7 +308,7 @@ def analyze(
         text_distances=text_distances,
         tsne=tsne_map,
         gram=gram,
-        timing=Timing(**seconds, total_s=round(clock["extras"] - clock["start"], 2)),
+        timing=Timing(**seconds, total_s=round(clock["extras"] - clock["start"] + corpus.read_s, 2)),
         memory=Memory(clouds_mb=round(clouds.nbytes / 2**20, 1), peak_rss_mb=_peak_rss_mb()),
     )
     return GeometryResult(findings)

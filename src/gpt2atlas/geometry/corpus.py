@@ -35,6 +35,7 @@ class Corpus:
 
     texts: list[str]
     info: CorpusInfo
+    read_s: float = 0.0  # seconds spent reading it before the analysis (counted in the findings' timing)
 
 
 def sample_texts(texts: Iterable[str], k: int, seed: int = 0) -> tuple[list[str], int]:

@@ -2,21 +2,23 @@
 
 Two clouds per measurement site: the **last token** of each text (the one that predicts the next word) and
 **all tokens** (every position of every text, position 0 left out by default, uniformly subsampled to a budget;
-the same sampled tokens at every site, so layers are compared on the same inputs). Texts go through the model
-in batches of similar length, right-padded: attention is causal, so padding after a text cannot change any of
-its positions. Hooks copy out only the sampled rows, the forward pass stops before the unembedding, and
-nothing else is kept, so memory is bounded by the budgets, not by the number of texts.
+the same sampled tokens at every site, so layers are compared on the same inputs). The points are planned
+first; then the texts go through the shared corpus runner (analysis/corpus.py: padded batches, longest first),
+whose map step here is a forward pass whose hooks copy out only the sampled rows. The forward pass stops before
+the unembedding and nothing else is kept, so memory is bounded by the budgets, not by the number of texts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from gpt2atlas.analysis.base import ProgressCallback
+from gpt2atlas.analysis.corpus import BATCH_TOKENS, Batch, CorpusJob, stream
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.model.names import act_name
@@ -32,6 +34,7 @@ SUBSTEPS = (
     ("mlp_out", 0.8),
 )
 CLOUDS = ("last_token", "all_tokens")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,21 @@ def tokenize_texts(model: GPT2, texts: list[str], max_tokens: int) -> list[list[
     return [row if len(row) >= 2 else [] for row in rows]
 
 
-def extract_clouds(
+@dataclass(frozen=True)
+class CloudPlan:
+    """Which points the clouds hold, decided before any forward pass: `origins[cloud]` (n_points, 2) is each
+    point's text index and token position; `order` the texts to read, longest first, so batches need little
+    padding."""
+
+    sites: list[Site]
+    tokens: list[list[int]]
+    lengths: np.ndarray
+    origins: dict[str, np.ndarray]
+    order: np.ndarray
+    n_skipped_short: int
+
+
+def plan_clouds(
     model: GPT2,
     texts: list[str],
     sites: list[Site],
@@ -96,15 +113,9 @@ def extract_clouds(
     all_tokens_budget: int,
     last_token_budget: int | None = None,
     include_first: bool = False,
-    batch_tokens: int = 4096,
     seed: int = 0,
-    progress: bool = True,
-    on_progress: ProgressCallback | None = None,
-) -> Clouds:
-    """Stream `texts` through the model and keep the sampled vectors of both clouds at every site.
-
-    `on_progress("extracting", texts done, texts)` is called after each batch (the dashboard's progress bar).
-    """
+) -> CloudPlan:
+    """Tokenize `texts` and sample the points of both clouds (the same points at every site)."""
     tokens = tokenize_texts(model, texts, max_tokens)
     lengths = np.array([len(t) for t in tokens])
     usable = np.flatnonzero(lengths)
@@ -115,43 +126,103 @@ def extract_clouds(
         "last_token": _sample_last_tokens(usable, lengths, last_token_budget, rng),
         "all_tokens": _sample_all_tokens(lengths, 0 if include_first else 1, all_tokens_budget, rng),
     }
-    d_model = model.cfg.d_model
-    points = {c: np.zeros((len(sites), len(o), d_model), dtype=np.float32) for c, o in origins.items()}
-    site_index = {s.hook: i for i, s in enumerate(sites)}
-    # texts that contribute at least one point, longest first, so batches need little padding
+    # texts that contribute at least one point, longest first
     needed = np.union1d(origins["last_token"][:, 0], origins["all_tokens"][:, 0])
     order = needed[np.argsort(-lengths[needed], kind="stable")]
-    done = 0
-    with tqdm(total=len(order), desc="extracting", unit="text", disable=not progress, leave=False) as bar:
-        for batch in _batches(order, lengths, batch_tokens):
-            width = int(lengths[batch].max())
-            ids = torch.full((len(batch), width), model.tokenizer.eot_token_id, dtype=torch.long)
-            for row, text in enumerate(batch):
-                ids[row, : lengths[text]] = torch.tensor(tokens[text])
-            copies = {c: _rows_in_batch(o, batch, width) for c, o in origins.items()}
-            _forward_and_copy(model, ids, site_index, copies, points)
-            bar.update(len(batch))
-            done += len(batch)
-            if on_progress is not None:
-                on_progress("extracting", done, len(order))
-    return Clouds(sites, points, origins, lengths, int(len(texts) - len(usable)))
+    return CloudPlan(sites, tokens, lengths, origins, order, int(len(texts) - len(usable)))
+
+
+@dataclass(frozen=True)
+class CloudRows:
+    """A share of the clouds (the corpus runner's partial): chunks of (point indices, vectors (n_sites, points,
+    d_model)) per cloud, as batches copied them. Merging only joins the chunk lists; `assemble` places them."""
+
+    chunks: list[dict[str, tuple[np.ndarray, np.ndarray]]]
+
+
+def merge_rows(parts: Sequence[CloudRows]) -> CloudRows:
+    """The partials joined (associative: any grouping gives the same chunks in the same order)."""
+    return CloudRows([chunk for part in parts for chunk in part.chunks])
+
+
+@dataclass(frozen=True)
+class CollectClouds:
+    """The map step over one batch: a forward pass (stopped before the unembedding) whose hooks copy the sampled
+    rows of every site. Plain data, so it pickles (an engine may run it elsewhere, on its own model)."""
+
+    hooks: tuple[str, ...]
+    origins: dict[str, np.ndarray]
+
+    def __call__(self, model: GPT2, batch: Batch) -> CloudRows:
+        copies = {c: _rows_in_batch(o, batch.texts, batch.width) for c, o in self.origins.items()}
+        d_model = model.cfg.d_model
+        vectors = {c: np.zeros((len(self.hooks), len(d), d_model), dtype=np.float32) for c, (d, _) in copies.items()}
+        _forward_and_copy(model, batch, {h: i for i, h in enumerate(self.hooks)}, copies, vectors)
+        return CloudRows([{c: (dest, vectors[c]) for c, (dest, _) in copies.items()}])
+
+
+def assemble(plan: CloudPlan, rows: CloudRows, d_model: int) -> Clouds:
+    """The clouds from the merged rows (each chunk is released as it is placed: memory holds the clouds once)."""
+    points = {c: np.zeros((len(plan.sites), len(o), d_model), dtype=np.float32) for c, o in plan.origins.items()}
+    while rows.chunks:
+        for cloud, (dest, vectors) in rows.chunks.pop(0).items():
+            if len(dest):
+                points[cloud][:, dest] = vectors
+    return Clouds(plan.sites, points, plan.origins, plan.lengths, plan.n_skipped_short)
+
+
+def cloud_job(model: GPT2, plan: CloudPlan, finish: Callable[[CloudRows], R], batch_tokens: int = BATCH_TOKENS):
+    """The corpus runner's job that reads `plan`'s points; `finish` gets the merged rows."""
+    collect = CollectClouds(tuple(s.hook for s in plan.sites), plan.origins)
+    return CorpusJob(plan.tokens, plan.order, collect, merge_rows, finish, model.tokenizer.eot_token_id, batch_tokens)
+
+
+def extract_clouds(
+    model: GPT2,
+    texts: list[str],
+    sites: list[Site],
+    *,
+    max_tokens: int,
+    all_tokens_budget: int,
+    last_token_budget: int | None = None,
+    include_first: bool = False,
+    batch_tokens: int = BATCH_TOKENS,
+    seed: int = 0,
+    progress: bool = True,
+    on_progress: ProgressCallback | None = None,
+) -> Clouds:
+    """Stream `texts` through the model (the shared corpus runner) and keep the sampled vectors of both clouds
+    at every site. `on_progress("extracting", texts done, texts)` is called after each batch."""
+    plan = plan_clouds(
+        model,
+        texts,
+        sites,
+        max_tokens=max_tokens,
+        all_tokens_budget=all_tokens_budget,
+        last_token_budget=last_token_budget,
+        include_first=include_first,
+        seed=seed,
+    )
+    job = cloud_job(model, plan, lambda rows: rows, batch_tokens)
+    return assemble(plan, stream(model, job, progress=progress, on_progress=on_progress), model.cfg.d_model)
 
 
 def _forward_and_copy(
     model: GPT2,
-    ids: torch.Tensor,
+    batch: Batch,
     site_index: dict[str, int],
     copies: dict[str, tuple[np.ndarray, torch.Tensor]],
-    points: dict[str, np.ndarray],
+    vectors: dict[str, np.ndarray],
 ) -> None:
-    """One forward pass (stopped before the unembedding) whose hooks copy the sampled rows into `points`."""
+    """One forward pass (stopped before the unembedding) whose hooks copy the sampled rows into `vectors`."""
 
     def keep(activation: torch.Tensor, hook) -> None:
         flat = activation.reshape(-1, activation.shape[-1])
         for cloud, (dest, src) in copies.items():
             if len(dest):
-                points[cloud][site_index[hook.name], dest] = flat[src].float().cpu().numpy()
+                vectors[cloud][site_index[hook.name]] = flat[src].float().cpu().numpy()
 
+    ids = torch.from_numpy(batch.ids)
     with torch.inference_mode(), model.hooks.attached([(list(site_index), keep)], read_only=True):
         model(ids.to(model.device), stop_at_layer=model.cfg.n_layer)
 
@@ -169,16 +240,6 @@ def _sample_all_tokens(lengths: np.ndarray, first: int, budget: int, rng) -> np.
     starts = np.cumsum(per_text) - per_text
     text = np.searchsorted(np.cumsum(per_text), slots, side="right")
     return np.stack([text, slots - starts[text] + first], axis=1)
-
-
-def _batches(order: np.ndarray, lengths: np.ndarray, batch_tokens: int):
-    """Consecutive groups of `order` whose padded size (count x longest) stays within `batch_tokens`."""
-    start = 0
-    while start < len(order):
-        width = int(lengths[order[start]])  # the longest, since `order` is sorted by decreasing length
-        size = max(1, batch_tokens // width)
-        yield order[start : start + size]
-        start += size
 
 
 def _rows_in_batch(origins: np.ndarray, batch: np.ndarray, width: int) -> tuple[np.ndarray, torch.Tensor]:

@@ -124,13 +124,13 @@ def test_pickers_steer_the_analyses(app):
 
 
 def test_coming_back_to_a_picker_value_reuses_the_analysis(app, monkeypatch):
-    from gpt2atlas.app import state
+    from gpt2atlas.areas import spec
 
     app.radio(key="view").set_value("Neurons").run()
     app.selectbox(key="neuron_layer").set_value(1).run()
     calls = []
-    original = state.call_supported
-    monkeypatch.setattr(state, "call_supported", lambda *a, **k: calls.append(k) or original(*a, **k))
+    original = spec.run  # the runner every area's analysis goes through
+    monkeypatch.setattr(spec, "run", lambda *a, **k: calls.append(k) or original(*a, **k))
     app.selectbox(key="neuron_layer").set_value(0).run()
     app.selectbox(key="neuron_layer").set_value(1).run()
     assert errors(app) == [] and len(calls) <= 1  # layer 0 computed once; layer 1 came from the cache

@@ -8,10 +8,10 @@ import torch
 
 from conftest import random_model
 from gpt2atlas.analysis import attention
+from gpt2atlas.areas import area, figures_of
 from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError
 from gpt2atlas.model import GPT2Config
-from gpt2atlas.viz.figures import figures_of
 
 PLANTED_CFG = GPT2Config(n_layer=2, n_head=4, d_model=128, n_ctx=64)
 POS_DIMS = slice(0, 32)  # sinusoidal position code (16 frequencies)
@@ -250,18 +250,17 @@ def test_a_planted_induction_pattern_scores_one_and_uniform_scores_its_baseline(
 def test_induction_on_the_prompt_is_read_against_a_uniform_head():
     from gpt2atlas import load_model
     from gpt2atlas.analysis.attention import analyze
-    from gpt2atlas.viz.figures import figures_of
-    from gpt2atlas.viz.readings import read
+    from gpt2atlas.areas import figures_of
 
     prompt = "def add(a, b):\n    return a + b\n\ndef add(a, b):\n    return a + b"
     trained = analyze(load_model("mini"), prompt, repeat_batch=2)
     found = trained.findings.prompt_induction
     assert found.best is not None and found.uniform_baseline is not None
     assert found.best.score > 3 * found.uniform_baseline  # mini: 0.34 vs 0.07
-    assert any("(induction)" in s and "beyond chance" in s for s in read("attention", trained.findings))
+    assert any("(induction)" in s and "beyond chance" in s for s in area("attention").read(trained.findings))
     assert "prompt_induction" in figures_of(trained)
     noise = analyze(random_model(), prompt, repeat_batch=2)
-    assert any("(induction)" in s and "within chance" in s for s in read("attention", noise.findings))
+    assert any("(induction)" in s and "within chance" in s for s in area("attention").read(noise.findings))
     plain = analyze(random_model(), "one two three", repeat_batch=2)
     assert "prompt_induction" not in figures_of(plain)
-    assert any(s.startswith("The prompt repeats no token") for s in read("attention", plain.findings))
+    assert any(s.startswith("The prompt repeats no token") for s in area("attention").read(plain.findings))

@@ -12,8 +12,8 @@ from gpt2atlas.analysis import chance
 from gpt2atlas.analysis.embeddings import analyze as analyze_embeddings
 from gpt2atlas.analysis.embeddings import period_share_chance
 from gpt2atlas.analysis.weights import analyze as analyze_weights
+from gpt2atlas.areas import area
 from gpt2atlas.model.config import GPT2Config
-from gpt2atlas.viz import readings
 
 PROMPT = "The cat sat on the mat. The cat sat on the mat because it was warm."
 rng = np.random.default_rng(0)
@@ -56,8 +56,8 @@ def embedding_readings() -> dict[str, list[str]]:
     found = {}
     for name, model in (("random", random_model(RANDOM_SHAPE, seed=3)), ("mini", load_model("mini"))):
         findings = analyze_embeddings(model, PROMPT, projections=("pca",), sample_size=300).findings
-        found[name] = readings.read("embeddings", findings) + readings.read(
-            "weights", analyze_weights(model, param="blocks.0.attn.W_QKV").findings
+        found[name] = area("embeddings").read(findings) + area("weights").read(
+            analyze_weights(model, param="blocks.0.attn.W_QKV").findings
         )
     return found
 
@@ -91,13 +91,13 @@ def test_intrinsic_dimension_is_read_against_a_random_initialised_twin():
         assert findings.control is not None
         control = findings.control.twonn
         assert {len(v) for v in control.values()} == {model.cfg.n_layer + 1}  # every residual layer
-        said[name] = [s for s in readings.read("geometry", findings) if "cloud: TwoNN" in s or "Anisotropy" in s]
+        said[name] = [s for s in area("geometry").read(findings) if "cloud: TwoNN" in s or "Anisotropy" in s]
         assert len(said[name]) == 3
     assert all("within chance" in s for s in said["random"]), said["random"]
     assert any("than chance, beyond 3 standard errors" in s for s in said["mini"]), said["mini"]
     assert any(s.startswith("Anisotropy") and "narrower than chance" in s for s in said["mini"])  # 0.69 vs 0.29
     off = analyze_geometry(random_model(RANDOM_SHAPE, seed=3), control=False, **options).findings
-    assert off.control is None and all("random-initialised" not in s for s in readings.read("geometry", off))
+    assert off.control is None and all("random-initialised" not in s for s in area("geometry").read(off))
 
 
 def test_attention_and_residual_readings_state_their_baselines():
@@ -105,11 +105,11 @@ def test_attention_and_residual_readings_state_their_baselines():
     from gpt2atlas.analysis.residual import analyze as analyze_residual
 
     noise = random_model(RANDOM_SHAPE, seed=3)
-    attention = readings.read("attention", analyze_attention(noise, PROMPT, repeat_batch=2).findings)
+    attention = area("attention").read(analyze_attention(noise, PROMPT, repeat_batch=2).findings)
     sink = next(s for s in attention if s.startswith("Attention to the first token"))
     assert "a head attending uniformly gives it" in sink and "within chance" in sink
     assert any("a head attending uniformly has" in s for s in attention)  # entropy
-    residual = readings.read("residual", analyze_residual(noise, PROMPT).findings)
+    residual = area("residual").read(analyze_residual(noise, PROMPT).findings)
     outliers = next(s for s in residual if "median |activation|" in s)
     assert "Gaussian activations of this size reach" in outliers and "no outlier dims" in outliers
 

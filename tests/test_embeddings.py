@@ -11,11 +11,11 @@ import torch
 from conftest import random_model
 from gpt2atlas.analysis import embeddings as E
 from gpt2atlas.analysis.base import to_jsonable
+from gpt2atlas.areas import figures_of
 from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError
 from gpt2atlas.model import save_checkpoint
 from gpt2atlas.numerics.neighbours import nearest_by_cosine
-from gpt2atlas.viz.figures import figures_of
 from gpt2atlas.viz.labels import token_labels
 
 OFFSET_DIM, OFFSET = 17, 0.05

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from conftest import TINY, random_model
+from gpt2atlas.areas import figures_of
 from gpt2atlas.errors import InputError
 from gpt2atlas.geometry import corpus as corpus_module
 from gpt2atlas.geometry.analysis import GeometryResult, analyze
@@ -26,7 +27,6 @@ from gpt2atlas.geometry.estimators import gram_log_volume
 from gpt2atlas.geometry.extraction import extract_clouds, measurement_sites
 from gpt2atlas.geometry.findings import LayerRow
 from gpt2atlas.model import save_checkpoint
-from gpt2atlas.viz.figures import figures_of
 
 ROW_KEYS = {
     "layer",

@@ -16,7 +16,7 @@ OPTIONS = {"max_texts": 40, "all_tokens_budget": 400, "gride_max_rank": 16, "see
 
 
 def geometry_figure_hashes() -> dict[str, str]:
-    from gpt2atlas.viz.figures import figures_of
+    from gpt2atlas.areas import figures_of
     from gpt2atlas.geometry.analysis import analyze
 
     result = analyze(load_model("mini"), "The cat sat on the mat because it was warm.", **OPTIONS)

@@ -1,4 +1,4 @@
-"""The package's imports point one way: model <- training <- analysis/geometry <- viz <- report/app <- cli.
+"""The package's imports point one way: model <- training <- analysis/geometry <- viz <- areas <- report/app <- cli.
 
 Every `import` in every module counts, including those inside functions (a lazy import is still a
 dependency); only imports under `if TYPE_CHECKING:` (annotations, never run) are left out.
@@ -22,11 +22,12 @@ LAYER = {
     "analysis": 3,
     "geometry": 3,
     "viz": 4,
-    "report": 5,
-    "app": 5,
-    "cli": 6,
-    "": 7,
-    "__main__": 7,  # the package's __init__ (its public API) and `python -m gpt2atlas`
+    "areas": 5,  # one spec per area: refers to its analysis (analysis/geometry) and its figures and reading (viz)
+    "report": 6,
+    "app": 6,
+    "cli": 7,
+    "": 8,
+    "__main__": 8,  # the package's __init__ (its public API) and `python -m gpt2atlas`
 }
 # report and app share the same layer but must not reach into each other
 APART = {frozenset({"report", "app"})}

@@ -9,8 +9,8 @@ import torch
 from conftest import TINY, random_model
 from gpt2atlas.analysis import journey
 from gpt2atlas.analysis.base import to_jsonable
+from gpt2atlas.areas import figures_of
 from gpt2atlas.errors import InputError
-from gpt2atlas.viz.figures import figures_of
 
 PROMPT = "Alice went to the market and Bob went to the"
 

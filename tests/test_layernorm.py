@@ -7,8 +7,8 @@ import torch
 
 from conftest import TINY, random_model
 from gpt2atlas.analysis import layernorm
+from gpt2atlas.areas import figures_of
 from gpt2atlas.errors import InputError
-from gpt2atlas.viz.figures import figures_of
 
 PROMPT = "The quick brown fox jumps over the lazy dog because it was bored"
 

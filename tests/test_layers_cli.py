@@ -5,7 +5,8 @@ import json
 import pytest
 
 from gpt2atlas.analysis import residual
-from gpt2atlas.cli.commands.layers import LAYER_AREAS
+from gpt2atlas.areas import LAYER_AREAS
+from gpt2atlas.areas.residual import SPEC as RESIDUAL
 from gpt2atlas.cli.main import main
 from gpt2atlas.viz.export import browser_session, save_result
 
@@ -18,11 +19,9 @@ def _findings(out, area):
 
 @pytest.mark.slow  # every area once, UMAP's first (JIT-compiling) fit included
 def test_layers_writes_all_six_areas(tiny_checkpoint, tmp_path, capsys):
-    for area in LAYER_AREAS:  # part A's modules; skip cleanly only if one is missing from this checkout
-        pytest.importorskip(f"gpt2atlas.analysis.{area}")
     code = main(["layers", "--model", str(tiny_checkpoint), "--prompt", PROMPT, "--out", str(tmp_path), "--no-png"])
     assert code == 0
-    for area in LAYER_AREAS:
+    for area in (spec.key for spec in LAYER_AREAS):
         assert _findings(tmp_path, area)["tokens"][0] == "The"
         assert (tmp_path / area).is_dir() and any((tmp_path / area).glob("*.html"))
     assert "all 6 areas written" in capsys.readouterr().out
@@ -50,7 +49,8 @@ def test_png_export_alone_and_through_one_browser_session(tiny_checkpoint, tiny_
     assert main(["residual", "--model", str(tiny_checkpoint), "--prompt", PROMPT, "--out", str(tmp_path)]) == 0
     with browser_session(png=True):  # what `layers` does: one headless browser for every area's PNGs
         for name in ("first", "second"):
-            save_result(residual.analyze(tiny_model, PROMPT), tmp_path / name, png=True)
+            result = residual.analyze(tiny_model, PROMPT)
+            save_result(result, RESIDUAL.figures(result), tmp_path / name, png=True)
     for folder in ("", "first", "second"):
         for figure in ("norm_growth", "token_layer_norms", "outlier_dims"):
             png = tmp_path / folder / "residual" / f"{figure}.png"

@@ -3,15 +3,14 @@ findings key shows up here as a logged, dropped sentence instead of silently van
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import replace
 
 import pytest
 
 from gpt2atlas import load_model
-from gpt2atlas.analysis import areas
-from gpt2atlas.analysis.areas import AREA_KEYS
+from gpt2atlas.analysis.kinds import Inputs
+from gpt2atlas.areas import AREAS, area
 from gpt2atlas.viz import readings
 
 PROMPT = "The cat sat on the mat. The cat sat on the mat because it was warm."
@@ -29,14 +28,12 @@ def mini():
     return load_model("mini")
 
 
-@pytest.mark.parametrize("area", AREA_KEYS)
-def test_no_reading_sentence_is_dropped(area, mini, caplog):
-    declared = areas.area(area)
-    analyze = importlib.import_module(declared.module).analyze
-    options = OPTIONS.get(area, {})
-    result = analyze(mini, PROMPT, **options) if declared.per_prompt else analyze(mini, **options)
+@pytest.mark.parametrize("spec", AREAS, ids=lambda spec: spec.key)
+def test_no_reading_sentence_is_dropped(spec, mini, caplog):
+    options = OPTIONS.get(spec.key, {})
+    result = spec.run(mini, Inputs(PROMPT) if spec.per_prompt else Inputs(), options)
     with caplog.at_level(logging.WARNING, logger="gpt2atlas.readings"):
-        sentences = readings.read(area, result.findings)
+        sentences = spec.read(result.findings)
     assert [r.getMessage() for r in caplog.records] == []
     assert sentences
 
@@ -49,7 +46,7 @@ def embedding_findings(mini):
 
 
 def test_the_embedding_neighbours_sentence_appears(embedding_findings):
-    sentence = next(s for s in readings.read("embeddings", embedding_findings) if "nearest" in s.lower())
+    sentence = next(s for s in area("embeddings").read(embedding_findings) if "nearest" in s.lower())
     assert "function" in sentence
 
 

@@ -9,15 +9,21 @@ import hashlib
 import html
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from plotly.offline import get_plotlyjs
 
+from gpt2atlas.analysis.base import AreaUnavailable
+from gpt2atlas.analysis.kinds import PerPrompt
+from gpt2atlas.areas import area
+from gpt2atlas.areas.journey import SPEC as JOURNEY
+from gpt2atlas.areas.spec import ReportPart
 from gpt2atlas.cli.main import main
 from gpt2atlas.report import SECTION_KEYS, build_report, builder, sections
-from gpt2atlas.viz.readings import first_stable_top1_layer, num, quoted, read
+from gpt2atlas.viz.readings import first_stable_top1_layer, num, quoted
 
 HOSTILE = "<img src=x onerror=alert(1)> and <script>alert(2)</script> the end"
 WORDS = "river stone lamp harbour winter garden engine letter market window violin ladder".split()
@@ -189,10 +195,14 @@ def test_a_failing_or_missing_analysis_costs_only_its_section(tiny_model, tmp_pa
     def broken(ctx):
         raise RuntimeError("planted failure")
 
+    def unavailable(model, prompt):
+        raise AreaUnavailable("gpt2atlas.no_such_module is not available in this installation")
+
+    journey = replace(JOURNEY, kind=PerPrompt(unavailable), report=ReportPart())
     specs = (
         sections.SECTIONS[0],
         sections.SectionSpec("attention", "Attention", broken),
-        sections.SectionSpec("journey", "Journey", sections.AnalysisSection("journey", "gpt2atlas.no_such_module")),
+        sections.SectionSpec("journey", "Journey", sections.AnalysisSection(journey)),
     )
     monkeypatch.setattr(builder, "SECTIONS", specs)
     out, result = build_report(tiny_model, tmp_path / "r.html", prompts=["hello"], progress=False)
@@ -294,15 +304,13 @@ def test_embeddings_reading_names_the_offset_dims_and_periods():
         dim_pairs=[[138, 378]],
         projection_sample=E.ProjectionSample(size=10, tsne_umap_size=0, seed=0, methods=["pca"], labelled_tokens=0),
     )
-    text = " ".join(read("embeddings", findings))
+    text = " ".join(area("embeddings").read(findings))
     assert "dim 138 (mean -0.31, z = -14.2)" in text and "dim 378" in text
     assert "dim 7 every 32 positions (80.0%" in text and "smooth curves" in text
     assert "' the'" in text and "'SPONSORED'" in text
 
 
 def test_residual_and_geometry_readings(tiny_model):
-    from dataclasses import replace
-
     from gpt2atlas.analysis import residual as R
     from gpt2atlas.geometry.analysis import analyze as geometry
 
@@ -310,7 +318,7 @@ def test_residual_and_geometry_readings(tiny_model):
     planted = replace(
         measured, norm_by_layer=[2.0, 10.0, 60.0], outlier_dims=[R.OutlierDim(447, 3000.0, 250.0, [1, 2])]
     )
-    residual = read("residual", planted)
+    residual = area("residual").read(planted)
     assert "30×" in residual[0] and any("dim 447 reaches |3,000|, 250× the median" in s for s in residual)
     texts = [f"Text number {i} says something about the weather and the sea." for i in range(40)]
     found = geometry(tiny_model, texts=texts, all_tokens_budget=200, control=False, progress=False).findings
@@ -320,14 +328,12 @@ def test_residual_and_geometry_readings(tiny_model):
         for i, (r, v) in enumerate(zip(rows, [8.0, 21.0, 14.0]))
     ]
     corpus = replace(found.corpus, description="stdlib docstrings")
-    text = " ".join(read("geometry", replace(found, layers=rows, corpus=corpus, n_texts=200)))
+    text = " ".join(area("geometry").read(replace(found, layers=rows, corpus=corpus, n_texts=200)))
     assert "peaks at 21 ± 0.5 at the output of block 0" in text and "stdlib docstrings, 200 texts" in text
     assert "highest at the output of block 1" in text
 
 
 def test_journey_reading_finds_the_layer_where_the_prediction_settles(tiny_model):
-    from dataclasses import replace
-
     from gpt2atlas.analysis import journey
 
     ranks = [[5, 3, 9], [0, 2, 1], [1, 0, 0], [0, 0, 0]]
@@ -341,12 +347,12 @@ def test_journey_reading_finds_the_layer_where_the_prediction_settles(tiny_model
         kl_to_final=[[4.0, 4.0, 4.0], [3.0, 3.0, 3.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]],
         kl_to_final_mean=[4.0, 3.0, 1.0, 0.0],
     )
-    text = " ".join(read("journey", findings))
+    text = " ".join(area("journey").read(findings))
     assert "top-1 from block 1 on" in text and "halves by block 1" in text
 
 
 def test_unknown_findings_fall_back_to_their_scalars():
-    assert read("neurons", {"threshold": 0.5, "note": "x"}) == ["threshold: 0.5.", "note: x."]
+    assert area("neurons").read({"threshold": 0.5, "note": "x"}) == ["threshold: 0.5.", "note: x."]
 
 
 def test_model_wide_figures_and_sentences_are_shown_once_for_several_prompts(tiny_model, tmp_path):
@@ -394,11 +400,13 @@ def test_figures_travel_narrowed_to_float32(tiny_model, tmp_path):
 
 
 def test_every_figure_has_a_written_caption_not_its_key(report):
-    from gpt2atlas.viz.captions import CAPTIONS
+    from gpt2atlas.areas import AREAS
+    from gpt2atlas.viz.dynamics import FIGURES
 
     text, _ = report
     names = re.findall(r'<figure class="plot" data-name="([^"]+)">', text)
-    assert names and [n for n in names if n not in CAPTIONS] == []
+    captioned = {name for spec in AREAS for name in spec.figures.captions} | set(FIGURES.captions)
+    assert names and [n for n in names if n not in captioned] == []
     for caption in re.findall(r"<figcaption>(.*?)</figcaption>", text):
         assert "_" not in caption and caption[0].isupper() and caption.endswith(".")
 

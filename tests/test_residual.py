@@ -5,8 +5,7 @@ import torch
 
 from conftest import TINY, random_model
 from gpt2atlas.analysis import residual
-from gpt2atlas.viz.figures import figures_of
-from gpt2atlas.viz.readings import read
+from gpt2atlas.areas import area, figures_of
 
 PROMPT = "One two three four five six seven eight nine ten"
 
@@ -63,15 +62,15 @@ def test_a_massive_activation_at_position_0_only_stays_out_unless_asked():
     first = excluded.position_0_dims
     assert [row.dim for row in first] == [40] and first[0].ratio_to_median > 1000
     assert first[0].layers == list(range(len(excluded.states)))
-    assert any(s.startswith("At position 0, left out above, dim 40 reaches") for s in read("residual", excluded))
+    assert any(s.startswith("At position 0, left out above, dim 40 reaches") for s in area("residual").read(excluded))
     included = residual.analyze(model, PROMPT, include_first=True).findings
     assert included.outlier_dims[0].dim == 40 and included.position_0_excluded is False
     assert included.position_0_dims == []
     clean = residual.analyze(random_model(TINY, seed=3), PROMPT).findings
     assert clean.position_0_dims == []
-    assert "Position 0 has no massive dimension either (none reaches the outlier threshold there)." in read(
-        "residual", clean
-    )
+    assert "Position 0 has no massive dimension either (none reaches the outlier threshold there)." in area(
+        "residual"
+    ).read(clean)
 
 
 def test_outlier_dims_ratio_definition():

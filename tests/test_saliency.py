@@ -7,9 +7,9 @@ import torch
 
 from conftest import TINY, random_model
 from gpt2atlas.analysis import saliency
+from gpt2atlas.areas import figures_of
 from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError
-from gpt2atlas.viz.figures import figures_of
 
 PROMPT = "The capital of France is the city of"
 

@@ -11,11 +11,11 @@ import torch
 from conftest import random_model
 from gpt2atlas.analysis import weights as W
 from gpt2atlas.analysis.summary import parameter_counts
+from gpt2atlas.areas import figures_of
 from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError
 from gpt2atlas.model import save_checkpoint
 from gpt2atlas.viz.architecture import architecture_boxes
-from gpt2atlas.viz.figures import figures_of
 
 
 def test_heatmap_data_is_the_tensor_slice(tiny_model):

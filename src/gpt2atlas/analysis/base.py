@@ -4,8 +4,6 @@ turn any findings into JSON."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import inspect
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -99,21 +97,3 @@ class AreaUnavailable(Exception):
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total): long analyses report as they go
-
-
-def call_supported(fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """Call `fn` with only the keyword arguments its signature accepts (analyses differ in their knobs)."""
-    params = inspect.signature(fn).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return fn(*args, **kwargs)
-
-
-def import_area(module_name: str) -> Any:
-    """The analysis module, or AreaUnavailable when it is not installed."""
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name and module_name.startswith(err.name):
-            raise AreaUnavailable(f"{module_name} is not available in this installation") from None
-        raise

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
-from gpt2atlas.analysis.base import AnalysisResult, ProgressCallback
+from gpt2atlas.analysis.base import ProgressCallback
 from gpt2atlas.model.gpt2 import GPT2
 
 P = TypeVar("P")
+R = TypeVar("R")
 BATCH_TOKENS = 4096  # padded tokens per forward pass (rows x the longest row)
 
 
@@ -41,16 +41,18 @@ class Batch:
 
 
 @dataclass
-class CorpusJob(Generic[P]):
+class CorpusJob(Generic[P, R]):
     """What an analysis over a corpus asks of the runner (see the module's docstring for the three steps)."""
 
     tokens: Sequence[Sequence[int]]  # every text's token ids (an empty row for a text that is not read)
     order: np.ndarray  # the texts to read, longest first
     collect: Callable[[GPT2, Batch], P]
     merge: Callable[[Sequence[P]], P]
-    finish: Callable[[P], AnalysisResult]
+    finish: Callable[[P], R]
     pad_id: int = 0
     batch_tokens: int = BATCH_TOKENS
+    progress: bool = False  # a progress bar on the terminal
+    on_progress: ProgressCallback | None = None  # ("extracting", texts done, texts) after each batch
 
 
 def batches(
@@ -80,17 +82,12 @@ def local(collect: Callable[[GPT2, Batch], P], model: GPT2, work: Iterable[Batch
 
 def stream(
     model: GPT2,
-    job: CorpusJob[P],
+    job: CorpusJob[P, Any],
     *,
     engine: Engine = local,
-    progress: bool = False,
-    on_progress: ProgressCallback | None = None,
 ) -> P:
     """Collect every batch of `job` through `engine` (which returns the partials in the batches' order; one that
-    runs elsewhere, such as Ray, gets the picklable `collect` and uses its workers' models) and merge them.
-
-    `on_progress("extracting", texts done, texts)` is called after each batch (the dashboard's progress bar).
-    """
+    runs elsewhere, such as Ray, gets the picklable `collect` and uses its workers' models) and merge them."""
     pending: deque[int] = deque()
 
     def work() -> Iterator[Batch]:
@@ -100,29 +97,17 @@ def stream(
 
     partials = []
     done = 0
-    with tqdm(total=len(job.order), desc="extracting", unit="text", disable=not progress, leave=False) as bar:
+    with tqdm(total=len(job.order), desc="extracting", unit="text", disable=not job.progress, leave=False) as bar:
         for partial in engine(job.collect, model, work()):
             partials.append(partial)
             rows = pending.popleft()
             bar.update(rows)
             done += rows
-            if on_progress is not None:
-                on_progress("extracting", done, len(job.order))
+            if job.on_progress is not None:
+                job.on_progress("extracting", done, len(job.order))
     return job.merge(partials)
 
 
-def run_corpus(
-    model: GPT2,
-    job: CorpusJob[P],
-    *,
-    engine: Engine = local,
-    progress: bool = False,
-    on_progress: ProgressCallback | None = None,
-) -> AnalysisResult:
+def run_corpus(model: GPT2, job: CorpusJob[Any, R], *, engine: Engine = local) -> R:
     """The whole corpus pass: every batch collected, merged, and finished into the result."""
-    return job.finish(stream(model, job, engine=engine, progress=progress, on_progress=on_progress))
-
-
-def forward(model: GPT2, batch: Batch) -> torch.Tensor:
-    """The batch's ids as a tensor on the model's device (for a collect step's forward pass)."""
-    return torch.from_numpy(batch.ids).to(model.device)
+    return job.finish(stream(model, job, engine=engine))

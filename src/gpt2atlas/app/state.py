@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import threading
@@ -14,9 +13,10 @@ from typing import Any
 
 import streamlit as st
 
-from gpt2atlas.analysis.base import ProgressCallback, call_supported, import_area
+from gpt2atlas.analysis.base import ProgressCallback
+from gpt2atlas.analysis.kinds import Inputs
+from gpt2atlas.areas.spec import AreaSpec
 from gpt2atlas.model.gpt2 import GPT2
-from gpt2atlas.viz.figures import figures_of
 
 MODEL_ENV = "GPT2ATLAS_MODEL"
 DEVICE_ENV = "GPT2ATLAS_DEVICE"
@@ -81,35 +81,31 @@ class ResultCache:
 
 @st.cache_resource
 def result_cache() -> ResultCache:
-    return ResultCache(max_entries=32)
+    return ResultCache(max_entries=64)  # analyses and their figures
 
 
 def cached_analysis(
-    model_id: str, module: str, prompt: str | None, options: tuple = (), on_progress: ProgressCallback | None = None
+    model_id: str,
+    spec: AreaSpec,
+    prompt: str | None,
+    options: tuple = (),
+    on_progress: ProgressCallback | None = None,
 ) -> Any:
-    """`module.analyze(model, prompt, **options)`, computed once per model, prompt and options (in this process).
+    """The area's analysis, run its own way, computed once per model, prompt and options (in this process).
 
-    `on_progress` goes to analyses that report their progress; it is not part of the key.
+    An option the analysis does not take is an InputError naming it. `on_progress` goes to analyses that
+    report their progress; it is not part of the key.
     """
 
     def compute() -> Any:
-        analyze = import_area(module).analyze
-        args = (get_model(model_id),) if prompt is None else (get_model(model_id), prompt)
-        extra = {"on_progress": on_progress} if on_progress is not None else {}
-        return call_supported(analyze, *args, **dict(options), **extra)
+        return spec.run(get_model(model_id), Inputs(prompt), dict(options), on_progress=on_progress)
 
-    return result_cache().get(("analysis", model_id, module, prompt, options), compute)
+    return result_cache().get(("analysis", model_id, spec.key, prompt, options), compute)
 
 
-def module_available(module: str) -> bool:
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError:
-        return False
-    return True
-
-
-@st.cache_resource(max_entries=32, show_spinner="drawing ...")
-def cached_figures(model_id: str, module: str, prompt: str | None, options: tuple = ()) -> dict:
+def cached_figures(model_id: str, spec: AreaSpec, prompt: str | None, options: tuple = ()) -> dict:
     """The named figures of a cached analysis."""
-    return figures_of(cached_analysis(model_id, module, prompt, options))
+    return result_cache().get(
+        ("figures", model_id, spec.key, prompt, options),
+        lambda: spec.figures(cached_analysis(model_id, spec, prompt, options)),
+    )

@@ -9,7 +9,7 @@ from typing import Literal
 import plotly.graph_objects as go
 import streamlit as st
 
-from gpt2atlas.viz.captions import caption
+from gpt2atlas.viz.figures import Figures
 from gpt2atlas.viz.labels import md_escape
 from gpt2atlas.viz.screen import wrap_subplot_titles
 
@@ -33,13 +33,15 @@ def token_strip(prompt: str, tokens: list[str], probs: list[float]) -> str:
     )
 
 
-def figure_picker(figures: Mapping[str, go.Figure], key: str, preferred: tuple[str, ...] = ()) -> None:
-    """A select box over `figures` and the chosen one drawn."""
+def figure_picker(
+    figures: Mapping[str, go.Figure], captions: Figures, key: str, preferred: tuple[str, ...] = ()
+) -> None:
+    """A select box over `figures` (each shown by its caption) and the chosen one drawn."""
     if not figures:
         st.info("This analysis made no figures.")
         return
     names = [n for n in preferred if n in figures] + [n for n in figures if n not in preferred]
-    name = st.selectbox("Figure", names, key=key, format_func=caption)
+    name = st.selectbox("Figure", names, key=key, format_func=captions.caption)
     chart(figures[name], key=f"{key}-chart")
 
 

@@ -169,7 +169,7 @@ def analyze(
         control=control,
         on_progress=on_progress,
     )
-    return run_corpus(model, job, progress=progress, on_progress=on_progress)
+    return run_corpus(model, job)
 
 
 def start(
@@ -189,7 +189,7 @@ def start(
     progress: bool = True,
     control: bool | None = None,
     on_progress: ProgressCallback | None = None,
-) -> CorpusJob[CloudRows]:
+) -> CorpusJob[CloudRows, GeometryResult]:
     """The pass over the corpus (see `analyze` for the arguments): settings checked, texts chosen, the points of
     both clouds planned; its collect step copies them out batch by batch, its finish measures them."""
     check_settings(
@@ -238,7 +238,7 @@ def start(
         assert corpus is not None
         return _measure(model, prompt, corpus, clouds, settings, layer, control, progress, on_progress, clock)
 
-    return cloud_job(model, plan, finish)
+    return cloud_job(model, plan, finish, progress=progress, on_progress=on_progress)
 
 
 def _measure(

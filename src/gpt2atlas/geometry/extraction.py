@@ -171,10 +171,19 @@ def assemble(plan: CloudPlan, rows: CloudRows, d_model: int) -> Clouds:
     return Clouds(plan.sites, points, plan.origins, plan.lengths, plan.n_skipped_short)
 
 
-def cloud_job(model: GPT2, plan: CloudPlan, finish: Callable[[CloudRows], R], batch_tokens: int = BATCH_TOKENS):
+def cloud_job(
+    model: GPT2,
+    plan: CloudPlan,
+    finish: Callable[[CloudRows], R],
+    *,
+    batch_tokens: int = BATCH_TOKENS,
+    progress: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> CorpusJob[CloudRows, R]:
     """The corpus runner's job that reads `plan`'s points; `finish` gets the merged rows."""
     collect = CollectClouds(tuple(s.hook for s in plan.sites), plan.origins)
-    return CorpusJob(plan.tokens, plan.order, collect, merge_rows, finish, model.tokenizer.eot_token_id, batch_tokens)
+    eot = model.tokenizer.eot_token_id
+    return CorpusJob(plan.tokens, plan.order, collect, merge_rows, finish, eot, batch_tokens, progress, on_progress)
 
 
 def extract_clouds(
@@ -203,8 +212,10 @@ def extract_clouds(
         include_first=include_first,
         seed=seed,
     )
-    job = cloud_job(model, plan, lambda rows: rows, batch_tokens)
-    return assemble(plan, stream(model, job, progress=progress, on_progress=on_progress), model.cfg.d_model)
+    job = cloud_job(
+        model, plan, lambda rows: rows, batch_tokens=batch_tokens, progress=progress, on_progress=on_progress
+    )
+    return assemble(plan, stream(model, job), model.cfg.d_model)
 
 
 def _forward_and_copy(

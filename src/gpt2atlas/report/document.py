@@ -11,15 +11,9 @@ from typing import Any
 import plotly.graph_objects as go
 
 from gpt2atlas.analysis.base import to_jsonable
+from gpt2atlas.viz.tables import Table
 
-
-@dataclass
-class Table:
-    """A small table of already-formatted cells."""
-
-    title: str
-    header: list[str]
-    rows: list[list[str]]
+__all__ = ["Alternative", "Part", "Report", "Sample", "SampleFindings", "SamplingSettings", "Section", "Table"]
 
 
 @dataclass
@@ -68,6 +62,7 @@ class Part:
     tables: list[Table] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     figures: dict[str, go.Figure] = field(default_factory=dict)
+    captions: dict[str, str] = field(default_factory=dict)  # the sentence under each figure, by its name
     findings: Any = field(default_factory=dict)  # the analysis's typed findings, kept for checks and JSON
     shared: bool = False  # what every prompt's part had in common, shown once (its findings stay in each part)
 

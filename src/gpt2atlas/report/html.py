@@ -21,7 +21,6 @@ from plotly.io.json import to_json_plotly
 from plotly.offline import get_plotlyjs
 
 from gpt2atlas.report.document import Part, Report, Sample, Section, Table
-from gpt2atlas.viz.captions import caption as caption_of
 from gpt2atlas.viz.readings import num
 from gpt2atlas.viz.screen import as_array, fit_to_screen
 
@@ -213,7 +212,7 @@ def _part(section: Section, index: int, part: Part, pack: FigurePack) -> str:
     out += [_table(t) for t in part.tables]
     for name, fig in part.figures.items():
         div, cuts = pack.add(fig, f"fig-{section.key}-{index}-{name}")
-        caption = " ".join([caption_of(name), *(f"{cut}." for cut in cuts)])
+        caption = " ".join([part.captions[name], *(f"{cut}." for cut in cuts)])
         out.append(
             f'<figure class="plot" data-name="{escape(name)}">{div}<figcaption>{escape(caption)}</figcaption></figure>'
         )

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from gpt2atlas.report.document import Part, Report, Sample, Section, Table
-from gpt2atlas.viz.captions import caption
 from gpt2atlas.viz.export import write_pngs
 from gpt2atlas.viz.labels import md_escape
 from gpt2atlas.viz.readings import num
@@ -39,7 +38,8 @@ def _part(section: Section, index: int, part: Part, folder_name: str) -> str:
     out += [_table(t) for t in part.tables]
     out += [_sample(s) for s in part.samples]
     out += [
-        f"![{md_escape(caption(name))}]({folder_name}/{figure_file(section, index, name)})\n\n*{md_escape(caption(name))}*"
+        f"![{md_escape(part.captions[name])}]({folder_name}/{figure_file(section, index, name)})\n\n"
+        f"*{md_escape(part.captions[name])}*"
         for name in part.figures
     ]
     return "\n\n".join(out)

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gpt2atlas.analysis.attention import SCORES, AttentionResult, HeadScores, InductionTarget, ScoredHead
+from gpt2atlas.viz.figures import Figures
 from gpt2atlas.viz.labels import token_labels
 
 WEIGHT_SCALE = [[0.0, "#ffffff"], [1.0, "#08306b"]]  # white (0) to navy (1)
@@ -371,3 +372,21 @@ def attention_figures(result: AttentionResult) -> dict[str, go.Figure]:
             induction.targets or [],
         )
     return figures
+
+
+FIGURES = Figures(
+    attention_figures,
+    {
+        "head_scores": "Each head's score for each role (previous token, induction, duplicate token, first-token "
+        "sink) on this prompt.",
+        "head_pattern": "One head's attention pattern on the prompt: each row a query token, each column the key it reads.",
+        "lines": "Attention as lines from each token to the tokens it reads (thicker: more weight).",
+        "layer_heads": "Every head of one layer side by side.",
+        "prompt_induction": "Induction on the prompt itself: the head that looks most at the token that followed an "
+        "earlier copy of the current one; its targets are circled.",
+        "sink_and_last_token": "Attention to the first token (the sink) per layer, and where the last token looks, "
+        "layer by key.",
+        "batch_mean_patterns": "Attention patterns averaged over a batch of texts.",
+    },
+    first=("head_scores", "head_pattern", "prompt_induction", "lines", "layer_heads", "sink_and_last_token"),
+)

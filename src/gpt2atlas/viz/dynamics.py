@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 
 from gpt2atlas.analysis.dynamics import HEAD_SCORES, Dynamics
 from gpt2atlas.training.history import TrainingHistory
+from gpt2atlas.viz.figures import Figures
 from gpt2atlas.viz.training import loss_curve_figure
 
 SCORE_TITLES = {
@@ -230,3 +231,16 @@ def figures(dynamics: Dynamics, history: TrainingHistory) -> dict[str, go.Figure
         found["heads_over_time"] = heads_figure(dynamics)
         found["depth_over_time"] = depth_figure(dynamics)
     return found
+
+
+FIGURES = Figures(
+    figures,
+    {
+        "loss": "Training and validation loss over the run.",
+        "position_tables": "The position embedding at initialisation, half-way and at the end.",
+        "positions_over_time": "The position embedding's roughness, periodicity and PCA share over training.",
+        "heads_over_time": "Each head's previous-token and induction scores at every checkpoint.",
+        "depth_over_time": "Logit-lens agreement and intrinsic dimension per layer over training.",
+    },
+    first=("position_tables", "positions_over_time", "heads_over_time", "loss"),
+)

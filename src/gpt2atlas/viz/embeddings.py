@@ -12,6 +12,7 @@ from plotly.subplots import make_subplots
 
 from gpt2atlas.analysis.embeddings import EmbeddingData, EmbeddingFindings, EmbeddingReport
 from gpt2atlas.numerics.pca import components_for
+from gpt2atlas.viz.figures import Figures
 from gpt2atlas.viz.labels import escape, token_label
 
 KIND_COLOURS = {
@@ -520,3 +521,45 @@ def embedding_figures(findings: EmbeddingFindings, data: EmbeddingData) -> dict[
 
 def embedding_result_figures(result: EmbeddingReport) -> dict[str, go.Figure]:
     return embedding_figures(result.findings, result.data)
+
+
+FIGURES = Figures(
+    embedding_result_figures,
+    {
+        "dim_stats": "Token and position embeddings, dimension by dimension and row by row.",
+        "token_dim_means": "The mean of each token-embedding dimension over the vocabulary; marked dims stand out "
+        "by more than 3 standard deviations of the means.",
+        "position_curves": "The position embedding's most varying dimensions along the positions: trained models "
+        "draw smooth waves, random ones noise.",
+        "position_pca_3d": "Positions in the first three principal components of the position embedding.",
+        "position_pca_2d": "Positions in the first two principal components of the position embedding.",
+        "position_heatmap": "The position embedding, position by dimension.",
+        "position_cosine": "Cosine similarity between the position embeddings of every pair of positions.",
+        "pca_global_local": "Variance explained by principal components, over the whole vocabulary and in local "
+        "neighbourhoods.",
+        "dim_pairs": "Tokens (a sample) and positions in pairs of embedding dimensions.",
+        "tokens_pca_2d": "A sample of the vocabulary in the first two principal components; the prompt's tokens "
+        "are labelled.",
+        "tokens_tsne_2d": "A sample of the vocabulary laid out by t-SNE; the prompt's tokens are labelled.",
+        "tokens_umap_2d": "A sample of the vocabulary laid out by UMAP; the prompt's tokens are labelled.",
+        "joint_pca_2d": "The prompt's token and position embeddings together in two principal components.",
+        "joint_pca_3d": "The prompt's token and position embeddings together in three principal components.",
+        "tokens_pca_3d": "A sample of the vocabulary in the first three principal components; the prompt's tokens "
+        "are labelled.",
+        "tokens_tsne_3d": "A sample of the vocabulary laid out by t-SNE in three dimensions; the prompt's tokens are "
+        "labelled.",
+        "tokens_umap_3d": "A sample of the vocabulary laid out by UMAP in three dimensions; the prompt's tokens are "
+        "labelled.",
+    },
+    first=(
+        "dim_stats",
+        "token_dim_means",
+        "position_curves",
+        "position_pca_3d",
+        "pca_global_local",
+        "tokens_umap_2d",
+        "tokens_tsne_2d",
+        "tokens_pca_2d",
+        "joint_pca_3d",
+    ),
+)

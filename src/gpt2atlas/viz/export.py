@@ -95,8 +95,8 @@ def write_result_folder(
     return final
 
 
-def save_result(result: AnalysisResult, out_dir: str | Path, *, png: bool = True) -> Path:
-    """An analysis result's findings.json and figures, in `out_dir/<area>/`."""
-    from gpt2atlas.viz.figures import figures_of
-
-    return write_result_folder(out_dir, result.area, result.to_json(), figures_of(result), png=png)
+def save_result(
+    result: AnalysisResult, figures: Mapping[str, go.Figure], out_dir: str | Path, *, png: bool = True
+) -> Path:
+    """An analysis result's findings.json and its figures, in `out_dir/<area>/`."""
+    return write_result_folder(out_dir, result.area, result.to_json(), figures, png=png)

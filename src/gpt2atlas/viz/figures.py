@@ -1,32 +1,31 @@
-"""The figures of any analysis result. Analyses compute numbers and never draw; this is where they are drawn."""
+"""An area's figures: the function that draws them from its result, and every figure name it can draw with its
+caption, declared together beside the drawer (analyses compute numbers and never draw; viz draws them)."""
 
 from __future__ import annotations
 
-from importlib import import_module
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import plotly.graph_objects as go
 
-from gpt2atlas.analysis.base import AnalysisResult
 
-# area -> (viz module, its function from a result to its named figures)
-_DRAWERS: dict[str, tuple[str, str]] = {
-    "attention": ("gpt2atlas.viz.attention", "attention_figures"),
-    "embeddings": ("gpt2atlas.viz.embeddings", "embedding_result_figures"),
-    "geometry": ("gpt2atlas.viz.geometry", "geometry_result_figures"),
-    "journey": ("gpt2atlas.viz.journey", "journey_figures"),
-    "layernorm": ("gpt2atlas.viz.layernorm", "layernorm_figures"),
-    "neurons": ("gpt2atlas.viz.neurons", "neuron_figures"),
-    "residual": ("gpt2atlas.viz.residual", "residual_figures"),
-    "saliency": ("gpt2atlas.viz.saliency", "saliency_figures"),
-    "weights": ("gpt2atlas.viz.weights", "weights_figures"),
-}
+@dataclass(frozen=True)
+class Figures:
+    """`draw(result)` gives named figures (names become file names); `captions` holds every name it can give,
+    each with the sentence shown under it (what it shows and how to read it); `first` the ones shown first."""
 
+    draw: Callable[..., dict[str, go.Figure]]
+    captions: Mapping[str, str]
+    first: tuple[str, ...] = ()
 
-def figures_of(result: AnalysisResult) -> dict[str, go.Figure]:
-    """Named plotly figures of an analysis result (names become file names); {} for an area without figures."""
-    if result.area not in _DRAWERS:
-        return {}
-    module, function = _DRAWERS[result.area]
-    draw: Any = getattr(import_module(module), function)
-    return draw(result)
+    def __call__(self, *drawn: Any) -> dict[str, go.Figure]:
+        return self.draw(*drawn)
+
+    def caption(self, name: str) -> str:
+        """The figure's caption (KeyError for a name this drawer does not declare: the contract test's job)."""
+        return self.captions[name]
+
+    def captions_of(self, names: Any) -> dict[str, str]:
+        """The captions of the figures named (for a report part or a figure picker)."""
+        return {name: self.captions[name] for name in names}

@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 from gpt2atlas.geometry.analysis import GeometryResult
 from gpt2atlas.geometry.estimators import IDScaling
 from gpt2atlas.geometry.findings import GeometryFindings, GramProfile, LayerRow, RandomControl, TextDistances, TsneMap
+from gpt2atlas.viz.figures import Figures
 from gpt2atlas.viz.labels import escape
 
 CLOUD_TITLES = {"last_token": "last token of each text", "all_tokens": "all tokens (sampled)"}
@@ -352,3 +353,21 @@ def gram_log_volume(data: GramProfile) -> go.Figure:
 
 def geometry_result_figures(result: GeometryResult) -> dict[str, go.Figure]:
     return geometry_figures(result.findings)
+
+
+FIGURES = Figures(
+    geometry_result_figures,
+    {
+        "id_vs_layer": "Intrinsic dimension of the hidden representations layer by layer (TwoNN, GRIDE, PCA).",
+        "id_vs_scale": "Intrinsic dimension against the distance scale at every residual layer (GRIDE, and TwoNN "
+        "on decimated clouds).",
+        "pca_components": "Principal components needed for 75-95% of the variance at every site of the forward pass.",
+        "norm_anisotropy": "Mean vector norm and anisotropy (mean pairwise cosine) along the forward pass.",
+        "gram_log_volume": "Log volume of the parallelotope spanned by the prompt's token vectors, per layer.",
+        "pca_spectra": "The explained-variance spectrum of each cloud at every residual layer.",
+        "text_distances": "Euclidean and cosine distances between the last-token vectors of the first texts, at the "
+        "focus layer.",
+        "tsne_3d": "The texts' last-token vectors at the focus layer, laid out by t-SNE in three dimensions.",
+    },
+    first=("id_vs_layer", "id_vs_scale", "pca_components", "norm_anisotropy", "gram_log_volume"),
+)

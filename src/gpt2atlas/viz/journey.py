@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gpt2atlas.analysis.journey import CosineTable, JourneyFindings, JourneyResult, LensGuess
+from gpt2atlas.viz.figures import Figures
 from gpt2atlas.viz.labels import escape, token_label, token_labels
 
 CELL_CHARS = 10  # visible characters of a token in a logit-lens cell (the hover has it whole)
@@ -297,3 +298,16 @@ def journey_figures(result: JourneyResult) -> dict[str, go.Figure]:
         "cosines": cosines_figure(result),
         "trajectory": trajectory_figure(result),
     }
+
+
+FIGURES = Figures(
+    journey_figures,
+    {
+        "logit_lens": "The logit lens: the model's top guess for the next token after each layer.",
+        "rank_kl": "How far each layer's guess is from the final prediction: the final token's rank and the KL divergence.",
+        "cosines": "Mean cosine similarity of the residual stream at each layer, and the spread of the token cloud.",
+        "trajectory": "The traced token's residual vector through the layers, projected by PCA (the other "
+        "positions faint).",
+    },
+    first=("logit_lens", "rank_kl", "cosines", "trajectory"),
+)

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gpt2atlas.analysis.layernorm import Superposition, top3_projection
+from gpt2atlas.viz.figures import Figures
 from gpt2atlas.viz.labels import token_labels
 
 if TYPE_CHECKING:
@@ -314,3 +315,18 @@ def layernorm_figures(result: LayerNormResult) -> dict[str, go.Figure]:
         "gelu": gelu_figure(draw.gelu_grid, draw.gelu_curve, draw.pre_activations, f.gelu.layer),
         "superposition": superposition_figure(draw.angles_before, draw.angles_after, f.superposition),
     }
+
+
+FIGURES = Figures(
+    layernorm_figures,
+    {
+        "steps_3d": "LayerNorm step by step on the prompt's residual vectors: centre, scale onto the sphere, gain, shift.",
+        "toy_3d": "LayerNorm's steps on points in three dimensions, where the sphere can be seen.",
+        "gamma_per_dim": "The gain γ of each dimension for every LayerNorm; outlier dims marked.",
+        "gamma_vs_position": "Which dimensions carry position: each LayerNorm's gain against the position "
+        "embedding's spread, one point per dimension.",
+        "superposition": "Angles between directions packed into the residual space, random and optimised.",
+        "gelu": "The GELU non-linearity, with the pre-activations the MLP sees on the prompt.",
+    },
+    first=("steps_3d", "toy_3d", "gamma_per_dim", "gamma_vs_position", "superposition", "gelu"),
+)

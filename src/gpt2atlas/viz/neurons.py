@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gpt2atlas.analysis.neurons import ChosenNeuron, NeuronsResult, StrongNeuron
+from gpt2atlas.viz.figures import Figures
 from gpt2atlas.viz.labels import token_label, token_labels
 
 
@@ -164,3 +165,17 @@ def neuron_figures(result: NeuronsResult) -> dict[str, go.Figure]:
         "neuron_key_value": key_value_figure(chosen, acts[chosen.layer, :, chosen.neuron], labels),
         "fraction_active": fraction_active_figure(f.fraction_active_by_layer),
     }
+
+
+FIGURES = Figures(
+    neuron_figures,
+    {
+        "fraction_active": "The share of MLP neurons active (GELU output > 0) in each layer.",
+        "tokens_by_neurons": "The neurons that fire most for each token of the prompt.",
+        "neuron_key_value": "One neuron: what turns it on (its input weights) and what it writes (its output "
+        "weights read through the unembedding).",
+        "tokens_by_layers": "For each token and layer, its strongest neuron activation (hover names the neuron) "
+        "and the share of neurons above zero.",
+    },
+    first=("fraction_active", "tokens_by_neurons", "neuron_key_value", "tokens_by_layers"),
+)

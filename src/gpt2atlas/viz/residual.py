@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import plotly.graph_objects as go
 
+from gpt2atlas.viz.figures import Figures
 from gpt2atlas.viz.labels import token_labels
 
 if TYPE_CHECKING:
@@ -114,3 +115,14 @@ def residual_figures(result: ResidualResult) -> dict[str, go.Figure]:
         "token_layer_norms": token_layer_figure(result),
         "outlier_dims": outlier_dims_figure(result),
     }
+
+
+FIGURES = Figures(
+    residual_figures,
+    {
+        "norm_growth": "The residual stream's norm after each layer, and what attention and MLP add to it.",
+        "outlier_dims": "The outlier dimensions: peak |activation| over the median of each residual state.",
+        "token_layer_norms": "The residual norm of each token at each layer.",
+    },
+    first=("norm_growth", "outlier_dims", "token_layer_norms"),
+)

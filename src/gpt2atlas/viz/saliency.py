@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gpt2atlas.analysis.saliency import SaliencyResult
+from gpt2atlas.viz.figures import Figures
 from gpt2atlas.viz.labels import token_label, token_labels
 
 DIVERGING = "RdBu"  # red: pushes the target down, blue: pushes it up
@@ -99,3 +100,13 @@ def saliency_figures(result: SaliencyResult) -> dict[str, go.Figure]:
         "tokens_coloured": coloured_tokens_figure(methods, f.tokens, target),
         "scores_bar": scores_bar_figure(methods, f.tokens),
     }
+
+
+FIGURES = Figures(
+    saliency_figures,
+    {
+        "tokens_coloured": "The prompt coloured by each token's saliency for the prediction.",
+        "scores_bar": "Each input token's saliency for the predicted next token.",
+    },
+    first=("tokens_coloured", "scores_bar"),
+)

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gpt2atlas.analysis.weights import WeightBlockFindings, WeightReport, WeightView
+from gpt2atlas.viz.figures import Figures
 from gpt2atlas.viz.labels import escape
 
 MAX_SECTION_LINES = 72
@@ -103,3 +104,14 @@ def weights_figures(result: WeightReport) -> dict[str, go.Figure]:
     figures["model_summary"] = summary_figure(result.model_summary)
     figures["architecture_3d"] = architecture_figure(result.model_summary)
     return figures
+
+
+FIGURES = Figures(
+    weights_figures,
+    {
+        "heatmap": "A block of one weight matrix, value by value, beside the histogram of all its values.",
+        "model_summary": "Parameters per component and per layer.",
+        "architecture_3d": "The architecture in 3-D: each block's parts, sized by their parameters.",
+    },
+    first=("heatmap", "model_summary", "architecture_3d"),
+)

@@ -7,6 +7,7 @@ import streamlit as st
 from gpt2atlas.app import state
 from gpt2atlas.app.views.analysis import progress_bar
 from gpt2atlas.app.widgets import figure_picker, reading
+from gpt2atlas.viz.dynamics import FIGURES
 from gpt2atlas.viz.readings import read_dynamics
 
 
@@ -25,10 +26,8 @@ def measured(model_id: str, on_progress=None):
 
 @st.cache_resource(max_entries=2, show_spinner="drawing ...")
 def figures(model_id: str) -> dict:
-    from gpt2atlas.viz.dynamics import figures as draw
-
     history, dynamics = measured(model_id)
-    return draw(dynamics, history)
+    return FIGURES(dynamics, history)
 
 
 def render(model, settings) -> None:
@@ -45,4 +44,5 @@ def render(model, settings) -> None:
         _, dynamics = measured(settings.model_id, on_progress=progress_bar(bar))
     bar.empty()
     reading(read_dynamics(dynamics))
-    figure_picker(figures(settings.model_id), key="learning_figure", preferred=("position_tables", "heads_over_time"))
+    preferred = ("position_tables", "heads_over_time")
+    figure_picker(figures(settings.model_id), FIGURES, key="learning_figure", preferred=preferred)

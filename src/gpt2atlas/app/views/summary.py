@@ -8,9 +8,8 @@ import streamlit as st
 from gpt2atlas.analysis.summary import ModelSummary
 from gpt2atlas.app import state
 from gpt2atlas.app.widgets import figure_picker, reading
+from gpt2atlas.areas.weights import SPEC as WEIGHTS
 from gpt2atlas.viz.readings import read_summary
-
-WEIGHTS = "gpt2atlas.analysis.weights"
 
 
 @st.cache_resource(max_entries=2)
@@ -47,4 +46,4 @@ def render(model, settings) -> None:
         },
     )
     figures = state.cached_figures(settings.model_id, WEIGHTS, None)
-    figure_picker(figures, key="summary_figure", preferred=("model_summary", "architecture_3d"))
+    figure_picker(figures, WEIGHTS.figures, key="summary_figure", preferred=("model_summary", "architecture_3d"))

@@ -1,49 +1,29 @@
-"""One command per analysis area (`gpt2atlas embeddings`, `attention`, ...), made from the registry's declaration:
-the area's prompt, its knobs as options (defaults from `analyze`'s signature), then the usual --out, --model,
---png and --device. An area whose command must do more (geometry reads a corpus) says what in `Extras`, from a
-module of its own.
+"""One command per area (`gpt2atlas embeddings`, `attention`, ...), made from the area's spec: its prompt, its
+knobs as options (defaults from the analysis's signature), the command-only options its `CommandPart` declares
+(geometry's corpus), then the usual --out, --model, --png and --device. The analysis runs its own way
+(analysis/kinds.py), as it does in the report and the dashboard.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, cast
 
 import typer
 from rich.console import Console
 
-from gpt2atlas.analysis.areas import AREAS, Area, Knob
-from gpt2atlas.analysis.base import AnalysisResult, AreaUnavailable, import_area
-from gpt2atlas.cli.commands import geometry
+from gpt2atlas.analysis.kinds import Inputs
+from gpt2atlas.areas import AREAS
+from gpt2atlas.areas.spec import AreaSpec, CommandOption, Knob
 from gpt2atlas.cli.common import DeviceOption, ModelOption, OutOption, PngOption, check_prompt, err_console, load
-from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.viz.export import save_result
-
-
-@dataclass(frozen=True)
-class Extras:
-    """What an area's command does beyond loading the model, calling `analyze` and saving the result."""
-
-    options: tuple[inspect.Parameter, ...] = ()  # command-line-only options, handed to `run` with the knobs
-    run: Callable[[GPT2, Optional[str], dict[str, Any]], AnalysisResult] | None = None  # instead of `analyze`
-    done: Callable[[AnalysisResult, Path], None] | None = None  # after saving, with the folder written
-    out: Path | None = None  # the default output folder (else --out is required)
-
-
-EXTRAS = {"geometry": Extras(geometry.OPTIONS, geometry.run, geometry.done, Path("atlas-out"))}
 
 
 def register(app: typer.Typer) -> None:
     """Add every area's command to `app`."""
-    for declared in AREAS:
-        try:
-            analyze = import_area(declared.module).analyze
-        except AreaUnavailable:
-            continue  # an optional area not installed: no command
-        app.command(declared.key)(area_command(declared, analyze, EXTRAS.get(declared.key, Extras())))
+    for spec in AREAS:
+        app.command(spec.key)(area_command(spec))
 
 
 def knob_parameter(knob: Knob, default: Any) -> inspect.Parameter:
@@ -78,26 +58,33 @@ def knob_options(knobs: tuple[Knob, ...], given: dict[str, Any]) -> dict[str, An
     return options
 
 
-def _prompt_parameter(declared: Area) -> list[inspect.Parameter]:
-    if declared.prompt == "none":
+def _prompt_parameter(spec: AreaSpec) -> list[inspect.Parameter]:
+    part = spec.command
+    if part.prompt == "none":
         return []
-    required = declared.prompt == "required"
-    option = typer.Option("--prompt", "-p", help=declared.prompt_help)
+    required = part.prompt == "required"
+    option = typer.Option("--prompt", "-p", help=part.prompt_help)
     kind: Any = Annotated[str if required else Optional[str], option]
     default = inspect.Parameter.empty if required else None
     return [inspect.Parameter("prompt", inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)]
 
 
-def area_command(declared: Area, analyze: Callable[..., AnalysisResult], extras: Extras) -> Callable[..., None]:
+def _command_option(option: CommandOption) -> inspect.Parameter:
+    annotation = cast(Any, Annotated)[option.kind, typer.Option(help=option.help)]
+    return inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=option.default, annotation=annotation)
+
+
+def area_command(spec: AreaSpec) -> Callable[..., None]:
     """The command of one area, as a function whose signature Typer reads."""
-    defaults = inspect.signature(analyze).parameters
+    defaults = spec.defaults()
+    part = spec.command
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [
-        *_prompt_parameter(declared),
-        inspect.Parameter("out", keyword, default=extras.out or inspect.Parameter.empty, annotation=OutOption),
+        *_prompt_parameter(spec),
+        inspect.Parameter("out", keyword, default=part.out or inspect.Parameter.empty, annotation=OutOption),
         inspect.Parameter("model", keyword, default="gpt2", annotation=ModelOption),
-        *(knob_parameter(knob, defaults[knob.name].default) for knob in declared.knobs),
-        *extras.options,
+        *(knob_parameter(knob, defaults[knob.name].default) for knob in spec.knobs),
+        *(_command_option(option) for option in part.options),
         inspect.Parameter("png", keyword, default=True, annotation=PngOption),
         inspect.Parameter("device", keyword, default="cpu", annotation=DeviceOption),
     ]
@@ -106,25 +93,23 @@ def area_command(declared: Area, analyze: Callable[..., AnalysisResult], extras:
         prompt = given.get("prompt")
         if prompt is not None:
             check_prompt(prompt)
-        options = knob_options(declared.knobs, given)
-        options.update({p.name: given[p.name] for p in extras.options})
+        options = knob_options(spec.knobs, given)
+        options.update({option.name: given[option.name] for option in part.options})
         gpt = load(given["model"], given["device"])
-        if extras.run is not None:
-            result = extras.run(gpt, prompt, options)
-        elif declared.prompt == "none":
-            result = analyze(gpt, **options)
-        else:
-            result = analyze(gpt, prompt, **options)
-        with err_console.status(f"writing {declared.key} figures{' (HTML + PNG)' if given['png'] else ''} ..."):
-            folder = save_result(result, given["out"], png=given["png"])
-        Console(highlight=False, soft_wrap=True).print(f"{declared.key}: findings and figures written to {folder}")
-        if extras.done is not None:
-            extras.done(result, folder)
+        if part.prepare is not None:
+            with err_console.status(f"{part.preparing} ..."):
+                options = part.prepare(gpt, prompt, options)
+        result = spec.run(gpt, Inputs(prompt), options)
+        with err_console.status(f"writing {spec.key} figures{' (HTML + PNG)' if given['png'] else ''} ..."):
+            folder = save_result(result, spec.figures(result), given["out"], png=given["png"])
+        Console(highlight=False, soft_wrap=True).print(f"{spec.key}: findings and figures written to {folder}")
+        if part.done is not None:
+            part.done(result, folder)
 
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in parameters}
-    command.__name__ = declared.key
-    command.__doc__ = declared.command or declared.about
+    command.__name__ = spec.key
+    command.__doc__ = part.help or spec.about
     return command
 
 
@@ -132,7 +117,7 @@ def flag_names() -> dict[str, str]:
     """Knobs whose command-line flag has another name than the argument (dim_pairs -> dim-pair)."""
     return {
         knob.name: knob.flag.removeprefix("--")
-        for declared in AREAS
-        for knob in declared.knobs
+        for spec in AREAS
+        for knob in spec.knobs
         if knob.flag != "--" + knob.name.replace("_", "-")
     }

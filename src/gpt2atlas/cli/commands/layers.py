@@ -1,15 +1,15 @@
-"""`gpt2atlas layers`: all six inside-the-layers analyses at once (each also has its own command)."""
+"""`gpt2atlas layers`: every inside-the-layers area at once (each also has its own command), from their specs."""
 
 from __future__ import annotations
 
-import importlib
 import time
 
 import typer
 from rich.console import Console
 from tqdm import tqdm
 
-from gpt2atlas.analysis.areas import LAYER_AREAS, area
+from gpt2atlas.analysis.kinds import Inputs
+from gpt2atlas.areas import LAYER_AREAS
 from gpt2atlas.cli.common import DeviceOption, ModelOption, OutOption, PngOption, PromptOption, check_prompt, load
 from gpt2atlas.viz.export import browser_session, save_result
 
@@ -27,17 +27,17 @@ def layers(
 ) -> None:
     """Run every inside-the-layers analysis at once (attention, neurons, layernorm, residual, journey, saliency)."""
     check_prompt(prompt)
-    modules = {key: importlib.import_module(area(key).module) for key in LAYER_AREAS}
     gpt = load(model, device)
     console = Console(highlight=False, soft_wrap=True)
     start = time.perf_counter()
     written = []
-    with browser_session(png), tqdm(total=len(modules), unit="area", desc="layers") as bar:
-        for key, module in modules.items():
-            bar.set_postfix_str(key)
+    with browser_session(png), tqdm(total=len(LAYER_AREAS), unit="area", desc="layers") as bar:
+        for spec in LAYER_AREAS:
+            bar.set_postfix_str(spec.key)
             began = time.perf_counter()
-            folder = save_result(module.analyze(gpt, prompt), out, png=png)
-            written.append((key, folder, time.perf_counter() - began))
+            result = spec.run(gpt, Inputs(prompt))
+            folder = save_result(result, spec.figures(result), out, png=png)
+            written.append((spec.key, folder, time.perf_counter() - began))
             bar.update()
     for key, folder, seconds in written:
         console.print(f"{key:>10}: {folder}  ({seconds:.1f} s)")

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gpt2atlas.analysis.areas import AREA_KEYS
+from gpt2atlas.areas import AREAS
 from gpt2atlas.cli.common import DeviceOption, DtypeOption, ModelOption, RevisionOption, load, training_history
 from gpt2atlas.errors import InputError
 
@@ -68,7 +68,7 @@ def report(
         Optional[list[str]],
         typer.Option(
             "--skip",
-            help=f"leave out a section (repeatable): summary, {', '.join(AREA_KEYS)}, samples, learning",
+            help=f"leave out a section (repeatable): summary, {', '.join(spec.key for spec in AREAS)}, samples, learning",
         ),
     ] = None,
     projections: Annotated[

@@ -2,12 +2,12 @@
 
 Each `read_<area>(findings)` (one module per area) returns plain-text sentences; the renderers escape them. A
 sentence whose numbers are missing is left out and logged, never invented; `key_numbers` is the fallback that
-lists the scalar findings when a section's reading has nothing to say.
+lists the scalar findings when a section's reading has nothing to say. Each area's spec (gpt2atlas.areas) names
+its reading.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from gpt2atlas.analysis.base import to_jsonable
@@ -25,13 +25,11 @@ from gpt2atlas.viz.readings.weights import read_weights
 from gpt2atlas.viz.readings.words import num, pct, quoted, versus_chance
 
 __all__ = [
-    "READERS",
     "first_stable_top1_layer",
     "key_numbers",
     "num",
     "pct",
     "quoted",
-    "read",
     "read_attention",
     "read_dynamics",
     "read_embeddings",
@@ -59,23 +57,3 @@ def key_numbers(findings: Any, limit: int = 8) -> list[str]:
         if len(out) >= limit:
             break
     return out
-
-
-READERS: dict[str, Callable[[Any], list[str]]] = {  # each takes its own area's typed findings
-    "embeddings": read_embeddings,
-    "weights": read_weights,
-    "attention": read_attention,
-    "neurons": read_neurons,
-    "layernorm": read_layernorm,
-    "residual": read_residual,
-    "journey": read_journey,
-    "saliency": read_saliency,
-    "geometry": read_geometry,
-}
-
-
-def read(area: str, findings: Any) -> list[str]:
-    """The reading of an area's findings (the scalar findings if its reader finds nothing it knows)."""
-    reader = READERS.get(area)
-    sentences = reader(findings) if reader else []
-    return sentences or key_numbers(findings)

@@ -204,12 +204,12 @@ def start(
     if corpus is None and texts is not None:
         chosen, n_distinct = sample_texts(texts, max_texts, seed)
         corpus = Corpus(chosen, CorpusInfo(name="user texts", n_available=n_distinct, n_texts=len(chosen)))
-    corpus = corpus or default_corpus(max_texts, seed)
+    chosen_corpus = corpus or default_corpus(max_texts, seed)
     clock["corpus"] = time.perf_counter()
     sites = measurement_sites(model.cfg.n_layer, substeps)
     plan = plan_clouds(
         model,
-        corpus.texts,
+        chosen_corpus.texts,
         sites,
         max_tokens=max_tokens,
         all_tokens_budget=all_tokens_budget,
@@ -235,8 +235,7 @@ def start(
 
     def finish(rows: CloudRows) -> GeometryResult:
         clouds = assemble(plan, rows, model.cfg.d_model)
-        assert corpus is not None
-        return _measure(model, prompt, corpus, clouds, settings, layer, control, progress, on_progress, clock)
+        return _measure(model, prompt, chosen_corpus, clouds, settings, layer, control, progress, on_progress, clock)
 
     return cloud_job(model, plan, finish, progress=progress, on_progress=on_progress)
 

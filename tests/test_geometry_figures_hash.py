@@ -24,7 +24,12 @@ def geometry_figure_hashes() -> dict[str, str]:
 
 
 @pytest.mark.skipif(not RECORDED.exists(), reason="no recorded hashes")
-def test_geometry_figures_hash_as_recorded():
+def test_geometry_figures_hash_as_recorded(monkeypatch):
+    import plotly.io as pio
+
+    # plotly's own default template, as recorded: importing streamlit (the dashboard's tests) makes its own the
+    # default, which every figure's JSON then carries
+    monkeypatch.setattr(pio.templates, "default", "plotly")
     assert geometry_figure_hashes() == json.loads(RECORDED.read_text())
 
 

@@ -93,7 +93,7 @@ DEFAULT_PROMPT = (
 
 
 class AreaUnavailable(Exception):
-    """An area's module is not part of this installation (an optional extra)."""
+    """What a section needs is not at hand (an optional extra, a training history, a corrupted prompt)."""
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total): long analyses report as they go

@@ -162,7 +162,7 @@ class CollectClouds:
 
 
 def assemble(plan: CloudPlan, rows: CloudRows, d_model: int) -> Clouds:
-    """The clouds from the merged rows (each chunk is released as it is placed: memory holds the clouds once)."""
+    """The clouds from the merged rows (each chunk is released as soon as it is placed)."""
     points = {c: np.zeros((len(plan.sites), len(o), d_model), dtype=np.float32) for c, o in plan.origins.items()}
     while rows.chunks:
         for cloud, (dest, vectors) in rows.chunks.pop(0).items():

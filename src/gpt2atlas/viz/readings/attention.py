@@ -40,7 +40,7 @@ def read_attention(f: AttentionFindings) -> list[str]:
             )
         return "Named roles — " + "; ".join(said) + "."
 
-    def top(score: str, label: str) -> Callable[[], str]:
+    def top(score: str, label: str) -> Callable[[], str | None]:
         def say() -> str | None:
             scored = [r for r in heads if not math.isnan(r.score(score))]
             if not scored:

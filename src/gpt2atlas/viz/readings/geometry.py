@@ -31,7 +31,7 @@ def read_geometry(f: GeometryFindings) -> list[str]:
         n = f.n_texts
         return f"Corpus: {name}" + (f", {n:,} texts." if n else ".")
 
-    def profile(cloud: str) -> Callable[[], str]:
+    def profile(cloud: str) -> Callable[[], str | None]:
         def say() -> str | None:
             mine = [r for r in rows if r.cloud == cloud]
             if not mine:

@@ -38,7 +38,7 @@ def _fields_jsonable(value: Any) -> dict[str, Any]:
     return out
 
 
-# how a non-finite float is written in findings.json (JSON has no NaN or inf; null stays "not defined here")
+# how a non-finite float is written in findings.json (JSON has no NaN or inf; null is a field with no number)
 NON_FINITE_MARKS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 

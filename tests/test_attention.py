@@ -139,7 +139,7 @@ def test_short_prompts_name_no_role_by_chance(tiny_model):
     assert all(not named for named in result.findings.roles.values())
     one = attention.analyze(tiny_model, "Hi")
     assert all(math.isnan(r.prev_token) for r in one.findings.heads)
-    assert json.loads(one.to_json())["heads"][0]["prev_token"] is None
+    assert json.loads(one.to_json())["heads"][0]["prev_token"] == "NaN"
 
 
 def test_findings_record_what_was_analysed(tiny_model):

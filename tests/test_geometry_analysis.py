@@ -277,11 +277,13 @@ def test_findings_layout(planted):
     distances = np.array(findings["text_distances"]["euclidean"])
     assert distances.shape == (40, 40) and np.allclose(distances, distances.T) and np.allclose(np.diag(distances), 0)
     assert len(findings["tsne"]["coords"]) == 400
-    assert findings["gram"]["log_volume"][0] is None  # more than 3 tokens on a 3-dim cloud: volume 0
+    assert findings["gram"]["log_volume"][0] == "-Infinity"  # more than 3 tokens on a 3-dim cloud: volume 0
     assert {"extraction_s", "estimation_s", "total_s"} <= set(findings["timing"])
     assert findings["memory"]["peak_rss_mb"] > 0
     assert [r.layer for r in result.rows("last_token")] == list(range(TINY.n_layer + 1))
-    redrawn = figures_of(GeometryResult.from_json(result.to_json()))  # from the saved JSON alone (NaN became null)
+    saved = GeometryResult.from_json(result.to_json())  # from the saved JSON alone (NaN and -inf as their marks)
+    assert saved.findings.gram.log_volume[0] == -math.inf
+    redrawn = figures_of(saved)
     assert set(redrawn) == FIGURES
 
 

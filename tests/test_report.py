@@ -210,7 +210,41 @@ def test_a_failing_or_missing_analysis_costs_only_its_section(tiny_model, tmp_pa
     assert by_key["summary"].skipped is None
     assert "RuntimeError: planted failure" in by_key["attention"].skipped
     assert "not available" in by_key["journey"].skipped
+    assert [s.key for s in result.sections if s.failed] == ["attention"]  # a missing module is not a failure
     assert "planted failure" in out.read_text()
+
+
+def _report_with_attention_raising(error, tiny_checkpoint, tmp_path, monkeypatch, capsys) -> tuple[int, Path, str]:
+    """`gpt2atlas report` with only the summary and attention sections, attention's analysis raising `error`."""
+    from gpt2atlas.areas.attention import SPEC
+
+    def raising(*args, **kwargs):
+        raise error
+
+    monkeypatch.setitem(SPEC.__dict__, "kind", PerPrompt(raising))  # the spec holds its analysis by reference
+    out = tmp_path / "r.html"
+    skip = [arg for key in SECTION_KEYS if key not in ("summary", "attention") for arg in ("--skip", key)]
+    code = main(["report", "--model", str(tiny_checkpoint), "--out", str(out), *skip])
+    return code, out, capsys.readouterr().err
+
+
+def test_an_unexpected_failure_still_writes_the_page_and_exits_non_zero(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    error = RuntimeError("planted failure")
+    code, out, err = _report_with_attention_raising(error, tiny_checkpoint, tmp_path, monkeypatch, capsys)
+    assert code == 3
+    assert "planted failure" in out.read_text() and "Configuration" in out.read_text()
+    last = err.strip().splitlines()[-1]
+    assert last == f"error: 1 section(s) failed: attention (the rest of the report is in {out})"
+
+
+def test_a_missing_optional_extra_is_only_a_skipped_section(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    from gpt2atlas.analysis.base import AreaUnavailable
+
+    error = AreaUnavailable("needs the planted extra")
+    code, out, err = _report_with_attention_raising(error, tiny_checkpoint, tmp_path, monkeypatch, capsys)
+    assert code == 0
+    assert "needs the planted extra" in out.read_text()
+    assert "skipped attention: needs the planted extra" in err and "failed" not in err
 
 
 def _interrupt(ctx):
@@ -351,8 +385,9 @@ def test_journey_reading_finds_the_layer_where_the_prediction_settles(tiny_model
     assert "top-1 from block 1 on" in text and "halves by block 1" in text
 
 
-def test_unknown_findings_fall_back_to_their_scalars():
-    assert area("neurons").read({"threshold": 0.5, "note": "x"}) == ["threshold: 0.5.", "note: x."]
+def test_findings_a_reading_does_not_know_raise_instead_of_falling_back():
+    with pytest.raises(AttributeError):
+        area("neurons").read({"threshold": 0.5, "note": "x"})
 
 
 def test_model_wide_figures_and_sentences_are_shown_once_for_several_prompts(tiny_model, tmp_path):

@@ -36,9 +36,19 @@ def _fields_jsonable(value: Any) -> dict[str, Any]:
     return out
 
 
+# how a non-finite float is written in findings.json (JSON has no NaN or inf; null is a field with no number)
+NON_FINITE_MARKS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def non_finite_mark(value: float) -> str:
+    """The string that stands for a NaN or an infinity in findings.json: "NaN", "Infinity" or "-Infinity"."""
+    return NON_FINITE_MARKS["nan" if math.isnan(value) else "inf" if value > 0 else "-inf"]
+
+
 def to_jsonable(value: Any) -> Any:
     """Findings as plain JSON values: a dataclass becomes an object of its fields (an `optional()` field that is
-    None is left out, a FLATTENED one gives its own fields), tensors and arrays become lists, NaN/inf None."""
+    None is left out, a FLATTENED one gives its own fields), tensors and arrays become lists, and a NaN or an
+    infinity becomes its mark, the string "NaN", "Infinity" or "-Infinity" (never null)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _fields_jsonable(value)
     if isinstance(value, Mapping):
@@ -52,7 +62,7 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return to_jsonable(value.item())
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return non_finite_mark(value)
     return value
 
 

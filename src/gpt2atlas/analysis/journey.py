@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from gpt2atlas.analysis.base import AnalysisResult, optional, to_jsonable, vocab_strings
+from gpt2atlas.analysis.base import AnalysisResult, optional, vocab_strings
 from gpt2atlas.analysis.residual import position_policy, residual_states, stat_positions, state_hooks, state_names
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
@@ -161,6 +161,12 @@ def stream_cosines(states: torch.Tensor, token_embeds: torch.Tensor) -> dict[str
     return {"previous_layer": previous, "own_embedding": own, "next_token_embedding": following, "last_position": last}
 
 
+def _undefined_as_none(values: list[float]) -> list[float | None]:
+    """A cosine with nothing to compare (layer 0's previous layer, the last position's next token) is NaN by
+    construction: it is written as null (not defined here), not as the "NaN" mark of a number that went wrong."""
+    return [None if math.isnan(x) else x for x in values]
+
+
 def cosine_summary(tables: dict[str, torch.Tensor], positions: torch.Tensor) -> StreamCosines:
     """Per-layer means over the statistics' positions (the last position is left out of its own column).
 
@@ -170,7 +176,9 @@ def cosine_summary(tables: dict[str, torch.Tensor], positions: torch.Tensor) -> 
     for name, table in tables.items():
         used = positions[positions != table.shape[1] - 1] if name == "last_position" else positions
         mean = table[:, used].nanmean(dim=1) if len(used) else torch.full((table.shape[0],), float("nan"))
-        summary[name] = CosineTable(mean=to_jsonable(mean.tolist()), per_position=to_jsonable(table.tolist()))
+        summary[name] = CosineTable(
+            mean=_undefined_as_none(mean.tolist()), per_position=[_undefined_as_none(row) for row in table.tolist()]
+        )
     return StreamCosines(**summary)
 
 

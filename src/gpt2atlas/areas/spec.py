@@ -26,7 +26,6 @@ from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.training.history import TrainingHistory
 from gpt2atlas.viz.figures import Figures
-from gpt2atlas.viz.readings import key_numbers
 from gpt2atlas.viz.tables import Table
 
 T = TypeVar("T")
@@ -206,5 +205,5 @@ class AreaSpec:
         return run(self.kind, model, inputs, options, area=self.key, on_progress=on_progress)
 
     def read(self, findings: Any) -> list[str]:
-        """The reading of the findings (the scalar findings if the reading finds nothing to say)."""
-        return self.reading(findings) or key_numbers(findings)
+        """The reading of the findings (an exception in it is a bug and propagates)."""
+        return self.reading(findings)

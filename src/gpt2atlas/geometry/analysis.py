@@ -458,6 +458,8 @@ def _tsne(clouds: Clouds, site_index: int, texts: Sequence[str], layer: int, see
     if len(X) < 5:
         return TsneMap(layer=layer, cloud="last_token", n_points=len(X), coords=[], texts=[], n_tokens=[])
     centred = X - X.mean(0)
+    # not numerics.fit_pca: t-SNE's coordinates (in findings.json) depend on the exact bits and signs of this
+    # projection; fit_pca's (eigh of the Gram matrix) changed the mini model's map (pairwise distances by up to 37)
     _, _, components = np.linalg.svd(centred, full_matrices=False)
     coords = tsne(centred @ components[:50].T, 3, seed=seed)
     return TsneMap(

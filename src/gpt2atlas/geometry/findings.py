@@ -210,7 +210,8 @@ class GeometryFindings:
 
     @classmethod
     def from_jsonable(cls, data: dict[str, Any]) -> GeometryFindings:
-        """The findings back from their JSON (a saved findings.json): null numbers become NaN again."""
+        """The findings back from their JSON (a saved findings.json): the marks "NaN", "Infinity" and "-Infinity"
+        become those floats again, and a null number (files written before the marks) becomes NaN."""
         return typing.cast(GeometryFindings, _build(cls, data))
 
 

@@ -1,8 +1,13 @@
 """Exact t-SNE (van der Maaten & Hinton 2008) in torch, for the 3D picture of a layer's cloud.
 
-scikit-learn's Barnes-Hut t-SNE is slow in three dimensions (an octree per step); for the few hundred to a
-thousand points we draw, the exact O(n^2) gradient as a handful of dense float32 tensor operations is much
-faster (on one thread: these small operations gain nothing from more, and lose a lot on a busy machine).
+For the few hundred to a thousand points we draw, the exact O(n^2) gradient is a handful of dense float32 tensor
+operations, on one thread (these small operations gain nothing from more, and lose a lot on a busy machine).
+Measured by benchmarks/bench_tsne.py (10 Gaussian clusters in 50 dims -> 3, perplexity 30, 750 steps, one
+thread, CPU time, fastest of 2, AMD EPYC shared by other jobs): 300 points 0.25 s, against 1.55 s for
+scikit-learn 1.9's exact t-SNE (6.2x) and 0.69 s for openTSNE 1.0's Barnes-Hut (2.8x); 1,000 points 3.3 s,
+against 11.1 s (3.4x) and 3.1 s: there openTSNE is as fast (0.9x). The KL divergence reached equals openTSNE's
+(0.036 vs 0.039, 0.670 vs 0.670) and is lower than scikit-learn's exact (0.074, 0.992); the share of 10 nearest
+neighbours kept is the same for all three (0.65-0.67, 0.40-0.42). Kept, not replaced: no dependency, exact.
 Same recipe as the reference implementation: Gaussian affinities calibrated to a perplexity by bisection,
 symmetrised; Student-t similarities in the embedding; early exaggeration 12 for 250 steps; momentum 0.5 then
 0.8; per-coordinate adaptive gains; learning rate max(n / 48, 50); PCA initialisation scaled to std 1e-4.
@@ -88,7 +93,12 @@ def _gradient(P: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
 
 
 def _pca_init(data: torch.Tensor, n_components: int, seed: int) -> torch.Tensor:
-    """Leading principal coordinates, scaled so the first has standard deviation 1e-4 (random if degenerate)."""
+    """Leading principal coordinates, scaled so the first has standard deviation 1e-4 (random if degenerate).
+
+    An SVD here, not numerics.fit_pca: the map follows the signs and bits of its start, and geometry's findings
+    hold the map; with fit_pca's axes (other signs and rounding) the mini model's map changed (pairwise
+    distances by up to 36 units).
+    """
     centred = data - data.mean(0)
     k = min(n_components, *centred.shape)
     _, _, V = torch.linalg.svd(centred, full_matrices=False)

@@ -19,12 +19,15 @@ A 10-dimensional cloud is measured nearly everywhere: 20,000 points take 4.8 s i
 
 On CPUs with bfloat16 matrix units (AMX, AVX-512 BF16) a bf16 matmul runs ~4-8x faster than fp32, so the
 candidates can be found in bf16 and re-ranked exactly: the candidates' squared distances are recomputed in
-float32 with the same formula, and a row is kept only when its bf16 search provably missed none of the float32
-search's candidates. bf16 rounds each coordinate to 2^-9 of itself and the product once more, so a computed dot
-value is off by a known bound (see _Bf16Search): any point outside a row's m bf16 candidates is at least (its m-th
-bf16 distance - that bound) away. A row where that does not clear its float32 candidates is searched again in
-float32 whole, and a cloud where most rows need that (no room between neighbours: a 768-dim Gaussian) goes back
-to the float32 search. The neighbours are the float32 search's (tested).
+float32 with the same formula, and a row is kept only when its bf16 search missed none of the float32 search's
+candidates. The bf16 side of that test is a derived bound (see _Bf16Search): each coordinate's rounding
+|x - bf16(x)| is measured, the product's float32 accumulation is bounded by (d + 4) 2^-24, and its output is
+rounded once to bf16, whose unit roundoff is u = 2^-8; so any point outside a row's m bf16 candidates is at least
+(its m-th bf16 distance - that bound) away. The float32 side is not proven: the float32 formula's own error gets
+an empirical margin, _FP32_SLACK = 1e-5 of |x|^2 + |y|^2 on each side of the comparison (measured ~1e-7; the
+worst-case bound d 2^-24, 5e-5 for d = 768, is larger). A row where the test fails is searched again in float32
+whole, and a cloud where most rows need that (no room between neighbours: a 768-dim Gaussian) goes back to the
+float32 search. The neighbours are the float32 search's (tested).
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ _MEASURE = 0.25  # measure from coordinate differences when |x - y|^2 < _MEASURE
 _BF16_EXTRA = 12  # bf16 candidates beyond the float32 search's own
 _BF16_MIN_POINTS = 4096  # below this the float32 search is as fast
 _GATHER_ROWS = 512  # rows whose candidates are gathered at once (rows x candidates x d floats)
-_FP32_SLACK = 1e-5  # the float32 formula's own error, relative to |x|^2 + |y|^2 (measured ~1e-7)
+_FP32_SLACK = 1e-5  # margin for the float32 formula's own error, relative to |x|^2 + |y|^2: empirical (measured
+# ~1e-7 on GPT-2 clouds), not a proven bound (the worst case, d * 2^-24, is 5e-5 at d = 768)
 
 
 @lru_cache(maxsize=1)
@@ -140,9 +144,11 @@ class _Bf16Search:
     One bf16 product gives every squared distance directly: [x, 1, 1, |x|^2 hi, lo] . [-2y, |y|^2 hi, lo, 1, 1]
     (each norm split into two bf16 parts, so it is carried to ~u^2), ranked by a bf16 `topk`; no float32 copy of
     the block is ever made. For a point y outside a row's m candidates, whose computed value is at least the m-th
-    one v_m, the true squared distance is at least v_m - u|v_m| - 2(|x| R + r_x N) - (small terms): u = 2^-8 is
-    bf16's unit roundoff (the output's rounding), r_x = |x - bf16(x)| the row's own rounding, R and N the largest
-    rounding and the largest norm among all points.
+    one v_m, the true squared distance is at least v_m - u/(1 - u)|v_m| - 2(|x| R + r_x N) - (u^2 + a)(|x|^2 +
+    N^2) - 2a|x|N: u = 2^-8 is bf16's unit roundoff (the output's rounding), r_x = |x - bf16(x)| the row's own
+    rounding, R and N the largest rounding and the largest norm among all points, a = (d + 4) 2^-24 the float32
+    accumulation. That part is derived; comparing it with the float32 candidates' distances adds the empirical
+    _FP32_SLACK (the float32 formula's error, measured, not proven).
     """
 
     def __init__(self, points: torch.Tensor, sq_norms: torch.Tensor, n_candidates: int) -> None:

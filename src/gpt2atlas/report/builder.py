@@ -32,7 +32,8 @@ FORMATS = ("html", "md")
 
 
 def run_section(spec: SectionSpec, ctx: ReportContext, warn: Callable[[str], None]) -> Section:
-    """One section; a missing module or a failing analysis becomes a skipped section with the reason."""
+    """One section; a missing optional extra or a refused input becomes a skipped section with the reason, and an
+    unexpected failure a skipped section marked `failed` (the page is still written, the command exits non-zero)."""
     start = time.perf_counter()
     section = Section(spec.key, spec.title)
     try:
@@ -43,6 +44,7 @@ def run_section(spec: SectionSpec, ctx: ReportContext, warn: Callable[[str], Non
         section.skipped = f"the analysis refused the input: {err}"
     except Exception as err:  # one failing analysis must not cost the whole report
         section.skipped = f"the analysis failed: {type(err).__name__}: {err}"
+        section.failed = True
         detail = (
             traceback.format_exc() if os.environ.get("GPT2ATLAS_DEBUG") else "set GPT2ATLAS_DEBUG=1 for the traceback"
         )

@@ -69,13 +69,15 @@ class Part:
 
 @dataclass
 class Section:
-    """A report section; `skipped` says why it is missing (module absent, analysis failed)."""
+    """A report section; `skipped` says why it is missing (optional extra absent, input refused, analysis failed),
+    and `failed` whether that was an unexpected failure (the report then exits non-zero)."""
 
     key: str
     title: str
     parts: list[Part] = field(default_factory=list)
     skipped: str | None = None
     seconds: float = 0.0
+    failed: bool = False
 
     @property
     def figure_count(self) -> int:

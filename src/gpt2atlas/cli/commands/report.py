@@ -115,6 +115,16 @@ def report(
         print(f"skipped {s.key}: {s.skipped}", file=sys.stderr)
     figures = sum(s.figure_count for s in result.sections)
     print(f"wrote {path} ({len(result.sections) - len(skipped)} sections, {figures} figures)")
+    failed = [s.key for s in result.sections if s.failed]
+    if failed:
+        print(
+            f"error: {len(failed)} section(s) failed: {', '.join(failed)} (the rest of the report is in {path})",
+            file=sys.stderr,
+        )
+        raise typer.Exit(SECTIONS_FAILED)
+
+
+SECTIONS_FAILED = 3  # the exit status of a report written with sections that failed unexpectedly
 
 
 def last_checkpoint(run: Path) -> Path:

@@ -1,16 +1,12 @@
 """The short written reading of each section, produced from its findings.
 
 Each `read_<area>(findings)` (one module per area) returns plain-text sentences; the renderers escape them. A
-sentence whose numbers are missing is left out and logged, never invented; `key_numbers` is the fallback that
-lists the scalar findings when a section's reading has nothing to say. Each area's spec (gpt2atlas.areas) names
-its reading.
+sentence whose numbers are absent (checked in its builder) is left out, never invented; an exception in a reading
+is a bug and propagates, it never falls back to another text.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from gpt2atlas.analysis.base import to_jsonable
 from gpt2atlas.viz.readings.attention import read_attention
 from gpt2atlas.viz.readings.dynamics import read_dynamics
 from gpt2atlas.viz.readings.embeddings import read_embeddings
@@ -26,7 +22,6 @@ from gpt2atlas.viz.readings.words import num, pct, quoted, versus_chance
 
 __all__ = [
     "first_stable_top1_layer",
-    "key_numbers",
     "num",
     "pct",
     "quoted",
@@ -44,16 +39,3 @@ __all__ = [
     "read_weights",
     "versus_chance",
 ]
-
-
-def key_numbers(findings: Any, limit: int = 8) -> list[str]:
-    """Fallback reading: the scalar findings (typed, or already JSON-ready), as "key: value"."""
-    out = []
-    for key, value in to_jsonable(findings).items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out.append(f"{key.replace('_', ' ')}: {num(value)}.")
-        elif isinstance(value, str) and len(value) < 120:
-            out.append(f"{key.replace('_', ' ')}: {value}.")
-        if len(out) >= limit:
-            break
-    return out

@@ -40,9 +40,12 @@ def read_attention(f: AttentionFindings) -> list[str]:
             )
         return "Named roles — " + "; ".join(said) + "."
 
-    def top(score: str, label: str) -> Callable[[], str]:
-        def say() -> str:
-            best = max((r for r in heads if not math.isnan(r.score(score))), key=lambda r: r.score(score))
+    def top(score: str, label: str) -> Callable[[], str | None]:
+        def say() -> str | None:
+            scored = [r for r in heads if not math.isnan(r.score(score))]
+            if not scored:
+                return None  # no head has this score (e.g. no query position with a choice)
+            best = max(scored, key=lambda r: r.score(score))
             said = f"Strongest {label} score: {head_label(best)} ({num(best.score(score))})"
             uniform = f.uniform_baseline.get(score)
             if uniform is None:

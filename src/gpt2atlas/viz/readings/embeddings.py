@@ -60,8 +60,10 @@ def read_embeddings(f: EmbeddingFindings) -> list[str]:
             + "."
         )
 
-    def periods() -> str:
+    def periods() -> str | None:
         rows = sorted(position.periodicity, key=lambda r: -r.power_share)[:3]
+        if not rows:
+            return None  # no periodicity measured (too few positions)
         said = (
             "Their dominant periods: "
             + "; ".join(

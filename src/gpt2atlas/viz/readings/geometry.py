@@ -31,9 +31,11 @@ def read_geometry(f: GeometryFindings) -> list[str]:
         n = f.n_texts
         return f"Corpus: {name}" + (f", {n:,} texts." if n else ".")
 
-    def profile(cloud: str) -> Callable[[], str]:
-        def say() -> str:
+    def profile(cloud: str) -> Callable[[], str | None]:
+        def say() -> str | None:
             mine = [r for r in rows if r.cloud == cloud]
+            if not mine:
+                return None  # this cloud was not measured
             peak = max(mine, key=lambda r: r.twonn_id)
             said = (
                 f"{cloud.replace('_', ' ')} cloud: TwoNN intrinsic dimension {num(mine[0].twonn_id)} at "
@@ -64,8 +66,10 @@ def read_geometry(f: GeometryFindings) -> list[str]:
 
         return say
 
-    def anisotropy() -> str:
+    def anisotropy() -> str | None:
         mine = [r for r in rows if r.cloud == "last_token"] or rows
+        if not mine:
+            return None  # no layer was measured
         worst = max(mine, key=lambda r: r.mean_cosine)
         said = (
             f"Anisotropy (mean pairwise cosine) is highest at {_layer_name(worst.layer)} "

@@ -1,14 +1,11 @@
 """The words every reading is made of: numbers in short form, tokens in quotes, heads by name, and a
-sentence builder that skips (and logs) a sentence whose numbers are missing."""
+sentence builder that leaves out a sentence whose numbers are absent (never one that raised)."""
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
-
-log = logging.getLogger("gpt2atlas.readings")
 
 
 def num(value: Any, digits: int = 3) -> str:
@@ -37,22 +34,9 @@ def quoted(token: Any) -> str:
 
 
 def sentences_from(*builders: Callable[[], str | None]) -> list[str]:
-    """Run each sentence builder; keep what it says; skip it, with a logged warning, if its numbers are missing."""
-    out = []
-    for build in builders:
-        try:
-            text = build()
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError, ZeroDivisionError, StopIteration) as err:
-            log.warning(
-                "reading sentence %s dropped: its numbers are missing or malformed (%s: %s)",
-                build.__qualname__,
-                type(err).__name__,
-                err,
-            )
-            text = None
-        if text:
-            out.append(text)
-    return out
+    """Run each sentence builder and keep what it says. A builder whose numbers are legitimately absent checks its
+    data and returns None; anything it raises is a bug (a renamed field, a wrong index) and propagates."""
+    return [text for text in (build() for build in builders) if text]
 
 
 class Headed(Protocol):

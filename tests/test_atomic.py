@@ -77,7 +77,19 @@ def test_two_writers_of_one_folder_leave_one_of_them_whole(tmp_path):
 
 def report_command(out: Path, prompt: str) -> list[str]:
     skip = [arg for key in SECTION_KEYS if key != "summary" for arg in ("--skip", key)]
-    return [sys.executable, "-m", "gpt2atlas", "report", "--model", "mini", "--prompt", prompt, *skip, "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "gpt2atlas",
+        "report",
+        "--model",
+        "mini",
+        "--prompt",
+        prompt,
+        *skip,
+        "--out",
+        str(out),
+    ]
 
 
 def start_report(out: Path, prompt: str, go_on: Path) -> subprocess.Popen:

@@ -43,6 +43,11 @@ def save_figures(figures: Mapping[str, go.Figure], folder: Path, *, png: bool = 
     """Write each figure as `<name>.html` (sharing one plotly.min.js in `folder`) and `<name>.png`."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    bundle = folder / "plotly.min.js"
+    if figures and not bundle.exists():  # plotly would write it in place; whole or not at all instead
+        from plotly.offline import get_plotlyjs
+
+        atomic.write_text(bundle, get_plotlyjs())
     for name, fig in figures.items():
         path = folder / f"{name}.html"
         with atomic.replacing(path) as tmp:  # plotly.min.js goes beside it, in the same folder

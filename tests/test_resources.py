@@ -35,7 +35,7 @@ def test_the_estimate_grows_with_samples_length_and_vocabulary(tiny_model, monke
 
 
 def test_sampling_in_batches_gives_the_same_samples_token_for_token(tiny_model, monkeypatch):
-    settings = dict(max_new_tokens=12, seed=7, num_samples=6, top_k=50, top_p=0.95, alternatives=3)
+    settings = dict(max_new_tokens=12, seed=7, num_samples=6, top_k=50, temperature=0.8, alternatives=3)
     whole = tiny_model.generate(PROMPT, **settings)
     batches: list[int] = []
     cache = generation.KVCache

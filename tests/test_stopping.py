@@ -16,6 +16,7 @@ import torch
 import gpt2atlas.atomic as atomic
 from gpt2atlas.cli.main import main
 from gpt2atlas.cli.stopping import stopped_line
+from gpt2atlas.training.run_folder import RunFolder
 from gpt2atlas.viz.export import write_result_folder
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -74,12 +75,16 @@ def test_report_stopped_keeps_the_previous_report(tmp_path):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_geometry_stopped_writes_nothing(tmp_path, signum):
-    running = Running("geometry", "--model", "mini", "--out", str(tmp_path / "out"), "--no-png")
+    texts = tmp_path / "texts.txt"  # quicker to read than the default corpus, as long to extract
+    texts.write_text(
+        "\n".join(f"Text {i}: " + "the lamp by the river and the stone in the garden " * 6 for i in range(2000))
+    )
+    running = Running("geometry", "--model", "mini", "--texts", str(texts), "--out", str(tmp_path / "out"), "--no-png")
     running.wait_for("extracting")
     code, line = running.stop(signum)
     assert (code, line) == (130, "stopped: nothing written")
     assert not (tmp_path / "out" / "geometry").exists()
-    assert leftovers(tmp_path) == []
+    assert leftovers(tmp_path / "out") == [] if (tmp_path / "out").exists() else True
 
 
 def test_dynamics_stopped_by_sigterm_writes_nothing(tmp_path):
@@ -97,8 +102,12 @@ def test_train_stopped_saves_its_state_and_says_how_to_resume(tmp_path):
     running = Running(
         "train", "--preset", "tiny", "--data", str(corpus), "--batch-tokens", "512", "--micro-batch", "4",
         "--precision", "float32", "--eval-tokens", "512", "--max-steps", "100000", "--out", str(out),
+        "--log-every", "1",
     )  # fmt: skip
-    running.wait_for("step 0")
+    deadline = time.monotonic() + 180
+    while len(RunFolder(out).read_metrics()) < 3:  # step 0 and two steps of the loop: it is training
+        assert running.process.poll() is None and time.monotonic() < deadline, running.stderr[-2000:]
+        time.sleep(0.1)
     code, line = running.stop()
     assert code == 130
     assert line.startswith("stopped: interrupted at step ") and f"gpt2atlas train --resume {out}" in line

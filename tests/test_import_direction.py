@@ -14,6 +14,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gpt2atlas"
 # lower numbers are lower layers; a module may import its own layer and the layers below it
 LAYER = {
     "errors": 0,
+    "atomic": 0,  # writing files and folders whole or not at all
+    "resources": 0,  # memory estimates checked before a request allocates
     "tokenizer": 0,
     "shipped": 0,
     "numerics": 0,  # PCA, nearest neighbours, thread settings: plain arithmetic every area shares

@@ -523,6 +523,11 @@ def analyze(
         raise InputError("the projection sample needs at least 10 tokens")
     manifolds = [p for p in projections if p != "pca"]
     ids, source = query_tokens(model, prompt)  # a bad prompt fails before any work
+    if "tsne" in manifolds:  # quadratic in the points: refuse before the minutes of work, not after
+        from gpt2atlas.geometry.tsne import check_tsne_memory
+
+        n_points = max(10, min(manifold_size, max(sample_size, len(ids)), model.cfg.d_vocab))
+        check_tsne_memory(n_points, f"manifold_size={manifold_size}", arguments=("manifold_size",))
     bar = tqdm(total=3 + len(manifolds), desc="embeddings", disable=not progress, leave=False)
 
     bar.set_postfix_str("tokens: PCA, local PCA; positions")

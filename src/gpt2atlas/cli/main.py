@@ -11,6 +11,7 @@ import click
 import typer
 
 from gpt2atlas.cli.commands.areas import flag_names
+from gpt2atlas.cli.stopping import EXIT_CODE, stop_on_signals, stopped_line
 from gpt2atlas.errors import AtlasError, InputError, as_flags
 
 app = typer.Typer(
@@ -41,14 +42,16 @@ DEBUG_ENV = "GPT2ATLAS_DEBUG"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; a user error prints `error: ...` on one line and exits 1 (2 for bad usage).
+    """Run the CLI; a user error prints `error: ...` on one line and exits 1 (2 for bad usage); Ctrl-C or SIGTERM
+    prints `stopped: ...` (what was kept) and exits 130.
 
     Anything else that goes wrong (a bug, running out of memory) is one line too, saying how to get the
     traceback: set GPT2ATLAS_DEBUG=1, and it propagates as usual.
     """
     try:
         # without standalone mode, click returns the code of a `typer.Exit(code)` instead of exiting with it
-        returned = app(args=argv, prog_name="gpt2atlas", standalone_mode=False)
+        with stop_on_signals() as stop:
+            returned = app(args=argv, prog_name="gpt2atlas", standalone_mode=False)
     except InputError as err:
         print(f"error: {as_flags(err, FLAG_NAMES)}", file=sys.stderr)
         return 1
@@ -56,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
-        print("interrupted", file=sys.stderr)
-        return 130
+        print(f"\n{stopped_line()}", file=sys.stderr)  # below a progress bar; says what was kept
+        return EXIT_CODE
     except (click.exceptions.ClickException, typer.TyperException) as err:
         # a usage error (unknown option, bad value): the command's usage and a one-line reason, exit 2. Typer
         # raises these from its own copy of click, whose classes derive from TyperException, not click's.
@@ -75,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    return returned if isinstance(returned, int) else 0
+    code = returned if isinstance(returned, int) else 0
+    if stop.signum is not None and code == EXIT_CODE:  # typer turned the interrupt into this code: say what was kept
+        print(f"\n{stopped_line()}", file=sys.stderr)  # below a progress bar; says what was kept
+    return code
 
 
 if __name__ == "__main__":

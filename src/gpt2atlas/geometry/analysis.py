@@ -11,6 +11,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from tqdm.auto import tqdm
 
+import gpt2atlas.resources as resources
 from gpt2atlas.analysis.base import AnalysisResult, ProgressCallback
 from gpt2atlas.analysis.corpus import CorpusJob, run_corpus
 from gpt2atlas.errors import InputError
@@ -207,6 +208,19 @@ def start(
     chosen_corpus = corpus or default_corpus(max_texts, seed)
     clock["corpus"] = time.perf_counter()
     sites = measurement_sites(model.cfg.n_layer, substeps)
+    run_control = (
+        control if control is not None else sum(p.numel() for p in model.parameters()) <= CONTROL_MAX_PARAMETERS
+    )
+    check_memory(
+        model,
+        len(sites),
+        len(chosen_corpus.texts),
+        max_tokens=max_tokens,
+        all_tokens_budget=all_tokens_budget,
+        include_first=include_first,
+        gride_max_rank=gride_max_rank,
+        control=run_control,
+    )
     plan = plan_clouds(
         model,
         chosen_corpus.texts,
@@ -332,6 +346,36 @@ def check_settings(
         raise InputError(f"all_tokens_budget={all_tokens_budget} must be at least 1", arguments=("all_tokens_budget",))
     if prompt is not None:
         _gram_tokens(model, prompt, max_tokens, include_first)
+
+
+NEIGHBOUR_CHUNK_BYTES = 128 * 2**20  # the exact neighbour search's block of distances (numerics.neighbours)
+
+
+def check_memory(
+    model: GPT2,
+    n_sites: int,
+    n_texts: int,
+    *,
+    max_tokens: int,
+    all_tokens_budget: int,
+    include_first: bool,
+    gride_max_rank: int,
+    control: bool,
+) -> None:
+    """InputError before extraction when the point clouds (texts x sites x d_model, float32), the control's and
+    the estimates' working memory for one cloud would not fit; the counts are upper bounds (every text full)."""
+    d_model = model.cfg.d_model
+    n_points = n_texts + min(all_tokens_budget, n_texts * (max_tokens - (0 if include_first else 1)))
+    clouds = 4 * n_sites * n_points * d_model
+    control_clouds = 4 * (model.cfg.n_layer + 1) * n_points * d_model if control else 0
+    # one cloud at a time: float64 and centred copies, neighbour lists, one block of the distance matrix
+    estimates = n_points * (24 * d_model + 24 * gride_max_rank) + NEIGHBOUR_CHUNK_BYTES
+    resources.require(
+        clouds + control_clouds + estimates,
+        f"measuring {n_sites} sites x {n_points:,} points x d_model {d_model}",
+        "all_tokens_budget= or max_texts= (or leave out substeps=)",
+        arguments=("all_tokens_budget", "max_texts", "substeps"),
+    )
 
 
 CONTROL_MAX_PARAMETERS = 800_000_000  # gpt2-large; gpt2-xl's control would need another 6 GB

@@ -20,13 +20,30 @@ import math
 import numpy as np
 import torch
 
+import gpt2atlas.resources as resources
 from gpt2atlas.numerics.threads import torch_threads
+
+# peak memory per pair of points: the float64 distance, affinity and bisection matrices (measured 42-68 bytes)
+BYTES_PER_PAIR = 64
+
+
+def tsne_bytes(n_points: int) -> int:
+    """About how much memory an exact t-SNE of `n_points` points needs (it is quadratic in them)."""
+    return BYTES_PER_PAIR * n_points**2
+
+
+def check_tsne_memory(n_points: int, lower: str = "the number of points", arguments: tuple[str, ...] = ()) -> None:
+    """InputError before anything is allocated when t-SNE of `n_points` points would not fit in memory."""
+    resources.require(tsne_bytes(n_points), f"t-SNE of {n_points:,} points", lower, arguments=arguments)
 
 
 def tsne(
     X: np.ndarray, n_components: int = 3, *, perplexity: float = 30.0, n_iter: int = 750, seed: int = 0
 ) -> np.ndarray:
-    """Embed the rows of X (n, D) in `n_components` dimensions; returns (n, n_components) float64."""
+    """Embed the rows of X (n, D) in `n_components` dimensions; returns (n, n_components) float64.
+
+    InputError first when the n x n matrices would not fit in memory."""
+    check_tsne_memory(len(X))
     data = torch.as_tensor(np.asarray(X, dtype=np.float64))
     n = len(data)
     if n < 2:

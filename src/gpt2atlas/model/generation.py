@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 
+import gpt2atlas.resources as resources
 from gpt2atlas.errors import AtlasError, InputError
 
 if TYPE_CHECKING:
@@ -81,8 +84,11 @@ def _filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None)
     return logits
 
 
-def _sample(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _sample(probs: torch.Tensor, generator: torch.Generator | Sequence[torch.Generator]) -> torch.Tensor:
     """One token per row, drawn with that row's probabilities, by inverting the cumulative distribution.
+
+    `generator` is one generator for all rows, or one per row (each sample its own random stream, so that a
+    sample does not depend on which others are drawn in the same batch).
 
     torch.multinomial draws an exponential variate for every vocabulary entry (7 ms for 5 x 50,257 on 2 cores);
     one uniform per row and a binary search take 0.3 ms. The running sums are float64, so that summing 50,257
@@ -90,7 +96,10 @@ def _sample(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     cumulative sum equals its predecessor's, and the search returns the first index whose sum exceeds u.
     """
     cdf = probs.double().cumsum_(dim=-1)
-    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=torch.float64)
+    if isinstance(generator, torch.Generator):
+        u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=torch.float64)
+    else:
+        u = torch.cat([torch.rand(1, 1, generator=g, device=probs.device, dtype=torch.float64) for g in generator])
     index = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
     return index.clamp_(max=probs.shape[-1] - 1)[:, 0]
 
@@ -127,8 +136,11 @@ def generate(
 
     `alternatives=k` also keeps, at every step, the k most likely next tokens with their probabilities.
 
-    The same seed gives the same samples. Generation stops at `<|endoftext|>` (if `stop_at_eos`) or at the
-    model's context length, whichever comes first; the latter is reported through `warn`.
+    The same seed gives the same samples: sample i draws from its own random stream (sample 0 from `seed`
+    itself), so when the batch would not fit in memory the samples are drawn in smaller batches with the same
+    result; a request whose samples alone do not fit is refused (InputError) before anything is allocated.
+    Generation stops at `<|endoftext|>` (if `stop_at_eos`) or at the model's context length, whichever comes
+    first; the latter is reported through `warn`.
     """
     _check_settings(max_new_tokens, temperature, top_k, top_p, num_samples)
     if alternatives < 0:
@@ -141,64 +153,27 @@ def generate(
     if room <= 0:
         raise InputError(f"the prompt already fills the model's context of {model.cfg.n_ctx} tokens")
     stopped_at_context = max_new_tokens > room
+    batch = batch_size(model, num_samples, n_prompt, min(max_new_tokens, room), alternatives)
     if stopped_at_context:
         warn(f"stopping after {room} new tokens: the model's context is {model.cfg.n_ctx} tokens")
         max_new_tokens = room
-
-    generator = torch.Generator(device=model.device)
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
-    generator.manual_seed(seed)
+
+    draw = _Draw(max_new_tokens, temperature, top_k, top_p, stop_at_eos, alternatives)
     eos = model.tokenizer.eot_token_id
-    cache = KVCache(model, num_samples, n_prompt + max_new_tokens)
-    logits = model(prompt_tokens, kv_cache=cache, last_position_only=True)[:, -1].expand(num_samples, -1)
-
-    n_text_tokens = model.tokenizer.vocab_size  # a padded vocabulary's extra rows (nanoGPT: 50,304) are no text
-
-    chosen: list[torch.Tensor] = []
-    chosen_probs: list[torch.Tensor] = []
-    top: list[tuple[torch.Tensor, torch.Tensor]] = []
-    finished = torch.zeros(num_samples, dtype=torch.bool, device=model.device)
-    for step in range(max_new_tokens):
-        logits = logits[:, :n_text_tokens].float()
-        log_z = logits.logsumexp(dim=-1)
-        if not bool(torch.isfinite(log_z).all()):
-            raise AtlasError(
-                f"the model's logits for new token {step + 1} are not finite (NaN or inf): in float16 "
-                "GPT-2's activations can overflow; load the model in float32 or bfloat16"
-            )
-        if temperature == 0:
-            next_token = logits.argmax(dim=-1)
-        else:
-            scaled = logits if temperature == 1 else logits / temperature
-            next_token = _sample(_filter_logits(scaled, top_k, top_p).softmax(dim=-1), generator)
-        if stop_at_eos:
-            next_token = next_token.masked_fill(finished, eos)
-        chosen.append(next_token)
-        log_prob = logits.gather(-1, next_token[:, None])[:, 0] - log_z
-        chosen_probs.append(log_prob.exp())
-        if alternatives:
-            values, ids = logits.topk(min(alternatives, n_text_tokens), dim=-1)
-            top.append((ids, (values - log_z[:, None]).exp()))
-        if stop_at_eos:
-            finished |= next_token == eos
-            if bool(finished.all()):
-                break
-        if step + 1 < max_new_tokens:
-            logits = model(next_token[:, None], kv_cache=cache)[:, -1]
-
-    tokens = torch.stack(chosen, dim=1).tolist()
-    probs = torch.stack(chosen_probs, dim=1).tolist()
-    top_ids = torch.stack([ids for ids, _ in top], dim=1).tolist() if top else []  # (sample, step, k)
-    top_p_values = torch.stack([p for _, p in top], dim=1).tolist() if top else []
     new_tokens, token_probs, top_tokens, top_probs = [], [], [], []
-    for i, (row, row_probs) in enumerate(zip(tokens, probs)):
-        end = row.index(eos) if stop_at_eos and eos in row else len(row)
-        new_tokens.append(row[:end])
-        token_probs.append(row_probs[:end])
-        if top:
-            top_tokens.append(top_ids[i][:end])
-            top_probs.append(top_p_values[i][:end])
+    for first in range(0, num_samples, batch):
+        samples = range(first, min(first + batch, num_samples))
+        generators = [torch.Generator(device=model.device).manual_seed(sample_seed(seed, i)) for i in samples]
+        tokens, probs, top_ids, top_p_values = _generate_batch(model, prompt_tokens, generators, draw)
+        for i, (row, row_probs) in enumerate(zip(tokens, probs)):
+            end = row.index(eos) if stop_at_eos and eos in row else len(row)
+            new_tokens.append(row[:end])
+            token_probs.append(row_probs[:end])
+            if alternatives:
+                top_tokens.append(top_ids[i][:end])
+                top_probs.append(top_p_values[i][:end])
     return GenerationResult(
         prompt_tokens=prompt_tokens[0].tolist(),
         new_tokens=new_tokens,
@@ -217,3 +192,113 @@ def generate(
         top_tokens=top_tokens,
         top_probs=top_probs,
     )
+
+
+def sample_seed(seed: int, sample: int) -> int:
+    """The seed of sample `sample`'s random stream: `seed` for the first, a hash of both for the others (so that
+    seed 42's second sample is not seed 43's first)."""
+    if sample == 0:
+        return seed
+    digest = hashlib.blake2b(f"{seed}/{sample}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+@dataclass(frozen=True)
+class _Draw:
+    """How each token is chosen (the settings of one `generate` call)."""
+
+    max_new_tokens: int
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    stop_at_eos: bool
+    alternatives: int
+
+
+def _generate_batch(
+    model: GPT2, prompt_tokens: torch.Tensor, generators: list[torch.Generator], draw: _Draw
+) -> tuple[list[list[int]], list[list[float]], list, list]:
+    """One batch of samples, one per generator: per sample its tokens and their probabilities, and the top
+    `alternatives` (ids, probabilities) at each step (empty lists without alternatives)."""
+    n = len(generators)
+    eos = model.tokenizer.eot_token_id
+    cache = KVCache(model, n, prompt_tokens.shape[1] + draw.max_new_tokens)
+    logits = model(prompt_tokens, kv_cache=cache, last_position_only=True)[:, -1].expand(n, -1)
+    n_text_tokens = model.tokenizer.vocab_size  # a padded vocabulary's extra rows (nanoGPT: 50,304) are no text
+
+    chosen: list[torch.Tensor] = []
+    chosen_probs: list[torch.Tensor] = []
+    top: list[tuple[torch.Tensor, torch.Tensor]] = []
+    finished = torch.zeros(n, dtype=torch.bool, device=model.device)
+    for step in range(draw.max_new_tokens):
+        logits = logits[:, :n_text_tokens].float()
+        log_z = logits.logsumexp(dim=-1)
+        if not bool(torch.isfinite(log_z).all()):
+            raise AtlasError(
+                f"the model's logits for new token {step + 1} are not finite (NaN or inf): in float16 "
+                "GPT-2's activations can overflow; load the model in float32 or bfloat16"
+            )
+        if draw.temperature == 0:
+            next_token = logits.argmax(dim=-1)
+        else:
+            scaled = logits if draw.temperature == 1 else logits / draw.temperature
+            next_token = _sample(_filter_logits(scaled, draw.top_k, draw.top_p).softmax(dim=-1), generators)
+        if draw.stop_at_eos:
+            next_token = next_token.masked_fill(finished, eos)
+        chosen.append(next_token)
+        log_prob = logits.gather(-1, next_token[:, None])[:, 0] - log_z
+        chosen_probs.append(log_prob.exp())
+        if draw.alternatives:
+            values, ids = logits.topk(min(draw.alternatives, n_text_tokens), dim=-1)
+            top.append((ids, (values - log_z[:, None]).exp()))
+        if draw.stop_at_eos:
+            finished |= next_token == eos
+            if bool(finished.all()):
+                break
+        if step + 1 < draw.max_new_tokens:
+            logits = model(next_token[:, None], kv_cache=cache)[:, -1]
+
+    tokens = torch.stack(chosen, dim=1).tolist()
+    probs = torch.stack(chosen_probs, dim=1).tolist()
+    top_ids = torch.stack([ids for ids, _ in top], dim=1).tolist() if top else []  # (sample, step, k)
+    top_p_values = torch.stack([p for _, p in top], dim=1).tolist() if top else []
+    return tokens, probs, top_ids, top_p_values
+
+
+# Bytes per sample, besides the key/value cache, while a step runs: the vocabulary-wide rows of one step (the
+# model's logits, their float32 copy, the scaled, filtered and softmaxed rows, the float64 running sums) ...
+STEP_BYTES_PER_VOCAB_ENTRY = 40
+# ... and per generated token kept for the result (tensors, then Python lists of ints and floats), per
+# alternative as much again
+RESULT_BYTES_PER_TOKEN = 128
+
+
+def batch_size(model: GPT2, num_samples: int, n_prompt: int, max_new_tokens: int, alternatives: int = 0) -> int:
+    """How many samples to draw at once: all of them when they fit in memory, fewer when not.
+
+    InputError, before anything is allocated, when the results alone (num_samples x max_new_tokens) or a
+    single sample's key/value cache do not fit.
+    """
+    cfg = model.cfg
+    positions = n_prompt + max_new_tokens
+    cache = 2 * cfg.n_layer * positions * cfg.d_model * model.dtype.itemsize
+    activations = 4 * (8 * cfg.d_model + 2 * cfg.d_mlp + 2 * cfg.n_head * positions)
+    working = cache + activations + STEP_BYTES_PER_VOCAB_ENTRY * cfg.d_vocab  # one sample, while generating
+    kept = num_samples * max_new_tokens * RESULT_BYTES_PER_TOKEN * (1 + alternatives)
+    on_cpu = model.device.type == "cpu"
+    resources.require(  # the results, in the machine's memory, and (on the CPU) at least one sample at work
+        kept + (working if on_cpu else 0),
+        f"num_samples={num_samples} x max_new_tokens={max_new_tokens}",
+        "num_samples= or max_new_tokens=",
+        arguments=("num_samples", "max_new_tokens"),
+    )
+    if not on_cpu:
+        resources.require(
+            working,
+            f"one sample of max_new_tokens={max_new_tokens} after a prompt of {n_prompt} tokens",
+            "max_new_tokens=",
+            arguments=("max_new_tokens",),
+            device=model.device,
+        )
+    budget = resources.budget_bytes(model.device) - (kept if on_cpu else 0)
+    return int(max(1, min(num_samples, budget // working)))

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import torch
 
+import gpt2atlas.atomic as atomic
 from gpt2atlas.errors import AtlasError, CheckpointError, ModelNotFoundError
 from gpt2atlas.model.config import HUB_REPOS, GPT2Config
 from gpt2atlas.model.gpt2 import GPT2
@@ -340,7 +341,8 @@ def save_checkpoint(model: GPT2, folder: str | os.PathLike) -> Path:
         for i in range(model.cfg.n_layer) if "{i}" in hf_pattern else [None]:
             ours_to_hf[ours_pattern.format(i=i)] = "transformer." + hf_pattern.format(i=i)
     tensors = {ours_to_hf[name]: p.detach().cpu().contiguous() for name, p in model.named_parameters()}
-    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    with atomic.replacing(folder / "model.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
     c = model.cfg
     config = {
         "model_type": "gpt2",
@@ -360,5 +362,5 @@ def save_checkpoint(model: GPT2, folder: str | os.PathLike) -> Path:
         "scale_attn_by_inverse_layer_idx": c.scale_attn_by_inverse_layer_idx,
         "reorder_and_upcast_attn": c.reorder_and_upcast_attn,
     }
-    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    atomic.write_text(folder / "config.json", json.dumps(config, indent=2))
     return folder

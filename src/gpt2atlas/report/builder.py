@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -13,6 +11,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+import gpt2atlas.atomic as atomic
 from gpt2atlas.analysis.base import DEFAULT_PROMPT, AreaUnavailable
 from gpt2atlas.errors import AtlasError, InputError
 from gpt2atlas.model.gpt2 import GPT2
@@ -144,30 +143,10 @@ def build_report(
     report = Report(f"gpt2atlas report: {model_id}", collect_sections(ctx, keys, progress=progress), info)
     out = Path(out)
     if fmt == "html":
-        write_atomically(out, render_html(report))
+        atomic.write_text(out, render_html(report))
     else:
         write_markdown(report, out)
     return out, report
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename it into place (nothing half-written, ever)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def markdown_folder(path: Path) -> Path:
@@ -177,17 +156,9 @@ def markdown_folder(path: Path) -> Path:
 
 def write_markdown(report: Report, path: Path) -> None:
     """Markdown + PNG folder: the folder is staged and swapped in, then the text is written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     folder = markdown_folder(path)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=path.parent))
-    try:
+    with atomic.replacing_folder(folder) as staging:
         write_figures(report, staging)
         write_findings(report, staging)
         text = render_markdown(report, folder.name)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-        write_atomically(path, text)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    atomic.write_text(path, text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gpt2atlas.atomic as atomic
 from gpt2atlas.report.document import Part, Report, Sample, Section, Table
 from gpt2atlas.viz.export import write_pngs
 from gpt2atlas.viz.labels import md_escape
@@ -92,5 +93,4 @@ def write_figures(report: Report, folder: Path) -> list[Path]:
 
 def write_findings(report: Report, folder: Path) -> Path:
     path = folder / "findings.json"
-    path.write_text(json.dumps(report.findings_data(), indent=1, default=str))
-    return path
+    return atomic.write_text(path, json.dumps(report.findings_data(), indent=1, default=str))

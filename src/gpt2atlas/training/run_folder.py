@@ -7,8 +7,8 @@
     DIR/state/                    the latest resumable state: model.safetensors (float32) + trainer.pt
                                   (optimizer, step, RNG), itself a loadable checkpoint
 
-Every folder is written beside its final place and renamed into it, so an interrupted write never leaves a
-half-written checkpoint or state behind.
+Every file and folder is written beside its final place and renamed into it (gpt2atlas.atomic), so an
+interrupted write never leaves a half-written checkpoint or state behind.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+import gpt2atlas.atomic as atomic
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.model.loading import save_checkpoint
@@ -112,7 +111,7 @@ class RunFolder:
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         record = {"config": config.to_dict(), "tokens": tokens_manifest}
-        (self.path / RUN_FILE).write_text(json.dumps(record, indent=1))
+        atomic.write_text(self.path / RUN_FILE, json.dumps(record, indent=1))
 
     def read_config(self) -> TrainConfig:
         path = self.path / RUN_FILE
@@ -130,7 +129,7 @@ class RunFolder:
         path = self.path / RUN_FILE
         record = json.loads(path.read_text())
         record["config"] = config.to_dict()
-        path.write_text(json.dumps(record, indent=1))
+        atomic.write_text(path, json.dumps(record, indent=1))
 
     # ----- metrics ---------------------------------------------------------------------------------------------
     def append_metrics(self, metrics: Metrics) -> None:
@@ -145,31 +144,32 @@ class RunFolder:
     def truncate_metrics(self, last_step: int) -> None:
         """Drop lines written after the state being resumed (the run went on past its last save)."""
         kept = [m for m in self.read_metrics() if m.step <= last_step]
-        self.metrics_path.write_text("".join(m.to_json() + "\n" for m in kept))
+        atomic.write_text(self.metrics_path, "".join(m.to_json() + "\n" for m in kept))
 
     # ----- weights and state -----------------------------------------------------------------------------------
     def save_checkpoint(self, model: GPT2, step: int, info: dict[str, Any]) -> Path:
         final = self.checkpoint_dir(step)
-        with _staged(final) as staging:
+        with atomic.replacing_folder(final) as staging:
             save_checkpoint(model, staging)
-            (staging / "training.json").write_text(json.dumps({"step": step, **info}, indent=1))
+            atomic.write_text(staging / "training.json", json.dumps({"step": step, **info}, indent=1))
         return final
 
     def save_state(self, model: GPT2, optimizer: torch.optim.Optimizer, step: int, config: TrainConfig) -> None:
         """Weights, optimizer and RNG at `step`. The schedule and the data position follow from the step (the
         learning rate and the windows seen are recorded too, for the reader)."""
-        with _staged(self.state_dir) as staging:
+        with atomic.replacing_folder(self.state_dir) as staging:
             save_checkpoint(model, staging)
-            torch.save(
-                {
-                    "step": step,
-                    "optimizer": optimizer.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "next_lr": learning_rate(config, step),
-                    "windows_seen": step * config.batch_sequences,
-                },
-                staging / "trainer.pt",
-            )
+            with atomic.replacing(staging / "trainer.pt") as tmp:
+                torch.save(
+                    {
+                        "step": step,
+                        "optimizer": optimizer.state_dict(),
+                        "torch_rng": torch.get_rng_state(),
+                        "next_lr": learning_rate(config, step),
+                        "windows_seen": step * config.batch_sequences,
+                    },
+                    tmp,
+                )
 
     def load_state(self, model: GPT2, optimizer: torch.optim.Optimizer) -> int:
         """Restore the weights, optimizer and RNG saved in state/; returns the step they belong to."""
@@ -185,23 +185,3 @@ class RunFolder:
         optimizer.load_state_dict(trainer["optimizer"])
         torch.set_rng_state(trainer["torch_rng"].cpu())
         return int(trainer["step"])
-
-
-@contextmanager
-def _staged(final: Path) -> Iterator[Path]:
-    """A temporary folder beside `final`, renamed onto it on success and removed on failure."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.with_name(f".{final.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    old = final.with_name(f".{final.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    staging.rename(final)
-    shutil.rmtree(old, ignore_errors=True)

@@ -399,8 +399,8 @@ def _run(
             if stop:
                 if interrupted:
                     raise TrainingInterrupted(
-                        f"interrupted at step {step}: saved {folder.state_dir}; resume with: "
-                        f"gpt2atlas train --resume {folder.path}"
+                        f"stopped: interrupted at step {step}: kept the state in {folder.state_dir} and the "
+                        f"checkpoints in {folder.checkpoints_dir}; resume with: gpt2atlas train --resume {folder.path}"
                     )
                 stopped_early = True
                 log(

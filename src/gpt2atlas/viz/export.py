@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import plotly.graph_objects as go
 import plotly.io as pio
 
+import gpt2atlas.atomic as atomic
 from gpt2atlas.analysis.base import AnalysisResult
 from gpt2atlas.errors import AtlasError
 
@@ -24,27 +23,35 @@ def write_pngs(figures: Sequence[go.Figure], paths: Sequence[Path], *, hint: str
     if not figures:
         return
     figures = list(figures)
-    try:
-        # the batched export ignores each layout's size unless it is passed explicitly
-        pio.write_images(
-            figures,
-            list(paths),
-            scale=1,
-            width=[f.layout.width for f in figures],
-            height=[f.layout.height for f in figures],
-        )
-    except Exception as err:  # kaleido without a browser, mostly
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise AtlasError(f"PNG export failed ({first}); install Chromium (see README) or {hint}") from None
+    with ExitStack() as stack:
+        temporary = [stack.enter_context(atomic.replacing(path)) for path in paths]  # renamed into place at the end
+        try:
+            # the batched export ignores each layout's size unless it is passed explicitly
+            pio.write_images(
+                figures,
+                temporary,
+                scale=1,
+                width=[f.layout.width for f in figures],
+                height=[f.layout.height for f in figures],
+            )
+        except Exception as err:  # kaleido without a browser, mostly
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise AtlasError(f"PNG export failed ({first}); install Chromium (see README) or {hint}") from None
 
 
 def save_figures(figures: Mapping[str, go.Figure], folder: Path, *, png: bool = True) -> list[Path]:
     """Write each figure as `<name>.html` (sharing one plotly.min.js in `folder`) and `<name>.png`."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    bundle = folder / "plotly.min.js"
+    if figures and not bundle.exists():  # plotly would write it in place; whole or not at all instead
+        from plotly.offline import get_plotlyjs
+
+        atomic.write_text(bundle, get_plotlyjs())
     for name, fig in figures.items():
         path = folder / f"{name}.html"
-        fig.write_html(path, include_plotlyjs="directory", full_html=True)
+        with atomic.replacing(path) as tmp:  # plotly.min.js goes beside it, in the same folder
+            fig.write_html(tmp, include_plotlyjs="directory", full_html=True)
         written.append(path)
     if png and figures:
         paths = [folder / f"{name}.png" for name in figures]
@@ -76,22 +83,13 @@ def write_result_folder(
 ) -> Path:
     """Write `out_dir/<area>/findings.json` and every figure (HTML + PNG), atomically.
 
-    Everything is written into a temporary folder first, then moved into place, so an error or Ctrl-C never
-    leaves a half-written result folder.
+    Everything is written into a temporary folder first, then swapped into place, so an error, Ctrl-C or a second
+    writer never leaves a half-written or mixed result folder.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / area
-    staging = Path(tempfile.mkdtemp(prefix=f".{area}-", dir=out_dir))
-    try:
-        (staging / "findings.json").write_text(findings_json)
+    final = Path(out_dir) / area
+    with atomic.replacing_folder(final) as staging:
+        atomic.write_text(staging / "findings.json", findings_json)
         save_figures(figures, staging, png=png)
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return final
 
 

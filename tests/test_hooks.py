@@ -70,7 +70,10 @@ def test_cache_equals_transformer_lens(tmp_path):
     expected_names = ["hook_embed", "hook_pos_embed"]
     expected_names += [f"blocks.{l}.{n}" for l in range(n_layer) for n in PER_LAYER]
     expected_names += ["ln_final.hook_scale", "ln_final.hook_normalized", "unembed.hook_in", "unembed.hook_out"]
-    assert list(cache) == expected_names == ours.hook_names()
+    assert list(cache) == expected_names  # every activation but each head's result, which only a name asks for
+    results = [f"blocks.{l}.attn.hook_result" for l in range(n_layer)]
+    assert [n for n in ours.hook_names() if n not in results] == expected_names
+    assert set(results) <= set(tl.hook_dict)  # TransformerLens has the hook point too, unused by default
     assert set(cache) == set(tl_cache.keys())
     for name in cache:
         assert cache[name].shape == tl_cache[name].shape, name

@@ -5,7 +5,7 @@ import torch
 
 from gpt2atlas import load_model
 from gpt2atlas.errors import InputError
-from hf_utils import hf_random_checkpoint
+from hf_utils import hf_random_checkpoint, transformer_lens_model
 
 PER_LAYER = [
     "hook_resid_pre",
@@ -28,41 +28,12 @@ PER_LAYER = [
 ]
 
 
-def _transformer_lens_model(hf, n_layer, n_head, d_model):
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-    from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights
-
-    cfg = HookedTransformerConfig(
-        n_layers=n_layer,
-        d_model=d_model,
-        n_ctx=hf.config.n_positions,
-        d_head=d_model // n_head,
-        n_heads=n_head,
-        d_mlp=4 * d_model,
-        d_vocab=50257,
-        act_fn="gelu_new",
-        normalization_type="LN",
-        original_architecture="GPT2LMHeadModel",
-        default_prepend_bos=False,
-    )
-    tl = HookedTransformer(cfg)
-    tl.load_and_process_state_dict(
-        convert_gpt2_weights(hf, cfg),
-        fold_ln=False,
-        center_writing_weights=False,
-        center_unembed=False,
-        refactor_factored_attn_matrices=False,
-        fold_value_biases=False,
-    )
-    return tl.eval()
-
-
 def test_cache_equals_transformer_lens(tmp_path):
     pytest.importorskip("transformer_lens")
     n_layer, n_head, d_model = 2, 4, 64
     hf, folder = hf_random_checkpoint(tmp_path / "ck", n_layer=n_layer, n_head=n_head, n_embd=d_model)
     ours = load_model(folder)
-    tl = _transformer_lens_model(hf, n_layer, n_head, d_model)
+    tl = transformer_lens_model(hf, n_layer, n_head, d_model)
     tokens = torch.randint(0, 50257, (2, 24), generator=torch.Generator().manual_seed(0))
     tl_logits, tl_cache = tl.run_with_cache(tokens)
     logits, cache = ours.run_with_cache(tokens)

@@ -13,6 +13,7 @@ import torch
 
 from gpt2atlas import load_model
 from gpt2atlas.analysis import attention, saliency
+from gpt2atlas.errors import InputError
 from gpt2atlas.model.names import act_name
 from hf_utils import hf_random_checkpoint, transformer_lens_model
 
@@ -196,3 +197,12 @@ def test_a_backward_hook_on_a_head_result_gets_its_gradient(hf_and_ours):
     ours.run_with_hooks(TOKENS, bwd_hooks=[(name, lambda grad, hook: seen.append(grad))])[:, -1, 7].sum().backward()
     assert seen[0].shape == (2, 12, N_HEAD, D_MODEL)
     assert torch.allclose(seen[0], expected, atol=1e-6)
+
+
+def test_a_backward_hook_in_a_pass_without_autograd_is_refused(tiny_model):
+    name = act_name("resid_pre", 1)
+    with tiny_model.hooks.attached(bwd_hooks=[(name, lambda grad, hook: None)]):
+        with pytest.raises(InputError, match=f"backward hook on {name} in a pass without autograd"):
+            tiny_model.run_with_cache("Hello", names=[name])  # inference mode: it could never fire
+        _, cache = tiny_model.run_with_cache("Hello", names=[name], grad=True)
+    assert cache[name].requires_grad

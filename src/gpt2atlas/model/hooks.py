@@ -97,6 +97,11 @@ class HookPoint(nn.Module):
             if out is not None:
                 x = _checked(out, x, f"hook on {self.name}")
         if attached.backward:
+            if not torch.is_grad_enabled():
+                raise InputError(
+                    f"backward hook on {self.name} in a pass without autograd (inference mode or no_grad): "
+                    "use run_with_hooks(..., bwd_hooks=...) or run_with_cache(..., grad=True)"
+                )
             if not x.requires_grad:
                 x = x.detach().requires_grad_(True)
             for fn in attached.backward:

@@ -10,7 +10,9 @@ only their own hooks, and the modules are never mutated.
 
 A hook point with no hook costs one context lookup; the model also asks `is_active` to skip work that only a
 hooked activation needs (the explicit attention pattern, each head's result), and `may_edit` says whether an
-attached hook could change the activation (caching attaches its hooks as read-only).
+attached hook could change the activation (caching attaches its hooks as read-only). A `torch.compile`d pass
+runs unhooked: the compiler cannot read a ContextVar (it would break the graph at every hook point), and the
+compiled training loop attaches no hooks.
 
 A backward hook `fn(grad, hook)` receives the gradient of whatever is differentiated with respect to the
 activation (its output, after any forward hook), and may return a replacement gradient. It is registered on the
@@ -31,6 +33,7 @@ from typing import Union
 
 import torch
 from torch import nn
+from torch.compiler import is_dynamo_compiling
 
 from gpt2atlas.errors import InputError
 
@@ -77,7 +80,7 @@ class HookPoint(nn.Module):
     @property
     def is_active(self) -> bool:
         """Whether the current call attached any hook (forward or backward) here."""
-        return self in _ACTIVE.get()
+        return not is_dynamo_compiling() and self in _ACTIVE.get()
 
     @property
     def may_edit(self) -> bool:
@@ -86,6 +89,8 @@ class HookPoint(nn.Module):
         return attached is not None and not all(read_only for _, read_only in attached.forward)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if is_dynamo_compiling():  # torch.compile cannot read a ContextVar: compiled passes run unhooked
+            return x
         active = _ACTIVE.get()
         if not active:
             return x

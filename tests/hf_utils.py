@@ -1,4 +1,4 @@
-"""Build Hugging Face GPT-2 checkpoints with random weights (the reference our model must match)."""
+"""Build Hugging Face GPT-2 checkpoints with random weights, and TransformerLens models of them (our references)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,34 @@ def hf_random_checkpoint(
                 p.add_(torch.randn_like(p) * 0.1)
     model.save_pretrained(folder)
     return model, Path(folder)
+
+
+def transformer_lens_model(hf, n_layer, n_head, d_model, *, use_attn_result=False):
+    """TransformerLens 3.9's HookedTransformer with `hf`'s weights, loaded without weight processing."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights
+
+    cfg = HookedTransformerConfig(
+        n_layers=n_layer,
+        d_model=d_model,
+        n_ctx=hf.config.n_positions,
+        d_head=d_model // n_head,
+        n_heads=n_head,
+        d_mlp=4 * d_model,
+        d_vocab=50257,
+        act_fn="gelu_new",
+        normalization_type="LN",
+        original_architecture="GPT2LMHeadModel",
+        default_prepend_bos=False,
+        use_attn_result=use_attn_result,
+    )
+    tl = HookedTransformer(cfg)
+    tl.load_and_process_state_dict(
+        convert_gpt2_weights(hf, cfg),
+        fold_ln=False,
+        center_writing_weights=False,
+        center_unembed=False,
+        refactor_factored_attn_matrices=False,
+        fold_value_biases=False,
+    )
+    return tl.eval()

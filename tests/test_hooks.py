@@ -5,7 +5,7 @@ import torch
 
 from gpt2atlas import load_model
 from gpt2atlas.errors import InputError
-from hf_utils import hf_random_checkpoint
+from hf_utils import hf_random_checkpoint, transformer_lens_model
 
 PER_LAYER = [
     "hook_resid_pre",
@@ -28,41 +28,12 @@ PER_LAYER = [
 ]
 
 
-def _transformer_lens_model(hf, n_layer, n_head, d_model):
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-    from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights
-
-    cfg = HookedTransformerConfig(
-        n_layers=n_layer,
-        d_model=d_model,
-        n_ctx=hf.config.n_positions,
-        d_head=d_model // n_head,
-        n_heads=n_head,
-        d_mlp=4 * d_model,
-        d_vocab=50257,
-        act_fn="gelu_new",
-        normalization_type="LN",
-        original_architecture="GPT2LMHeadModel",
-        default_prepend_bos=False,
-    )
-    tl = HookedTransformer(cfg)
-    tl.load_and_process_state_dict(
-        convert_gpt2_weights(hf, cfg),
-        fold_ln=False,
-        center_writing_weights=False,
-        center_unembed=False,
-        refactor_factored_attn_matrices=False,
-        fold_value_biases=False,
-    )
-    return tl.eval()
-
-
 def test_cache_equals_transformer_lens(tmp_path):
     pytest.importorskip("transformer_lens")
     n_layer, n_head, d_model = 2, 4, 64
     hf, folder = hf_random_checkpoint(tmp_path / "ck", n_layer=n_layer, n_head=n_head, n_embd=d_model)
     ours = load_model(folder)
-    tl = _transformer_lens_model(hf, n_layer, n_head, d_model)
+    tl = transformer_lens_model(hf, n_layer, n_head, d_model)
     tokens = torch.randint(0, 50257, (2, 24), generator=torch.Generator().manual_seed(0))
     tl_logits, tl_cache = tl.run_with_cache(tokens)
     logits, cache = ours.run_with_cache(tokens)
@@ -70,7 +41,10 @@ def test_cache_equals_transformer_lens(tmp_path):
     expected_names = ["hook_embed", "hook_pos_embed"]
     expected_names += [f"blocks.{l}.{n}" for l in range(n_layer) for n in PER_LAYER]
     expected_names += ["ln_final.hook_scale", "ln_final.hook_normalized", "unembed.hook_in", "unembed.hook_out"]
-    assert list(cache) == expected_names == ours.hook_names()
+    assert list(cache) == expected_names  # every activation but each head's result, which only a name asks for
+    results = [f"blocks.{l}.attn.hook_result" for l in range(n_layer)]
+    assert [n for n in ours.hook_names() if n not in results] == expected_names
+    assert set(results) <= set(tl.hook_dict)  # TransformerLens has the hook point too, unused by default
     assert set(cache) == set(tl_cache.keys())
     for name in cache:
         assert cache[name].shape == tl_cache[name].shape, name

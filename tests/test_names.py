@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gpt2atlas"
 def test_every_hook_point_of_the_model_parses_and_is_rebuilt_exactly():
     model = random_model()
     names = model.hook_names()
-    assert len(names) == 6 + 17 * model.cfg.n_layer  # 6 outside the blocks, 17 in each: names.py knows them all
+    assert len(names) == 6 + 18 * model.cfg.n_layer  # 6 outside the blocks, 18 in each: names.py knows them all
     kinds = {}
     for name in names:
         kind, layer = parse_act_name(name)

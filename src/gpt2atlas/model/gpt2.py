@@ -9,6 +9,7 @@
 
     LN(x)      = (x - mean(x)) / sqrt(var(x) + eps) * w + b
     Attn(x)    = concat_h softmax(q_h k_h^T / sqrt(d_head) + causal mask) v_h  @ W_O + b_O
+               = sum_h z_h @ W_O[h] + b_O                            (attn.hook_z, attn.hook_result)
     MLP(x)     = GELU_tanh(x @ W_in + b_in) @ W_out + b_out
 
 Weight matrices are stored as (in, out), the layout of OpenAI's and Hugging Face's checkpoints, so loading
@@ -17,6 +18,7 @@ copies nothing and `x @ W` reads like the equations. Hook names and shapes follo
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -29,6 +31,7 @@ from torch import nn
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.config import GPT2Config
 from gpt2atlas.model.hooks import ActivationCache, HookFn, HookPoint, HookRegistry, NameFilter
+from gpt2atlas.model.names import is_opt_in
 from gpt2atlas.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
@@ -41,6 +44,14 @@ def _affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
     """x @ weight + bias over the last axis, for any leading shape."""
     flat = torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight)
     return flat.view(*x.shape[:-1], weight.shape[1])
+
+
+def _autograd() -> contextlib.ExitStack:
+    """Autograd on, even inside the caller's inference mode or no_grad."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode(False))
+    stack.enter_context(torch.enable_grad())
+    return stack
 
 
 class LayerNorm(nn.Module):
@@ -88,6 +99,7 @@ class Attention(nn.Module):
         self.hook_attn_scores = HookPoint()  # (batch, head, query, key), masked with -inf
         self.hook_pattern = HookPoint()  # (batch, head, query, key)
         self.hook_z = HookPoint()  # (batch, pos, head, d_head): pattern-weighted values
+        self.hook_result = HookPoint()  # (batch, pos, head, d_model): each head's z through its rows of W_O
 
     def _per_head(self, which: int) -> torch.Tensor:
         d_model = self.W_QKV.shape[0]
@@ -129,6 +141,9 @@ class Attention(nn.Module):
         else:
             z = self._fused_attention(q, k, v, n_past)
         z = self.hook_z(z.transpose(1, 2))
+        if self.hook_result.is_active:  # per head, only when asked: n_head times attention's output in memory
+            result = self.hook_result(torch.einsum("bphd,hdm->bphm", z, self.W_O_per_head))
+            return result.sum(dim=2) + self.b_O
         return _affine(z.reshape(batch, n_new, d_model), self.W_O, self.b_O)
 
     def _explicit_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_past: int) -> torch.Tensor:
@@ -252,7 +267,8 @@ class GPT2(nn.Module):
         for name, module in self.named_modules():
             if isinstance(module, HookPoint):
                 module.name = name
-        self.hooks = HookRegistry({m.name: m for m in self.modules() if isinstance(m, HookPoint)})
+        points = {m.name: m for m in self.modules() if isinstance(m, HookPoint)}
+        self.hooks = HookRegistry(points, opt_in=[n for n in points if is_opt_in(n)])
 
     # ----- weights -------------------------------------------------------------------------------------------
     @property
@@ -387,14 +403,20 @@ class GPT2(nn.Module):
         inputs: ModelInput,
         fwd_hooks: Iterable[tuple[NameFilter, HookFn]] = (),
         *,
+        bwd_hooks: Iterable[tuple[NameFilter, HookFn]] = (),
         prepend_bos: bool = False,
     ) -> torch.Tensor:
         """Forward pass with hooks `fn(activation, hook)` attached; a hook may return a replacement.
 
-        Hooks are removed when the call returns or raises, so nothing leaks into the next call.
+        The hooks belong to this call (another thread's passes on the same model never see them) and are gone
+        when it returns or raises. `bwd_hooks` get `fn(grad, hook)`, the gradient with respect to the activation,
+        when the returned logits are differentiated (the pass then runs with autograd on, whatever the caller's
+        mode); one may return a replacement gradient.
         """
         tokens = self.to_tokens(inputs, prepend_bos=prepend_bos)
-        with self.hooks.attached(fwd_hooks):
+        bwd_hooks = list(bwd_hooks)
+        mode = _autograd() if bwd_hooks else contextlib.nullcontext()
+        with mode, self.hooks.attached(fwd_hooks, bwd_hooks=bwd_hooks):
             return self(tokens)
 
     def run_with_cache(
@@ -404,11 +426,17 @@ class GPT2(nn.Module):
         *,
         prepend_bos: bool = False,
         stop_at_layer: int | None = None,
+        grad: bool = False,
     ) -> tuple[torch.Tensor, ActivationCache]:
         """Logits and the activations named by `names` (all of them if None; a list or a predicate).
 
-        Only requested activations are kept. Values equal TransformerLens's `run_with_cache` on a model loaded
-        without weight processing (`fold_ln=False, center_writing_weights=False, center_unembed=False`).
+        Only requested activations are kept; None leaves out each head's `attn.hook_result`, which is computed
+        only when named. By default the pass runs in inference mode and the activations are detached. With
+        `grad=True` it keeps the autograd graph: every cached activation requires grad (one computed from
+        nothing that does, as with a loaded model's frozen weights, becomes a leaf), so the logits can be
+        differentiated with respect to it, e.g. `torch.autograd.grad(logits[0, -1, t], cache[name])`.
+        Values equal TransformerLens's `run_with_cache` on a model loaded without weight processing
+        (`fold_ln=False, center_writing_weights=False, center_unembed=False`).
         """
         tokens = self.to_tokens(inputs, prepend_bos=prepend_bos)
         cache = ActivationCache()
@@ -416,7 +444,14 @@ class GPT2(nn.Module):
         def keep(activation: torch.Tensor, hook: HookPoint) -> None:
             cache[hook.name] = activation.detach()
 
-        with torch.inference_mode(), self.hooks.attached([(names, keep)], read_only=True):
+        def keep_in_graph(activation: torch.Tensor, hook: HookPoint) -> torch.Tensor:
+            if not activation.requires_grad:  # the same values, now a leaf the backward pass can reach
+                activation = activation.detach().requires_grad_(True)
+            cache[hook.name] = activation
+            return activation
+
+        mode = _autograd() if grad else torch.inference_mode()
+        with mode, self.hooks.attached([(names, keep_in_graph if grad else keep)], read_only=True):
             logits = self(tokens, stop_at_layer=stop_at_layer)
         return logits, cache
 

@@ -4,6 +4,7 @@
     act_name("pattern", 3)    -> "blocks.3.attn.hook_pattern"
     act_name("post", 0)       -> "blocks.0.mlp.hook_post"
     act_name("embed")         -> "hook_embed"
+    act_name("result", 3)     -> "blocks.3.attn.hook_result"   (opt-in: computed only when hooked by name)
     parse_act_name("blocks.3.attn.hook_pattern") -> ("pattern", 3)
 
 The short names are TransformerLens's (`utils.get_act_name`), so code carries over; `module_name` names the
@@ -25,6 +26,7 @@ _IN_BLOCK: dict[str, str] = {
     "attn_scores": "attn.hook_attn_scores",
     "pattern": "attn.hook_pattern",
     "z": "attn.hook_z",
+    "result": "attn.hook_result",
     "pre": "mlp.hook_pre",
     "post": "mlp.hook_post",
     "ln1_scale": "ln1.hook_scale",
@@ -43,6 +45,8 @@ _OUTSIDE: dict[str, str] = {
 _BY_SUFFIX = {suffix: short for short, suffix in _IN_BLOCK.items()}
 _BY_NAME = {name: short for short, name in _OUTSIDE.items()}
 BLOCK_PARTS = ("ln1", "attn", "ln2", "mlp")
+# computed only when hooked by name, so left out of "every activation" (TransformerLens: `use_attn_result`)
+OPT_IN = ("result",)
 
 
 def act_name(kind: str, layer: int | None = None) -> str:
@@ -66,6 +70,12 @@ def parse_act_name(name: str) -> tuple[str, int | None]:
     if len(parts) == 3 and parts[0] == "blocks" and parts[1].isdigit() and parts[2] in _BY_SUFFIX:
         return _BY_SUFFIX[parts[2]], int(parts[1])
     raise ValueError(f"'{name}' is not a hook name of GPT-2")
+
+
+def is_opt_in(name: str) -> bool:
+    """Whether hook `name` is one that only a hook asking for it by name computes (each head's result)."""
+    parts = name.split(".", 2)
+    return len(parts) == 3 and parts[0] == "blocks" and _BY_SUFFIX.get(parts[2]) in OPT_IN
 
 
 def module_name(layer: int, part: str) -> str:

@@ -249,7 +249,9 @@ def start(
 
     def finish(rows: CloudRows) -> GeometryResult:
         clouds = assemble(plan, rows, model.cfg.d_model)
-        return _measure(model, prompt, chosen_corpus, clouds, settings, layer, control, progress, on_progress, clock)
+        return _measure(
+            model, prompt, chosen_corpus, clouds, settings, layer, run_control, progress, on_progress, clock
+        )
 
     return cloud_job(model, plan, finish, progress=progress, on_progress=on_progress)
 
@@ -261,7 +263,7 @@ def _measure(
     clouds: Clouds,
     settings: GeometrySettings,
     layer: int | None,
-    control: bool | None,
+    run_control: bool,
     progress: bool,
     on_progress: ProgressCallback | None,
     clock: dict[str, float],
@@ -274,9 +276,6 @@ def _measure(
         clouds, gride_max_rank=settings.gride_max_rank, seed=seed, progress=progress, on_progress=on_progress
     )
     clock["estimation"] = time.perf_counter()
-    run_control = (
-        control if control is not None else sum(p.numel() for p in model.parameters()) <= CONTROL_MAX_PARAMETERS
-    )
     if run_control and on_progress is not None:
         on_progress("control", 0, 1)
     control_findings = (

@@ -1,0 +1,8 @@
+"""Which parts of GPT-2 produce a prediction: direct logit attribution, activation patching (real and
+attribution patching) and ablation over a corpus. Numbers only, as typed findings; see each module."""
+
+from gpt2atlas.analysis.causes.dla import direct_logit_attribution
+from gpt2atlas.analysis.causes.inputs import SITES
+from gpt2atlas.analysis.causes.patching import patch
+
+__all__ = ["SITES", "direct_logit_attribution", "patch"]

@@ -49,7 +49,7 @@ def cache_of(model: GPT2, tokens: torch.Tensor, short_names: Iterable[str]) -> d
     names = [act_name(n, l) for n in short_names for l in layers]
     if not names:
         return {}
-    _, cache = model.run_with_cache(tokens, names=names)
+    _, cache = model.run_with_cache(tokens, names=names, stop_at_layer=model.cfg.n_layer)  # no unembedding
     return {n: [cache[act_name(n, l)][0] for l in layers] for n in short_names}
 
 

@@ -90,9 +90,9 @@ def make_setup(
     clean_tokens, corrupted_tokens = prompt_pair(model, clean, corrupted)
     answer_id = token_id(model, answer, "answer") if answer is not None else None
     other_id = token_id(model, other, "other") if other is not None else None
-    with torch.inference_mode():
-        clean_logits = model(clean_tokens)
-        corrupted_logits = model(corrupted_tokens)
+    with torch.inference_mode():  # the metric reads the last position only, unless it is the user's own
+        clean_logits = model(clean_tokens, last_position_only=metric is None)
+        corrupted_logits = model(corrupted_tokens, last_position_only=metric is None)
     if answer_id is None or other_id is None:
         answer_id, default_other = default_pair(clean_logits, corrupted_logits, answer_id)
         other_id = default_other if other_id is None else other_id

@@ -66,10 +66,17 @@ def planted_model(seed: int = 0) -> GPT2:
         W_E[PLANTED_TOKENS, TOKEN : TOKEN + 32] = eye  # tied: also each token's unembedding
         model.pos_embed.W_pos.zero_()
         model.pos_embed.W_pos[:, POS : POS + 32] = eye
-        _plant_head(model, *PREVIOUS_TOKEN_HEAD, q=(POS, eye), k=(POS, torch.diag(torch.ones(31), 1)),
-                    v=(TOKEN, eye), o=(PREV, eye / 8))
-        _plant_head(model, *INDUCTION_HEAD, q=(TOKEN, 1.5 * eye), k=(PREV, 1.5 * eye), v=(TOKEN, eye),
-                    o=(TOKEN, eye / 2))
+        _plant_head(
+            model,
+            *PREVIOUS_TOKEN_HEAD,
+            q=(POS, eye),
+            k=(POS, torch.diag(torch.ones(31), 1)),
+            v=(TOKEN, eye),
+            o=(PREV, eye / 8),
+        )
+        _plant_head(
+            model, *INDUCTION_HEAD, q=(TOKEN, 1.5 * eye), k=(PREV, 1.5 * eye), v=(TOKEN, eye), o=(TOKEN, eye / 2)
+        )
     return model
 
 

@@ -27,6 +27,7 @@ LAYER = {
     "cli": 6,
     "": 7,
     "__main__": 7,  # the package's __init__ (its public API) and `python -m gpt2atlas`
+    "causes": 7,  # gpt2atlas.causes: the causal analyses' public name (their code is analysis/causes)
 }
 # report and app share the same layer but must not reach into each other
 APART = {frozenset({"report", "app"})}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from gpt2atlas.analysis.causes.findings import DirectAttribution, RandomDirections, rank
-from gpt2atlas.analysis.causes.inputs import AnswerPair, Token, check_position, token_id, tokens_of
+from gpt2atlas.analysis.causes.inputs import AnswerPair, Token, block_of, check_position, token_id, tokens_of
 from gpt2atlas.model.gpt2 import GPT2, ModelInput
 from gpt2atlas.model.names import act_name
 
@@ -39,7 +39,8 @@ def residual_parts(model: GPT2, tokens: torch.Tensor, position: int) -> tuple[to
     names += [act_name(n, l) for l in range(n_layer) for n in ("z", "mlp_out")]
     logits, cache = model.run_with_cache(tokens, names=names)
     parts = [cache["hook_embed"][0, position], cache["hook_pos_embed"][0, position]]
-    for layer, block in enumerate(model.blocks):
+    for layer in range(n_layer):
+        block = block_of(model, layer)
         z = cache[act_name("z", layer)][0, position]  # (head, d_head)
         heads = torch.einsum("hd,hdm->hm", z, block.attn.W_O_per_head.detach())
         parts += [*heads, block.attn.b_O.detach(), cache[act_name("mlp_out", layer)][0, position]]

@@ -149,3 +149,14 @@ def labels(site_axes: Sequence[str], shape: Sequence[int]) -> list[str]:
     for axis, size in zip(site_axes, shape, strict=True):
         out = [f"{prefix}{letter[axis]}{i}" for prefix in out for i in range(size)]
     return out
+
+
+@dataclass(frozen=True)
+class CausesFindings:
+    """Everything the causes area measures on one clean/corrupted pair."""
+
+    attribution: DirectAttribution  # on the clean prompt, at its last position, for the pair's answer/other
+    pair: CausesPair
+    sweeps: list[PatchSweep]
+    estimates: list[AttributionCheck]  # attribution patching beside each sweep
+    built_in_pair: bool  # True when the corrupted prompt was made here (the induction pair)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from gpt2atlas.errors import InputError
-from gpt2atlas.model.gpt2 import GPT2, ModelInput
+from gpt2atlas.model.gpt2 import GPT2, Block, ModelInput
 
 # site -> the axes of its result, in TransformerLens's order (patching.get_act_patch_*)
 SITE_AXES: dict[str, tuple[str, ...]] = {
@@ -113,3 +113,10 @@ class AnswerPair:
         last = logits[:, -1]
         value = last[:, self.answer]
         return value - last[:, self.other] if self.other is not None else value
+
+
+def block_of(model: GPT2, layer: int) -> Block:
+    """Block `layer` of the model, typed."""
+    block = model.blocks[layer]
+    assert isinstance(block, Block)
+    return block

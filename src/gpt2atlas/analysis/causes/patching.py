@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
-from gpt2atlas.analysis.causes.inputs import SITE_AXES, Token, check_site
+from gpt2atlas.analysis.causes.inputs import SITE_AXES, Token, block_of, check_site
 from gpt2atlas.analysis.causes.setup import Metric, PatchSetup, make_setup
 from gpt2atlas.model.gpt2 import GPT2, ModelInput
 from gpt2atlas.model.names import act_name
@@ -64,7 +64,7 @@ def _repeat_with(base: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 
 def head_deltas(model: GPT2, layer: int, new_z: torch.Tensor, old_z: torch.Tensor) -> torch.Tensor:
     """(head, pos, d_model): what replacing each head's z (pos, head, d_head) adds to the attention output."""
-    W_O = model.blocks[layer].attn.W_O_per_head.detach()
+    W_O = block_of(model, layer).attn.W_O_per_head.detach()
     return torch.einsum("phd,hdm->hpm", new_z - old_z, W_O)
 
 
@@ -128,7 +128,7 @@ def run_from(model: GPT2, chunk: list[Start], readout: Readout) -> torch.Tensor:
         if point == end:
             break
         assert x is not None
-        block = model.blocks[point // 2]
+        block = block_of(model, point // 2)
         if point % 2 == 0:
             x = x + block.attn(block.ln1(x))
         else:

@@ -11,6 +11,16 @@ Contenders per sweep: TransformerLens (one forward pass per patch, from the embe
 ours (`gpt2atlas.causes.patch`), and for head_out_by_pos also ours `attribution_patch` (one clean and one
 corrupted forward pass and one backward pass). Peak memory is the process's resident-set high-water mark
 (VmHWM), reset after the model is loaded, so it is the sweep's own peak with the model already in memory.
+
+Measured once (one round) on a 2-core AMD EPYC shared with other jobs (load average 10-14, so wall times are
+inflated and CPU times are the steadier ratio), torch 2.13, 2 threads:
+    resid_pre (12, 20)        TransformerLens 1805 s wall / 397 s CPU, ours 18.8 s / 8.4 s: 96x wall, 47x CPU;
+                              peak RSS 2109 MB (1217 loaded + 892) vs 1030 MB (778 loaded + 253)
+    head_out (12, 12)         TransformerLens 558 s / 222 s, ours 18.7 s / 6.6 s: 30x wall, 34x CPU;
+                              peak RSS 2114 MB (1222 + 892) vs 968 MB (778 + 191)
+    head_out_by_pos (12,20,12) ours 215 s / 73 s; attribution patching 6.5 s / 2.7 s: 33x wall, 28x CPU,
+                              correlation 0.994; TransformerLens not timed (2,880 passes; --tl-by-pos)
+Values: max |ours - TransformerLens| 1.4e-05 (resid_pre), 1.0e-05 (head_out).
 """
 
 from __future__ import annotations

@@ -169,14 +169,17 @@ def test_planted_circuit_head_patching_names_both_planted_heads(site):
 def test_planted_circuit_attribution_patching_agrees_with_patching():
     model = planted_model()
     clean, corrupted, answer = planted_pair()
+    checks = {}
     for site in ("head_out", "head_pattern", "mlp_out"):
         patched = patch(model, clean, corrupted, site, answer=answer, other=PLANTED_TOKENS[8])
         estimated = attribution_patch(model, clean, corrupted, site, answer=answer, other=PLANTED_TOKENS[8])
         assert estimated.shape == patched.shape
-        check = compare(site, patched, estimated)
-        assert check.correlation > 0.98, (site, check)
-    # the saturated softmax makes the estimate overshoot where a head's pattern switches on (1.0 -> ~2)
-    assert check.site == "mlp_out"
+        checks[site] = compare(site, patched, estimated)
+        assert checks[site].correlation > 0.98, (site, checks[site])
+    # where a planted head switches its pattern on, the saturated softmax makes the linear estimate overshoot
+    worst = checks["head_out"].largest_disagreements[:2]
+    assert {d.component for d in worst} == {"L0H0", "L1H0"}
+    assert all(0.9 < d.patched < 1.1 and d.estimated > 1.5 for d in worst)
 
 
 MINI_LINE = "    self.assertEqual(widget.colour, expected_colour)\n"

@@ -30,6 +30,7 @@ LAYER = {
     "cli": 7,
     "": 8,
     "__main__": 8,  # the package's __init__ (its public API) and `python -m gpt2atlas`
+    "causes": 8,  # gpt2atlas.causes: the causal analyses' public name (their code is analysis/causes)
 }
 # report and app share the same layer but must not reach into each other
 APART = {frozenset({"report", "app"})}

@@ -46,7 +46,7 @@ def corrupted_gradients(setup: PatchSetup, short_name: str) -> tuple[list[torch.
         kept[hook.name] = x
 
     names = [act_name(short_name, layer) for layer in range(model.cfg.n_layer)]
-    with torch.enable_grad(), model.hooks.attached([("hook_embed", leaf), (names, keep)]):
+    with torch.enable_grad(), model.hooks.attached([(act_name("embed"), leaf), (names, keep)]):
         final = model.residual_stream(setup.corrupted)
         readout_of(setup)(final)[0].backward()
     activations = [kept[name].detach()[0] for name in names]

@@ -35,16 +35,17 @@ def residual_parts(model: GPT2, tokens: torch.Tensor, position: int) -> tuple[to
     """The parts of the final residual stream at `position` (n_parts - 1, d_model; ln_final.bias aside), in
     part_names order, with the run's ln_final scale (1,) and logits (d_vocab,) there."""
     n_layer = model.cfg.n_layer
-    names = ["hook_embed", "hook_pos_embed", "ln_final.hook_scale"]
+    embed, pos_embed, scale = act_name("embed"), act_name("pos_embed"), act_name("ln_final_scale")
+    names = [embed, pos_embed, scale]
     names += [act_name(n, l) for l in range(n_layer) for n in ("z", "mlp_out")]
     logits, cache = model.run_with_cache(tokens, names=names)
-    parts = [cache["hook_embed"][0, position], cache["hook_pos_embed"][0, position]]
+    parts = [cache[embed][0, position], cache[pos_embed][0, position]]
     for layer in range(n_layer):
         block = block_of(model, layer)
         z = cache[act_name("z", layer)][0, position]  # (head, d_head)
         heads = torch.einsum("hd,hdm->hm", z, block.attn.W_O_per_head.detach())
         parts += [*heads, block.attn.b_O.detach(), cache[act_name("mlp_out", layer)][0, position]]
-    return torch.stack(parts), cache["ln_final.hook_scale"][0, position], logits[0, position]
+    return torch.stack(parts), cache[scale][0, position], logits[0, position]
 
 
 def project(model: GPT2, parts: torch.Tensor, scale: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch
 
 from gpt2atlas.analysis.base import AnalysisResult, optional, to_jsonable, vocab_strings
 from gpt2atlas.analysis.residual import position_policy, residual_states, stat_positions, state_hooks, state_names
-from gpt2atlas.errors import InputError
+from gpt2atlas.errors import InputError, check_seed
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.numerics.pca import fit_pca
 
@@ -334,6 +334,7 @@ def analyze(
     seed: int = 0,
 ) -> JourneyResult:
     """Logit lens, stream cosines, cloud spread and one token's trajectory on `prompt`."""
+    check_seed(seed)
     unknown = set(projections) - {"pca", "umap"}
     if unknown:
         raise InputError(f"unknown projection '{min(unknown)}': use pca and/or umap")

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from gpt2atlas.analysis.base import AnalysisResult
-from gpt2atlas.errors import AtlasError
+from gpt2atlas.errors import AtlasError, check_output
 
 
 def write_pngs(figures: Sequence[go.Figure], paths: Sequence[Path], *, hint: str = "pass --no-png") -> None:
@@ -80,6 +80,7 @@ def write_result_folder(
     leaves a half-written result folder.
     """
     out_dir = Path(out_dir)
+    check_output(out_dir, "out_dir", folder=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / area
     staging = Path(tempfile.mkdtemp(prefix=f".{area}-", dir=out_dir))

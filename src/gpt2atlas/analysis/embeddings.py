@@ -519,7 +519,10 @@ def analyze(
     check_seed(seed)
     unknown = [p for p in projections if p not in PROJECTIONS]
     if unknown:
-        raise InputError(f"unknown projection '{unknown[0]}': use {', '.join(PROJECTIONS)}")
+        raise InputError(
+            f"projections={','.join(projections)!r}: unknown projection '{unknown[0]}': use {', '.join(PROJECTIONS)}",
+            arguments=("projections",),
+        )
     if sample_size < 10:
         raise InputError("the projection sample needs at least 10 tokens")
     manifolds = [p for p in projections if p != "pca"]

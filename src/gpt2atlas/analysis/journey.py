@@ -337,11 +337,14 @@ def analyze(
     check_seed(seed)
     unknown = set(projections) - {"pca", "umap"}
     if unknown:
-        raise InputError(f"unknown projection '{min(unknown)}': use pca and/or umap")
+        raise InputError(
+            f"projections={','.join(projections)!r}: unknown projection '{min(unknown)}': use pca and/or umap",
+            arguments=("projections",),
+        )
     if not 1 <= top_k <= model.cfg.d_vocab:
-        raise InputError(f"top_k must be between 1 and {model.cfg.d_vocab}, got {top_k}")
+        raise InputError(f"top_k={top_k} must be between 1 and {model.cfg.d_vocab}", arguments=("top_k",))
     if "umap" in projections and umap_sample < UMAP_NEIGHBOURS:
-        raise InputError(f"umap_sample must be at least {UMAP_NEIGHBOURS} tokens, got {umap_sample}")
+        raise InputError(f"umap_sample={umap_sample} must be at least {UMAP_NEIGHBOURS}", arguments=("umap_sample",))
     n_layer = model.cfg.n_layer
     tokens = model.to_tokens(prompt)
     token_ids = tokens[0].tolist()

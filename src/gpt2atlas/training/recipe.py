@@ -196,7 +196,7 @@ def check_resumable(saved: TrainConfig, given: TrainConfig) -> None:
 def preset_shape(name: str) -> dict[str, int]:
     """The shape fields of a preset, or a one-line error naming the presets."""
     if name not in PRESETS:
-        raise InputError(f"unknown preset '{name}': use one of {', '.join(PRESETS)}")
+        raise InputError(f"preset={name!r} is unknown: use one of {', '.join(PRESETS)}", arguments=("preset",))
     return PRESETS[name]
 
 

@@ -287,9 +287,9 @@ def test_write_is_atomic_on_failure_and_interrupt(tiny_model, tmp_path, monkeypa
     [
         (["--prompt", "   "], "prompt is empty"),
         (["--prompt", "word " * 200], "more than the model's context"),
-        (["--skip", "nonsense"], "unknown section"),
-        (["--format", "pdf"], "unknown format"),
-        (["--projections", "pca,mds"], "unknown projection 'mds'"),
+        (["--skip", "nonsense"], "--skip 'nonsense' is not a section"),
+        (["--format", "pdf"], "--format 'pdf' is not a format: use html or md"),
+        (["--projections", "pca,mds"], "--projections 'pca,mds': unknown projection 'mds'"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tiny_checkpoint, tmp_path, capsys, args, message):

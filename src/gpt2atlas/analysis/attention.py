@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from gpt2atlas.analysis.base import AnalysisResult, check_index, optional
+from gpt2atlas.errors import check_seed
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.model.names import act_name
 
@@ -369,6 +370,7 @@ def analyze(
     seed: int = 0,
 ) -> AttentionResult:
     """Score every head on `prompt` and on repeated random sequences, name roles, pick a head to draw."""
+    check_seed(seed)
     cfg = model.cfg
     check_index(layer, cfg.n_layer, "layer")
     check_index(head, cfg.n_head, "head")

@@ -38,7 +38,7 @@ from gpt2atlas.analysis.embedding_findings import (
     TokenNorm,
     TokenValue,
 )
-from gpt2atlas.errors import InputError
+from gpt2atlas.errors import InputError, check_seed
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.numerics.neighbours import nearest_by_cosine
 from gpt2atlas.numerics.pca import PCA, components_for, fit_pca
@@ -516,9 +516,13 @@ def analyze(
     which of "pca", "tsne", "umap" to compute. `vocabulary`, from `vocabulary_stats(model)` with the same
     local_anchors, local_k and seed, saves recomputing the prompt-independent numbers.
     """
+    check_seed(seed)
     unknown = [p for p in projections if p not in PROJECTIONS]
     if unknown:
-        raise InputError(f"unknown projection '{unknown[0]}': use {', '.join(PROJECTIONS)}")
+        raise InputError(
+            f"projections={','.join(projections)!r}: unknown projection '{unknown[0]}': use {', '.join(PROJECTIONS)}",
+            arguments=("projections",),
+        )
     if sample_size < 10:
         raise InputError("the projection sample needs at least 10 tokens")
     manifolds = [p for p in projections if p != "pca"]

@@ -23,7 +23,7 @@ import torch
 
 from gpt2atlas.analysis.base import AnalysisResult, optional, vocab_strings
 from gpt2atlas.analysis.residual import position_policy, residual_states, stat_positions, state_hooks, state_names
-from gpt2atlas.errors import InputError
+from gpt2atlas.errors import InputError, check_seed
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.numerics.pca import fit_pca
 
@@ -342,13 +342,17 @@ def analyze(
     seed: int = 0,
 ) -> JourneyResult:
     """Logit lens, stream cosines, cloud spread and one token's trajectory on `prompt`."""
+    check_seed(seed)
     unknown = set(projections) - {"pca", "umap"}
     if unknown:
-        raise InputError(f"unknown projection '{min(unknown)}': use pca and/or umap")
+        raise InputError(
+            f"projections={','.join(projections)!r}: unknown projection '{min(unknown)}': use pca and/or umap",
+            arguments=("projections",),
+        )
     if not 1 <= top_k <= model.cfg.d_vocab:
-        raise InputError(f"top_k must be between 1 and {model.cfg.d_vocab}, got {top_k}")
+        raise InputError(f"top_k={top_k} must be between 1 and {model.cfg.d_vocab}", arguments=("top_k",))
     if "umap" in projections and umap_sample < UMAP_NEIGHBOURS:
-        raise InputError(f"umap_sample must be at least {UMAP_NEIGHBOURS} tokens, got {umap_sample}")
+        raise InputError(f"umap_sample={umap_sample} must be at least {UMAP_NEIGHBOURS}", arguments=("umap_sample",))
     n_layer = model.cfg.n_layer
     tokens = model.to_tokens(prompt)
     token_ids = tokens[0].tolist()

@@ -26,7 +26,7 @@ import torch
 
 from gpt2atlas.analysis.base import FLATTENED, AnalysisResult, check_index
 from gpt2atlas.analysis.residual import position_policy, stat_positions
-from gpt2atlas.errors import InputError
+from gpt2atlas.errors import InputError, check_seed
 from gpt2atlas.model.gpt2 import GPT2, Block, LayerNorm
 from gpt2atlas.model.names import act_name, module_name
 from gpt2atlas.numerics.pca import fit_pca
@@ -525,6 +525,7 @@ def analyze(
 
     The superposition toy packs `superposition_vectors` unit vectors into `superposition_dim` dims.
     """
+    check_seed(seed)
     if superposition_vectors < 2 or superposition_dim < 1 or superposition_steps < 0:
         raise InputError("the superposition toy needs at least 2 vectors, 1 dim and 0 or more steps")
     n_layer = model.cfg.n_layer

@@ -194,10 +194,15 @@ class SaliencyResult(AnalysisResult[SaliencyFindings]):
     area = "saliency"
 
 
+# Integrated gradients converge within a few dozen quadrature points; the nodes of n points need an n x n
+# eigenproblem, so a larger count only costs memory and time.
+MAX_STEPS = 1000
+
+
 def analyze(model: GPT2, prompt: str, *, target: str | int | None = None, steps: int = 16) -> SaliencyResult:
     """Attribute the target's logit at the last position to every input token (gradient x input and IG)."""
-    if steps < 1:
-        raise InputError(f"steps must be at least 1, got {steps}")
+    if not 1 <= steps <= MAX_STEPS:
+        raise InputError(f"steps={steps} must be between 1 and {MAX_STEPS}", arguments=("steps",))
     target_id = resolve_target(model, target)
     tokens = model.to_tokens(prompt)
     token_ids = tokens[0].tolist()

@@ -44,6 +44,7 @@ def read_corpus(model: GPT2, prompt: str | None, options: dict[str, Any]) -> dic
         all_tokens_budget=options["all_tokens_budget"],
         prompt=prompt,
         include_first=options["include_first"],
+        seed=options["seed"],
     )
     started = time.perf_counter()
     max_texts, seed = options["max_texts"], options["seed"]

@@ -42,7 +42,7 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 def parse_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
-        raise InputError(f"unknown dtype '{name}': use one of {', '.join(DTYPES)}")
+        raise InputError(f"dtype={name!r} is unknown: use one of {', '.join(DTYPES)}", arguments=("dtype",))
     return DTYPES[name]
 
 

@@ -35,7 +35,7 @@ def _register_commands() -> None:
 _register_commands()
 
 # Python arguments whose command-line flag has another name
-FLAG_NAMES = flag_names()
+FLAG_NAMES = {**flag_names(), "out_dir": "out", "fmt": "format"}
 
 
 DEBUG_ENV = "GPT2ATLAS_DEBUG"

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 import gpt2atlas.resources as resources
 from gpt2atlas.analysis.base import AnalysisResult, ProgressCallback
 from gpt2atlas.analysis.corpus import CorpusJob, run_corpus
-from gpt2atlas.errors import InputError
+from gpt2atlas.errors import InputError, check_seed
 from gpt2atlas.geometry.corpus import Corpus, default_corpus, sample_texts
 from gpt2atlas.geometry.estimators import (
     gram_log_volume,
@@ -200,6 +200,7 @@ def start(
         all_tokens_budget=all_tokens_budget,
         prompt=prompt,
         include_first=include_first,
+        seed=seed,
     )
     clock = {"start": time.perf_counter()}
     if corpus is None and texts is not None:
@@ -334,8 +335,10 @@ def check_settings(
     all_tokens_budget: int,
     prompt: str | None = None,
     include_first: bool = False,
+    seed: int | None = None,
 ) -> None:
     """Reject settings that do not fit the model, before any work is done."""
+    check_seed(seed)
     if layer is not None and not 0 <= layer <= model.cfg.n_layer:
         raise InputError(
             f"layer={layer} must be between 0 and {model.cfg.n_layer} (0 is the embedding output)", arguments=("layer",)

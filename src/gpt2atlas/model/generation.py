@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import sys
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 
 import gpt2atlas.resources as resources
-from gpt2atlas.errors import AtlasError, InputError
+from gpt2atlas.errors import AtlasError, InputError, check_seed
 
 if TYPE_CHECKING:
     from gpt2atlas.model.gpt2 import GPT2, ModelInput
@@ -105,16 +106,19 @@ def _sample(probs: torch.Tensor, generator: torch.Generator | Sequence[torch.Gen
 
 
 def _check_settings(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None, n: int) -> None:
+    """One line per setting that does not fit, naming it, its value and what it may be."""
     if max_new_tokens < 1:
-        raise InputError("max_new_tokens must be at least 1")
-    if temperature < 0:
-        raise InputError("temperature must be >= 0 (0 means greedy)")
+        raise InputError(f"max_new_tokens={max_new_tokens} must be at least 1", arguments=("max_new_tokens",))
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise InputError(
+            f"temperature={temperature} must be a finite number >= 0 (0 means greedy)", arguments=("temperature",)
+        )
     if top_k is not None and top_k < 0:
-        raise InputError("top_k must be >= 0 (0 or None: no limit)")
+        raise InputError(f"top_k={top_k} must be >= 0 (0 or None: no limit)", arguments=("top_k",))
     if top_p is not None and not 0 < top_p <= 1:
-        raise InputError("top_p must be in (0, 1]")
+        raise InputError(f"top_p={top_p} must be in (0, 1]", arguments=("top_p",))
     if n < 1:
-        raise InputError("num_samples must be at least 1")
+        raise InputError(f"num_samples={n} must be at least 1", arguments=("num_samples",))
 
 
 @torch.inference_mode()
@@ -143,6 +147,7 @@ def generate(
     first; the latter is reported through `warn`.
     """
     _check_settings(max_new_tokens, temperature, top_k, top_p, num_samples)
+    check_seed(seed)
     if alternatives < 0:
         raise InputError(f"alternatives={alternatives} must be 0 or more", arguments=("alternatives",))
     prompt_tokens = model.to_tokens(prompt)

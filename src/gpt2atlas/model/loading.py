@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import torch
 
 import gpt2atlas.atomic as atomic
-from gpt2atlas.errors import AtlasError, CheckpointError, ModelNotFoundError
+from gpt2atlas.errors import AtlasError, CheckpointError, InputError, ModelNotFoundError
 from gpt2atlas.model.config import HUB_REPOS, GPT2Config
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.shipped import SHIPPED_MODELS, shipped_folder
@@ -122,6 +122,7 @@ def infer_config(reader: TensorReader, n_head: int | None = None) -> GPT2Config:
         raise CheckpointError(f"{reader.path} has no token/position embedding (wte/wpe): not a GPT-2 checkpoint")
     d_vocab, d_model = shapes["embed.W_E"]
     n_layer = len({n.split(".")[1] for n in shapes if n.startswith("blocks.")})
+    n_head_given = n_head is not None
     if n_head is None:
         if d_model % 64:
             raise CheckpointError(
@@ -129,14 +130,19 @@ def infer_config(reader: TensorReader, n_head: int | None = None) -> GPT2Config:
             )
         n_head = d_model // 64
     d_mlp = shapes.get("blocks.0.mlp.W_in", (d_model, 4 * d_model))[1]
-    return GPT2Config(
-        n_layer=n_layer,
-        n_head=n_head,
-        d_model=d_model,
-        n_ctx=shapes["pos_embed.W_pos"][0],
-        d_vocab=d_vocab,
-        d_mlp=d_mlp,
-    )
+    try:
+        return GPT2Config(
+            n_layer=n_layer,
+            n_head=n_head,
+            d_model=d_model,
+            n_ctx=shapes["pos_embed.W_pos"][0],
+            d_vocab=d_vocab,
+            d_mlp=d_mlp,
+        )
+    except InputError as err:
+        if n_head_given and "n_head" in err.arguments:
+            raise  # the caller's n_head does not fit
+        raise CheckpointError(f"{reader.path} has tensor shapes that give {err}") from None
 
 
 def _read_config(folder: Path) -> GPT2Config | None:
@@ -144,8 +150,8 @@ def _read_config(folder: Path) -> GPT2Config | None:
     if not path.is_file():
         return None
     try:
-        return GPT2Config.from_hf_dict(json.loads(path.read_text()))
-    except json.JSONDecodeError as err:
+        return GPT2Config.from_hf_dict(json.loads(path.read_text()), source=str(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path} is not valid JSON: {err}") from None
 
 
@@ -224,13 +230,13 @@ def find_checkpoint(name_or_path: str | os.PathLike, revision: str | None = None
     if not text:
         raise ModelNotFoundError("no model given: pass a model id such as gpt2, or a local folder")
     shipped = shipped_folder(text)
-    if shipped is not None and not Path(text).exists():
+    if shipped is not None and not os.path.exists(text):
         if revision:
             raise ModelNotFoundError(f"revision={revision!r} applies to hub ids, not to the shipped model '{text}'")
         checkpoint = _local_checkpoint(shipped)
         return Checkpoint(checkpoint.weights, checkpoint.config, SHIPPED_MODELS[text])
     path = Path(text).expanduser()
-    if path.exists():
+    if os.path.exists(path):  # False, not OSError, for a name too long to be a path
         if revision:
             raise ModelNotFoundError(f"revision={revision!r} applies to hub ids, not to the local path {path}")
         return _local_checkpoint(path)
@@ -289,9 +295,15 @@ def load_model(
     checkpoint = find_checkpoint(name_or_path, revision)
     reader = TensorReader(checkpoint.weights)
     cfg = checkpoint.config or infer_config(reader, n_head)
+    mapping = dict(_our_tensors(reader))  # hf name -> our name
+    blocks = len({ours.split(".")[1] for ours in mapping.values() if ours.startswith("blocks.")})
+    if cfg.n_layer != blocks:  # checked before a model of cfg's shape is built, even on the meta device
+        raise CheckpointError(
+            f"the config of {checkpoint.description} has n_layer={cfg.n_layer}, but {checkpoint.weights} "
+            f"holds {blocks} blocks"
+        )
     expected = _expected_shapes(cfg)
 
-    mapping = dict(_our_tensors(reader))  # hf name -> our name
     found = set(mapping.values())
     missing = [n for n in expected if n not in found]
     if missing:

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 import gpt2atlas.atomic as atomic
 from gpt2atlas.analysis.base import DEFAULT_PROMPT, AreaUnavailable
-from gpt2atlas.errors import AtlasError, InputError
+from gpt2atlas.errors import AtlasError, InputError, check_output, check_seed
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.report.document import Report, Section
 from gpt2atlas.report.html import render_html
@@ -80,14 +80,21 @@ def check_options(
     projections: Iterable[str] = ("pca",),
 ) -> list[str]:
     """The prompts to analyse (the built-in one if none); InputError for anything the report cannot use."""
+    projections = list(projections)
     unknown_projections = [p for p in projections if p not in PROJECTIONS]
     if unknown_projections:
-        raise InputError(f"unknown projection '{unknown_projections[0]}': use {', '.join(PROJECTIONS)}")
+        raise InputError(
+            f"projections={','.join(projections)!r}: unknown projection '{unknown_projections[0]}': "
+            f"use one or more of {', '.join(PROJECTIONS)}",
+            arguments=("projections",),
+        )
     if fmt not in FORMATS:
-        raise InputError(f"unknown format '{fmt}': use html or md")
+        raise InputError(f"fmt={fmt!r} is not a format: use html or md", arguments=("fmt",))
     unknown = sorted(set(skip) - set(SECTION_KEYS))
     if unknown:
-        raise InputError(f"unknown section '{unknown[0]}': sections are {', '.join(SECTION_KEYS)}")
+        raise InputError(
+            f"skip={unknown[0]!r} is not a section: sections are {', '.join(SECTION_KEYS)}", arguments=("skip",)
+        )
     if max_texts < 1:
         raise InputError(f"max_texts={max_texts} must be at least 1", arguments=("max_texts",))
     prompts = list(prompts) or [DEFAULT_PROMPT]
@@ -121,6 +128,10 @@ def build_report(
     skip = list(skip)
     projections = tuple(projections)
     prompts = check_options(list(prompts or []), fmt, skip, max_texts, model, projections)
+    check_output(out, "out", folder=False)
+    check_seed(seed)
+    if fmt == "md":
+        check_output(markdown_folder(Path(out)), "out", folder=True)
     ctx = ReportContext(
         model,
         prompts,

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from gpt2atlas.errors import InputError
+from gpt2atlas.errors import InputError, check_seed
 from gpt2atlas.model.config import GPT2Config
 from gpt2atlas.model.gpt2 import GPT2
 
@@ -32,6 +32,19 @@ PRESETS: dict[str, dict[str, int]] = {
     "medium": {"n_layer": 24, "n_head": 16, "d_model": 1024, "n_ctx": 1024},
 }
 
+WHOLE_AT_LEAST_1 = (
+    "n_layer",
+    "n_head",
+    "d_model",
+    "n_ctx",
+    "max_steps",
+    "batch_tokens",
+    "micro_batch",
+    "eval_every",
+    "eval_tokens",
+    "log_every",
+    "save_every",
+)
 PRECISIONS = ("auto", "float32", "bfloat16")
 ADAMW_IMPLEMENTATIONS = ("fused", "foreach")
 
@@ -72,31 +85,55 @@ class TrainConfig:
     save_every: int = 200
 
     def __post_init__(self) -> None:
-        for name in (
-            "n_layer",
-            "n_head",
-            "d_model",
-            "n_ctx",
-            "max_steps",
-            "batch_tokens",
-            "micro_batch",
-            "eval_every",
-            "eval_tokens",
-            "log_every",
-            "save_every",
-        ):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name}={getattr(self, name)} must be at least 1")
+        """One line per argument that does not fit, naming it, its value and what it may be."""
+        for name in WHOLE_AT_LEAST_1:
+            _check(name, getattr(self, name), _is_whole(getattr(self, name), 1), "must be a whole number >= 1")
+        _check("warmup_steps", self.warmup_steps, _is_whole(self.warmup_steps, 0), "must be a whole number >= 0")
+        check_seed(self.seed)
+        _check("lr", self.lr, _is_real(self.lr) and self.lr > 0, "must be a finite number > 0")
+        _check(
+            "min_lr_ratio",
+            self.min_lr_ratio,
+            _is_real(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1,
+            "must be a number in [0, 1] (the final learning rate as a share of lr)",
+        )
+        _check(
+            "weight_decay",
+            self.weight_decay,
+            _is_real(self.weight_decay) and self.weight_decay >= 0,
+            "must be a finite number >= 0",
+        )
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            _check(name, value, _is_real(value) and 0 <= value < 1, "must be a number in [0, 1)")
+        for name in ("eps", "grad_clip"):
+            value = getattr(self, name)
+            _check(name, value, _is_real(value) and value > 0, "must be a finite number > 0")
+        _check(
+            "val_fraction",
+            self.val_fraction,
+            _is_real(self.val_fraction) and 0 <= self.val_fraction < 1,
+            "must be a number in [0, 1) (the share of documents held out)",
+        )
         if self.d_model % self.n_head:
-            raise InputError(f"d_model={self.d_model} is not divisible by n_head={self.n_head}")
+            raise InputError(
+                f"d_model={self.d_model} is not divisible by n_head={self.n_head}: d_model must be a multiple "
+                "of n_head",
+                arguments=("d_model", "n_head"),
+            )
         if self.batch_tokens % self.n_ctx:
-            raise InputError(f"batch_tokens={self.batch_tokens} is not a multiple of n_ctx={self.n_ctx}")
-        if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0:
-            raise InputError("need lr > 0, 0 <= min_lr_ratio <= 1 and warmup_steps >= 0")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"precision='{self.precision}': use one of {', '.join(PRECISIONS)}")
-        if self.adamw not in ADAMW_IMPLEMENTATIONS:
-            raise InputError(f"adamw='{self.adamw}': use one of {', '.join(ADAMW_IMPLEMENTATIONS)}")
+            raise InputError(
+                f"batch_tokens={self.batch_tokens} is not a multiple of n_ctx={self.n_ctx}: a batch is whole "
+                f"sequences, e.g. batch_tokens={self.n_ctx * max(1, self.batch_tokens // self.n_ctx)}",
+                arguments=("batch_tokens", "n_ctx"),
+            )
+        _check("precision", self.precision, self.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}")
+        _check(
+            "adamw",
+            self.adamw,
+            self.adamw in ADAMW_IMPLEMENTATIONS,
+            f"must be one of {', '.join(ADAMW_IMPLEMENTATIONS)}",
+        )
 
     @property
     def model_config(self) -> GPT2Config:
@@ -129,6 +166,19 @@ class TrainConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def _is_whole(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check(name: str, value: Any, fits: bool, rule: str) -> None:
+    if not fits:
+        raise InputError(f"{name}={value!r} {rule}", arguments=(name,))
+
+
 def check_resumable(saved: TrainConfig, given: TrainConfig) -> None:
     """Refuse a config for resuming `saved` that changes its shape or its recipe (one line naming the field)."""
     for field in fields(TrainConfig):
@@ -146,7 +196,7 @@ def check_resumable(saved: TrainConfig, given: TrainConfig) -> None:
 def preset_shape(name: str) -> dict[str, int]:
     """The shape fields of a preset, or a one-line error naming the presets."""
     if name not in PRESETS:
-        raise InputError(f"unknown preset '{name}': use one of {', '.join(PRESETS)}")
+        raise InputError(f"preset={name!r} is unknown: use one of {', '.join(PRESETS)}", arguments=("preset",))
     return PRESETS[name]
 
 

@@ -12,7 +12,7 @@ import plotly.io as pio
 
 import gpt2atlas.atomic as atomic
 from gpt2atlas.analysis.base import AnalysisResult
-from gpt2atlas.errors import AtlasError
+from gpt2atlas.errors import AtlasError, check_output
 
 
 def write_pngs(figures: Sequence[go.Figure], paths: Sequence[Path], *, hint: str = "pass --no-png") -> None:
@@ -86,7 +86,9 @@ def write_result_folder(
     Everything is written into a temporary folder first, then swapped into place, so an error, Ctrl-C or a second
     writer never leaves a half-written or mixed result folder.
     """
-    final = Path(out_dir) / area
+    out_dir = Path(out_dir)
+    check_output(out_dir, "out_dir", folder=True)
+    final = out_dir / area
     with atomic.replacing_folder(final) as staging:
         atomic.write_text(staging / "findings.json", findings_json)
         save_figures(figures, staging, png=png)

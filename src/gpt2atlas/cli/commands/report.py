@@ -177,7 +177,7 @@ def dashboard(
     from gpt2atlas.model.loading import check_device
 
     if not 0 <= port <= 65535:
-        raise InputError(f"port {port} is out of range (0-65535)")
+        raise InputError(f"port={port} is out of range: use 0 (any free port) to 65535", arguments=("port",))
     device = str(check_device(device))
     port = port or free_port()
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}

@@ -36,6 +36,12 @@ pytestmark = [
 COMMAND_SECONDS = 90  # one DevTools command; a CI run once hung on one for the scenario's whole 600 s
 
 
+TWO_FRAMES = "new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"
+STATE = """JSON.stringify({visibility: document.visibilityState, size: [innerWidth, innerHeight],
+  webgl: window.gpt2atlasFigures && window.gpt2atlasFigures.liveGL(), canvases: document.querySelectorAll('canvas').length,
+  drawn: document.querySelectorAll('.main-svg').length})"""
+
+
 class Page:
     """A Chromium tab that records JS errors, console errors, dialogs and every network request."""
 
@@ -114,10 +120,37 @@ class Page:
         pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
     async def screenshot(self) -> bytes:
-        """The viewport as a person sees it, once the page has painted two frames since the last change."""
-        await self.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))")
-        shot = await self.command("Page.captureScreenshot", {"format": "png"})
+        """The viewport as a person sees it, once the page has painted two frames since the last change. Asked
+        once: should Chromium not answer, the failure says what the page was doing instead of asking again."""
+        await self.evaluate(TWO_FRAMES)
+        start = time.monotonic()
+        try:
+            shot = await asyncio.wait_for(
+                self.tab.send_command("Page.captureScreenshot", params={"format": "png"}), COMMAND_SECONDS
+            )
+        except TimeoutError:
+            pytest.fail(f"Chromium did not answer Page.captureScreenshot in {COMMAND_SECONDS} s; {await self.state()}")
+        finally:
+            took = time.monotonic() - start
+            if took > Page.slowest[0]:
+                Page.slowest = (took, "Page.captureScreenshot")
         return base64.b64decode(shot["result"]["data"])
+
+    async def state(self) -> str:
+        """What the page and its window are doing, each question bounded: for the message of a stalled command."""
+        questions = {
+            "page": ("Runtime.evaluate", {"expression": STATE, "returnByValue": True}),
+            "frames": ("Runtime.evaluate", {"expression": TWO_FRAMES, "returnByValue": True, "awaitPromise": True}),
+            "window": ("Browser.getWindowForTarget", {"targetId": self.tab.target_id}),
+        }
+        answers = []
+        for name, (method, params) in questions.items():
+            try:
+                reply = await asyncio.wait_for(self.tab.send_command(method, params=params), 10)
+                answers.append(f"{name}: {str(reply.get('result'))[:300]}")
+            except TimeoutError:
+                answers.append(f"{name}: no answer in 10 s")
+        return "; ".join(answers)
 
     def of(self, method: str) -> list[dict]:
         return [e["params"] for e in self.events if e["method"] == method]

@@ -263,7 +263,7 @@ def test_report_renders_in_chromium(tiny_checkpoint, tmp_path):
         assert await page.evaluate("document.querySelectorAll('img[src=x], img[onerror]').length") == 0
         text = await page.evaluate("document.body.innerText")
         assert "<script>alert(2)</script>" in text
-        await page.evaluate("document.querySelector('section#attention, section#summary').scrollIntoView()")
+        await page.evaluate("document.querySelector('section#attention').scrollIntoView()")
         await page.wait_for(
             "Array.from(document.querySelectorAll('section#attention div.gpt2atlas-figure')).slice(0, 2)"
             ".every(el => el.dataset.rendered)",

@@ -42,6 +42,15 @@ STATE = """JSON.stringify({visibility: document.visibilityState, size: [innerWid
   drawn: document.querySelectorAll('.main-svg').length})"""
 
 
+def timed(method: str, params: dict | None, took: float) -> None:
+    """Keep the slowest DevTools command; with $GPT2ATLAS_DEVTOOLS_LOG set, log every one (to hunt a slow one)."""
+    if took > Page.slowest[0]:
+        Page.slowest = (took, f"{method} {str(params)[:80]}")
+    if os.environ.get("GPT2ATLAS_DEVTOOLS_LOG"):
+        with open(os.environ["GPT2ATLAS_DEVTOOLS_LOG"], "a") as log:
+            log.write(f"{time.time():.2f} {os.getpid()} {took:7.2f} {method} {str(params)[:100]}\n")
+
+
 class Page:
     """A Chromium tab that records JS errors, console errors, dialogs and every network request."""
 
@@ -69,12 +78,7 @@ class Page:
             except TimeoutError:
                 continue
             finally:
-                took = time.monotonic() - start
-                if took > Page.slowest[0]:
-                    Page.slowest = (took, f"{method} {str(params)[:80]}")
-                if os.environ.get("GPT2ATLAS_DEVTOOLS_LOG"):  # every command's time, for hunting a slow one
-                    with open(os.environ["GPT2ATLAS_DEVTOOLS_LOG"], "a") as log:
-                        log.write(f"{time.time():.2f} {os.getpid()} {took:7.2f} {method} {str(params)[:100]}\n")
+                timed(method, params, time.monotonic() - start)
         pytest.fail(f"Chromium did not answer {method} {str(params)[:160]} twice in {COMMAND_SECONDS} s")
 
     @classmethod
@@ -131,9 +135,7 @@ class Page:
         except TimeoutError:
             pytest.fail(f"Chromium did not answer Page.captureScreenshot in {COMMAND_SECONDS} s; {await self.state()}")
         finally:
-            took = time.monotonic() - start
-            if took > Page.slowest[0]:
-                Page.slowest = (took, "Page.captureScreenshot")
+            timed("Page.captureScreenshot", None, time.monotonic() - start)
         return base64.b64decode(shot["result"]["data"])
 
     async def state(self) -> str:

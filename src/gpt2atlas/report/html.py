@@ -55,11 +55,14 @@ caption { text-align: left; font-weight: 600; padding: 4px 0; }
 
 # plotly.js and the figures travel gzipped (inert script elements, base64). The loader unpacks them with the
 # browser's own DecompressionStream, then draws each figure when it comes near the viewport: the page is usable at
-# once, however many figures it holds. WebGL figures (3-D scenes, large scatters) keep at most GL_LIVE drawn at a
-# time (their contexts released, not left to the garbage collector; a 2-D WebGL plot holds two), so no report runs
-# into the browser's limit of 16 live WebGL contexts.
+# once, however many figures it holds. A WebGL figure holds one context per 3-D scene (and each scene runs its own
+# render loop, every frame, for as long as it lives) or two for a 2-D WebGL plot. So a WebGL figure is released
+# (its contexts lost on purpose, not left to the garbage collector) as soon as it leaves the screen's neighbourhood,
+# and never more than GL_CONTEXTS contexts are alive, well under the browser's limit of 16: a page scrolled past
+# its 3-D figures keeps no context and no render loop running. (Counted by figure instead, four figures of four
+# scenes each kept 13 contexts and 13 render loops, 720 animation frames a second, alive behind a page of heat maps.)
 PACKED_SCRIPT = "application/gzip-base64"
-GL_LIVE = 4
+GL_CONTEXTS = 8
 PLOTLY_LOADER = (
     "(async () => {"
     "const unpack = async id => {"
@@ -73,26 +76,29 @@ PLOTLY_LOADER = (
     "(0, eval)(await unpack('plotly-js'));"
     "const packed = JSON.parse(await unpack('gpt2atlas-figures'));"
     "const figures = new Map(packed.figures.map(f => [f.id, f]));"
-    "const live = [], near = new Set();"
-    "window.gpt2atlasFigures = {drawn: 0, maxLiveGL: 0, liveGL: () => live.length, failures: []};"
+    "const live = [], near = new Set(), contextsOf = el => figures.get(el.id).gl;"
+    "const alive = () => live.reduce((n, el) => n + contextsOf(el), 0);"
+    "window.gpt2atlasFigures = {drawn: 0, maxLiveGL: 0, liveGL: alive, failures: []};"
     "const failed = (el, err) => { delete el.dataset.drawn;"
     " window.gpt2atlasFigures.failures.push(el.id + ': ' + (err && err.message || err)); };"
+    "const forget = el => { release(el); Plotly.purge(el); delete el.dataset.drawn; delete el.dataset.rendered;"
+    " live.splice(live.indexOf(el), 1); };"
     "const draw = el => {"
     " if (el.dataset.drawn) return; el.dataset.drawn = '1';"
     " const f = figures.get(el.id);"
     " try {"
-    "  if (f.gl) { live.push(el);"
-    "   for (const old of live.filter(o => !near.has(o)).slice(0, Math.max(0, live.length - " + str(GL_LIVE) + "))) {"
-    "    release(old); Plotly.purge(old); delete old.dataset.drawn; delete old.dataset.rendered;"
-    "    live.splice(live.indexOf(old), 1); } }"
-    "  window.gpt2atlasFigures.maxLiveGL = Math.max(window.gpt2atlasFigures.maxLiveGL, live.length);"
+    "  if (f.gl) { for (const old of live.filter(o => !near.has(o))) {"
+    "    if (alive() + f.gl <= " + str(GL_CONTEXTS) + ") break; forget(old); }"
+    "   live.push(el); }"
+    "  window.gpt2atlasFigures.maxLiveGL = Math.max(window.gpt2atlasFigures.maxLiveGL, alive());"
     "  const layout = Object.assign(structuredClone(f.layout), {template: packed.templates[f.template]});"
     "  Plotly.newPlot(el, structuredClone(f.data), layout, packed.config).then(() => {"
     "   if (el.dataset.drawn) { window.gpt2atlasFigures.drawn += 1; el.dataset.rendered = '1'; } },"
     "   err => failed(el, err));"
     " } catch (err) { failed(el, err); } };"
     "const observer = new IntersectionObserver(entries => { for (const e of entries) {"
-    " if (e.isIntersecting) { near.add(e.target); draw(e.target); } else near.delete(e.target); } },"
+    " if (e.isIntersecting) { near.add(e.target); draw(e.target); }"
+    " else { near.delete(e.target); if (live.includes(e.target)) forget(e.target); } } },"
     " {rootMargin: '800px 0px'});"
     # every second, a figure near the screen that is not drawn (a failed attempt, a missed event) is tried again
     "const all = Array.from(document.querySelectorAll('div.gpt2atlas-figure'));"
@@ -136,7 +142,14 @@ def plotly_js_packed() -> str:
     return _gzip_base64(get_plotlyjs())
 
 
-GL_TRACES = ("scattergl", "scatter3d", "surface", "mesh3d", "cone", "streamtube", "volume", "isosurface", "splom")
+GL_3D = ("scatter3d", "surface", "mesh3d", "cone", "streamtube", "volume", "isosurface")
+GL_2D = ("scattergl", "splom")
+
+
+def webgl_contexts(data: list[dict[str, Any]]) -> int:
+    """How many WebGL contexts plotly opens for these traces: one per 3-D scene, two for any 2-D WebGL plot."""
+    scenes = {trace.get("scene", "scene") for trace in data if trace.get("type") in GL_3D}
+    return len(scenes) + (2 if any(trace.get("type") in GL_2D for trace in data) else 0)
 
 
 def _narrower(spec: dict) -> dict:
@@ -188,7 +201,7 @@ class FigurePack:
         key = hashlib.sha1(json.dumps(template, sort_keys=True, default=str).encode()).hexdigest()[:12]
         self.templates.setdefault(key, template)
         data = _slim(spec.get("data", []))
-        gl = any(trace.get("type") in GL_TRACES for trace in data)
+        gl = webgl_contexts(data)
         self.figures.append({"id": div_id, "data": data, "layout": _slim(layout), "template": key, "gl": gl})
         div = f'<div class="gpt2atlas-figure" id="{escape(div_id)}" style="height: {int(height)}px; width: 100%"></div>'
         return div, [cut.note for cut in cuts]

@@ -86,8 +86,17 @@ SPEC = AreaSpec(
     figures.FIGURES,
     read_causes,
     knobs=(
-        Knob("answer", "the answer token (default: the model's top prediction on the clean prompt)", str),
-        Knob("other", "a token to measure the answer against (a logit difference)", str),
+        Knob(
+            "answer",
+            "the answer token (default: the built-in pair's repeated token, else the clean run's top prediction)",
+            str,
+        ),
+        Knob(
+            "other",
+            "the token the answer is measured against (default: the corrupted run's top prediction, or the clean "
+            "run's next one where that is the answer)",
+            str,
+        ),
         Knob("sites", f"patching sites, comma-separated: {', '.join(SITES)}", str, listed=True),
         Knob("position", "the position whose prediction DLA splits (patching reads the last)"),
         Knob("seed", "seed of the random tokens (built-in pair) and random directions"),

@@ -10,27 +10,27 @@ import plotly.graph_objects as go
 
 from gpt2atlas.analysis.causes.findings import PatchSweep, labels
 from gpt2atlas.viz.figures import Figures
-from gpt2atlas.viz.labels import token_labels
+from gpt2atlas.viz.labels import escape, token_label, token_labels
 
 if TYPE_CHECKING:
     from gpt2atlas.analysis.causes.findings import CausesFindings, DirectAttribution
     from gpt2atlas.analysis.causes.summary import CausesResult
 
-SITE_WORDS = {
-    "resid_pre": "the residual stream entering each layer",
-    "attn_out": "each layer's attention output",
-    "mlp_out": "each layer's MLP output",
-    "head_out": "each head's output (all positions)",
-    "head_out_by_pos": "each head's output at each position",
-    "head_pattern": "each head's attention pattern",
+SITE_WORDS = {  # short: a title must fit the dashboard's column
+    "resid_pre": "the residual stream",
+    "attn_out": "attention outputs",
+    "mlp_out": "MLP outputs",
+    "head_out": "head outputs",
+    "head_out_by_pos": "head outputs by position",
+    "head_pattern": "head patterns",
 }
 
 
 def measured(f: DirectAttribution) -> str:
-    """'logit of 'colour'' or 'logit difference 'colour' - 'height''."""
+    """'logit of 'colour'' or 'logit difference 'colour' - 'height'' (escaped for a plotly title)."""
     if f.other_token is None:
-        return f"logit of {f.answer_token!r}"
-    return f"logit difference {f.answer_token!r} − {f.other_token!r}"
+        return escape(f"logit of {f.answer_token!r}")
+    return escape(f"logit difference {f.answer_token!r} − {f.other_token!r}")
 
 
 def dla_figure(f: DirectAttribution) -> go.Figure:
@@ -50,8 +50,8 @@ def dla_figure(f: DirectAttribution) -> go.Figure:
         fig.add_hline(y=level, line={"dash": "dot", "color": "#888"})
     fig.update_layout(
         title=(
-            f"Direct logit attribution at position {f.position} ({f.tokens[f.position]!r}): {measured(f)} = "
-            f"{f.total:.3g}; dotted: what random unembedding directions reach (95%)"
+            f"Direct logit attribution at position {f.position} ({token_label(f.tokens[f.position])})<br>{measured(f)} = "
+            f"{f.total:.3g}; dotted: 95% of random directions"
         ),
         xaxis_title="part of the final residual stream",
         yaxis_title="contribution to the logit (difference)",
@@ -95,7 +95,7 @@ def sweep_figure(sweep: PatchSweep, tokens: list[str]) -> go.Figure:
         )
     )
     fig.update_layout(
-        title=f"Patching {SITE_WORDS[sweep.site]} from the clean run into the corrupted one (0 = corrupted, 1 = clean)",
+        title=f"Patching {SITE_WORDS[sweep.site]} ({sweep.site})<br>restored: 0 = corrupted run, 1 = clean run",
         xaxis_title=x_title,
         yaxis={"title": y_title, "autorange": "reversed"},
         width=900,
@@ -124,7 +124,7 @@ def attribution_figure(sweep: PatchSweep, estimated: np.ndarray, correlation: fl
         ]
     )
     fig.update_layout(
-        title=f"Attribution patching against real patching, {sweep.site}: correlation {correlation:.3f}",
+        title=f"Attribution patching vs real patching ({sweep.site})<br>correlation {correlation:.3f}",
         xaxis_title="real patching (restored fraction)",
         yaxis_title="attribution patching's estimate",
         width=700,

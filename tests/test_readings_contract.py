@@ -25,6 +25,7 @@ OPTIONS = {  # options that keep each area quick
     "layernorm": {"superposition_steps": 20},
     "journey": {"projections": ("pca",)},
     "geometry": {"max_texts": 60, "all_tokens_budget": 500, "gride_max_rank": 16},
+    "causes": {"sites": ("resid_pre", "head_out")},
 }
 
 

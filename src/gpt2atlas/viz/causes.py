@@ -99,7 +99,8 @@ def sweep_figure(sweep: PatchSweep, tokens: list[str]) -> go.Figure:
         xaxis_title=x_title,
         yaxis={"title": y_title, "autorange": "reversed"},
         width=900,
-        height=max(320, 40 + 28 * len(y)),
+        height=max(360, 40 + 28 * len(y)) + (80 if x_title == "position" else 0),  # room for the tokens
+        margin={"b": 120 if x_title == "position" else 80},
     )
     return fig
 

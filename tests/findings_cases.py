@@ -53,6 +53,13 @@ def _findings(module: str, *args: Any, **options: Any) -> Callable[[Any], Any]:
     return run
 
 
+def _causes(model: Any) -> Any:
+    from gpt2atlas.areas.causes import ANSWER, CLEAN, CORRUPTED, OTHER
+    from gpt2atlas.causes import analyze
+
+    return to_jsonable(analyze(model, CLEAN, CORRUPTED, ANSWER, OTHER, sites=("head_out",)))
+
+
 GEOMETRY = {"max_texts": 40, "all_tokens_budget": 400, "gride_max_rank": 16}
 CASES: dict[str, Callable[[Any], Any]] = {
     "embeddings": _findings(
@@ -91,6 +98,7 @@ CASES: dict[str, Callable[[Any], Any]] = {
     "geometry_prompt_layer": _findings(
         "gpt2atlas.geometry.analysis", PLAIN, layer=1, substeps=True, include_first=True, progress=False, **GEOMETRY
     ),
+    "causes": _causes,
 }
 
 

@@ -91,6 +91,17 @@ def test_attention_view_layers_heads_lines_and_matrix(app, tiny_model):
     assert errors(app) == [] and "every head (one colour each)" in app.get("plotly_chart")[0].proto.spec
 
 
+def test_causes_view_heat_maps_and_a_heads_pattern_on_both_prompts(app):
+    app.radio(key="view").set_value("Causes").run()
+    assert errors(app) == [] and len(app.get("plotly_chart")) == 7  # 5 causes figures, 2 patterns
+    app.selectbox(key="causes_layer").set_value(0)
+    app.selectbox(key="causes_head").set_value(2).run()
+    specs = figure_specs(app)
+    assert "L0H2 on the clean prompt" in specs and "L0H2 on the corrupted prompt" in specs
+    app.text_input(key="causes_answer").input("colourful").run()
+    assert any("is not a single token" in e for e in errors(app))
+
+
 def figure_specs(app: AppTest) -> str:
     return " ".join(chart.proto.spec for chart in app.get("plotly_chart"))
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from gpt2atlas.analysis.kinds import Inputs, OverCorpus, PerPrompt, WholeModel, options_taken
+from gpt2atlas.analysis.kinds import Inputs, OverCorpus, PerPrompt, PromptPair, WholeModel, options_taken
 from gpt2atlas.app.views import VIEWS
 from gpt2atlas.app.views.analysis import AnalysisView, SpecView
 from gpt2atlas.areas import AREAS, LAYER_AREAS, area, figures_of, spec_of
@@ -23,6 +23,7 @@ QUICK = {  # options that keep each area fast on the tiny model
     "layernorm": {"superposition_steps": 5},
     "journey": {"projections": ("pca",)},
     "geometry": {"max_texts": 30, "all_tokens_budget": 200, "gride_max_rank": 8, "progress": False},
+    "causes": {"sites": ("resid_pre", "attn_out", "mlp_out", "head_out", "head_out_by_pos", "head_pattern")},
 }
 
 
@@ -34,7 +35,8 @@ def drawn(tiny_checkpoint) -> dict[str, tuple]:
     model = load_model(str(tiny_checkpoint))
     out = {}
     for spec in AREAS:
-        result = spec.run(model, Inputs(PROMPT) if spec.per_prompt else Inputs(), QUICK.get(spec.key, {}))
+        prompted = spec.per_prompt or isinstance(spec.kind, PromptPair)  # a pair: the analysis makes one
+        result = spec.run(model, Inputs(PROMPT) if prompted else Inputs(), QUICK.get(spec.key, {}))
         out[spec.key] = (result, spec.figures(result))
     return out
 

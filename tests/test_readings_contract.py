@@ -9,8 +9,9 @@ from dataclasses import replace
 import pytest
 
 from gpt2atlas import load_model
-from gpt2atlas.analysis.kinds import Inputs
+from gpt2atlas.analysis.kinds import Inputs, PromptPair
 from gpt2atlas.areas import AREAS, area
+from gpt2atlas.areas.spec import ReportContext
 from gpt2atlas.viz import readings
 
 PROMPTS = (  # a repeating prompt (induction), a plain longer one, and one token (no query with a choice)
@@ -24,6 +25,7 @@ OPTIONS = {  # options that keep each area quick
     "layernorm": {"superposition_steps": 20},
     "journey": {"projections": ("pca",)},
     "geometry": {"max_texts": 60, "all_tokens_budget": 500, "gride_max_rank": 16},
+    "causes": {"sites": ("resid_pre", "head_out")},
 }
 
 
@@ -35,6 +37,12 @@ def mini():
 @pytest.mark.parametrize("spec", AREAS, ids=lambda spec: spec.key)
 def test_every_reading_speaks_on_three_prompts(spec, mini):
     options = OPTIONS.get(spec.key, {})
+    if isinstance(spec.kind, PromptPair):  # the report's pair, then the built-in pair on the longer prompts
+        assert spec.report.pair is not None
+        pair = spec.report.pair(ReportContext(mini, list(PROMPTS)))
+        for inputs in (pair, *(Inputs(prompt) for prompt in PROMPTS[:2])):
+            assert spec.read(spec.run(mini, inputs, options).findings), inputs
+        return
     if not spec.per_prompt:
         assert spec.read(spec.run(mini, Inputs(), options).findings)
         return

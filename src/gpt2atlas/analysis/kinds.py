@@ -2,7 +2,8 @@
 
 - `PerPrompt`: `analyze(model, prompt, **options)`, once per prompt;
 - `WholeModel`: `analyze(model, **options)`, once per model;
-- `PromptPair`: `analyze(model, clean, corrupted, **options)`, a clean prompt against a corrupted one;
+- `PromptPair`: `analyze(model, clean, corrupted, **options)`, a clean prompt against a corrupted one (None
+  where the analysis makes its own pair: its `corrupted` defaults to None);
 - `OverCorpus`: `start(model, prompt, **options)` plans a pass over a corpus (a `CorpusJob`: collect per batch,
   merge, finish), which the shared corpus runner (analysis/corpus.py) makes.
 
@@ -54,6 +55,13 @@ class PromptPair:
     @property
     def entry(self) -> Callable[..., Any]:
         return self.analyze
+
+    @property
+    def pairs_itself(self) -> bool:
+        """Whether the analysis makes a corrupted prompt of its own when given none (its third argument's default
+        is None)."""
+        third = list(inspect.signature(self.analyze).parameters.values())[2]
+        return third.default is None
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,7 @@ def run(
     if isinstance(kind, WholeModel):
         return kind.analyze(model, **options)
     if isinstance(kind, PromptPair):
-        if inputs.prompt is None or inputs.corrupted is None:
+        if inputs.prompt is None or (inputs.corrupted is None and not kind.pairs_itself):
             raise InputError(f"the {area} analysis compares two prompts: give a clean and a corrupted one")
         return kind.analyze(model, inputs.prompt, inputs.corrupted, **options)
     return run_corpus(model, kind.start(model, inputs.prompt, **options), engine=engine)

@@ -6,7 +6,18 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from gpt2atlas.analysis.base import AnalysisResult
-from gpt2atlas.areas import attention, embeddings, geometry, journey, layernorm, neurons, residual, saliency, weights
+from gpt2atlas.areas import (
+    attention,
+    causes,
+    embeddings,
+    geometry,
+    journey,
+    layernorm,
+    neurons,
+    residual,
+    saliency,
+    weights,
+)
 from gpt2atlas.areas.spec import AreaSpec
 
 AREAS: tuple[AreaSpec, ...] = (
@@ -19,6 +30,7 @@ AREAS: tuple[AreaSpec, ...] = (
     journey.SPEC,
     saliency.SPEC,
     geometry.SPEC,
+    causes.SPEC,
 )
 LAYER_AREAS = tuple(spec for spec in AREAS if spec.inside_layers)
 

@@ -94,6 +94,7 @@ class ReportPart:
     options: Callable[[ReportContext], dict[str, Any]] = lambda ctx: {}
     tables: Callable[[Any], list[Table]] = lambda findings: []  # from the typed findings
     shown: int | None = None  # how many figures the report keeps (default: as many as `figures.first` names)
+    pair: Callable[[ReportContext], Inputs] | None = None  # a PromptPair area's clean and corrupted prompts
 
 
 class Page(Protocol):

@@ -54,7 +54,9 @@ class AnalysisSection:
             ]
             return share_common(parts)
         if isinstance(spec.kind, PromptPair):
-            raise AreaUnavailable("the report has no corrupted prompt to compare with")
+            if spec.report.pair is None:
+                raise AreaUnavailable("the report has no corrupted prompt to compare with")
+            return [self._part(spec.run(ctx.model, spec.report.pair(ctx), options), None)]
         inputs = Inputs(ctx.prompts[0]) if isinstance(spec.kind, OverCorpus) else Inputs()
         assert isinstance(spec.kind, (OverCorpus, WholeModel))
         return [self._part(spec.run(ctx.model, inputs, options), None)]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from gpt2atlas.analysis.attention import default_id_range
+from gpt2atlas.analysis.base import AnalysisResult
 from gpt2atlas.analysis.causes.attribution import compare, estimate
 from gpt2atlas.analysis.causes.dla import direct_logit_attribution
 from gpt2atlas.analysis.causes.findings import CausesFindings, PatchSweep, labels, rank
@@ -56,6 +57,38 @@ def sweep_findings(setup: PatchSetup, site: str, values: torch.Tensor) -> PatchS
     )
 
 
+def measure(
+    model: GPT2,
+    prompt: ModelInput,
+    corrupted: ModelInput | None = None,
+    answer: Token | None = None,
+    other: Token | None = None,
+    *,
+    sites: Sequence[str] = DEFAULT_SITES,
+    seed: int = 0,
+    position: int = -1,
+) -> tuple[CausesFindings, dict[str, torch.Tensor]]:
+    """The findings, and attribution patching's estimate of each site (the arrays a figure sets beside them)."""
+    for site in sites:
+        check_site(site)
+    built_in = corrupted is None
+    clean: ModelInput = prompt
+    if corrupted is None:
+        clean, corrupted, induced = induction_pair(model, prompt, seed)
+        answer = induced if answer is None else answer
+    setup = make_setup(model, clean, corrupted, answer, other, None)
+    attribution = direct_logit_attribution(
+        model, setup.clean, setup.pair.answer, setup.pair.other, position=position, seed=seed
+    )
+    sweeps, estimates, estimated = [], [], {}
+    for site in sites:
+        values = sweep(setup, site)
+        sweeps.append(sweep_findings(setup, site, values))
+        estimated[site] = estimate(setup, site)
+        estimates.append(compare(site, values, estimated[site]))
+    return CausesFindings(attribution, setup.findings(), sweeps, estimates, built_in), estimated
+
+
 def analyze(
     model: GPT2,
     prompt: ModelInput,
@@ -67,18 +100,32 @@ def analyze(
     seed: int = 0,
 ) -> CausesFindings:
     """DLA on the clean prompt, then each site patched and estimated by attribution patching."""
-    for site in sites:
-        check_site(site)
-    built_in = corrupted is None
-    clean: ModelInput = prompt
-    if corrupted is None:
-        clean, corrupted, induced = induction_pair(model, prompt, seed)
-        answer = induced if answer is None else answer
-    setup = make_setup(model, clean, corrupted, answer, other, None)
-    attribution = direct_logit_attribution(model, setup.clean, setup.pair.answer, setup.pair.other, seed=seed)
-    sweeps, estimates = [], []
-    for site in sites:
-        values = sweep(setup, site)
-        sweeps.append(sweep_findings(setup, site, values))
-        estimates.append(compare(site, values, estimate(setup, site)))
-    return CausesFindings(attribution, setup.findings(), sweeps, estimates, built_in)
+    return measure(model, prompt, corrupted, answer, other, sites=sites, seed=seed)[0]
+
+
+class CausesResult(AnalysisResult[CausesFindings]):
+    """The causes area's result: the findings, and attribution patching's estimates per site for the figures."""
+
+    area = "causes"
+
+    def __init__(self, findings: CausesFindings, estimated: dict[str, torch.Tensor]) -> None:
+        super().__init__(findings)
+        self.estimated = estimated
+
+
+def analyze_pair(
+    model: GPT2,
+    clean: str,
+    corrupted: str | None = None,
+    *,
+    answer: str | None = None,
+    other: str | None = None,
+    sites: tuple[str, ...] = DEFAULT_SITES,
+    position: int = -1,
+    seed: int = 0,
+) -> CausesResult:
+    """The causes area: `analyze` on a clean prompt and a corrupted one (None: the built-in induction pair),
+    with DLA at `position` of the clean prompt (patching's metric reads the last position)."""
+    if not sites:
+        raise InputError(f"sites: give at least one of {', '.join(SITE_AXES)}", arguments=("sites",))
+    return CausesResult(*measure(model, clean, corrupted, answer, other, sites=sites, seed=seed, position=position))

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional, cast
 import typer
 from rich.console import Console
 
-from gpt2atlas.analysis.kinds import Inputs
+from gpt2atlas.analysis.kinds import Inputs, PromptPair
 from gpt2atlas.areas import AREAS
 from gpt2atlas.areas.spec import AreaSpec, CommandOption, Knob
 from gpt2atlas.cli.common import DeviceOption, ModelOption, OutOption, PngOption, check_prompt, err_console, load
@@ -66,7 +66,15 @@ def _prompt_parameter(spec: AreaSpec) -> list[inspect.Parameter]:
     option = typer.Option("--prompt", "-p", help=part.prompt_help)
     kind: Any = Annotated[str if required else Optional[str], option]
     default = inspect.Parameter.empty if required else None
-    return [inspect.Parameter("prompt", inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)]
+    prompt = inspect.Parameter("prompt", inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+    if not isinstance(spec.kind, PromptPair):
+        return [prompt]
+    itself = " (default: a pair the analysis makes from the prompt)" if spec.kind.pairs_itself else ""
+    corrupted_option = typer.Option(
+        "--corrupted", help=f"the corrupted prompt, as many tokens as the clean one{itself}"
+    )
+    corrupted = Annotated[Optional[str], corrupted_option]
+    return [prompt, inspect.Parameter("corrupted", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=corrupted)]
 
 
 def _command_option(option: CommandOption) -> inspect.Parameter:
@@ -99,7 +107,10 @@ def area_command(spec: AreaSpec) -> Callable[..., None]:
         if part.prepare is not None:
             with err_console.status(f"{part.preparing} ..."):
                 options = part.prepare(gpt, prompt, options)
-        result = spec.run(gpt, Inputs(prompt), options)
+        corrupted = given.get("corrupted")
+        if corrupted is not None:
+            check_prompt(corrupted)
+        result = spec.run(gpt, Inputs(prompt, corrupted), options)
         with err_console.status(f"writing {spec.key} figures{' (HTML + PNG)' if given['png'] else ''} ..."):
             folder = save_result(result, spec.figures(result), given["out"], png=given["png"])
         Console(highlight=False, soft_wrap=True).print(f"{spec.key}: findings and figures written to {folder}")

@@ -8,6 +8,7 @@ is a bug and propagates, it never falls back to another text.
 from __future__ import annotations
 
 from gpt2atlas.viz.readings.attention import read_attention
+from gpt2atlas.viz.readings.causes import read_causes
 from gpt2atlas.viz.readings.dynamics import read_dynamics
 from gpt2atlas.viz.readings.embeddings import read_embeddings
 from gpt2atlas.viz.readings.geometry import read_geometry
@@ -26,6 +27,7 @@ __all__ = [
     "pct",
     "quoted",
     "read_attention",
+    "read_causes",
     "read_dynamics",
     "read_embeddings",
     "read_geometry",

@@ -1,0 +1,80 @@
+"""The causes area end to end: `gpt2atlas causes` on the shipped mini (findings.json ranks its induction head
+first, the figures are written), bad input as one `error:` line, and the report's causes section."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gpt2atlas.areas.causes import ANSWER, CLEAN, CORRUPTED, OTHER
+from gpt2atlas.cli.main import main
+
+PAIR = ["--model", "mini", "--prompt", CLEAN, "--no-png"]
+
+
+def test_the_command_ranks_minis_induction_head_first(tmp_path, capsys):
+    code = main(["causes", *PAIR, "--corrupted", CORRUPTED, "--answer", ANSWER, "--other", OTHER,
+                 "--sites", "head_out", "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    folder = tmp_path / "causes"
+    found = json.loads((folder / "findings.json").read_text())
+    assert found["built_in_pair"] is False
+    assert (found["pair"]["answer_token"], found["pair"]["other_token"]) == (ANSWER, OTHER)
+    assert found["pair"]["clean_metric"] > 5 > 0 > found["pair"]["corrupted_metric"]
+    (sweep,) = found["sweeps"]
+    assert sweep["site"] == "head_out" and len(sweep["values"]) == 2 and len(sweep["values"][0]) == 4
+    ranking = sweep["ranking"]
+    assert ranking["top"] == "L1H3" and ranking["top_value"] > 0.75
+    assert ranking["runner_up_value"] < 0.3 and ranking["median"] < 0.1
+    assert found["estimates"][0]["correlation"] > 0.95  # attribution patching agrees on heads here
+    dla = found["attribution"]
+    assert abs(sum(dla["values"]) - dla["total"]) < 1e-3 and dla["total"] == pytest.approx(
+        found["pair"]["clean_metric"], abs=1e-3
+    )
+    written = {p.name for p in folder.iterdir()}
+    assert {"dla.html", "patch_head_out.html", "attribution_head_out.html"} <= written
+
+
+def test_without_corrupted_the_built_in_pair_is_used(tmp_path, capsys):
+    prompt = "    self.assertEqual(widget.colour, expected_colour)"
+    code = main(["causes", "--model", "mini", "--prompt", prompt, "--sites", "head_out", "--no-png",
+                 "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    found = json.loads((tmp_path / "causes" / "findings.json").read_text())
+    clean, corrupted = found["pair"]["clean_tokens"], found["pair"]["corrupted_tokens"]
+    n = (len(clean) + 1) // 2  # the prompt's tokens t, then t without its last: 2n - 1
+    assert found["built_in_pair"] is True and len(corrupted) == len(clean) == 2 * n - 1
+    assert clean[n:] == clean[: n - 1] == corrupted[n:] and corrupted[:n] != clean[:n]
+    assert found["pair"]["answer_token"] == clean[n - 1] == ")"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--corrupted", "short"], "clean has 33, corrupted has 1"),
+        (["--corrupted", CORRUPTED, "--answer", "colourful"], "--answer 'colourful' is not a single token"),
+        (["--corrupted", CLEAN], "clean and corrupted are the same tokens"),
+        (["--corrupted", CORRUPTED, "--position", "40"], "--position 40 is out of range: the prompt has 33 tokens"),
+        (["--corrupted", CORRUPTED, "--sites", "resid_post"], "resid_post is not a patching site"),
+    ],
+)
+def test_bad_input_is_one_error_line(tmp_path, capsys, args, message):
+    assert main(["causes", *PAIR, *args, "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and message in err, err
+
+
+def test_the_report_shows_dla_and_one_sweep(tmp_path):
+    from gpt2atlas import load_model
+    from gpt2atlas.areas.causes import SPEC
+    from gpt2atlas.areas.spec import ReportContext
+    from gpt2atlas.report.sections import AnalysisSection
+
+    (part,) = AnalysisSection(SPEC)(ReportContext(load_model("mini"), ["ignored by this section"], quick=True))
+    assert list(part.figures) == ["dla", "patch_head_out", "attribution_head_out"]
+    assert set(part.captions) == set(part.figures)
+    head = next(s for s in part.reading if s.startswith("Patching heads"))
+    assert head.startswith("Patching heads (head_out): L1H3 restores 0.")
+    assert "the median head restores" in head and "no other more than" in head
+    assert any("random directions of the unembedding space" in s for s in part.reading)

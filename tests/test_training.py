@@ -249,9 +249,9 @@ def test_checkpoints_load_in_gpt2atlas_transformers_and_transformer_lens(trained
     with torch.no_grad():
         torch.testing.assert_close(hf(tokens).logits, logits, atol=1e-4, rtol=1e-4)
     pytest.importorskip("transformer_lens")
-    from test_hooks import _transformer_lens_model
+    from hf_utils import transformer_lens_model
 
-    tl = _transformer_lens_model(hf, ours.cfg.n_layer, ours.cfg.n_head, ours.cfg.d_model)
+    tl = transformer_lens_model(hf, ours.cfg.n_layer, ours.cfg.n_head, ours.cfg.d_model)
     with torch.no_grad():
         torch.testing.assert_close(tl(tokens), logits, atol=1e-4, rtol=1e-4)
     first, last = load_model(RunFolder(trained_run).checkpoint_dir(0)), ours

@@ -78,3 +78,30 @@ def test_the_report_shows_dla_and_one_sweep(tmp_path):
     assert head.startswith("Patching heads (head_out): L1H3 restores 0.")
     assert "the median head restores" in head and "no other more than" in head
     assert any("random directions of the unembedding space" in s for s in part.reading)
+
+
+def test_data_ablates_every_head_and_mlp(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GPT2ATLAS_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"def f{i}(x):\n    return x * {i} + {i * i}  # line {i}" for i in range(200)))
+    code = main(["causes", *PAIR, "--corrupted", CORRUPTED, "--sites", "head_out", "--data", str(corpus),
+                 "--ablation-tokens", "512", "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    folder = tmp_path / "causes"
+    ablation = json.loads((folder / "findings.json").read_text())["ablation"]
+    assert ablation["tokens"] == 512 and ablation["data"] == str(corpus)
+    rows = {row["component"]: row for row in ablation["components"]}
+    heads = [f"L{layer}H{head}" for layer in range(2) for head in range(4)]
+    assert sorted(rows) == sorted([*heads, "L0.mlp", "L1.mlp"])
+    assert all(set(row) == {"component", "zero", "mean"} for row in rows.values())
+    for kind in ("zero", "mean"):  # mini's first MLP (its extended embedding) costs more than any head
+        assert rows["L0.mlp"][kind] > 2 > max(rows[h][kind] for h in heads)
+        assert ablation[f"{kind}_ranking"]["top"] == "L0.mlp"
+    assert "ablation.html" in {p.name for p in folder.iterdir()}
+
+
+def test_missing_data_is_one_error_line(tmp_path, capsys):
+    args = ["--corrupted", CORRUPTED, "--sites", "head_out", "--data", str(tmp_path / "missing.txt")]
+    assert main(["causes", *PAIR, *args, "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "missing.txt" in err, err

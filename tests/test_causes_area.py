@@ -57,6 +57,7 @@ def test_without_corrupted_the_built_in_pair_is_used(tmp_path, capsys):
         (["--corrupted", CLEAN], "clean and corrupted are the same tokens"),
         (["--corrupted", CORRUPTED, "--position", "40"], "--position 40 is out of range: the prompt has 33 tokens"),
         (["--corrupted", CORRUPTED, "--sites", "resid_post"], "resid_post is not a patching site"),
+        (["--data", "corpus.txt", "--ablation-tokens", "0"], "--ablation-tokens 0 must be at least 1"),
     ],
 )
 def test_bad_input_is_one_error_line(tmp_path, capsys, args, message):
@@ -81,15 +82,16 @@ def test_the_report_shows_dla_and_one_sweep(tmp_path):
 
 
 def test_data_ablates_every_head_and_mlp(tmp_path, capsys, monkeypatch):
+    """256 tokens: two windows; the loss over the vocabulary, 21 times, is most of the time."""
     monkeypatch.setenv("GPT2ATLAS_CACHE", str(tmp_path / "cache"))
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(f"def f{i}(x):\n    return x * {i} + {i * i}  # line {i}" for i in range(200)))
     code = main(["causes", *PAIR, "--corrupted", CORRUPTED, "--sites", "head_out", "--data", str(corpus),
-                 "--ablation-tokens", "512", "--out", str(tmp_path)])  # fmt: skip
+                 "--ablation-tokens", "256", "--out", str(tmp_path)])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     folder = tmp_path / "causes"
     ablation = json.loads((folder / "findings.json").read_text())["ablation"]
-    assert ablation["tokens"] == 512 and ablation["data"] == str(corpus)
+    assert ablation["tokens"] == 256 and ablation["data"] == str(corpus)
     rows = {row["component"]: row for row in ablation["components"]}
     heads = [f"L{layer}H{head}" for layer in range(2) for head in range(4)]
     assert sorted(rows) == sorted([*heads, "L0.mlp", "L1.mlp"])

@@ -107,3 +107,23 @@ def test_missing_data_is_one_error_line(tmp_path, capsys):
     assert main(["causes", *PAIR, *args, "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "missing.txt" in err, err
+
+
+def test_the_ablation_sentence_names_the_costliest_against_the_rest():
+    import torch
+
+    from gpt2atlas.analysis.causes.findings import AblationFindings, ComponentAblation, rank
+    from gpt2atlas.viz.readings.causes import ablation_sentence
+
+    names = ["L0H0", "L0H1", "L0H2", "L0.mlp"]
+    zero, mean = torch.tensor([0.2, 0.3, 0.9, 7.5]), torch.tensor([0.1, 0.2, 0.8, 3.0])
+    found = AblationFindings(
+        data="python-stdlib", tokens=256, windows=2, context=128, base_loss=2.5,
+        components=[ComponentAblation(n, float(z), float(m)) for n, z, m in zip(names, zero, mean, strict=True)],
+        zero_ranking=rank(names, zero), mean_ranking=rank(names, mean), definition="",
+    )  # fmt: skip
+    sentence = ablation_sentence(found)
+    assert "256 tokens of python-stdlib (loss 2.5 nats per token)" in sentence
+    assert "setting L0.mlp's output to zero costs the most, 7.5 nats per token" in sentence
+    assert "the median component costs 0.3, and no other more than 0.9 (L0H2)" in sentence
+    assert "Set to its mean instead, L0.mlp costs the most, 3; the median 0.2, the runner-up 0.8 (L0H2)." in sentence

@@ -100,6 +100,13 @@ SPEC = AreaSpec(
         Knob("sites", f"patching sites, comma-separated: {', '.join(SITES)}", str, listed=True),
         Knob("position", "the position whose prediction DLA splits (patching reads the last)"),
         Knob("seed", "seed of the random tokens (built-in pair) and random directions"),
+        Knob(
+            "data",
+            "also zero- and mean-ablate every head and MLP over this corpus and report the loss increase of each: "
+            "the same corpora as `gpt2atlas train --data` (a file, a folder or a built-in corpus name)",
+            str,
+        ),
+        Knob("ablation_tokens", "at most this many tokens of --data for the ablation"),
     ),
     report=ReportPart(report_options, pair=lambda ctx: DEFAULT_PAIR),
     dashboard=DashboardPart(view=view),

@@ -3,6 +3,7 @@ patching's estimate beside the real patching."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,7 +14,7 @@ from gpt2atlas.viz.figures import Figures
 from gpt2atlas.viz.labels import escape, token_label, token_labels
 
 if TYPE_CHECKING:
-    from gpt2atlas.analysis.causes.findings import CausesFindings, DirectAttribution
+    from gpt2atlas.analysis.causes.findings import AblationFindings, CausesFindings, DirectAttribution
     from gpt2atlas.analysis.causes.summary import CausesResult
 
 SITE_WORDS = {  # short: a title must fit the dashboard's column
@@ -134,6 +135,35 @@ def attribution_figure(sweep: PatchSweep, estimated: np.ndarray, correlation: fl
     return fig
 
 
+def ablation_figure(f: AblationFindings) -> go.Figure:
+    """Per head and MLP, the loss increase over the corpus when its output is zeroed and when it is averaged."""
+    names = [c.component for c in f.components]
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=names,
+                y=[getattr(c, kind) for c in f.components],
+                name=f"{kind} ablation",
+                marker_color=colour,
+                hovertemplate="%{x}<br>+%{y:.3f} nats per token<extra>" + kind + "</extra>",
+            )
+            for kind, colour in (("zero", "#c0392b"), ("mean", "#4c78a8"))
+        ]
+    )
+    fig.update_layout(
+        title=(
+            f"Ablation over {escape(Path(f.data).name or f.data)} ({f.tokens} tokens)<br>loss without ablation "
+            f"{f.base_loss:.3f} nats per token"
+        ),
+        barmode="group",
+        xaxis_title="component",
+        yaxis_title="loss increase (nats per token)",
+        width=900,
+        height=480,
+    )
+    return fig
+
+
 def causes_figures(result: CausesResult) -> dict[str, go.Figure]:
     f: CausesFindings = result.findings
     out = {"dla": dla_figure(f.attribution)}
@@ -143,6 +173,8 @@ def causes_figures(result: CausesResult) -> dict[str, go.Figure]:
         out[f"attribution_{sweep.site}"] = attribution_figure(
             sweep, result.estimated[sweep.site].cpu().numpy(), check.correlation
         )
+    if f.ablation is not None:
+        out["ablation"] = ablation_figure(f.ablation)
     return out
 
 
@@ -164,6 +196,10 @@ CAPTIONS = {
         f"attribution_{site}": f"Attribution patching's estimate beside real patching of {site.replace('_', ' ')}."
         for site in SITE_CAPTIONS
     },
+    "ablation": (
+        "Ablation over the corpus given (drawn only with --data): the loss increase when each head's or MLP's "
+        "output is set to zero or to its mean."
+    ),
 }
 FIGURES = Figures(
     causes_figures,

@@ -160,3 +160,4 @@ class CausesFindings:
     sweeps: list[PatchSweep]
     estimates: list[AttributionCheck]  # attribution patching beside each sweep
     built_in_pair: bool  # True when the corrupted prompt was made here (the induction pair)
+    ablation: AblationFindings | None = optional()  # only when a corpus was given (`data`)

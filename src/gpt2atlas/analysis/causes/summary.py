@@ -8,11 +8,13 @@ copy replaced by random tokens.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 
 from gpt2atlas.analysis.attention import default_id_range
 from gpt2atlas.analysis.base import AnalysisResult
+from gpt2atlas.analysis.causes.ablation import ablate
 from gpt2atlas.analysis.causes.attribution import compare, estimate
 from gpt2atlas.analysis.causes.dla import direct_logit_attribution
 from gpt2atlas.analysis.causes.findings import CausesFindings, PatchSweep, labels, rank
@@ -123,9 +125,18 @@ def analyze_pair(
     sites: tuple[str, ...] = DEFAULT_SITES,
     position: int = -1,
     seed: int = 0,
+    data: str | None = None,
+    ablation_tokens: int = 16_384,
+    progress: bool = True,
 ) -> CausesResult:
     """The causes area: `analyze` on a clean prompt and a corrupted one (None: the built-in induction pair),
-    with DLA at `position` of the clean prompt (patching's metric reads the last position)."""
+    with DLA at `position` of the clean prompt (patching's metric reads the last position); with `data` (a
+    corpus as `train --data` reads it), also every head and MLP ablated over at most `ablation_tokens` of it."""
     if not sites:
         raise InputError(f"sites: give at least one of {', '.join(SITE_AXES)}", arguments=("sites",))
-    return CausesResult(*measure(model, clean, corrupted, answer, other, sites=sites, seed=seed, position=position))
+    if ablation_tokens < 1:
+        raise InputError(f"ablation_tokens={ablation_tokens} must be at least 1", arguments=("ablation_tokens",))
+    findings, estimated = measure(model, clean, corrupted, answer, other, sites=sites, seed=seed, position=position)
+    if data is not None:
+        findings = replace(findings, ablation=ablate(model, data, max_tokens=ablation_tokens, progress=progress))
+    return CausesResult(findings, estimated)

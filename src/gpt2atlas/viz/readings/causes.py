@@ -3,7 +3,7 @@ direct attributions beside random directions of the unembedding space."""
 
 from __future__ import annotations
 
-from gpt2atlas.analysis.causes.findings import AttributionCheck, CausesFindings, PatchSweep
+from gpt2atlas.analysis.causes.findings import AblationFindings, AttributionCheck, CausesFindings, PatchSweep
 from gpt2atlas.viz.readings.words import join_some, num, quoted
 
 # what one component of a site is called, by the site
@@ -98,6 +98,22 @@ def estimate_sentence(check: AttributionCheck, tokens: list[str]) -> str:
     return text + "."
 
 
+def ablation_sentence(a: AblationFindings) -> str:
+    """The component whose zero ablation costs most, against the median and the runner-up, then mean ablation's."""
+    z, m = a.zero_ranking, a.mean_ranking
+    text = (
+        f"Ablating over {a.tokens} tokens of {a.data} (loss {num(a.base_loss)} nats per token): setting "
+        f"{z.top}'s output to zero costs the most, {num(z.top_value)} nats per token; the median component costs "
+        f"{num(z.median)}"
+    )
+    if z.runner_up is not None:
+        text += f", and no other more than {num(z.runner_up_value)} ({z.runner_up})"
+    text += f". Set to its mean instead, {m.top} costs the most, {num(m.top_value)}; the median {num(m.median)}"
+    if m.runner_up is not None:
+        text += f", the runner-up {num(m.runner_up_value)} ({m.runner_up})"
+    return text + "."
+
+
 def read_causes(f: CausesFindings) -> list[str]:
     tokens = f.pair.clean_tokens
     return [
@@ -105,4 +121,5 @@ def read_causes(f: CausesFindings) -> list[str]:
         *dla_sentences(f),
         *(sweep_sentence(sweep, tokens) for sweep in f.sweeps),
         *(estimate_sentence(check, tokens) for check in f.estimates),
+        *([] if f.ablation is None else [ablation_sentence(f.ablation)]),
     ]

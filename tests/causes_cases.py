@@ -6,37 +6,13 @@ from __future__ import annotations
 import torch
 
 from gpt2atlas.model import GPT2, GPT2Config
+from hf_utils import transformer_lens_model
 
 
 def transformer_lens_twin(hf):
     """TransformerLens 3's HookedTransformer on a Hugging Face GPT-2's weights, without weight processing."""
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-    from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights
-
     c = hf.config
-    cfg = HookedTransformerConfig(
-        n_layers=c.n_layer,
-        d_model=c.n_embd,
-        n_ctx=c.n_positions,
-        d_head=c.n_embd // c.n_head,
-        n_heads=c.n_head,
-        d_mlp=4 * c.n_embd,
-        d_vocab=c.vocab_size,
-        act_fn="gelu_new",
-        normalization_type="LN",
-        original_architecture="GPT2LMHeadModel",
-        default_prepend_bos=False,
-    )
-    tl = HookedTransformer(cfg)
-    tl.load_and_process_state_dict(
-        convert_gpt2_weights(hf, cfg),
-        fold_ln=False,
-        center_writing_weights=False,
-        center_unembed=False,
-        refactor_factored_attn_matrices=False,
-        fold_value_biases=False,
-    )
-    return tl.eval()
+    return transformer_lens_model(hf, c.n_layer, c.n_head, c.n_embd)
 
 
 # ----- the planted circuit ------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ LAYER = {
     "training": 2,
     "analysis": 3,
     "geometry": 3,
+    "atlas": 3,  # the corpus scan and its SQLite database (reads analysis' corpus runner)
     "viz": 4,
     "areas": 5,  # one spec per area: refers to its analysis (analysis/geometry) and its figures and reading (viz)
     "report": 6,

@@ -6,8 +6,8 @@ added `<|endoftext|>`, the same in every window: it is left out of every statist
 token is counted once.
 
 A `ScanState` is made of numpy arrays only (any store can persist it field by field) and its size depends on
-the model and the settings, never on the corpus: per neuron the best `candidates` windows, four float64 power
-sums, the range, the active count, a histogram on the fixed `EDGES`, one band sample per positive bin; per
+the model and the settings, never on the corpus: per neuron the best `candidates` windows, the float64 mean and
+central power sums, the range, the active count, a histogram on the fixed `EDGES`, one band sample per positive bin; per
 tracked token and neuron a float64 sum. `merge` is associative and exact (float64 sums up to rounding).
 
 Bands: every position (window, position) gets a pseudo-random priority (a hash of the two); per neuron and
@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ from gpt2atlas.atlas.entries import (
 )
 from gpt2atlas.atlas.windows import Windows
 from gpt2atlas.errors import InputError
-from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.model.gpt2 import GPT2, Block
 from gpt2atlas.model.hooks import HookPoint
 from gpt2atlas.model.names import act_name, parse_act_name
 from gpt2atlas.tokenizer import ENDOFTEXT_ID
@@ -137,7 +137,7 @@ class ScanState:
     top_act: np.ndarray  # (N, C) float32
     top_window: np.ndarray  # (N, C) int64
     top_pos: np.ndarray  # (N, C) int32
-    moments: np.ndarray  # (N, 4) float64: sums of x, x^2, x^3, x^4
+    moments: np.ndarray  # (N, 4) float64: mean, and the sums of (x - mean)^2, ^3, ^4 (merged by Pebay's formulas)
     minimum: np.ndarray  # (N,) float32
     maximum: np.ndarray  # (N,) float32
     active: np.ndarray  # (N,) int64: positions > 0
@@ -214,6 +214,29 @@ def _best(act: np.ndarray, window: np.ndarray, pos: np.ndarray, k: int, *extra: 
     return tuple(np.take_along_axis(a, order, 1) for a in (act, window, pos, *extra))
 
 
+def _merge_moments(counts: Sequence[np.ndarray], moments: Sequence[np.ndarray]) -> np.ndarray:
+    """(mean, M2, M3, M4) of the union of disjoint sets, folded pairwise (Pebay 2008, eq. 3.1 and 2.1)."""
+    na, a = 0, np.zeros_like(moments[0])
+    for count, b in zip(counts, moments, strict=True):
+        nb = int(count[0])
+        if nb == 0:
+            continue
+        if na == 0:
+            na, a = nb, b.copy()
+            continue
+        n = na + nb
+        delta = b[:, 0] - a[:, 0]
+        m2a, m3a, m2b, m3b = a[:, 1], a[:, 2], b[:, 1], b[:, 2]
+        out = np.empty_like(a)
+        out[:, 0] = a[:, 0] + delta * nb / n
+        out[:, 1] = m2a + m2b + delta**2 * na * nb / n
+        out[:, 2] = m3a + m3b + delta**3 * na * nb * (na - nb) / n**2 + 3 * delta * (na * m2b - nb * m2a) / n
+        out[:, 3] = (a[:, 3] + b[:, 3] + delta**4 * na * nb * (na * na - na * nb + nb * nb) / n**3
+                     + 6 * delta**2 * (na * na * m2b + nb * nb * m2a) / n**2 + 4 * delta * (na * m3b - nb * m3a) / n)  # fmt: skip
+        na, a = n, out
+    return a
+
+
 def merge(states: Sequence[ScanState]) -> ScanState:
     """One state for all of `states` (associative; exact but for float64 rounding of the sums)."""
     if not states:
@@ -222,9 +245,10 @@ def merge(states: Sequence[ScanState]) -> ScanState:
         return states[0]
     cat = {f.name: [getattr(s, f.name) for s in states] for f in fields(ScanState)}
     k = states[0].top_act.shape[1]
-    top = _best(*(np.concatenate(cat[n], 1) for n in ("top_act", "top_window", "top_pos")), k)
-    heads = _best(*(np.concatenate(cat[n], 1) for n in ("head_act", "head_window", "head_pos")), k,
-                  np.concatenate(cat["head_key"], 1))  # fmt: skip
+    joined = {n: np.concatenate(cat[n], 1) for n in ("top_act", "top_window", "top_pos", "head_act", "head_window",
+                                                       "head_pos", "head_key")}  # fmt: skip
+    top = _best(joined["top_act"], joined["top_window"], joined["top_pos"], k)
+    heads = _best(joined["head_act"], joined["head_window"], joined["head_pos"], k, joined["head_key"])
     keys = np.stack(cat["band_key"])
     wins = np.stack(cat["band_window"])
     poss = np.stack(cat["band_pos"])
@@ -239,7 +263,7 @@ def merge(states: Sequence[ScanState]) -> ScanState:
         top_act=top[0],
         top_window=top[1],
         top_pos=top[2],
-        moments=sum(cat["moments"]),
+        moments=_merge_moments(cat["positions"], cat["moments"]),
         minimum=np.minimum.reduce(cat["minimum"]),
         maximum=np.maximum.reduce(cat["maximum"]),
         active=sum(cat["active"]),
@@ -327,9 +351,11 @@ class _NeuronStep:
                     (where.T.cpu().numpy() + 1).astype(np.int32), k)  # fmt: skip
         s.top_act[cols], s.top_window[cols], s.top_pos[cols] = top[0], top[1], top[2]
         x = acts.reshape(-1, m)
-        x2 = x * x
-        sums = [x.sum(0, dtype=torch.float64), x2.sum(0, dtype=torch.float64),
-                (x2 * x).sum(0, dtype=torch.float64), (x2 * x2).sum(0, dtype=torch.float64)]  # fmt: skip
+        d = x.double()
+        mean = d.mean(0)
+        d -= mean
+        d2 = d * d
+        sums = [mean, d2.sum(0), (d2 * d).sum(0), (d2 * d2).sum(0)]
         s.moments[cols] = torch.stack(sums, 1).cpu().numpy()
         s.minimum[cols] = x.amin(0).cpu().numpy()
         s.maximum[cols] = best.amax(0).cpu().numpy()
@@ -440,13 +466,10 @@ def _band_plans(state: ScanState, settings: ScanSettings) -> list[_BandPlan]:
 
 
 def _neuron_stats(state: ScanState) -> list[NeuronStats]:
-    """The four moments from the float64 power sums, the range, and the active share."""
+    """The four moments from the float64 central sums, the range, and the active share."""
     count = int(state.positions[0])
-    s1, s2, s3, s4 = (state.moments[:, i] / max(count, 1) for i in range(4))
-    mean = s1
-    m2 = np.maximum(s2 - mean**2, 0.0)
-    m3 = s3 - 3 * mean * s2 + 2 * mean**3
-    m4 = s4 - 4 * mean * s3 + 6 * mean**2 * s2 - 3 * mean**4
+    mean = state.moments[:, 0]
+    m2, m3, m4 = (state.moments[:, i] / max(count, 1) for i in (1, 2, 3))
     flat = m2 <= 1e-30
     with np.errstate(divide="ignore", invalid="ignore"):
         skew = np.where(flat, 0.0, m3 / np.where(flat, 1, m2) ** 1.5)
@@ -488,7 +511,7 @@ def _logit_effects(model: GPT2, top: int, chunk: int = 256) -> list[LogitEffect]
         W_U = model.W_U[:, :vocab].float()
         gain = model.ln_final.w.float()
         for block in model.blocks:
-            W_out = block.mlp.W_out.float()
+            W_out = cast(Block, block).mlp.W_out.float()
             for first in range(0, W_out.shape[0], chunk):
                 logits = (W_out[first : first + chunk] * gain) @ W_U
                 up = logits.topk(top, dim=1)

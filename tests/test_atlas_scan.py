@@ -111,6 +111,23 @@ def _brute_top(values: np.ndarray, k: int) -> list[tuple[int, int, float]]:
     return [(w, int(where[w]), float(best[w])) for w in order]
 
 
+def _brute_head_scores(windows, pattern):
+    """(duplicate mean, queries), (induction mean, queries), mean entropy, query by query over (window, query, key)."""
+    dup, ind, entropy = [], [], []
+    for w in range(len(windows)):
+        tok = windows[w]
+        for q in range(1, len(tok)):
+            copies = [j for j in range(1, q) if tok[j] == tok[q]]
+            if copies:
+                dup.append(pattern[w, q, copies].sum())
+            targets = [i + 1 for i in copies if i <= q - 2]
+            if targets:
+                ind.append(pattern[w, q, targets].sum())
+            p = pattern[w, q, : q + 1].astype(np.float64)
+            entropy.append(-(p[p > 0] * np.log(p[p > 0])).sum())
+    return (np.mean(dup), len(dup)), (np.mean(ind), len(ind)), np.mean(entropy)
+
+
 def test_scan_finds_the_brute_force_top_k_moments_and_heads(hf_case):
     ours, windows, post, patterns = hf_case
     settings = S.ScanSettings(context=CONTEXT, top_k=K, min_token_count=3)
@@ -137,6 +154,11 @@ def test_scan_finds_the_brute_force_top_k_moments_and_heads(hf_case):
         first = patterns[:, h, 1:, 0].mean()
         assert head.stats.previous_token == pytest.approx(prev, abs=1e-5)
         assert head.stats.first_token == pytest.approx(first, abs=1e-5)
+        dup, ind, entropy = _brute_head_scores(windows, patterns[:, h])
+        assert (head.stats.duplicate_queries, head.stats.induction_queries) == (dup[1], ind[1]) and dup[1] > 0
+        assert head.stats.duplicate_token == pytest.approx(dup[0], abs=1e-5)
+        assert head.stats.induction == pytest.approx(ind[0], abs=1e-5)
+        assert head.stats.entropy == pytest.approx(entropy, abs=1e-4)
         best = patterns[:, h, 1:, 1:].max(axis=2)  # (windows, query - 1): best key past position 0
         expected = _brute_top(np.concatenate([np.zeros((len(windows), 1)), best], axis=1), K)
         assert [(e.window, e.position) for e in head.examples] == [(w, p) for w, p, _ in expected]

@@ -257,7 +257,10 @@ def merge(states: Sequence[ScanState]) -> ScanState:
     ids = np.concatenate(cat["token_ids"])
     uniq, inverse = np.unique(ids, return_inverse=True)
     sums = np.zeros((len(uniq), states[0].token_sums.shape[1]), np.float64)
-    np.add.at(sums, inverse, np.concatenate(cat["token_sums"]))
+    offset = 0
+    for part in cat["token_sums"]:  # each state's tokens are distinct, so a plain indexed add is exact
+        sums[inverse[offset : offset + len(part)]] += part
+        offset += len(part)
     return ScanState(
         positions=sum(cat["positions"]),
         top_act=top[0],

@@ -340,6 +340,7 @@ class _NeuronStep:
         self.tracked = torch.as_tensor(tracked, device=device)
         self.token_rows = torch.as_tensor(token_rows, device=device)
         self.inner = torch.as_tensor(EDGES[1:-1], device=device)
+        self.one = torch.ones((1, 1), dtype=torch.int64, device=device)
 
     def __call__(self, post: torch.Tensor, hook: HookPoint) -> None:
         layer = parse_act_name(hook.name)[1] or 0
@@ -365,13 +366,13 @@ class _NeuronStep:
         s.active[cols] = (x > 0).sum(0).cpu().numpy()
         bins = torch.bucketize(x, self.inner, right=True)  # (positions, m) in 0..BINS-1
         unit = torch.arange(m, device=x.device)
-        s.histogram[cols] = (
-            torch.bincount((unit * BINS + bins).reshape(-1), minlength=m * BINS).view(m, BINS).cpu().numpy()
-        )
-        slot = torch.where(bins >= FIRST_POSITIVE, unit * POSITIVE_BINS + bins - FIRST_POSITIVE, m * POSITIVE_BINS)
-        chosen = torch.full((m * POSITIVE_BINS + 1,), NO_KEY, dtype=torch.int64, device=x.device)
-        chosen.scatter_reduce_(0, slot.reshape(-1), self.keys[:, None].expand(-1, m).reshape(-1), "amin")
-        chosen = chosen[:-1].view(m, POSITIVE_BINS)
+        # (bin, neuron) tables by scattering along the positions: no (positions x m) index is materialised
+        counts = torch.zeros((BINS, m), dtype=torch.int64, device=x.device)
+        counts.scatter_add_(0, bins, self.one.expand(x.shape))
+        s.histogram[cols] = counts.T.cpu().numpy()
+        chosen = torch.full((BINS, m), NO_KEY, dtype=torch.int64, device=x.device)
+        chosen.scatter_reduce_(0, bins, self.keys[:, None].expand(x.shape), "amin")
+        chosen = chosen[FIRST_POSITIVE:].T  # (m, POSITIVE_BINS): bands are made of the positive bins
         found = chosen != NO_KEY
         flat = torch.where(found, chosen & ((1 << _FLAT_BITS) - 1), 0)
         band_act = x[flat, unit[:, None]]

@@ -12,6 +12,7 @@ import torch
 from conftest import TINY, random_model
 from gpt2atlas.atlas import scan as S
 from gpt2atlas.atlas.entries import CONTEXT_AFTER, CONTEXT_BEFORE
+from gpt2atlas.atlas.finish import FinishedScan, logit_effects
 from gpt2atlas.atlas.windows import Windows
 from gpt2atlas.errors import InputError
 from gpt2atlas.model import load_model
@@ -172,8 +173,11 @@ def test_examples_carry_their_context_and_bands_their_share_of_the_maximum(hf_ca
     ours, windows, post, _ = hf_case
     settings = S.ScanSettings(context=CONTEXT, top_k=K, min_token_count=3, heads=False)
     plan, states = _scan(ours, windows, settings)
-    found = S.finish(S.merge(states), ours, windows, plan)
+    merged = S.merge(states)
+    found = S.finish(merged, ours, windows, plan)
     assert found.heads == ()
+    lazily = FinishedScan(merged, ours, windows, plan)  # entries made one at a time are the same entries
+    assert [lazily.neuron(n) for n in (0, 300, 511)] == [found.neurons[n] for n in (0, 300, 511)]
     for n in range(0, len(found.neurons), 37):
         entry = found.neurons[n]
         for e in entry.examples + tuple(x for band in entry.bands for x in band.examples):
@@ -198,11 +202,13 @@ def test_examples_carry_their_context_and_bands_their_share_of_the_maximum(hf_ca
 
 def test_logit_effect_is_the_output_row_through_the_final_gain_and_unembedding(hf_case):
     ours = hf_case[0]
-    effects = S._logit_effects(ours, 3)
+    up_ids, up_values, down_ids, down_values = logit_effects(ours, 3)
+    n = TINY.d_mlp + 7  # layer 1, neuron 7
     row = ours.blocks[1].mlp.W_out[7] * ours.ln_final.w @ ours.W_U
-    assert [t.token for t in effects[TINY.d_mlp + 7].promoted] == row.topk(3).indices.tolist()
-    assert [t.token for t in effects[TINY.d_mlp + 7].suppressed] == (-row).topk(3).indices.tolist()
-    assert effects[TINY.d_mlp + 7].suppressed[0].logit == pytest.approx(float(row.min()), rel=1e-5)
+    assert up_ids[n].tolist() == row.topk(3).indices.tolist()
+    assert down_ids[n].tolist() == (-row).topk(3).indices.tolist()
+    np.testing.assert_allclose(down_values[n], row.sort().values[:3].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(up_values[n], row.sort(descending=True).values[:3].numpy(), rtol=1e-5)
 
 
 # ----- merges ----------------------------------------------------------------------------------------------------

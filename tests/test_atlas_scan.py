@@ -300,3 +300,21 @@ def test_bfloat16_scan_of_mini_recomputes_its_examples_in_float32():
                 same += 1
                 assert e.activation == pytest.approx(keys[(e.window, e.position)], abs=1e-5)  # float32 values
     assert same / total >= 0.95
+
+
+def test_collect_pickles_and_stops_after_the_last_block(tiny_model, monkeypatch):
+    """Ray ships `Collect` to its workers; the pass never reaches ln_final or the unembedding."""
+    import pickle
+
+    windows = Windows(_stream(4, seed=4), CONTEXT)
+    plan = S.plan(tiny_model, windows, S.ScanSettings(context=CONTEXT, top_k=2, min_token_count=2))
+    collect = S.Collect(plan)
+    batch = next(windows.batches(range(4), 4 * CONTEXT))
+    before = collect(tiny_model, batch)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the scan ran past the last block")
+
+    monkeypatch.setattr(tiny_model.ln_final, "forward", boom)
+    monkeypatch.setattr(tiny_model.unembed, "forward", boom)
+    _assert_same(pickle.loads(pickle.dumps(collect))(tiny_model, batch), before)

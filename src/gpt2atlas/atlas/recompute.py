@@ -69,14 +69,15 @@ def recompute(model: GPT2, windows: Windows, req: Requests, batch_tokens: int = 
     if total == 0:
         return out
     order = np.argsort(req.window, kind="stable")
+    by_window = req.window[order]
     unique = np.unique(req.window)
     size = max(1, batch_tokens // windows.context)
     n_layer = model.cfg.n_layer
     for first in range(0, len(unique), size):
         part = unique[first : first + size]
-        lo, hi = np.searchsorted(req.window[order], [part[0], part[-1] + 1])
+        lo, hi = np.searchsorted(by_window, [part[0], part[-1] + 1])
         chosen = order[lo:hi]
-        rows = np.searchsorted(part, req.window[chosen])
+        rows = np.searchsorted(part, by_window[lo:hi])
         hook = _Reader(req, out, chosen, rows)
         names = [act_name("post", layer) for layer in range(n_layer)]
         if (req.kind[chosen] == HEAD).any():

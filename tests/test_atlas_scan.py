@@ -286,7 +286,7 @@ def test_duplicate_and_induction_scores_count_the_right_queries():
 def test_bfloat16_scan_of_mini_recomputes_its_examples_in_float32():
     model = load_model("mini")
     rng = np.random.default_rng(0)
-    windows = Windows(rng.integers(0, 3000, 10 * 63).astype(np.uint16), 64)
+    windows = Windows(rng.integers(0, 3000, 6 * 63).astype(np.uint16), 64)
     found = {}
     for dtype in ("float32", "bfloat16"):
         plan, states = _scan(model, windows, S.ScanSettings(context=64, top_k=4, heads=False, dtype=dtype), None, 512)

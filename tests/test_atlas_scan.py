@@ -45,6 +45,7 @@ def test_window_w_is_endoftext_then_its_slice_of_the_stream():
         ids = windows[w]
         assert ids.dtype == np.int64 and ids[0] == ENDOFTEXT_ID
         assert ids[1:].tolist() == list(range(w * 9, (w + 1) * 9))
+    assert [len(ids) for ids in windows] == [10] * 11
     assert windows.ids([3, 1]).tolist() == [windows[3].tolist(), windows[1].tolist()]
     assert windows.count_tokens(200)[:100].tolist() == [1] * 99 + [0]
     batch = next(windows.batches([5, 6, 7], batch_tokens=20))
@@ -318,3 +319,15 @@ def test_collect_pickles_and_stops_after_the_last_block(tiny_model, monkeypatch)
     monkeypatch.setattr(tiny_model.ln_final, "forward", boom)
     monkeypatch.setattr(tiny_model.unembed, "forward", boom)
     _assert_same(pickle.loads(pickle.dumps(collect))(tiny_model, batch), before)
+
+
+def test_the_scan_runs_on_the_shared_corpus_runner(tiny_model):
+    from gpt2atlas.analysis.corpus import run_corpus, stream
+
+    windows = Windows(_stream(6, seed=6), CONTEXT)
+    settings = S.ScanSettings(context=CONTEXT, top_k=3, min_token_count=2)
+    plan, states = _scan(tiny_model, windows, settings)
+    job = S.job(tiny_model, windows, settings, batch_tokens=2 * CONTEXT)
+    _assert_same(stream(tiny_model, job), S.merge(states))
+    contents = run_corpus(tiny_model, job)
+    assert contents == S.finish(S.merge(states), tiny_model, windows, plan)

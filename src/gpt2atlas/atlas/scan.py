@@ -17,6 +17,14 @@ edge falls in, so a band's bounds are bin edges and its count is exact) and show
 smallest priority: a reproducible random draw, one per bin, of the band's positions.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+import numpy as np
+
+from gpt2atlas.analysis.corpus import BATCH_TOKENS, CorpusJob
 from gpt2atlas.atlas.collect import Collect
 from gpt2atlas.atlas.finish import AtlasContents, FinishedScan, finish
 from gpt2atlas.atlas.state import (
@@ -33,8 +41,36 @@ from gpt2atlas.atlas.state import (
     plan,
     priority,
 )
+from gpt2atlas.atlas.windows import Windows
+from gpt2atlas.model.gpt2 import GPT2
+from gpt2atlas.tokenizer import ENDOFTEXT_ID
 
 __all__ = [
     "BINS", "DTYPES", "EDGES", "FIRST_POSITIVE", "HEAD_SCORES", "POSITIVE_BINS", "AtlasContents", "Collect",
-    "FinishedScan", "ScanPlan", "ScanSettings", "ScanState", "finish", "merge", "plan", "priority",
+    "FinishedScan", "ScanPlan", "ScanSettings", "ScanState", "finish", "job", "merge", "plan", "priority",
 ]  # fmt: skip
+
+
+def job(
+    model: GPT2,
+    windows: Windows,
+    settings: ScanSettings,
+    indices: Sequence[int] | np.ndarray | None = None,
+    *,
+    batch_tokens: int = BATCH_TOKENS,
+    progress: bool = False,
+) -> CorpusJob[ScanState, AtlasContents]:
+    """The scan of `windows` (all, or `indices` in order) as a job for the shared corpus runner: `run_corpus`
+    gives the finished contents, `stream` (with any engine, e.g. Ray's) the merged state."""
+    scan = plan(model, windows, settings)
+    order = np.arange(len(windows)) if indices is None else np.asarray(indices, dtype=np.int64)
+    return CorpusJob(
+        tokens=cast(Sequence[Sequence[int]], windows),
+        order=order,
+        collect=Collect(scan),
+        merge=merge,
+        finish=lambda state: finish(state, model, windows, scan),
+        pad_id=ENDOFTEXT_ID,  # never used: every window is full
+        batch_tokens=batch_tokens,
+        progress=progress,
+    )

@@ -38,6 +38,9 @@ class Windows(Sequence[np.ndarray]):
     def __len__(self) -> int:
         return self._count
 
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[w] for w in range(self._count))
+
     @overload
     def __getitem__(self, w: int) -> np.ndarray: ...
 

@@ -319,6 +319,8 @@ def test_collect_pickles_and_stops_after_the_last_block(tiny_model, monkeypatch)
     monkeypatch.setattr(tiny_model.ln_final, "forward", boom)
     monkeypatch.setattr(tiny_model.unembed, "forward", boom)
     _assert_same(pickle.loads(pickle.dumps(collect))(tiny_model, batch), before)
+    with pytest.raises(InputError, match="not the one the scan was planned for"):
+        collect(load_model("mini"), batch)
 
 
 def test_the_scan_runs_on_the_shared_corpus_runner(tiny_model):

@@ -43,6 +43,12 @@ class Collect:
     def __call__(self, model: GPT2, batch: Batch) -> ScanState:
         scan = self.plan
         rows, n = batch.ids.shape
+        cfg = model.cfg
+        if (cfg.n_layer, cfg.d_mlp, cfg.n_head) != (scan.n_layer, scan.d_mlp, scan.n_head):
+            raise InputError(
+                f"the model ({cfg.n_layer} layers, {cfg.d_mlp} neurons, {cfg.n_head} heads) is not the one the scan "
+                f"was planned for ({scan.n_layer}, {scan.d_mlp}, {scan.n_head})"
+            )
         if rows * (n - 1) >= 1 << _FLAT_BITS:
             raise InputError(f"a batch of {rows} windows of {n} tokens is too large for one scan step")
         state = ScanState.for_plan(scan)

@@ -141,11 +141,15 @@ def settings_of(settings: Any) -> tuple[tuple[str, Setting], ...]:
 
 
 def versions() -> tuple[tuple[str, str], ...]:
+    from importlib import metadata
+
     import torch
 
-    from gpt2atlas import __version__
-
-    return (("gpt2atlas", __version__), ("torch", torch.__version__), ("python", sys.version.split()[0]))
+    return (
+        ("gpt2atlas", metadata.version("gpt2atlas")),
+        ("torch", torch.__version__),
+        ("python", sys.version.split()[0]),
+    )
 
 
 # ----- encoding --------------------------------------------------------------------------------------------------

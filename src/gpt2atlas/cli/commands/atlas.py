@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -31,8 +32,9 @@ def real_recipe() -> ScanRecipe[Any]:
     from gpt2atlas.errors import AtlasError
 
     try:
-        from gpt2atlas.atlas import scan
-        from gpt2atlas.atlas.windows import Windows
+        # the scan's own modules (written beside this command; a plain import once they are in)
+        scan = importlib.import_module("gpt2atlas.atlas.scan")
+        Windows = importlib.import_module("gpt2atlas.atlas.windows").Windows
     except ImportError as err:
         raise AtlasError(f"this build of gpt2atlas has no atlas scan ({err})") from None
 
@@ -70,11 +72,11 @@ def _engine(name: str, address: str | None, workers: int | None, device: str) ->
     except ImportError:
         raise InputError("--engine ray needs Ray: pip install 'gpt2atlas[ray]'") from None
     try:
-        from gpt2atlas.atlas.ray_engine import ray_engine  # type: ignore[import-not-found]
+        from gpt2atlas.atlas.ray_engine import ray_engine
     except ImportError as err:
         raise InputError(f"--engine ray is not available in this build ({err})") from None
 
-    return ray_engine(address=address, workers=workers, device=device)  # type: ignore[no-any-return]
+    return ray_engine(address=address, workers=workers, device=device)
 
 
 def atlas(

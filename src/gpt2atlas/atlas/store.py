@@ -257,7 +257,10 @@ class Store:
             for head in heads:
                 _write_head(self.connection, head)
             self.connection.execute("UPDATE atlas_meta SET value = ? WHERE key = 'run'", (self.run.to_json(),))
-        self.connection.execute("PRAGMA journal_mode = DELETE")
+        try:  # one self-contained file from now on; a reader that has it open keeps it in WAL mode, which is fine
+            self.connection.execute("PRAGMA journal_mode = DELETE")
+        except sqlite3.OperationalError:
+            pass
         write_text(self.folder / RUN_FILE, self.run.to_json())
 
     def close(self) -> None:
@@ -325,6 +328,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None)  # transactions are ours: see `transaction`
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute("PRAGMA busy_timeout = 5000")
     return connection
 
 

@@ -53,7 +53,9 @@ def neuron(layer: int, index: int, *, windows: int = 8, k: int = 5, centre: int 
     share = float(rng.uniform())
     stats = NeuronStats(1000, 0.1, 0.5, 1.2, 3.4, -0.17, 4.5, share, False)
     histogram = Histogram((-0.2, 0.0, 1.0, 4.5), (10, 800, 190))
-    bands = tuple(Band(lo, hi, 30, tuple(example(rng, windows) for _ in range(2))) for lo, hi in ((0.0, 0.5), (0.5, 1.0)))
+    bands = tuple(
+        Band(lo, hi, 30, tuple(example(rng, windows) for _ in range(2))) for lo, hi in ((0.0, 0.5), (0.5, 1.0))
+    )
     means = (TokenMean(13 + index, 2.5, 40), TokenMean(262, 1.5, 500))
     effect = LogitEffect((TokenLogit(11, 0.75), TokenLogit(12, 0.5)), (TokenLogit(99, -0.25),))
     return NeuronEntry(layer, index, examples, stats, histogram, bands, means, effect)
@@ -64,7 +66,9 @@ def head(layer: int, index: int, *, windows: int = 8, centre: int | None = None)
     examples = []
     for _ in range(3):
         e = example(rng, windows, centre)
-        examples.append(HeadExample(e.window, e.position, max(1, e.position - 1), e.activation, e.start, e.tokens, e.activations))
+        examples.append(
+            HeadExample(e.window, e.position, max(1, e.position - 1), e.activation, e.start, e.tokens, e.activations)
+        )
     return HeadEntry(layer, index, tuple(examples), HeadStats(900, 0.5, 0.25, 0.125, 40, 0.0625, 30, 1.5))
 
 

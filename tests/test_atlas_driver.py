@@ -6,18 +6,18 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-from contextlib import closing
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
 from atlas_toy import TOY, ToyWindows
 from conftest import random_model
-
 from gpt2atlas.atlas.atlas import Atlas
 from gpt2atlas.atlas.driver import PAUSE_ENV, ScanInterrupted, spans
 from gpt2atlas.atlas.job import AtlasRequest, run_atlas
@@ -50,7 +50,7 @@ def request(out: Path, inputs, **changes) -> AtlasRequest:
 
 
 def dump(folder: Path) -> list[str]:
-    with sqlite3.connect(folder / "atlas.sqlite") as db:
+    with closing(sqlite3.connect(folder / "atlas.sqlite")) as db:
         return list(db.iterdump())
 
 
@@ -104,9 +104,11 @@ def test_a_stop_mid_shard_commits_the_batch_and_resuming_gives_the_same_database
     whole = tmp_path / "whole"
     run_atlas(request(whole, inputs, **small), TOY)
     out = tmp_path / "atlas"
-    with pytest.raises(ScanInterrupted, match=f"committed 10 of 81 windows .* resume with gpt2atlas atlas --resume {out}"):
+    with pytest.raises(
+        ScanInterrupted, match=f"committed 10 of 81 windows .* resume with gpt2atlas atlas --resume {out}"
+    ):
         run_atlas(request(out, inputs, **small), TOY, engine=engine)
-    with sqlite3.connect(out / "atlas.sqlite") as db:
+    with closing(sqlite3.connect(out / "atlas.sqlite")) as db:
         assert db.execute("SELECT windows_done FROM progress").fetchone() == (10,)
         assert db.execute("SELECT COUNT(*) FROM windows").fetchone() == (10,)
     run_atlas(request(out, inputs, model=None, data=None, context=None, resume=True, **small), TOY)

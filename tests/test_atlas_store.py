@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import closing
 import time
+from contextlib import closing
 
 import numpy as np
 import pytest
-from atlas_cases import SeenState, build, window_ids
 
+from atlas_cases import SeenState, build, window_ids
 from gpt2atlas.atlas.atlas import Atlas
 from gpt2atlas.atlas.store import DATABASE, RUN_FILE, SCHEMA_VERSION, RunInfo, Store
 from gpt2atlas.errors import InputError
@@ -50,7 +50,7 @@ def test_the_run_is_in_the_database_and_in_run_json(made):
 def test_a_finished_atlas_is_one_file_that_plain_sqlite_reads(made):
     folder, neurons, _ = made
     assert sorted(p.name for p in folder.iterdir()) == [DATABASE, RUN_FILE]  # no -wal / -shm left
-    with sqlite3.connect(folder / DATABASE) as db:
+    with closing(sqlite3.connect(folder / DATABASE)) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("delete",)
         best = db.execute(
             "SELECT layer, idx, activation FROM neuron_examples WHERE token = ? ORDER BY activation DESC LIMIT 1",
@@ -64,10 +64,15 @@ def test_search_by_token_finds_the_units_whose_examples_centre_on_it(made):
     folder, neurons, heads = made
     with Atlas.open(folder) as atlas:
         hits = atlas.search(token=1004)
-        assert {(h.unit, h.layer, h.index, h.reason) for h in hits} == {("neuron", 0, 4, "example"), ("neuron", 1, 4, "example")}
+        assert {(h.unit, h.layer, h.index, h.reason) for h in hits} == {
+            ("neuron", 0, 4, "example"),
+            ("neuron", 1, 4, "example"),
+        }
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
         by_mean = atlas.search(token=262)  # every neuron's second token mean
-        assert {(h.layer, h.index) for h in by_mean if h.reason == "token_mean"} == {(n.layer, n.index) for n in neurons}
+        assert {(h.layer, h.index) for h in by_mean if h.reason == "token_mean"} == {
+            (n.layer, n.index) for n in neurons
+        }
         assert len(atlas.search(token=262, limit=3)) == 3
         head_hits = atlas.search(token=2001)
         assert {(h.unit, h.layer, h.index) for h in head_hits} == {("head", 0, 1), ("head", 1, 1)}
@@ -115,7 +120,7 @@ def test_what_is_not_a_finished_atlas_is_refused_naming_the_path(tmp_path):
     with pytest.raises(InputError, match=f"{text} is not an atlas: it is not a SQLite database"):
         Atlas.open(text)
     foreign = tmp_path / "foreign.sqlite"
-    with sqlite3.connect(foreign) as db:
+    with closing(sqlite3.connect(foreign)) as db:
         db.execute("CREATE TABLE t (x)")
     with pytest.raises(InputError, match=f"{foreign} is not an atlas: a SQLite database without"):
         Atlas.open(foreign)
@@ -129,7 +134,7 @@ def test_what_is_not_a_finished_atlas_is_refused_naming_the_path(tmp_path):
         Atlas.open(unfinished)
     newer = tmp_path / "newer"
     build(newer)
-    with sqlite3.connect(newer / DATABASE) as db:
+    with closing(sqlite3.connect(newer / DATABASE)) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(InputError, match=f"{newer / DATABASE} is an atlas of schema version {SCHEMA_VERSION + 1}"):
         Atlas.open(newer)

@@ -171,11 +171,12 @@ def run_atlas(
             f"context={context} must be from 2 to the model's context of {model.cfg.n_ctx}", arguments=("context",)
         )
     data = prepare_tokens(data_spec, progress=request.progress)
-    stream = data.train if request.split == "train" else data.val
+    in_split = int(data.manifest.get(f"{request.split}_tokens", 0))
+    stream = (data.train if request.split == "train" else data.val) if in_split else np.zeros(0, np.uint16)
     windows = recipe.windows(stream, context)
     count = len(windows) if request.tokens is None else min(len(windows), request.tokens // (context - 1))
     if count == 0:
-        given = f"{min(len(stream), request.tokens or len(stream)):,} tokens"
+        given = f"{min(in_split, request.tokens or in_split):,} tokens"
         raise InputError(
             f"data={data_spec} gives {given} in its {request.split} split: fewer than one window of "
             f"{context - 1} tokens (context {context})",

@@ -103,7 +103,7 @@ def atlas(
     """Scan a corpus: every MLP neuron's and head's top examples, statistics and more, into DIR/atlas.sqlite."""
     from gpt2atlas.atlas.driver import ScanInterrupted
     from gpt2atlas.atlas.job import AtlasRequest, run_atlas
-    from gpt2atlas.errors import InputError
+    from gpt2atlas.errors import InputError, as_flags
 
     if (out is None) == (resume is None):
         raise InputError("pass --out DIR for a new atlas, or --resume DIR to finish one")
@@ -126,6 +126,10 @@ def atlas(
     chosen = _engine(engine, address, workers, device)
     try:
         written = run_atlas(request, RECIPE(), engine=chosen)
+    except InputError as err:
+        if resume is not None and "out" in err.arguments:  # the folder is the API's `out`, but here --resume
+            raise InputError(as_flags(err, {"out": "resume"})) from None
+        raise
     except ScanInterrupted as stop:
         _say(f"\n{stop}")
         raise typer.Exit(130) from None

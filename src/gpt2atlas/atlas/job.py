@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -69,27 +69,6 @@ class AtlasRequest:
 def pending_folder(out: Path) -> Path:
     """Where `overwrite` scans the new atlas until it replaces `out`."""
     return out.parent / f".{out.name}.next"
-
-
-class _First(Sequence[np.ndarray]):
-    """The first `count` windows."""
-
-    def __init__(self, windows: Sequence[np.ndarray], count: int) -> None:
-        self.windows, self.size = windows, count
-
-    def __len__(self) -> int:
-        return self.size
-
-    @overload
-    def __getitem__(self, w: int) -> np.ndarray: ...
-    @overload
-    def __getitem__(self, w: slice) -> Sequence[np.ndarray]: ...
-    def __getitem__(self, w: int | slice) -> np.ndarray | Sequence[np.ndarray]:
-        if isinstance(w, slice):
-            return [self[i] for i in range(*w.indices(self.size))]
-        if not -self.size <= w < self.size:
-            raise IndexError(w)
-        return self.windows[w % self.size]
 
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -172,9 +151,7 @@ def run_atlas(
         )
     data = prepare_tokens(data_spec, progress=request.progress)
     in_split = int(data.manifest.get(f"{request.split}_tokens", 0))
-    stream = (data.train if request.split == "train" else data.val) if in_split else np.zeros(0, np.uint16)
-    windows = recipe.windows(stream, context)
-    count = len(windows) if request.tokens is None else min(len(windows), request.tokens // (context - 1))
+    count = min(in_split, request.tokens or in_split) // (context - 1)
     if count == 0:
         given = f"{min(in_split, request.tokens or in_split):,} tokens"
         raise InputError(
@@ -182,6 +159,8 @@ def run_atlas(
             f"{context - 1} tokens (context {context})",
             arguments=("data",),
         )
+    stream = data.train if request.split == "train" else data.val
+    windows = recipe.windows(stream[: count * (context - 1)], context)  # exactly the windows to scan
     settings = recipe.settings(ScanOptions(context, request.top_k, request.dtype))
     manifest = json.dumps(data.manifest, sort_keys=True)
     run = RunInfo(
@@ -211,8 +190,8 @@ def run_atlas(
         run_scan(
             store,
             model,
-            _First(windows, count),
-            recipe.steps(model, _First(windows, count), settings),
+            windows,
+            recipe.steps(model, windows, settings),
             save_every=request.save_every,
             batch_tokens=request.batch_tokens,
             engine=engine,

@@ -45,7 +45,7 @@ def real_recipe() -> ScanRecipe[Any]:
         plan = scan.plan(model, windows, settings)
         return ScanSteps(
             scan.ScanState,
-            scan.Collect(settings, plan),
+            scan.Collect(plan),
             scan.merge,
             lambda state: scan.finish(state, model, windows, plan),
         )

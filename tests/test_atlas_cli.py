@@ -133,3 +133,28 @@ def test_engine_ray_without_ray_installed_is_one_line(inputs, tmp_path, capsys, 
     out = tmp_path / "atlas"
     refused(scan(inputs, out, "--engine", "ray"), capsys, "--engine ray needs Ray")
     assert not out.exists()
+
+
+def test_an_interrupted_overwrite_keeps_the_old_atlas_and_resumes_into_its_place(inputs, tmp_path, capsys, monkeypatch):
+    from gpt2atlas.atlas.driver import ScanInterrupted
+
+    out = tmp_path / "atlas"
+    assert main(scan(inputs, out, "--context", "16")) == 0
+    old = (out / "atlas.sqlite").read_bytes()
+
+    def stop_after_first(collect, model, work):
+        yield next(iter(collect(model, batch) for batch in work))
+        raise ScanInterrupted("stopped by the test")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(command, "_engine", lambda *args: stop_after_first)
+        assert main(scan(inputs, out, "--context", "12", "--overwrite", "--save-every", "4")) == 130
+    assert (out / "atlas.sqlite").read_bytes() == old  # the old atlas, untouched
+    assert (tmp_path / ".atlas.next" / "atlas.sqlite").is_file()
+    capsys.readouterr()
+    assert main(["atlas", "--resume", str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["atlas"]
+    from gpt2atlas.atlas.atlas import Atlas
+
+    with Atlas.open(out) as atlas:
+        assert atlas.run.context == 12 and atlas.run.complete

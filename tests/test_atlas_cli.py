@@ -64,7 +64,7 @@ def refused(argv: list[str], capsys, *expected: str) -> str:
         (("--context", "33"), "data", ["--context 33", "the model's context of 32"]),
         (("--context", "1"), "data", ["--context 1"]),
         (("--save-every", "0"), "data", ["--save-every 0"]),
-        (("--dtype", "float8"), "data", ["--dtype 'float8' is unknown"]),
+        (("--dtype", "float16"), "data", ["--dtype 'float16' is unknown"]),
         (("--engine", "spark"), "data", ["--engine 'spark' is unknown"]),
         (("--workers", "2"), "data", ["--address and --workers go with --engine ray"]),
     ],

@@ -71,7 +71,7 @@ def pending_folder(out: Path) -> Path:
     return out.parent / f".{out.name}.next"
 
 
-DTYPES = ("float32", "float16", "bfloat16")
+DTYPES = ("float32", "bfloat16")  # the scan's arithmetic; the model is loaded, and examples recomputed, in float32
 
 
 def _check_request(request: AtlasRequest) -> None:
@@ -123,7 +123,7 @@ def run_atlas(
     recipe: ScanRecipe[Any],
     *,
     engine: Engine = local,
-    load: Callable[[str, str, str], GPT2] | None = None,
+    load: Callable[[str, str], GPT2] | None = None,
 ) -> Path:
     """Check the request, scan (or resume) to the end, and return the atlas's folder."""
     from gpt2atlas.training.data import prepare_tokens
@@ -143,7 +143,7 @@ def run_atlas(
     model_name, data_spec = request.model, request.data
     if model_name is None or data_spec is None:
         raise InputError("give --model and --data (or --resume DIR to continue a scan)")
-    model = (load or _load)(model_name, request.device, request.dtype)
+    model = (load or _load)(model_name, request.device)
     context = request.context or model.cfg.n_ctx
     if not 2 <= context <= model.cfg.n_ctx:
         raise InputError(
@@ -205,12 +205,10 @@ def run_atlas(
     return out
 
 
-def _load(name: str, device: str, dtype: str) -> GPT2:
-    import torch
-
+def _load(name: str, device: str) -> GPT2:
     from gpt2atlas.model.loading import load_model
 
-    return load_model(name, device=device, dtype=getattr(torch, dtype))
+    return load_model(name, device=device)
 
 
 def _digest(text: str) -> str:

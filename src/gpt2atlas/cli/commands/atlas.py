@@ -70,13 +70,13 @@ def _engine(name: str, address: str | None, workers: int | None, device: str) ->
     try:
         import ray  # noqa: F401
     except ImportError:
-        raise InputError("--engine ray needs Ray: pip install 'gpt2atlas[ray]'") from None
-    try:
-        from gpt2atlas.atlas.ray_engine import ray_engine
+        raise InputError("--engine ray needs Ray, which is not installed: pip install 'gpt2atlas[ray]'") from None
+    try:  # the Ray engine's module (written beside this command; a plain import once it is in)
+        corpus_ray = importlib.import_module("gpt2atlas.analysis.corpus_ray")
     except ImportError as err:
         raise InputError(f"--engine ray is not available in this build ({err})") from None
-
-    return ray_engine(address=address, workers=workers, device=device)
+    engine: Engine = corpus_ray.ray_engine(address=address, workers=workers or 2, device=device)
+    return engine
 
 
 def atlas(
@@ -91,7 +91,10 @@ def atlas(
     split: Annotated[Optional[str], typer.Option(help="train (default) or val: which part of the data")] = None,
     save_every: Annotated[int, typer.Option(help="windows between commits of the resumable state")] = 1024,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N")] = "cpu",
-    dtype: Annotated[Optional[str], typer.Option(help="float32 (default), float16 or bfloat16")] = None,
+    dtype: Annotated[
+        Optional[str],
+        typer.Option(help="the scan's arithmetic: float32 (default) or bfloat16 (examples recomputed in float32)"),
+    ] = None,
     engine: Annotated[str, typer.Option(help="local or ray")] = "local",
     address: Annotated[Optional[str], typer.Option(help="a Ray cluster's address (--engine ray)")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Ray workers (--engine ray)")] = None,
@@ -138,6 +141,10 @@ def atlas(
             raise
         _say(f"\nstopped: the last commit in {folder} stands; resume with gpt2atlas atlas --resume {folder}")
         raise typer.Exit(130) from None
+    finally:
+        close = getattr(chosen, "close", None)  # a Ray engine stops its actors (and the Ray it started)
+        if close is not None:
+            close()
     _say(f"wrote {written}/atlas.sqlite and run.json; read it with gpt2atlas.atlas.Atlas.open({str(written)!r})")
 
 

@@ -36,6 +36,15 @@ def test_every_entry_comes_back_equal(made):
             assert got.dtype == np.int64 and np.array_equal(got, window_ids(w))
 
 
+def test_token_counts_are_those_of_the_scanned_positions(made):
+    folder, _, _ = made
+    scanned = np.concatenate([window_ids(w)[1:] for w in range(8)])  # after each window's end-of-text
+    with Atlas.open(folder) as atlas:
+        for token in [*scanned[:5].tolist(), 50256, 3]:
+            assert atlas.token_count(token) == int((scanned == token).sum())
+        assert atlas.run.top_k == 5
+
+
 def test_the_run_is_in_the_database_and_in_run_json(made):
     folder, _, _ = made
     with Atlas.open(folder / DATABASE) as atlas:  # the .sqlite file itself opens too

@@ -160,6 +160,11 @@ class Atlas:
         (blob,) = self._db.execute("SELECT tokens FROM windows WHERE w = ?", (w,)).fetchone()
         return unpack(blob, TOKENS).astype(np.int64)
 
+    def token_count(self, token: int) -> int | None:
+        """How many scanned positions (after each window's leading end-of-text) held `token`."""
+        row = self._db.execute("SELECT count FROM token_counts WHERE token = ?", (int(token),)).fetchone()
+        return int(row[0]) if row else 0
+
     # ----- search ----------------------------------------------------------------------------------------------
     def search(
         self,

@@ -40,6 +40,7 @@ CREATE TABLE atlas_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE progress (id INTEGER PRIMARY KEY CHECK (id = 0), windows_done INTEGER NOT NULL,
     windows INTEGER NOT NULL);
 CREATE TABLE windows (w INTEGER PRIMARY KEY, tokens BLOB NOT NULL);
+CREATE TABLE token_counts (token INTEGER PRIMARY KEY, count INTEGER NOT NULL);
 CREATE TABLE scan_state (name TEXT PRIMARY KEY, dtype TEXT NOT NULL, shape TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE neurons (layer INTEGER NOT NULL, idx INTEGER NOT NULL, count INTEGER NOT NULL, mean REAL,
     std REAL, skewness REAL, kurtosis REAL, minimum REAL, maximum REAL, active_share REAL NOT NULL,
@@ -95,6 +96,12 @@ class RunInfo:
     versions: tuple[tuple[str, str], ...]
     schema: int = SCHEMA_VERSION
     complete: bool = False
+
+    @property
+    def top_k(self) -> int:
+        """The top examples kept per unit (from the settings; 0 where they do not say)."""
+        value = dict(self.settings).get("top_k", 0)
+        return value if isinstance(value, int) else 0
 
     def to_json(self) -> str:
         values = asdict(self)
@@ -252,6 +259,8 @@ class Store:
             self.connection.execute("DELETE FROM logit_effect")
             self.connection.execute("DELETE FROM heads")
             self.connection.execute("DELETE FROM head_examples")
+            self.connection.execute("DELETE FROM token_counts")
+            self.connection.executemany("INSERT INTO token_counts VALUES (?, ?)", self._token_counts())
             for neuron in neurons:
                 _write_neuron(self.connection, neuron)
             for head in heads:
@@ -262,6 +271,17 @@ class Store:
         except sqlite3.OperationalError:
             pass
         write_text(self.folder / RUN_FILE, self.run.to_json())
+
+    def _token_counts(self) -> list[tuple[int, int]]:
+        """How often each token sits at positions 1.. of the stored windows (the scanned positions after each
+        window's leading end-of-text), for the tokens seen at all."""
+        counts = np.zeros(1 << 16, np.int64)
+        rows = self.connection.execute("SELECT tokens FROM windows")
+        while chunk := rows.fetchmany(4096):
+            ids = np.concatenate([unpack(blob, TOKENS)[1:] for (blob,) in chunk])
+            counts += np.bincount(ids, minlength=1 << 16)
+        seen = np.flatnonzero(counts)
+        return list(zip(seen.tolist(), counts[seen].tolist(), strict=True))
 
     def close(self) -> None:
         self.connection.close()

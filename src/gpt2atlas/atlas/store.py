@@ -368,9 +368,8 @@ def transaction(connection: sqlite3.Connection) -> Iterator[None]:
 def check_database(path: Path, *, read_only: bool = True) -> None:
     """Refuse, naming `path`, anything but an atlas database of this schema version or an older one."""
     if not path.is_file():
-        raise InputError(
-            f"{path}: no such atlas (no {DATABASE} there)" if path.name == DATABASE else f"{path}: no such file"
-        )
+        where = f"{path.parent} holds no {DATABASE}" if path.name == DATABASE else "no such folder or file"
+        raise InputError(f"{path}: no atlas there ({where})")
     with open(path, "rb") as head:
         if head.read(16) != b"SQLite format 3\x00":
             raise InputError(f"{path} is not an atlas: it is not a SQLite database")

@@ -182,9 +182,10 @@ def run_atlas(
             raise InputError(f"out={out} was scanned with another {', '.join(differences)}", arguments=("out",))
         store = Store.reopen(folder)
     else:
+        # an earlier, unfinished --overwrite of this folder is given up: a new scan starts afresh
+        shutil.rmtree(pending_folder(out), ignore_errors=True)
         if request.overwrite and out.exists():
             folder = pending_folder(out)
-            shutil.rmtree(folder, ignore_errors=True)  # an earlier, unfinished --overwrite: start it afresh
         store = Store.create(folder, run, count)
     try:
         run_scan(

@@ -131,3 +131,13 @@ def kept() -> list[Path]:
     """The files and folders this process has written so far that are still there (outermost ones only)."""
     present = [p for p in dict.fromkeys(_written) if p.exists()]
     return [p for p in present if not any(q in p.parents for q in present)]
+
+
+def swap_folder(staging: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Put the filled folder `staging` at `path` in one step (the old `path`, if any, is removed afterwards).
+
+    For a folder filled in more than one process run (a resumable job), where `replacing_folder` cannot hold it."""
+    staging, path = Path(staging), Path(path)
+    _swap_in(staging, path)
+    shutil.rmtree(staging, ignore_errors=True)  # the old folder, if there was one
+    _written.append(path)

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from gpt2atlas.atlas.entries import (
@@ -38,6 +40,11 @@ PLANTED_WINDOWS = 20
 
 
 def window_ids(w: int) -> np.ndarray:
+    return _window_ids(w).copy()
+
+
+@lru_cache(maxsize=64)
+def _window_ids(w: int) -> np.ndarray:
     """Window w: <|endoftext|>, a sentence, a '.' at 40, the hostile text at 20, ' rocks' twice."""
     base = TOKENIZER.encode(f" The spiral number {w} sat on the old grey rocks and the rocks were cold")
     ids = [ENDOFTEXT_ID] + (base * 8)[: CONTEXT - 1]
@@ -90,14 +97,22 @@ def head(layer: int, index: int) -> HeadEntry:
     return HeadEntry(layer, index, tuple(examples), stats)
 
 
-def fake_atlas() -> MemoryAtlas:
-    """Two layers of 8 neurons and 4 heads; the planted units as above, the others quiet."""
-    neurons = {(layer, i): neuron(layer, i, 33, 0.5, 0.4) for layer in range(2) for i in range(8)}
+def fake_atlas(neurons_per_layer: int = 8) -> MemoryAtlas:
+    """Two layers of `neurons_per_layer` neurons (256: the shape of conftest's tiny model) and 4 heads; the planted
+    units as above, the others quiet."""
+    neurons = {(layer, i): neuron(layer, i, 33, 0.5, 0.4) for layer in range(2) for i in range(neurons_per_layer)}
     neurons[1, 5] = neuron(1, 5, 40, 3.0, 0.02)  # on '.' at 40
     neurons[0, 3] = neuron(0, 3, 20, 2.0, 0.1)  # on '<' of the hostile text
     heads = {(layer, h): head(layer, h) for layer in range(2) for h in range(4)}
     windows = {w: window_ids(w) for w in range(40)}
     counts = {DOT: 400}
     return MemoryAtlas(
-        RunSummary("fake-mini", POSITIONS, 160, PLANTED_WINDOWS), neurons, heads, windows, counts, 2, 8, 4
+        RunSummary("fake-mini", POSITIONS, 160, PLANTED_WINDOWS),
+        neurons,
+        heads,
+        windows,
+        counts,
+        2,
+        neurons_per_layer,
+        4,
     )

@@ -16,8 +16,9 @@ from typing import Protocol, cast
 
 import numpy as np
 
-from gpt2atlas.atlas.entries import HeadEntry, NeuronEntry, SearchHit
+from gpt2atlas.atlas.entries import Example, HeadEntry, HeadExample, NeuronEntry, SearchHit
 from gpt2atlas.errors import InputError
+from gpt2atlas.model.config import GPT2Config
 from gpt2atlas.tokenizer import Tokenizer
 
 
@@ -79,6 +80,17 @@ class AtlasReader(Protocol):
         max_density: float | None = None,
         limit: int = 50,
     ) -> list[SearchHit]: ...
+
+
+def check_model(atlas: AtlasReader, cfg: GPT2Config) -> None:
+    """InputError when the atlas was not made of a model of this shape (its neurons would be another's)."""
+    have = (atlas.layers, atlas.neurons_per_layer, atlas.heads_per_layer)
+    want = (cfg.n_layer, cfg.d_mlp, cfg.n_head)
+    if have != want:
+        raise InputError(
+            f"the atlas (of {atlas.run.model}) has {have[0]} layers of {have[1]} neurons and {have[2]} heads; this "
+            f"model has {want[0]} layers of {want[1]} neurons and {want[2]} heads: give the atlas of this model"
+        )
 
 
 def check_unit(kind: str, layer: int, index: int, layers: int, per_layer: int) -> None:
@@ -183,10 +195,18 @@ def _wanted_tokens(token: int | None, text: str | None) -> set[int] | None:
     return ({token} if token is not None else set()) | (tokens_containing(text) if text else set())
 
 
+def _centre(example: Example | HeadExample) -> set[int]:
+    """The tokens an example is about: a neuron example's own token; a head example's query and key."""
+    about = {example.tokens[example.offset]}
+    if isinstance(example, HeadExample) and 0 <= example.key - example.start < len(example.tokens):
+        about.add(example.tokens[example.key - example.start])
+    return about
+
+
 def _token_hits(
     unit: str, layer: int, index: int, examples: Iterable, means: Sequence, wanted: set[int]
 ) -> list[SearchHit]:
-    best = [e.activation for e in examples if e.tokens[e.offset] in wanted]
+    best = [e.activation for e in examples if _centre(e) & wanted]
     hits = [SearchHit(unit, layer, index, "example", max(best))] if best else []
     mean = [m.mean for m in means if m.token in wanted]
     return hits + ([SearchHit(unit, layer, index, "token_mean", max(mean))] if mean else [])

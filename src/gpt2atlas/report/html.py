@@ -50,6 +50,7 @@ caption { text-align: left; font-weight: 600; padding: 4px 0; }
           white-space: pre-wrap; font-family: ui-monospace, Menlo, Consolas, monospace; }
 .sample .prompt { color: #5b6478; } .sample .tok { border-radius: 3px; }
 .legend { font-size: 0.9em; color: #5b6478; }
+.atlas details > summary { cursor: pointer; color: #4c78a8; font-size: 0.9em; }
 """
 
 
@@ -216,6 +217,7 @@ def _part(section: Section, index: int, part: Part, pack: FigurePack) -> str:
     out = [f"<h3>{escape(part.title)}</h3>" if part.title else ""]
     if part.reading:
         out.append('<ul class="reading">' + "".join(f"<li>{escape(s)}</li>" for s in part.reading) + "</ul>")
+    out += [f'<div class="atlas" data-block="{escape(b.name)}">{b.html}</div>' for b in part.blocks]  # escaped in viz
     if part.samples:
         out.append(
             '<p class="legend">Each new token is shaded by the probability the model gave it (hover for the number '

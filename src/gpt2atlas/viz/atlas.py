@@ -217,7 +217,7 @@ def logit_table(entry: NeuronEntry, decode: Decode, rows: int = 10) -> Table:
         body.append(cells)
     return Table(
         f"{entry.name}'s logit effect: the logit change per unit of its output (through ln_final's gain and W_U)",
-        ["#", "promoted", "logit", "suppressed", "logit"],
+        ["#", "promoted", "logit up", "suppressed", "logit down"],
         body,
     )
 

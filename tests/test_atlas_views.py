@@ -202,9 +202,9 @@ def test_the_report_shows_the_strongest_neurons_across_the_corpus(tiny_model, tm
     assert units == [f"L{n.layer}N{n.neuron}" for n in strongest]
     examples = page.with_class("atlas-example")
     first = atlas.neuron(strongest[0].layer, strongest[0].neuron).examples[0]
-    assert len(examples) >= 3 * 10 and examples[0]["data-window"] == "0"
+    assert len(examples) >= 3 * 6 and examples[0]["data-window"] == "0"
     assert examples[0]["data-position"] == str(first.position)
-    assert len(page.with_class("atlas-own")) >= 30
+    assert len(page.with_class("atlas-own")) >= 3 * 6
     assert "<script>alert(1)" not in html  # the hostile corpus tokens are escaped
     findings = report.findings_data()["sections"]["neurons"]["parts"]
     assert findings[1]["examples"][0]["window"] == 0 and report.provenance["atlas"]["model"] == "fake-mini"

@@ -83,10 +83,13 @@ class AnalysisSection:
         )
 
 
+REPORT_EXAMPLES = 6  # top examples shown per neuron in the report (the dashboard shows 10)
+
+
 def atlas_part(ctx: ReportContext, layer: int, index: int) -> Part:
     """What the report's atlas says about one neuron: reading, shaded examples, bands, logit effect, histogram."""
     assert ctx.atlas is not None
-    view = neuron_view(ctx.atlas, layer, index)
+    view = neuron_view(ctx.atlas, layer, index, examples=REPORT_EXAMPLES)
     return Part(
         title=view.title,
         reading=list(view.reading),

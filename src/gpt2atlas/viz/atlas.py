@@ -80,7 +80,7 @@ def token_spans(
         title = f"{text!r} (id {int(token)})" + (f" {unit} {num(value)}" if value is not None else "")
         cls = "atlas-tok atlas-own" if OWN in marks.get(i, "") else "atlas-tok"
         spans.append(f'<span class="{cls}" style="{style}" title="{escape(title)}">{visible(text)}</span>')
-    return "".join(spans)
+    return "<wbr>".join(spans)  # a line may break between any two tokens (their spaces are drawn as '·')
 
 
 def whole_window(

@@ -44,18 +44,21 @@ def table(t: Table) -> None:
 
 
 def show(view: UnitView, key: str) -> None:
-    """One unit: its reading, examples and bands (escaped HTML from viz), tables and figures."""
+    """One unit: its reading; its histogram beside its tables (logit effect, token means); then its examples and
+    bands (escaped HTML from viz)."""
     st.subheader(view.title)
     reading(list(view.reading))
+    left, right = st.columns(2) if view.figures else (None, st.container())
+    if left is not None:
+        with left:
+            for name, fig in view.figures.items():
+                chart(fig, key=f"{key}-{name}")
+                st.caption(view.captions[name])
+    with right:
+        for t in view.tables:
+            table(t)
     for block in view.blocks:
         st.html(f'<div class="atlas" data-block="{block.name}">{block.html}</div>')
-    columns = st.columns(len(view.tables)) if view.tables else []
-    for column, t in zip(columns, view.tables):
-        with column:
-            table(t)
-    for name, fig in view.figures.items():
-        chart(fig, key=f"{key}-{name}")
-        st.caption(view.captions[name])
 
 
 def picked(reader: AtlasReader, mode: str) -> tuple[str, int, int] | None:

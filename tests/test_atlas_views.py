@@ -18,6 +18,7 @@ from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError
 from gpt2atlas.report import build_report
 from gpt2atlas.report.html import _table
+from gpt2atlas.report.markdown import render_markdown
 from gpt2atlas.viz import atlas as views
 from gpt2atlas.viz.readings.atlas import binomial_tail, read_head_entry, read_neuron_entry, uniform_share
 
@@ -206,6 +207,9 @@ def test_the_report_shows_the_strongest_neurons_across_the_corpus(tiny_model, tm
     assert examples[0]["data-position"] == str(first.position)
     assert len(page.with_class("atlas-own")) >= 3 * 6
     assert "<script>alert(1)" not in html  # the hostile corpus tokens are escaped
+    markdown = render_markdown(report, "r_files")
+    assert f"- `{first.activation:.3g}` (window 0, token {first.position}):" in markdown
+    assert "**" in markdown and "&lt;script&gt;" in markdown and "<script>" not in markdown
     findings = report.findings_data()["sections"]["neurons"]["parts"]
     assert findings[1]["examples"][0]["window"] == 0 and report.provenance["atlas"]["model"] == "fake-mini"
 

@@ -157,7 +157,7 @@ class MemoryAtlas:
         max_density: float | None = None,
         limit: int = 50,
     ) -> list[SearchHit]:
-        """Units whose top examples sit on `token` or
+        """Units whose top examples sit on `token` (a head's: its query or its key) or
         whose token means feature it (`text`: every token whose text contains it); neurons whose active share lies between the densities given."""
         wanted = _wanted_tokens(token, text)
         hits: list[SearchHit] = []

@@ -97,7 +97,7 @@ def atlas_part(ctx: ReportContext, layer: int, index: int) -> Part:
         tables=list(view.tables),
         figures=dict(view.figures),
         captions=dict(view.captions),
-        findings=ctx.atlas.neuron(layer, index),
+        findings=view.entry,
     )
 
 

@@ -274,6 +274,7 @@ class UnitView:
     tables: tuple[Table, ...]
     figures: dict[str, go.Figure]
     captions: dict[str, str]
+    entry: NeuronEntry | HeadEntry
 
 
 CAPTIONS = {
@@ -307,6 +308,7 @@ def neuron_view(
         (logit_table(entry, decode), token_means_table(entry, decode)),
         {"atlas_histogram": histogram_figure(entry)},
         dict(CAPTIONS),
+        entry,
     )
 
 
@@ -333,4 +335,5 @@ def head_view(
         (head_stats_table(entry),),
         {},
         {},
+        entry,
     )

@@ -146,8 +146,10 @@ def test_an_example_shades_its_tokens_outlines_its_own_and_opens_its_window(atla
     tokens = page.with_class("atlas-tok")
     own = page.with_class("atlas-own")
     shown = len(entry.examples[0].tokens)
-    assert len(tokens) == shown + len(window_ids(0))  # the example, then its whole window in <details>
-    assert len(own) == 2 and all("outline: 2px solid" in (a["style"] or "") for a in own)
+    assert len(tokens) == 2 * shown  # the example, then in <details> its whole window, shaded where it was kept
+    whole = views._tokenizer().decode(window_ids(0).tolist()).replace(" ", "·").replace("<|endoftext|>", "")
+    assert whole in "".join(page.text)  # every token of the window, past the example's 41 too
+    assert len(own) == 2
     assert "'.'" in (own[0]["title"] or "") and "activation 3" in (own[0]["title"] or "")
     assert "rgba(230, 110, 20, 0.85)" in (own[0]["style"] or "")  # the maximum: the darkest shade
     assert "details" in page.names() and "summary" in page.names()
@@ -156,7 +158,7 @@ def test_an_example_shades_its_tokens_outlines_its_own_and_opens_its_window(atla
 
 
 def test_whitespace_is_made_visible():
-    assert views.visible(" a\nb") == '<span style="color: #9aa3b5">·</span>a<span style="color: #9aa3b5">↵</span>b'
+    assert views.visible(" a\nb") == '<span class="atlas-ws">·</span>a<span class="atlas-ws">↵</span>b'
     assert views.visible('"<') == "&quot;&lt;" and "∅" in views.visible("")
 
 
@@ -165,9 +167,10 @@ def test_a_head_example_outlines_its_query_and_dashes_its_key(atlas):
     page = Tags(views.head_example_html(head.examples[0], views.decode_token))
     tokens = page.with_class("atlas-tok")
     first = head.examples[0]
-    assert "outline: 2px solid" in (tokens[first.offset]["style"] or "")
+    assert "atlas-own" in (tokens[first.offset]["class"] or "")
     key = tokens[first.key - first.start]
-    assert "dashed" in (key["style"] or "") and "' rocks'" in (key["title"] or "")
+    assert "atlas-key" in (key["class"] or "") and "' rocks'" in (key["title"] or "")
+    assert ".atlas-own { outline: 2px solid" in views.CSS and ".atlas-key { outline: 2px dashed" in views.CSS
     assert first.tokens[first.key - first.start] == ROCKS
 
 

@@ -21,6 +21,7 @@ from plotly.io.json import to_json_plotly
 from plotly.offline import get_plotlyjs
 
 from gpt2atlas.report.document import Part, Report, Sample, Section, Table
+from gpt2atlas.viz.atlas import CSS as ATLAS_CSS
 from gpt2atlas.viz.readings import num
 from gpt2atlas.viz.screen import as_array, fit_to_screen
 
@@ -50,8 +51,8 @@ caption { text-align: left; font-weight: 600; padding: 4px 0; }
           white-space: pre-wrap; font-family: ui-monospace, Menlo, Consolas, monospace; }
 .sample .prompt { color: #5b6478; } .sample .tok { border-radius: 3px; }
 .legend { font-size: 0.9em; color: #5b6478; }
-.atlas details > summary { cursor: pointer; color: #4c78a8; font-size: 0.9em; }
 """
+STYLE += ATLAS_CSS
 
 
 # plotly.js and the figures travel gzipped (inert script elements, base64). The loader unpacks them with the

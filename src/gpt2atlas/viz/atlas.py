@@ -28,9 +28,16 @@ Decode = Callable[[int], str]
 WHITESPACE = {" ": "·", "\n": "↵", "\t": "⇥", "\r": "␍"}
 POSITIVE = (230, 110, 20)  # shading of a positive activation (orange)
 NEGATIVE = (60, 110, 190)  # and of a negative one (blue)
-OWN = "outline: 2px solid #1f2430; outline-offset: 0"  # the example's own token
-KEY = "outline: 2px dashed #2a9d4b; outline-offset: 0"  # a head example's key
-TEXT = "font-family: ui-monospace, Menlo, Consolas, monospace; line-height: 1.9; white-space: pre-wrap"
+OWN = "atlas-own"  # the class of the example's own token (outlined)
+KEY = "atlas-key"  # and of a head example's key (dashed)
+CSS = """
+.atlas-text { font-family: ui-monospace, Menlo, Consolas, monospace; line-height: 1.9; white-space: pre-wrap; }
+.atlas-tok { border-radius: 3px; } .atlas-ws { color: #9aa3b5; }
+.atlas-own { outline: 2px solid #1f2430; } .atlas-key { outline: 2px dashed #2a9d4b; }
+.atlas-example { margin: 6px 0; padding: 4px 8px; background: #fff; border: 1px solid #e3e7ee; border-radius: 6px; }
+.atlas-where { font-size: 0.85em; color: #5b6478; }
+.atlas details > summary { cursor: pointer; color: #4c78a8; font-size: 0.9em; }
+"""  # the page that shows these pieces includes it once (the report's style, the dashboard's st.html)
 
 
 @lru_cache(maxsize=1)
@@ -46,10 +53,8 @@ def decode_token(token: int) -> str:
 def visible(text: str) -> str:
     """`text` HTML-escaped (quotes included), its whitespace drawn as faint marks (never an empty string)."""
     if not text:
-        return '<span style="color: #9aa3b5">∅</span>'
-    return "".join(
-        f'<span style="color: #9aa3b5">{WHITESPACE[c]}</span>' if c in WHITESPACE else escape(c) for c in text
-    )
+        return '<span class="atlas-ws">∅</span>'
+    return "".join(f'<span class="atlas-ws">{WHITESPACE[c]}</span>' if c in WHITESPACE else escape(c) for c in text)
 
 
 def shade(value: float, scale: float) -> str:
@@ -69,17 +74,19 @@ def token_spans(
     marks: dict[int, str] | None = None,
     unit: str = "activation",
 ) -> str:
-    """Each token as a shaded <span> (its value in the title); `marks` gives some positions an outline style."""
+    """Each token with a value as a shaded <span> (the value in its title), a token without one as plain text;
+    `marks` gives some positions a class of their own (OWN, KEY)."""
     marks = marks or {}
     spans = []
     for i, (token, value) in enumerate(zip(tokens, values)):
         text = decode(int(token))
-        style = f"background: {shade(value, scale) if value is not None else 'transparent'}; border-radius: 3px"
-        if i in marks:
-            style += "; " + marks[i]
+        if value is None and i not in marks:
+            spans.append(visible(text))
+            continue
+        cls = " ".join(["atlas-tok", *([marks[i]] if i in marks else [])])
         title = f"{text!r} (id {int(token)})" + (f" {unit} {num(value)}" if value is not None else "")
-        cls = "atlas-tok atlas-own" if OWN in marks.get(i, "") else "atlas-tok"
-        spans.append(f'<span class="{cls}" style="{style}" title="{escape(title)}">{visible(text)}</span>')
+        style = f' style="background: {shade(value, scale)}"' if value is not None else ""
+        spans.append(f'<span class="{cls}"{style} title="{escape(title)}">{visible(text)}</span>')
     return "<wbr>".join(spans)  # a line may break between any two tokens (their spaces are drawn as '·')
 
 
@@ -97,7 +104,7 @@ def whole_window(
     spans = token_spans([int(t) for t in window], full, scale, decode, shifted)
     return (
         f'<details class="atlas-window"><summary>the whole window ({len(window)} tokens)</summary>'
-        f'<div style="{TEXT}">{spans}</div></details>'
+        f'<div class="atlas-text">{spans}</div></details>'
     )
 
 
@@ -107,11 +114,10 @@ def example_html(example: Example, decode: Decode, scale: float, window: np.ndar
     marks = {example.offset: OWN}
     spans = token_spans(example.tokens, example.activations, scale, decode, marks)
     return (
-        f'<div class="atlas-example" data-window="{example.window}" data-position="{example.position}" '
-        f'style="margin: 6px 0; padding: 4px 8px; background: #fff; border: 1px solid #e3e7ee; border-radius: 6px">'
-        f'<div style="font-size: 0.85em; color: #5b6478">{escape(num(example.activation))} · window '
+        f'<div class="atlas-example" data-window="{example.window}" data-position="{example.position}">'
+        f'<div class="atlas-where">{escape(num(example.activation))} · window '
         f"{example.window:,}, token {example.position}</div>"
-        f'<div style="{TEXT}">{spans}</div>'
+        f'<div class="atlas-text">{spans}</div>'
         f"{whole_window(window, example.start, example.activations, scale, decode, marks)}</div>"
     )
 
@@ -128,12 +134,11 @@ def head_example_html(example: HeadExample, decode: Decode, window: np.ndarray |
     spans = token_spans(example.tokens, example.activations, 1.0, decode, marks, unit="attention")
     return (
         f'<div class="atlas-example atlas-head-example" data-window="{example.window}" '
-        f'data-position="{example.position}" data-key="{example.key}" '
-        f'style="margin: 6px 0; padding: 4px 8px; background: #fff; border: 1px solid #e3e7ee; border-radius: 6px">'
-        f'<div style="font-size: 0.85em; color: #5b6478">weight {escape(num(example.activation))} · query '
+        f'data-position="{example.position}" data-key="{example.key}">'
+        f'<div class="atlas-where">weight {escape(num(example.activation))} · query '
         f"{escape(quoted(query_text))} (token {example.position}) → key {escape(quoted(key_text))} (token "
         f"{example.key}) · window {example.window:,}</div>"
-        f'<div style="{TEXT}">{spans}</div>'
+        f'<div class="atlas-text">{spans}</div>'
         f"{whole_window(window, example.start, example.activations, 1.0, decode, marks)}</div>"
     )
 
@@ -195,7 +200,7 @@ def histogram_figure(entry: NeuronEntry) -> go.Figure:
         )
     )
     fig.update_layout(
-        title=f"{entry.name}: activations over {entry.stats.count:,} positions",
+        title={"text": f"{entry.name}: activation histogram", "font": {"size": 14}},  # short: it fits a column
         xaxis={"title": "activation (GELU output)"},
         yaxis={"title": "positions (log)", "type": "log"},
         bargap=0,

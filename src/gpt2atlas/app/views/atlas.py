@@ -16,7 +16,7 @@ from gpt2atlas.app.widgets import chart, reading
 from gpt2atlas.atlas.reader import AtlasReader, check_model, open_atlas
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.shipped import shipped_atlas
-from gpt2atlas.viz.atlas import UnitView, head_view, neuron_view
+from gpt2atlas.viz.atlas import CSS, UnitView, head_view, neuron_view
 from gpt2atlas.viz.tables import Table
 
 ATLAS_ENV = "GPT2ATLAS_ATLAS"
@@ -58,7 +58,7 @@ def show(view: UnitView, key: str) -> None:
         for t in view.tables:
             table(t)
     for block in view.blocks:
-        st.html(f'<div class="atlas" data-block="{block.name}">{block.html}</div>')
+        st.html(f'<style>{CSS}</style><div class="atlas" data-block="{block.name}">{block.html}</div>')
 
 
 def picked(reader: AtlasReader, mode: str) -> tuple[str, int, int] | None:

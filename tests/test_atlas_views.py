@@ -310,3 +310,29 @@ def test_the_view_refuses_an_atlas_of_another_model(app, monkeypatch, atlas):
     app.text_input(key="atlas_path").input("other-atlas").run()
     shown = errors(app)
     assert len(shown) == 1 and "give the atlas of this model" in shown[0]
+
+
+# ----- where the atlas comes from ---------------------------------------------------------------------------------
+def test_the_report_reads_the_given_atlas_else_the_shipped_models_own(monkeypatch, tmp_path, atlas):
+    from gpt2atlas import shipped
+    from gpt2atlas.atlas import reader
+    from gpt2atlas.cli.commands.report import report_atlas
+
+    assert shipped.shipped_atlas("gpt2") is None
+    assert shipped.shipped_atlas("mini") in (None, Path(shipped.__file__).parent / "mini_atlas" / "atlas.sqlite")
+    opened = []
+    monkeypatch.setattr(reader, "open_atlas", lambda path: opened.append(Path(path)) or atlas)
+    monkeypatch.setattr(shipped, "shipped_atlas", lambda name: tmp_path / "shipped" if name == "mini" else None)
+    assert report_atlas("gpt2", None) is None and opened == []
+    assert report_atlas("mini", None) is atlas and opened == [tmp_path / "shipped"]
+    assert report_atlas("gpt2", tmp_path / "mine") is atlas and opened[-1] == tmp_path / "mine"
+
+
+def test_the_dashboard_command_passes_its_atlas_on():
+    from gpt2atlas.app.state import app_argument
+    from gpt2atlas.cli.commands.report import app_command
+
+    command = app_command(APP, "mini", 8765, atlas=Path("/data/atlas"))
+    assert command[-2:] == ["--atlas", "/data/atlas"]
+    assert app_argument("atlas", command[command.index("--") + 1 :]) == "/data/atlas"
+    assert "--atlas" not in app_command(APP, "mini", 8765)

@@ -247,6 +247,13 @@ def test_search_finds_the_planted_units(atlas):
     assert any(h.unit == "head" and (h.layer, h.index) == (1, 2) for h in atlas.search(text="rocks", limit=500))
     with pytest.raises(InputError, match="no neuron L2N0"):
         atlas.neuron(2, 0)
+    both = atlas.search(token=DOT, max_density=0.05)  # a density bound keeps neurons within it and no heads
+    assert {(h.unit, h.layer, h.index) for h in both} == {("neuron", 1, 5)}
+    assert atlas.search(token=DOT, min_density=0.05) == []
+    with pytest.raises(InputError, match="give a token, a text or a density bound"):
+        atlas.search()
+    with pytest.raises(InputError, match="limit=0 must be at least 1"):
+        atlas.search(token=DOT, limit=0)
 
 
 # ----- the dashboard ----------------------------------------------------------------------------------------------

@@ -157,22 +157,32 @@ class MemoryAtlas:
         max_density: float | None = None,
         limit: int = 50,
     ) -> list[SearchHit]:
-        """Units whose top examples sit on `token` (a head's: its query or its key) or
-        whose token means feature it (`text`: every token whose text contains it); neurons whose active share lies between the densities given."""
+        """Units whose top examples sit on `token` (a head's: its query or its key) or whose token means feature
+        it (`text`: every token whose text contains it); the density bounds keep the neurons whose active share
+        lies within them (and leave heads out), or without a token or text list those neurons. Highest score
+        first, at most `limit` (as `Atlas.search` answers)."""
+        if limit < 1:
+            raise InputError(f"limit={limit} must be at least 1", arguments=("limit",))
         wanted = _wanted_tokens(token, text)
+        dense = min_density is not None or max_density is not None
+        if wanted is None and not dense:
+            raise InputError("give a token, a text or a density bound to search for")
+        low = -1.0 if min_density is None else min_density
+        high = 2.0 if max_density is None else max_density
         hits: list[SearchHit] = []
         for (layer, index), n in sorted(self.neurons.items()):
-            if wanted is not None:
-                hits += _token_hits("neuron", layer, index, n.examples, n.token_means, wanted)
             density = n.stats.active_share
-            if (min_density is not None or max_density is not None) and wanted is None:
-                if (min_density is None or density >= min_density) and (max_density is None or density <= max_density):
-                    hits.append(SearchHit("neuron", layer, index, "density", density))
-        if wanted is not None:
+            if not low <= density <= high:
+                continue
+            if wanted is None:
+                hits.append(SearchHit("neuron", layer, index, "density", density))
+            else:
+                hits += _token_hits("neuron", layer, index, n.examples, n.token_means, wanted)
+        if wanted is not None and not dense:
             for (layer, index), h in sorted(self.heads.items()):
                 hits += _token_hits("head", layer, index, h.examples, (), wanted)
-        hits.sort(key=lambda hit: -hit.score)
-        return hits[: max(limit, 0)]
+        hits.sort(key=lambda h: (-h.score, h.unit, h.layer, h.index, h.reason))
+        return hits[:limit]
 
 
 @lru_cache(maxsize=1)

@@ -287,7 +287,7 @@ def test_the_view_shows_a_neuron_and_a_head_from_the_atlas(app):
     app.text_input(key="atlas_path").input("fake-atlas").run()
     assert errors(app) == []
     app.selectbox(key="atlas_layer").set_value(1)
-    app.number_input(key="atlas_index").set_value(5).run()
+    app.number_input(key="atlas_neuron").set_value(5).run()
     assert errors(app) == []
     assert any("L1N5's 20 top examples all sit on '.'" in m.value for m in app.markdown)
     page = Tags(html_of(app))
@@ -295,7 +295,7 @@ def test_the_view_shows_a_neuron_and_a_head_from_the_atlas(app):
     assert "<script" not in html_of(app)
     assert len(app.get("plotly_chart")) == 1 and len(app.dataframe) == 2  # histogram; logit effect, token means
     app.radio(key="atlas_mode").set_value("head").run()
-    app.number_input(key="atlas_index").set_value(2).run()
+    app.number_input(key="atlas_head").set_value(2).run()
     assert errors(app) == [] and any("induction" in m.value for m in app.markdown)
     assert Tags(html_of(app)).with_class("atlas-head-example")
 

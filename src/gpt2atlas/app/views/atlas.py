@@ -67,7 +67,7 @@ def picked(reader: AtlasReader, mode: str) -> tuple[str, int, int] | None:
         left, right = st.columns(2)
         layer = left.selectbox("Layer", list(range(reader.layers)), key="atlas_layer")
         count = reader.neurons_per_layer if mode == "neuron" else reader.heads_per_layer
-        index = right.number_input(mode.capitalize(), 0, count - 1, 0, key="atlas_index")
+        index = right.number_input(mode.capitalize(), 0, count - 1, 0, key=f"atlas_{mode}")  # a key per range
         return mode, int(layer), int(index)
     left, right = st.columns(2)
     text = left.text_input("Token or text (#464 for token id 464)", key="atlas_search")

@@ -100,6 +100,10 @@ def test_dead_and_dense_neurons_are_said_so(atlas):
     entry = atlas.neuron(1, 5)
     dead = replace(entry, stats=replace(entry.stats, active_share=0.0, dead=True, maximum=0.0))
     assert any("never active" in s and "dead" in s for s in read_neuron_entry(dead, views.decode_token))
+    silent = replace(entry, stats=replace(entry.stats, active_share=0.0, kurtosis=float("nan")))
+    assert [s for s in read_neuron_entry(silent, views.decode_token) if "never active" in s or "kurtosis" in s] == [
+        "L1N5 is never active over 10,000 positions: a dead neuron."
+    ]
     dense = replace(entry, stats=replace(entry.stats, active_share=0.9))
     assert any("1.8x denser than a Gaussian" in s for s in read_neuron_entry(dense, views.decode_token))
 

@@ -92,7 +92,7 @@ def read_neuron_entry(
     def density() -> str | None:
         if stats.count <= 0:
             return None
-        if stats.dead:
+        if stats.dead or stats.active_share <= 0:
             return f"{name} is never active over {num(stats.count)} positions: a dead neuron."
         share = stats.active_share
         ratio = share / GAUSSIAN_ACTIVE_SHARE
@@ -107,7 +107,7 @@ def read_neuron_entry(
         )
 
     def shape() -> str | None:
-        if stats.count <= 1 or stats.dead:
+        if stats.count <= 1 or stats.dead or not math.isfinite(stats.kurtosis):
             return None
         tail = "heavy-tailed" if stats.kurtosis > 1 else ("light-tailed" if stats.kurtosis < -1 else "Gaussian-tailed")
         return (

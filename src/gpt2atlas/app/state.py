@@ -32,8 +32,15 @@ def _app_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--model")
     parser.add_argument("--device")
+    parser.add_argument("--atlas")
     known, _ = parser.parse_known_args(list(argv))
     return known
+
+
+def app_argument(name: str, argv: Sequence[str] | None = None) -> str | None:
+    """One of the app's own arguments (`model`, `device`, `atlas`) from the `streamlit run` line, or None."""
+    value = getattr(_app_arguments(argv), name)
+    return str(value) if value is not None else None
 
 
 def default_model(argv: Sequence[str] | None = None) -> str:

@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 
 from gpt2atlas.analysis.base import AnalysisResult, ProgressCallback
 from gpt2atlas.analysis.kinds import Inputs, Kind, PerPrompt, run
+from gpt2atlas.atlas.reader import AtlasReader
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.training.history import TrainingHistory
@@ -85,6 +86,7 @@ class ReportContext:
     all_tokens_budget: int = 3000  # points in geometry's all-tokens cloud (its default is 10,000: slower)
     history: TrainingHistory | None = None  # the model's training history, for "How it learned"
     progress: bool = True  # the analyses' own progress bars (embeddings, geometry)
+    atlas: AtlasReader | None = None  # a corpus atlas of this model: what the prompt's units do across a corpus
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class ReportPart:
     tables: Callable[[Any], list[Table]] = lambda findings: []  # from the typed findings
     shown: int | None = None  # how many figures the report keeps (default: as many as `figures.first` names)
     pair: Callable[[ReportContext], Inputs] | None = None  # a PromptPair area's clean and corrupted prompts
+    atlas: Callable[[Any], list[tuple[int, int]]] | None = None  # the neurons (layer, index) the findings point
+    # to, shown with what the report's atlas says about them (when it has one)
 
 
 class Page(Protocol):

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 import gpt2atlas.atomic as atomic
 from gpt2atlas.analysis.base import DEFAULT_PROMPT, AreaUnavailable
+from gpt2atlas.atlas.reader import AtlasReader, check_model
 from gpt2atlas.errors import AtlasError, InputError, check_output, check_seed
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.report.document import Report, Section
@@ -123,6 +124,7 @@ def build_report(
     projections: Iterable[str] = ("pca",),
     history: TrainingHistory | None = None,
     progress: bool = True,
+    atlas: AtlasReader | None = None,
 ) -> tuple[Path, Report]:
     """Run every section on `model` and write the report to `out` (HTML, or Markdown + a PNG folder)."""
     skip = list(skip)
@@ -130,6 +132,8 @@ def build_report(
     prompts = check_options(list(prompts or []), fmt, skip, max_texts, model, projections)
     check_output(out, "out", folder=False)
     check_seed(seed)
+    if atlas is not None:
+        check_model(atlas, model.cfg)
     if fmt == "md":
         check_output(markdown_folder(Path(out)), "out", folder=True)
     ctx = ReportContext(
@@ -144,6 +148,7 @@ def build_report(
         projections=projections,
         history=history,
         progress=progress,
+        atlas=atlas,
     )
     keys = [k for k in SECTION_KEYS if k not in skip]
     model_id = model_id or model.source
@@ -151,6 +156,8 @@ def build_report(
         model, model_id, prompts=prompts, seed=seed, texts=texts_source, max_texts=max_texts, device=str(model.device)
     )
     info.update(quick=quick, projections=list(projections))
+    if atlas is not None:
+        info["atlas"] = {"model": atlas.run.model, "tokens": atlas.run.tokens, "windows": atlas.run.windows}
     report = Report(f"gpt2atlas report: {model_id}", collect_sections(ctx, keys, progress=progress), info)
     out = Path(out)
     if fmt == "html":

@@ -11,6 +11,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from gpt2atlas.analysis.base import to_jsonable
+from gpt2atlas.viz.atlas import AtlasBlock
 from gpt2atlas.viz.tables import Table
 
 __all__ = ["Alternative", "Part", "Report", "Sample", "SampleFindings", "SamplingSettings", "Section", "Table"]
@@ -59,6 +60,7 @@ class Part:
 
     title: str | None = None
     reading: list[str] = field(default_factory=list)  # short sentences produced from the findings
+    blocks: list[AtlasBlock] = field(default_factory=list)  # corpus examples drawn by viz.atlas (escaped there)
     tables: list[Table] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     figures: dict[str, go.Figure] = field(default_factory=dict)

@@ -21,6 +21,7 @@ from plotly.io.json import to_json_plotly
 from plotly.offline import get_plotlyjs
 
 from gpt2atlas.report.document import Part, Report, Sample, Section, Table
+from gpt2atlas.viz.atlas import CSS as ATLAS_CSS
 from gpt2atlas.viz.readings import num
 from gpt2atlas.viz.screen import as_array, fit_to_screen
 
@@ -51,6 +52,7 @@ caption { text-align: left; font-weight: 600; padding: 4px 0; }
 .sample .prompt { color: #5b6478; } .sample .tok { border-radius: 3px; }
 .legend { font-size: 0.9em; color: #5b6478; }
 """
+STYLE += ATLAS_CSS
 
 
 # plotly.js and the figures travel gzipped (inert script elements, base64). The loader unpacks them with the
@@ -216,6 +218,7 @@ def _part(section: Section, index: int, part: Part, pack: FigurePack) -> str:
     out = [f"<h3>{escape(part.title)}</h3>" if part.title else ""]
     if part.reading:
         out.append('<ul class="reading">' + "".join(f"<li>{escape(s)}</li>" for s in part.reading) + "</ul>")
+    out += [f'<div class="atlas" data-block="{escape(b.name)}">{b.html}</div>' for b in part.blocks]  # escaped in viz
     if part.samples:
         out.append(
             '<p class="legend">Each new token is shaded by the probability the model gave it (hover for the number '

@@ -36,6 +36,7 @@ def figure_file(section: Section, index: int, name: str) -> str:
 def _part(section: Section, index: int, part: Part, folder_name: str) -> str:
     out = [f"### {md_escape(part.title)}"] if part.title else []
     out += [f"- {md_escape(s)}" for s in part.reading]
+    out += [b.markdown for b in part.blocks if b.markdown]  # escaped in viz
     out += [_table(t) for t in part.tables]
     out += [_sample(s) for s in part.samples]
     out += [

@@ -18,6 +18,7 @@ from gpt2atlas.areas import AREAS
 from gpt2atlas.areas.spec import AreaSpec, ReportContext
 from gpt2atlas.report.document import Alternative, Part, Sample, SampleFindings, SamplingSettings, Table
 from gpt2atlas.viz import readings
+from gpt2atlas.viz.atlas import neuron_view
 
 __all__ = ["SECTIONS", "SECTION_KEYS", "AnalysisSection", "ReportContext", "SectionSpec", "area_section"]
 
@@ -52,7 +53,7 @@ class AnalysisSection:
                 self._part(spec.run(ctx.model, Inputs(prompt), options), f"Prompt {i + 1}" if titled else None)
                 for i, prompt in enumerate(ctx.prompts)
             ]
-            return share_common(parts)
+            return share_common(parts) + self._atlas_parts(ctx, [p.findings for p in parts])
         if isinstance(spec.kind, PromptPair):
             if spec.report.pair is None:
                 raise AreaUnavailable("the report has no corrupted prompt to compare with")
@@ -60,6 +61,14 @@ class AnalysisSection:
         inputs = Inputs(ctx.prompts[0]) if isinstance(spec.kind, OverCorpus) else Inputs()
         assert isinstance(spec.kind, (OverCorpus, WholeModel))
         return [self._part(spec.run(ctx.model, inputs, options), None)]
+
+    def _atlas_parts(self, ctx: ReportContext, findings: list) -> list[Part]:
+        """One part per neuron the findings point to (the strongest on the prompts, each once), from the atlas."""
+        pick = self.spec.report.atlas
+        if ctx.atlas is None or pick is None:
+            return []
+        units = list(dict.fromkeys(unit for f in findings for unit in pick(f)))
+        return [atlas_part(ctx, layer, index) for layer, index in units]
 
     def _part(self, result: AnalysisResult, title: str | None) -> Part:
         spec, findings = self.spec, result.findings
@@ -72,6 +81,24 @@ class AnalysisSection:
             captions=spec.figures.captions_of(figures),
             findings=findings,
         )
+
+
+REPORT_EXAMPLES = 6  # top examples shown per neuron in the report (the dashboard shows 10)
+
+
+def atlas_part(ctx: ReportContext, layer: int, index: int) -> Part:
+    """What the report's atlas says about one neuron: reading, shaded examples, bands, logit effect, histogram."""
+    assert ctx.atlas is not None
+    view = neuron_view(ctx.atlas, layer, index, examples=REPORT_EXAMPLES)
+    return Part(
+        title=view.title,
+        reading=list(view.reading),
+        blocks=list(view.blocks),
+        tables=list(view.tables),
+        figures=dict(view.figures),
+        captions=dict(view.captions),
+        findings=view.entry,
+    )
 
 
 SHARED_TITLE = "The whole model (the same for every prompt)"

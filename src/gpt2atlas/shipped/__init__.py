@@ -22,6 +22,17 @@ PROBES_FILE = "probe_tokens.json"
 INIT_FILE = "init.json"
 
 
+ATLAS_FILE = "atlas.sqlite"
+
+
+def shipped_atlas(name: str) -> Path | None:
+    """The corpus atlas shipped with model `name` (`<name>_atlas/atlas.sqlite`), or None if there is none."""
+    if name not in SHIPPED_MODELS:
+        return None
+    path = Path(__file__).parent / f"{name}_atlas" / ATLAS_FILE
+    return path if path.is_file() else None
+
+
 def shipped_folder(name: str) -> Path | None:
     """The folder of a shipped model, or None if `name` is not one."""
     if name not in SHIPPED_MODELS:

@@ -2,12 +2,13 @@
 
 One view per area (gpt2atlas.areas), in the areas' order: the area's own view where its spec declares one, else
 an AnalysisView with the spec's dashboard options and pickers; then any views the spec shows after it. Around
-them: the generated text, the summary and how the shipped model learned.
+them: the generated text, the summary, the neuron atlas (what units do across a corpus) and how the shipped model
+learned.
 """
 
 from typing import Any, Protocol
 
-from gpt2atlas.app.views import generation, learning, summary
+from gpt2atlas.app.views import atlas, generation, learning, summary
 from gpt2atlas.app.views.analysis import AnalysisView, SpecView
 from gpt2atlas.areas import AREAS
 from gpt2atlas.areas.spec import AreaSpec
@@ -28,5 +29,6 @@ VIEWS: dict[str, View] = {
     "Generated text": generation,
     "Summary": summary,
     **{name: view for spec in AREAS for name, view in area_views(spec).items()},
+    "Neuron atlas": atlas,
     "How it learned": learning,
 }

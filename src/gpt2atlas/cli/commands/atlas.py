@@ -27,16 +27,10 @@ def _say(message: str) -> None:
 
 def real_recipe() -> ScanRecipe[Any]:
     """The atlas scan (gpt2atlas.atlas.scan) as the driver runs it."""
+    from gpt2atlas.atlas import scan
     from gpt2atlas.atlas.driver import ScanSteps
     from gpt2atlas.atlas.job import ScanOptions, ScanRecipe
-    from gpt2atlas.errors import AtlasError
-
-    try:
-        # the scan's own modules (written beside this command; a plain import once they are in)
-        scan = importlib.import_module("gpt2atlas.atlas.scan")
-        Windows = importlib.import_module("gpt2atlas.atlas.windows").Windows
-    except ImportError as err:
-        raise AtlasError(f"this build of gpt2atlas has no atlas scan ({err})") from None
+    from gpt2atlas.atlas.windows import Windows
 
     def settings(options: ScanOptions) -> Any:
         return scan.ScanSettings(context=options.context, top_k=options.top_k, dtype=options.dtype)

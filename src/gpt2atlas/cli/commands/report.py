@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from gpt2atlas.areas import AREAS
+from gpt2atlas.atlas.reader import AtlasReader
 from gpt2atlas.cli.common import DeviceOption, DtypeOption, ModelOption, RevisionOption, load, training_history
 from gpt2atlas.errors import InputError
 
@@ -80,6 +81,14 @@ def report(
     quick: Annotated[
         bool, typer.Option("--quick", help="smaller samples, PCA only, fewer probes: a rough report, fast")
     ] = False,
+    atlas: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--atlas",
+            help="a corpus atlas of this model (made by `gpt2atlas atlas`): the MLP section shows the prompt's "
+            "strongest neurons across its corpus (default for --model mini: the shipped atlas)",
+        ),
+    ] = None,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
 ) -> None:
@@ -92,6 +101,7 @@ def report(
     history = training_history(model, run)
     if run is not None:
         model = str(last_checkpoint(run))
+    reader = report_atlas(model, atlas)
     gpt = load(model, device, dtype, revision)
     path, result = build_report(
         gpt,
@@ -109,6 +119,7 @@ def report(
         quick=quick,
         projections=[p.strip() for p in projections.split(",") if p.strip()],
         history=history,
+        atlas=reader,
     )
     skipped = [s for s in result.sections if s.skipped]
     for s in skipped:
@@ -127,6 +138,15 @@ def report(
 SECTIONS_FAILED = 3  # the exit status of a report written with sections that failed unexpectedly
 
 
+def report_atlas(model: str, atlas: Path | None) -> AtlasReader | None:
+    """The atlas the report reads: the one given, else the shipped model's own, else none."""
+    from gpt2atlas.atlas.reader import open_atlas
+    from gpt2atlas.shipped import shipped_atlas
+
+    path = atlas if atlas is not None else shipped_atlas(model)
+    return open_atlas(path) if path is not None else None
+
+
 def last_checkpoint(run: Path) -> Path:
     return sorted((run / "checkpoints").glob("step-*"))[-1]  # history_of_run checked there is one
 
@@ -137,7 +157,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def app_command(app_file: Path, model: str, port: int, host: str = "127.0.0.1", device: str = "cpu") -> list[str]:
+def app_command(
+    app_file: Path, model: str, port: int, host: str = "127.0.0.1", device: str = "cpu", atlas: Path | None = None
+) -> list[str]:
     """The `streamlit run` command line for the dashboard: local only, headless, no usage statistics."""
     return [
         sys.executable,
@@ -164,6 +186,7 @@ def app_command(app_file: Path, model: str, port: int, host: str = "127.0.0.1", 
         model,
         "--device",
         device,
+        *(["--atlas", str(atlas)] if atlas is not None else []),
     ]
 
 
@@ -171,6 +194,10 @@ def dashboard(
     model: ModelOption = "gpt2",
     port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: any free port)")] = 8501,
     device: DeviceOption = "cpu",
+    atlas: Annotated[
+        Optional[Path],
+        typer.Option("--atlas", help="the corpus atlas the 'Neuron atlas' view opens (made by `gpt2atlas atlas`)"),
+    ] = None,
 ) -> None:
     """Start the interactive dashboard (Streamlit) on 127.0.0.1."""
     import gpt2atlas.app
@@ -183,7 +210,7 @@ def dashboard(
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}
     print(f"gpt2atlas dashboard for {model}: http://127.0.0.1:{port}  (Ctrl-C stops it)")
     app_file = Path(gpt2atlas.app.__file__).with_name("streamlit_app.py")
-    code, stopped = run_forwarding_signals(app_command(app_file, model, port, device=device), env)
+    code, stopped = run_forwarding_signals(app_command(app_file, model, port, device=device, atlas=atlas), env)
     if not stopped and code != 0:  # asked to stop, the server's own exit code says only how it was interrupted
         raise typer.Exit(code)
 

@@ -123,6 +123,24 @@ def test_the_atlas_scan_is_the_same_on_ray(mini, engine):
     assert [n.examples for n in one.neurons] == [n.examples for n in two.neurons]
 
 
+@dataclass(frozen=True)
+class Refuse:
+    """Collect: refuses a batch holding text 3, as a step refuses input it cannot take."""
+
+    def __call__(self, model: GPT2, batch: Batch) -> list[int]:
+        if 3 in batch.texts:
+            raise InputError("text 3 is not welcome")
+        return batch.texts.tolist()
+
+
+def test_a_workers_input_error_arrives_as_it_was_raised(mini, engine):
+    job = maxima_job(mini)
+    job.collect = Refuse()
+    with pytest.raises(InputError) as err:
+        run_corpus(mini, job, engine=engine)
+    assert str(err.value) == "text 3 is not welcome"
+
+
 # ----- bad input: one line, within seconds -----------------------------------------------------------------
 def _closed_port() -> int:
     with socket.socket() as s:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from gpt2atlas.analysis.corpus import Batch
-from gpt2atlas.errors import InputError
+from gpt2atlas.errors import AtlasError, InputError
 from gpt2atlas.model.config import GPT2Config
 from gpt2atlas.model.gpt2 import GPT2
 
@@ -155,7 +155,7 @@ class RayEngine:
         queued: list[list[Any]] = [[] for _ in actors]  # each actor's unfinished results
         for batch in work:
             if len(waiting) >= IN_FLIGHT * len(actors):
-                yield ray.get(waiting.popleft())
+                yield self._get(waiting.popleft())
             running = [r for q in queued for r in q]
             if running:  # forget the results that are ready, so `pick` sees each actor's real queue
                 done = set(ray.wait(running, num_returns=len(running), timeout=0)[0])
@@ -165,7 +165,16 @@ class RayEngine:
             queued[pick].append(result)
             waiting.append(result)
         while waiting:
-            yield ray.get(waiting.popleft())
+            yield self._get(waiting.popleft())
+
+    def _get(self, result: Any) -> Any:
+        """A partial, or the user's error a worker raised (an AtlasError, one line) as it was raised there."""
+        try:
+            return self.ray.get(result)
+        except self.ray.exceptions.RayTaskError as error:
+            if isinstance(error.cause, AtlasError):
+                raise error.cause from None
+            raise
 
     def close(self) -> None:
         """Stop the actors, and the Ray this engine started (one it connected to keeps running)."""

@@ -84,8 +84,11 @@ class _NeuronStep:
         self.state, self.scan, self.windows = state, scan, windows
         self.flat_windows, self.flat_pos = flat_windows, flat_pos
         self.keys = torch.as_tensor(keys, device=device)
-        self.tracked = torch.as_tensor(tracked, device=device)
-        self.token_rows = torch.as_tensor(token_rows, device=device)
+        rows_all = np.full(len(tracked), len(state.token_ids), dtype=np.int64)  # untracked: the dropped last row
+        rows_all[tracked] = token_rows
+        self.token_rows = torch.as_tensor(rows_all, device=device)
+        self.ones = torch.ones((1, len(tracked)), device=device)
+        self.powers = torch.empty((len(tracked), 5, scan.d_mlp), device=device)  # reused by every layer
         self.inner = torch.as_tensor(EDGES[1:-1], device=device)
         self.one = torch.ones((1, 1), dtype=torch.int64, device=device)
 
@@ -102,15 +105,11 @@ class _NeuronStep:
                     (where.T.cpu().numpy() + 1).astype(np.int32), k)  # fmt: skip
         s.top_act[cols], s.top_window[cols], s.top_pos[cols] = top[0], top[1], top[2]
         x = acts.reshape(-1, m)
-        d = x.double()
-        mean = d.mean(0)
-        d -= mean
-        d2 = d * d
-        sums = [mean, d2.sum(0), (d2 * d).sum(0), (d2 * d2).sum(0)]
-        s.moments[cols] = torch.stack(sums, 1).cpu().numpy()
+        moments, active = _moments(x, self.ones, self.powers)
+        s.moments[cols] = moments.numpy()
+        s.active[cols] = active.numpy()
         s.minimum[cols] = x.amin(0).cpu().numpy()
         s.maximum[cols] = best.amax(0).cpu().numpy()
-        s.active[cols] = (x > 0).sum(0).cpu().numpy()
         bins = torch.bucketize(x, self.inner, right=True)  # (positions, m) in 0..BINS-1
         unit = torch.arange(m, device=x.device)
         # (bin, neuron) tables by scattering along the positions: no (positions x m) index is materialised
@@ -128,10 +127,28 @@ class _NeuronStep:
         s.band_window[cols] = np.where(found_np, self.flat_windows[flat_np], -1)
         s.band_pos[cols] = np.where(found_np, self.flat_pos[flat_np], 0)
         s.band_act[cols] = np.where(found_np, band_act.cpu().numpy(), 0)
-        if len(s.token_ids):
-            sums_t = torch.zeros((len(s.token_ids), m), dtype=torch.float64, device=x.device)
-            sums_t.index_add_(0, self.token_rows, x[self.tracked].double())
-            s.token_sums[:, cols] = sums_t.cpu().numpy()
+        if len(s.token_ids):  # float32 sums within the batch (one row per tracked token, a last row for the rest)
+            sums_t = torch.zeros((len(s.token_ids) + 1, m), dtype=torch.float32, device=x.device)
+            sums_t.index_add_(0, self.token_rows, x)
+            s.token_sums[:, cols] = sums_t[:-1].cpu().numpy()
+
+def _moments(x: torch.Tensor, ones: torch.Tensor, powers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per column of `x` (positions x neurons): (mean, and the sums of (x - mean)^2, ^3, ^4) in float64, and the
+    count of x > 0. The powers are taken in float32 around the float32 mean (written into `powers`, reused) and
+    summed by one matmul with a ones row; the float64 central sums are then corrected for the shift's offset."""
+    count = x.shape[0]
+    shift = (ones @ x)[0] / count
+    d = torch.sub(x, shift, out=powers[:, 0])
+    torch.mul(d, d, out=powers[:, 1])
+    torch.mul(powers[:, 1], d, out=powers[:, 2])
+    torch.mul(powers[:, 1], powers[:, 1], out=powers[:, 3])
+    torch.gt(x, 0, out=powers[:, 4])
+    sums = (ones @ powers.view(count, -1)).view(5, -1).cpu().double()
+    s1, s2, s3, s4 = sums[0] / count, sums[1], sums[2], sums[3]  # s1: the mean's offset from the shift
+    m2 = s2 - count * s1**2
+    m3 = s3 - 3 * s1 * s2 + 2 * count * s1**3
+    m4 = s4 - 4 * s1 * s3 + 6 * s1**2 * s2 - 3 * count * s1**4
+    return torch.stack([shift.cpu().double() + s1, m2, m3, m4], 1), sums[4].round().long()
 
 
 class _HeadStep:

@@ -49,22 +49,26 @@ class Collect:
                 f"the model ({cfg.n_layer} layers, {cfg.d_mlp} neurons, {cfg.n_head} heads) is not the one the scan "
                 f"was planned for ({scan.n_layer}, {scan.d_mlp}, {scan.n_head})"
             )
-        if rows * (n - 1) >= 1 << _FLAT_BITS:
+        if rows * n >= 1 << _FLAT_BITS:
             raise InputError(f"a batch of {rows} windows of {n} tokens is too large for one scan step")
         state = ScanState.for_plan(scan)
         ids = torch.as_tensor(batch.ids, dtype=torch.long, device=model.device)
         windows = np.asarray(batch.texts, dtype=np.int64)
-        flat_windows = np.repeat(windows, n - 1)
-        flat_pos = np.tile(np.arange(1, n), rows)
-        keys = (priority(flat_windows, flat_pos) << _FLAT_BITS) | np.arange(rows * (n - 1))
-        tokens = batch.ids[:, 1:].reshape(-1)
-        tracked = np.isin(tokens, scan.tracked)
+        # every (window, position) of the batch, row-major as the activations lie; position 0 is masked out
+        flat_windows = np.repeat(windows, n)
+        flat_pos = np.tile(np.arange(n), rows)
+        scanned = flat_pos > 0
+        keys = np.where(scanned, (priority(flat_windows, flat_pos) << _FLAT_BITS) | np.arange(rows * n), NO_KEY)
+        tokens = batch.ids.reshape(-1)
+        tracked = np.isin(tokens, scan.tracked) & scanned
         token_ids, token_rows = np.unique(tokens[tracked], return_inverse=True)
         state.token_ids = token_ids.astype(np.int64)
         state.token_counts = np.bincount(token_rows, minlength=len(token_ids)).astype(np.int64)
         state.token_sums = np.zeros((len(token_ids), scan.neurons), np.float64)
         state.positions[0] = rows * (n - 1)
-        neurons = _NeuronStep(state, scan, model.device, windows, flat_windows, flat_pos, keys, tracked, token_rows)
+        rows_all = np.full(rows * n, len(token_ids), dtype=np.int64)  # untracked positions: a dropped last row
+        rows_all[tracked] = token_rows
+        neurons = _NeuronStep(state, scan, model.device, windows, (flat_windows, flat_pos, scanned), keys, rows_all)
         hooks: list[tuple[str, Any]] = [(act_name("post", layer), neurons) for layer in range(scan.n_layer)]
         if scan.settings.heads:
             heads = _HeadStep(state, scan, ids, windows)
@@ -76,45 +80,47 @@ class Collect:
 
 
 class _NeuronStep:
-    """The hook on each block's mlp.hook_post: the batch's statistics of that layer's neurons, into `state`."""
+    """The hook on each block's mlp.hook_post: the batch's statistics of that layer's neurons, into `state`.
+
+    It reads the activations as they lie, (rows * n) positions by neurons, without copying out position 0: a
+    0/1 weight row leaves position 0 out of the sums, counts and means, and its band key is NO_KEY."""
 
     def __init__(self, state: ScanState, scan: ScanPlan, device: torch.device, windows: np.ndarray,
-                 flat_windows: np.ndarray, flat_pos: np.ndarray, keys: np.ndarray, tracked: np.ndarray,
-                 token_rows: np.ndarray) -> None:  # fmt: skip
+                 flat: tuple[np.ndarray, np.ndarray, np.ndarray], keys: np.ndarray, token_rows: np.ndarray) -> None:  # fmt: skip
         self.state, self.scan, self.windows = state, scan, windows
-        self.flat_windows, self.flat_pos = flat_windows, flat_pos
+        self.flat_windows, self.flat_pos = flat[0], flat[1]
         self.keys = torch.as_tensor(keys, device=device)
-        rows_all = np.full(len(tracked), len(state.token_ids), dtype=np.int64)  # untracked: the dropped last row
-        rows_all[tracked] = token_rows
-        self.token_rows = torch.as_tensor(rows_all, device=device)
-        self.ones = torch.ones((1, len(tracked)), device=device)
-        self.powers = torch.empty((len(tracked), 5, scan.d_mlp), device=device)  # reused by every layer
+        self.token_rows = torch.as_tensor(token_rows, device=device)
+        self.weight = torch.as_tensor(flat[2], dtype=torch.float32, device=device)[None, :]
+        self.count = torch.as_tensor(flat[2], dtype=torch.int64, device=device)[:, None]
+        self.powers = torch.empty((len(keys), 5, scan.d_mlp), device=device)  # reused by every layer
         self.inner = torch.as_tensor(EDGES[1:-1], device=device)
-        self.one = torch.ones((1, 1), dtype=torch.int64, device=device)
 
     def __call__(self, post: torch.Tensor, hook: HookPoint) -> None:
         layer = parse_act_name(hook.name)[1] or 0
         m = self.scan.d_mlp
         cols = slice(layer * m, (layer + 1) * m)
         s = self.state
-        acts = post[:, 1:, :].float()  # (rows, n-1, m): position 0 is the added separator
-        rows = acts.shape[0]
-        best, where = acts.max(dim=1)  # the first maximum of each window
+        whole = post.float().contiguous()  # (rows, n, m)
+        rows, n = whole.shape[:2]
+        acts = whole[:, 1:, :]  # a view: position 0 is the added separator
+        best = acts.amax(dim=1)
+        where = (acts == best[:, None, :]).view(torch.uint8).argmax(dim=1)  # the first maximum of each window
         k = self.scan.settings.candidates
         top = best_slots(best.T.cpu().numpy(), np.broadcast_to(self.windows, (m, rows)).copy(),
                     (where.T.cpu().numpy() + 1).astype(np.int32), k)  # fmt: skip
         s.top_act[cols], s.top_window[cols], s.top_pos[cols] = top[0], top[1], top[2]
-        x = acts.reshape(-1, m)
-        moments, active = _moments(x, self.ones, self.powers)
+        x = whole.view(rows * n, m)
+        moments, active = _moments(x, self.weight, self.powers)
         s.moments[cols] = moments.numpy()
         s.active[cols] = active.numpy()
-        s.minimum[cols] = x.amin(0).cpu().numpy()
+        s.minimum[cols] = acts.amin((0, 1)).cpu().numpy()
         s.maximum[cols] = best.amax(0).cpu().numpy()
         bins = torch.bucketize(x, self.inner, right=True)  # (positions, m) in 0..BINS-1
         unit = torch.arange(m, device=x.device)
         # (bin, neuron) tables by scattering along the positions: no (positions x m) index is materialised
         counts = torch.zeros((BINS, m), dtype=torch.int64, device=x.device)
-        counts.scatter_add_(0, bins, self.one.expand(x.shape))
+        counts.scatter_add_(0, bins, self.count.expand(x.shape))
         s.histogram[cols] = counts.T.cpu().numpy()
         chosen = torch.full((BINS, m), NO_KEY, dtype=torch.int64, device=x.device)
         chosen.scatter_reduce_(0, bins, self.keys[:, None].expand(x.shape), "amin")
@@ -132,18 +138,20 @@ class _NeuronStep:
             sums_t.index_add_(0, self.token_rows, x)
             s.token_sums[:, cols] = sums_t[:-1].cpu().numpy()
 
+
 def _moments(x: torch.Tensor, ones: torch.Tensor, powers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per column of `x` (positions x neurons): (mean, and the sums of (x - mean)^2, ^3, ^4) in float64, and the
-    count of x > 0. The powers are taken in float32 around the float32 mean (written into `powers`, reused) and
-    summed by one matmul with a ones row; the float64 central sums are then corrected for the shift's offset."""
-    count = x.shape[0]
+    """Per column of `x` (positions x neurons), over the positions whose weight in the 0/1 row `ones` is 1: (mean,
+    and the sums of (x - mean)^2, ^3, ^4) in float64, and the count of x > 0. The powers are taken in float32 around
+    the float32 mean (written into `powers`, reused) and summed by one matmul with `ones`; the float64 central
+    sums are then corrected for the shift's offset from the mean."""
+    count = int(ones.sum())
     shift = (ones @ x)[0] / count
     d = torch.sub(x, shift, out=powers[:, 0])
     torch.mul(d, d, out=powers[:, 1])
     torch.mul(powers[:, 1], d, out=powers[:, 2])
     torch.mul(powers[:, 1], powers[:, 1], out=powers[:, 3])
     torch.gt(x, 0, out=powers[:, 4])
-    sums = (ones @ powers.view(count, -1)).view(5, -1).cpu().double()
+    sums = (ones @ powers.view(x.shape[0], -1)).view(5, -1).cpu().double()
     s1, s2, s3, s4 = sums[0] / count, sums[1], sums[2], sums[3]  # s1: the mean's offset from the shift
     m2 = s2 - count * s1**2
     m3 = s3 - 3 * s1 * s2 + 2 * count * s1**3

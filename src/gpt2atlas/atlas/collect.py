@@ -114,7 +114,7 @@ class _NeuronStep:
         moments, active = _moments(x, self.weight, self.powers)
         s.moments[cols] = moments.numpy()
         s.active[cols] = active.numpy()
-        s.minimum[cols] = acts.amin((0, 1)).cpu().numpy()
+        s.minimum[cols] = acts.amin(dim=1).amin(0).cpu().numpy()  # amin over (0, 1) of the view is 25x slower
         s.maximum[cols] = best.amax(0).cpu().numpy()
         bins = torch.bucketize(x, self.inner, right=True)  # (positions, m) in 0..BINS-1
         unit = torch.arange(m, device=x.device)

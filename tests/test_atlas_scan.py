@@ -333,3 +333,21 @@ def test_the_scan_runs_on_the_shared_corpus_runner(tiny_model):
     _assert_same(stream(tiny_model, job), S.merge(states))
     contents = run_corpus(tiny_model, job)
     assert contents == S.finish(S.merge(states), tiny_model, windows, plan)
+
+
+def test_moments_and_active_counts_stay_float32_under_a_bfloat16_scans_autocast():
+    from gpt2atlas.atlas.collect import _moments
+
+    torch.manual_seed(0)
+    x = torch.nn.functional.gelu(torch.randn(500, 64) * 2)
+    x[0] = 0.0  # exact zeros are not active
+    ones = torch.ones(1, 500)
+    ones[0, :3] = 0  # positions weighted 0 are left out
+    kept = x[3:].double()
+    d = kept - kept.mean(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        moments, active = _moments(x, ones, torch.empty(500, 5, 64))
+    np.testing.assert_allclose(moments[:, 0], kept.mean(0), rtol=1e-6, atol=1e-7)
+    for power in (2, 3, 4):
+        np.testing.assert_allclose(moments[:, power - 1], (d**power).sum(0), rtol=1e-5, atol=1e-4)
+    assert active.tolist() == (kept > 0).sum(0).tolist()

@@ -144,6 +144,11 @@ def _moments(x: torch.Tensor, ones: torch.Tensor, powers: torch.Tensor) -> tuple
     and the sums of (x - mean)^2, ^3, ^4) in float64, and the count of x > 0. The powers are taken in float32 around
     the float32 mean (written into `powers`, reused) and summed by one matmul with `ones`; the float64 central
     sums are then corrected for the shift's offset from the mean."""
+    with torch.autocast(device_type=x.device.type, enabled=False):  # a bf16 scan's autocast must not touch these
+        return _central(x, ones, powers)
+
+
+def _central(x: torch.Tensor, ones: torch.Tensor, powers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     count = int(ones.sum())
     shift = (ones @ x)[0] / count
     d = torch.sub(x, shift, out=powers[:, 0])

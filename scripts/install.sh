@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-command install: a virtual environment in .venv with gpt2atlas (editable) and its dev extras, plus a
+# One-command install: a virtual environment in .venv with gpt2atlas (editable), its dev and ray extras, plus a
 # Chromium for static PNG export (kaleido) and the browser tests, and (where apt is at hand) Debian's
 # python3.11-doc, whose reStructuredText sources are the English prose of `gpt2atlas train --data python-docs`.
 # Safe to run again.
@@ -34,5 +34,5 @@ fi
 python -m pip install -q --upgrade pip
 # A CPU build of torch first (a plain 'torch' requirement could pull a multi-GB CUDA build).
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[dev]"
+python -m pip install -q -e ".[dev,ray]"  # ray: CI runs the Ray engine's test (tests/test_corpus_ray.py)
 echo "installed: $(python -c 'import gpt2atlas, torch; print("gpt2atlas", gpt2atlas.__version__, "torch", torch.__version__)')"

@@ -34,6 +34,7 @@ from gpt2atlas.shipped import (
     shipped_folder,
 )
 from gpt2atlas.training.recipe import TrainConfig, initial_model
+from gpt2atlas.training.run_folder import read_lines
 
 PROBE_TOKENS = 2000  # head-score probes are drawn from this many of the most frequent training tokens
 WTE = "transformer.wte.weight"
@@ -190,7 +191,7 @@ def history_of_revisions(model: str, revisions: list[str]) -> TrainingHistory:
 def _losses(path: Path) -> list[LossPoint]:
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_lines(path)  # a run killed mid-line leaves a torn last line: left out
     return [LossPoint(r["step"], r["tokens"], r.get("train_loss"), r.get("val_loss")) for r in rows]
 
 

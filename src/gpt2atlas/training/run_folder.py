@@ -105,7 +105,7 @@ class RunFolder:
     def check_new(self, overwrite: bool) -> None:
         """A fresh run may use a missing or empty folder, or replace an earlier run with `overwrite`."""
         if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"the output {self.path} exists and is not a folder")
+            raise InputError(f"out={self.path} is a file, not a folder: give a folder for the run", arguments=("out",))
         if self.path.is_dir() and any(self.path.iterdir()):
             if not overwrite:
                 raise InputError(
@@ -127,7 +127,10 @@ class RunFolder:
             with tempfile.NamedTemporaryFile(dir=probe, prefix=".gpt2atlas-write-test-"):
                 pass
         except OSError as err:
-            raise InputError(f"cannot write the run folder {self.path}: {err.strerror or err}") from None
+            raise InputError(
+                f"out={self.path} cannot be written ({err.strerror or err}): give a folder you can write to",
+                arguments=("out",),
+            ) from None
 
     def start(self, config: TrainConfig, tokens_manifest: dict[str, Any], overwrite: bool) -> None:
         if overwrite and self.path.is_dir():

@@ -263,9 +263,9 @@ def choose_dim_pairs(
         pairs = [(int(a), int(b)) for a, b in pairs]
         bad = [(pair, d) for pair in pairs for d in pair if not 0 <= d < d_model]
         if bad:
-            (a, b), outside = bad[0]
+            pair, outside = bad[0]
             raise InputError(
-                f"dim_pairs={a}:{b}: dimension {outside} is outside 0..{d_model - 1} (the model's d_model is {d_model})",
+                f"dim_pairs={pair[0]}:{pair[1]}: dimension {outside} is outside 0..{d_model - 1} (the model's d_model is {d_model})",
                 arguments=("dim_pairs",),
             )
         return pairs

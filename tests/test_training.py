@@ -464,7 +464,10 @@ def test_bad_inputs_are_one_line_errors_and_overwrite_nothing(corpus, trained_ru
     short = tmp_path / "short.txt"
     short.write_text("Too short to fill one context.")
     assert_error_ends_output(gpt2atlas(*tiny_cli(short, "--out", str(tmp_path / "b"))), "fewer than one context")
-    assert_one_line_error(gpt2atlas(*tiny_cli(corpus, "--out", str(short / "run"))), "cannot write")
+    assert_one_line_error(
+        gpt2atlas(*tiny_cli(corpus, "--out", str(short / "run"))),
+        f"--out {short / 'run'} cannot be written (Not a directory)",
+    )
     assert_one_line_error(
         gpt2atlas(*tiny_cli(tmp_path / "missing", "--out", str(tmp_path / "c"))),
         "neither a file, a folder nor a built-in corpus",

@@ -29,12 +29,14 @@ from gpt2atlas.atlas.entries import (
 from gpt2atlas.atlas.store import (
     DATABASE,
     EDGES_KEY,
+    HEAD_SCALE,
     TOKENS,
-    VALUES,
     RunInfo,
     check_database,
+    context_scale,
     read_run,
     unpack,
+    unpack_context,
     untrim,
 )
 from gpt2atlas.errors import InputError
@@ -44,16 +46,20 @@ _EXAMPLE = "e.window, e.position, e.activation, e.start, e.activations, w.tokens
 _WINDOW = "JOIN windows w ON w.w = e.window"
 
 
-def _context(start: int, activations: bytes, window: bytes) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """An example's tokens (sliced from its window's) and its context activations."""
-    values = unpack(activations, VALUES).astype(np.float64)
+def _context(
+    start: int, blob: bytes, window: bytes, scale: float, at: int, activation: float
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """An example's tokens (sliced from its window's) and its context activations (see store.unpack_context)."""
+    values = unpack_context(blob, scale, at - start, activation)
     tokens = unpack(window, TOKENS)[start : start + len(values)]
     return tuple(tokens.tolist()), tuple(values.tolist())
 
 
-def _example(row: tuple) -> Example:
+def _example(row: tuple, scale: float) -> Example:
     window, position, activation, start, activations, tokens = row
-    return Example(window, position, activation, start, *_context(start, activations, tokens))
+    return Example(
+        window, position, activation, start, *_context(start, activations, tokens, scale, position, activation)
+    )
 
 
 class Atlas:
@@ -111,8 +117,9 @@ class Atlas:
         row = db.execute("SELECT * FROM neurons WHERE layer = ? AND idx = ?", key).fetchone()
         count, mean, std, skewness, kurtosis, minimum, maximum, active_share, dead = row[2:]
         stats = NeuronStats(count, mean, std, skewness, kurtosis, minimum, maximum, active_share, bool(dead))
+        scale = context_scale(minimum, maximum)
         examples = tuple(
-            _example(r)
+            _example(r, scale)
             for r in db.execute(
                 f"SELECT {_EXAMPLE} FROM neuron_examples e {_WINDOW} WHERE layer = ? AND idx = ? ORDER BY rank", key
             )
@@ -124,7 +131,7 @@ class Atlas:
             f"SELECT band, {_EXAMPLE} FROM band_examples e {_WINDOW} WHERE layer = ? AND idx = ? ORDER BY band, rank",
             key,
         ):
-            drawn.setdefault(band, []).append(_example(tuple(rest)))
+            drawn.setdefault(band, []).append(_example(tuple(rest), scale))
         bands = tuple(
             Band(low, high, count, tuple(drawn.get(band, ())))
             for band, low, high, count in db.execute(
@@ -152,7 +159,9 @@ class Atlas:
         key = (layer, index)
         row = self._db.execute("SELECT * FROM heads WHERE layer = ? AND idx = ?", key).fetchone()
         examples = tuple(
-            HeadExample(window, position, k, activation, start, *_context(start, activations, tokens))
+            HeadExample(
+                window, position, k, activation, start, *_context(start, activations, tokens, HEAD_SCALE, k, activation)
+            )
             for window, position, k, activation, start, activations, tokens in self._db.execute(
                 f"SELECT e.window, e.position, e.key, e.activation, e.start, e.activations, w.tokens "
                 f"FROM head_examples e {_WINDOW} WHERE layer = ? AND idx = ? ORDER BY rank",

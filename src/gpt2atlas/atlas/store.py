@@ -5,7 +5,7 @@ state, the windows done and the shard's window tokens together), so a scan kille
 its last commit. Once the entries are written the running state is dropped (a finished scan has nothing to
 resume), the file is compacted and switched to a plain rollback journal, so a finished atlas is one small
 self-contained file that any SQLite reader can open, read-only media included. Examples keep no tokens of their
-own (the `windows` table has them all) and their context activations in float16; histograms share one set of
+own (the `windows` table has them all) and their context activations as int8 (see `context_scale`); histograms share one set of
 edges. The tables and indexes are documented in README ("The atlas"); `SCHEMA_VERSION` is kept in
 `PRAGMA user_version`.
 """
@@ -33,7 +33,8 @@ RUN_FILE = "run.json"
 FORMAT = "gpt2atlas atlas"  # atlas_meta's `format`: marks a SQLite file as ours
 
 TOKENS = "<u2"  # token ids: every GPT-2 id fits in 16 bits
-VALUES = "<f2"  # activations along an example's tokens (float16: the views only shade by them)
+VALUES = "i1"  # activations along an example's tokens, in steps of the unit's scale (the views only shade by them)
+STEPS = 127  # int8 steps from 0 to the scale: a neuron's largest |activation|, a head's weight of 1
 COUNTS = "<i4"  # histogram counts, from the first to the last bin that is not empty
 EDGES_KEY = "histogram_edges"  # atlas_meta's key for the edges every histogram shares (a JSON list)
 
@@ -174,14 +175,41 @@ def unpack(blob: bytes, dtype: str) -> np.ndarray:
     return np.frombuffer(blob, dtype=dtype)
 
 
-def _example_row(example: Example | HeadExample) -> tuple:
+def context_scale(minimum: float, maximum: float) -> float:
+    """One int8 step of a neuron's context activations: its largest |activation| / 127 (1 for a silent one)."""
+    top = max(abs(minimum), abs(maximum))
+    return top / STEPS if np.isfinite(top) and top > 0 else 1.0
+
+
+HEAD_SCALE = 1.0 / STEPS  # a head's: attention weights lie in [0, 1]
+
+
+def pack_context(values: Sequence[float], scale: float) -> bytes:
+    return np.clip(np.rint(np.asarray(values, np.float64) / scale), -STEPS, STEPS).astype(VALUES).tobytes()
+
+
+def unpack_context(blob: bytes, scale: float, at: int, activation: float) -> np.ndarray:
+    """Context activations from int8 steps of `scale`, with the example's own `activation` (kept in full) put back
+    at index `at` (a neuron's position, a head's key; ignored outside the context)."""
+    values = unpack(blob, VALUES).astype(np.float64) * scale
+    if 0 <= at < len(values):
+        values[at] = activation
+    return values
+
+
+def _at(example: Example | HeadExample) -> int:
+    """Where in its context an example's `activation` is: a neuron's own position, a head's key."""
+    return (example.key if isinstance(example, HeadExample) else example.position) - example.start
+
+
+def _example_row(example: Example | HeadExample, scale: float) -> tuple:
     return (
         example.window,
         example.position,
         example.tokens[example.offset],
         example.activation,
         example.start,
-        pack(example.activations, VALUES),
+        pack_context(example.activations, scale),
     )
 
 
@@ -202,21 +230,23 @@ def untrim(first: int, blob: bytes, bins: int) -> tuple[int, ...]:
     return tuple(full.tolist())
 
 
-def _stored_example(example: E) -> E:
-    values = np.asarray(example.activations, np.float32).astype(VALUES).astype(np.float64)
+def _stored_example(example: E, scale: float) -> E:
+    blob = pack_context(example.activations, scale)
+    values = unpack_context(blob, scale, _at(example), example.activation)
     return replace(example, activations=tuple(values.tolist()))
 
 
 def stored_neuron(entry: NeuronEntry) -> NeuronEntry:
-    """`entry` as the database gives it back: its examples' context activations rounded to float16 (their own
-    `activation` is kept in full)."""
-    bands = tuple(replace(b, examples=tuple(_stored_example(e) for e in b.examples)) for b in entry.bands)
-    return replace(entry, examples=tuple(_stored_example(e) for e in entry.examples), bands=bands)
+    """`entry` as the database gives it back: its examples' context activations rounded to int8 steps of
+    `context_scale` (each example's own `activation` is kept in full, in its column and at its place)."""
+    scale = context_scale(entry.stats.minimum, entry.stats.maximum)
+    bands = tuple(replace(b, examples=tuple(_stored_example(e, scale) for e in b.examples)) for b in entry.bands)
+    return replace(entry, examples=tuple(_stored_example(e, scale) for e in entry.examples), bands=bands)
 
 
 def stored_head(entry: HeadEntry) -> HeadEntry:
-    """`entry` as the database gives it back (see `stored_neuron`)."""
-    return replace(entry, examples=tuple(_stored_example(e) for e in entry.examples))
+    """`entry` as the database gives it back (see `stored_neuron`; a head's scale is `HEAD_SCALE`)."""
+    return replace(entry, examples=tuple(_stored_example(e, HEAD_SCALE) for e in entry.examples))
 
 
 # ----- the writer ------------------------------------------------------------------------------------------------
@@ -340,20 +370,21 @@ def _write_neuron(connection: sqlite3.Connection, entry: NeuronEntry) -> None:
     key = (entry.layer, entry.index)
     s = entry.stats
     first, counts = trim(entry.histogram.counts)
+    scale = context_scale(s.minimum, s.maximum)
     connection.execute(
         "INSERT INTO neurons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (*key, s.count, s.mean, s.std, s.skewness, s.kurtosis, s.minimum, s.maximum, s.active_share, int(s.dead)),
     )
     connection.executemany(
         "INSERT INTO neuron_examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(*key, rank, *_example_row(e)) for rank, e in enumerate(entry.examples)],
+        [(*key, rank, *_example_row(e, scale)) for rank, e in enumerate(entry.examples)],
     )
     connection.execute("INSERT INTO histograms VALUES (?, ?, ?, ?)", (*key, first, pack(counts, COUNTS)))
     for b, band in enumerate(entry.bands):
         connection.execute("INSERT INTO bands VALUES (?, ?, ?, ?, ?, ?)", (*key, b, band.low, band.high, band.count))
         connection.executemany(
             "INSERT INTO band_examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*key, b, rank, *_example_row(e)) for rank, e in enumerate(band.examples)],
+            [(*key, b, rank, *_example_row(e, scale)) for rank, e in enumerate(band.examples)],
         )
     connection.executemany(
         "INSERT INTO token_means VALUES (?, ?, ?, ?, ?, ?)",
@@ -386,7 +417,10 @@ def _write_head(connection: sqlite3.Connection, entry: HeadEntry) -> None:
     )
     connection.executemany(
         "INSERT INTO head_examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(*key, rank, e.window, e.position, e.key, *_example_row(e)[2:]) for rank, e in enumerate(entry.examples)],
+        [
+            (*key, rank, e.window, e.position, e.key, *_example_row(e, HEAD_SCALE)[2:])
+            for rank, e in enumerate(entry.examples)
+        ],
     )
 
 

@@ -29,11 +29,9 @@ from gpt2atlas.atlas.entries import (
 from gpt2atlas.atlas.store import (
     DATABASE,
     EDGES_KEY,
-    HEAD_SCALE,
     TOKENS,
     RunInfo,
     check_database,
-    context_scale,
     read_run,
     unpack,
     unpack_context,
@@ -42,7 +40,7 @@ from gpt2atlas.atlas.store import (
 from gpt2atlas.errors import InputError
 
 # an example's columns, with its window's tokens (examples keep none of their own)
-_EXAMPLE = "e.window, e.position, e.activation, e.start, e.activations, w.tokens"
+_EXAMPLE = "e.window, e.position, e.activation, e.start, e.scale, e.activations, w.tokens"
 _WINDOW = "JOIN windows w ON w.w = e.window"
 
 
@@ -55,8 +53,8 @@ def _context(
     return tuple(tokens.tolist()), tuple(values.tolist())
 
 
-def _example(row: tuple, scale: float) -> Example:
-    window, position, activation, start, activations, tokens = row
+def _example(row: tuple) -> Example:
+    window, position, activation, start, scale, activations, tokens = row
     return Example(
         window, position, activation, start, *_context(start, activations, tokens, scale, position, activation)
     )
@@ -117,9 +115,8 @@ class Atlas:
         row = db.execute("SELECT * FROM neurons WHERE layer = ? AND idx = ?", key).fetchone()
         count, mean, std, skewness, kurtosis, minimum, maximum, active_share, dead = row[2:]
         stats = NeuronStats(count, mean, std, skewness, kurtosis, minimum, maximum, active_share, bool(dead))
-        scale = context_scale(minimum, maximum)
         examples = tuple(
-            _example(r, scale)
+            _example(r)
             for r in db.execute(
                 f"SELECT {_EXAMPLE} FROM neuron_examples e {_WINDOW} WHERE layer = ? AND idx = ? ORDER BY rank", key
             )
@@ -131,7 +128,7 @@ class Atlas:
             f"SELECT band, {_EXAMPLE} FROM band_examples e {_WINDOW} WHERE layer = ? AND idx = ? ORDER BY band, rank",
             key,
         ):
-            drawn.setdefault(band, []).append(_example(tuple(rest), scale))
+            drawn.setdefault(band, []).append(_example(tuple(rest)))
         bands = tuple(
             Band(low, high, count, tuple(drawn.get(band, ())))
             for band, low, high, count in db.execute(
@@ -160,10 +157,10 @@ class Atlas:
         row = self._db.execute("SELECT * FROM heads WHERE layer = ? AND idx = ?", key).fetchone()
         examples = tuple(
             HeadExample(
-                window, position, k, activation, start, *_context(start, activations, tokens, HEAD_SCALE, k, activation)
+                window, position, k, activation, start, *_context(start, activations, tokens, scale, k, activation)
             )
-            for window, position, k, activation, start, activations, tokens in self._db.execute(
-                f"SELECT e.window, e.position, e.key, e.activation, e.start, e.activations, w.tokens "
+            for window, position, k, activation, start, scale, activations, tokens in self._db.execute(
+                f"SELECT e.window, e.position, e.key, e.activation, e.start, e.scale, e.activations, w.tokens "
                 f"FROM head_examples e {_WINDOW} WHERE layer = ? AND idx = ? ORDER BY rank",
                 key,
             )

@@ -5,7 +5,7 @@ state, the windows done and the shard's window tokens together), so a scan kille
 its last commit. Once the entries are written the running state is dropped (a finished scan has nothing to
 resume), the file is compacted and switched to a plain rollback journal, so a finished atlas is one small
 self-contained file that any SQLite reader can open, read-only media included. Examples keep no tokens of their
-own (the `windows` table has them all) and their context activations as int8 (see `context_scale`); histograms share one set of
+own (the `windows` table has them all) and their context activations as int8 (steps of the example's `scale`); histograms share one set of
 edges. The tables and indexes are documented in README ("The atlas"); `SCHEMA_VERSION` is kept in
 `PRAGMA user_version`.
 """
@@ -33,8 +33,8 @@ RUN_FILE = "run.json"
 FORMAT = "gpt2atlas atlas"  # atlas_meta's `format`: marks a SQLite file as ours
 
 TOKENS = "<u2"  # token ids: every GPT-2 id fits in 16 bits
-VALUES = "i1"  # activations along an example's tokens, in steps of the unit's scale (the views only shade by them)
-STEPS = 127  # int8 steps from 0 to the scale: a neuron's largest |activation|, a head's weight of 1
+VALUES = "i1"  # activations along an example's tokens, in steps of its `scale` (the views only shade by them)
+STEPS = 127  # int8 steps from 0 to the largest |activation| of an example's context
 COUNTS = "<i4"  # histogram counts, from the first to the last bin that is not empty
 EDGES_KEY = "histogram_edges"  # atlas_meta's key for the edges every histogram shares (a JSON list)
 
@@ -54,14 +54,14 @@ CREATE TABLE neurons (layer INTEGER NOT NULL, idx INTEGER NOT NULL, count INTEGE
     dead INTEGER NOT NULL, PRIMARY KEY (layer, idx)) WITHOUT ROWID;
 CREATE TABLE neuron_examples (layer INTEGER NOT NULL, idx INTEGER NOT NULL, rank INTEGER NOT NULL,
     window INTEGER NOT NULL, position INTEGER NOT NULL, token INTEGER NOT NULL, activation REAL NOT NULL,
-    start INTEGER NOT NULL, activations BLOB NOT NULL, PRIMARY KEY (layer, idx, rank)) WITHOUT ROWID;
+    start INTEGER NOT NULL, scale REAL NOT NULL, activations BLOB NOT NULL, PRIMARY KEY (layer, idx, rank)) WITHOUT ROWID;
 CREATE TABLE histograms (layer INTEGER NOT NULL, idx INTEGER NOT NULL, first INTEGER NOT NULL,
     counts BLOB NOT NULL, PRIMARY KEY (layer, idx)) WITHOUT ROWID;
 CREATE TABLE bands (layer INTEGER NOT NULL, idx INTEGER NOT NULL, band INTEGER NOT NULL, low REAL NOT NULL,
     high REAL NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (layer, idx, band)) WITHOUT ROWID;
 CREATE TABLE band_examples (layer INTEGER NOT NULL, idx INTEGER NOT NULL, band INTEGER NOT NULL,
     rank INTEGER NOT NULL, window INTEGER NOT NULL, position INTEGER NOT NULL, token INTEGER NOT NULL,
-    activation REAL NOT NULL, start INTEGER NOT NULL, activations BLOB NOT NULL,
+    activation REAL NOT NULL, start INTEGER NOT NULL, scale REAL NOT NULL, activations BLOB NOT NULL,
     PRIMARY KEY (layer, idx, band, rank)) WITHOUT ROWID;
 CREATE TABLE token_means (layer INTEGER NOT NULL, idx INTEGER NOT NULL, rank INTEGER NOT NULL,
     token INTEGER NOT NULL, mean REAL NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (layer, idx, rank))
@@ -74,7 +74,7 @@ CREATE TABLE heads (layer INTEGER NOT NULL, idx INTEGER NOT NULL, queries INTEGE
     induction REAL, induction_queries INTEGER NOT NULL, entropy REAL, PRIMARY KEY (layer, idx)) WITHOUT ROWID;
 CREATE TABLE head_examples (layer INTEGER NOT NULL, idx INTEGER NOT NULL, rank INTEGER NOT NULL,
     window INTEGER NOT NULL, position INTEGER NOT NULL, key INTEGER NOT NULL, token INTEGER NOT NULL,
-    activation REAL NOT NULL, start INTEGER NOT NULL, activations BLOB NOT NULL,
+    activation REAL NOT NULL, start INTEGER NOT NULL, scale REAL NOT NULL, activations BLOB NOT NULL,
     PRIMARY KEY (layer, idx, rank)) WITHOUT ROWID;
 CREATE INDEX neuron_examples_by_token ON neuron_examples (token, activation DESC);
 CREATE INDEX head_examples_by_token ON head_examples (token, activation DESC);
@@ -175,13 +175,10 @@ def unpack(blob: bytes, dtype: str) -> np.ndarray:
     return np.frombuffer(blob, dtype=dtype)
 
 
-def context_scale(minimum: float, maximum: float) -> float:
-    """One int8 step of a neuron's context activations: its largest |activation| / 127 (1 for a silent one)."""
-    top = max(abs(minimum), abs(maximum))
+def context_scale(values: Sequence[float]) -> float:
+    """One int8 step of an example's context activations: their largest |value| / 127 (1 when all are 0)."""
+    top = float(np.max(np.abs(values))) if len(values) else 0.0
     return top / STEPS if np.isfinite(top) and top > 0 else 1.0
-
-
-HEAD_SCALE = 1.0 / STEPS  # a head's: attention weights lie in [0, 1]
 
 
 def pack_context(values: Sequence[float], scale: float) -> bytes:
@@ -202,13 +199,15 @@ def _at(example: Example | HeadExample) -> int:
     return (example.key if isinstance(example, HeadExample) else example.position) - example.start
 
 
-def _example_row(example: Example | HeadExample, scale: float) -> tuple:
+def _example_row(example: Example | HeadExample) -> tuple:
+    scale = context_scale(example.activations)
     return (
         example.window,
         example.position,
         example.tokens[example.offset],
         example.activation,
         example.start,
+        scale,
         pack_context(example.activations, scale),
     )
 
@@ -230,7 +229,8 @@ def untrim(first: int, blob: bytes, bins: int) -> tuple[int, ...]:
     return tuple(full.tolist())
 
 
-def _stored_example(example: E, scale: float) -> E:
+def _stored_example(example: E) -> E:
+    scale = context_scale(example.activations)
     blob = pack_context(example.activations, scale)
     values = unpack_context(blob, scale, _at(example), example.activation)
     return replace(example, activations=tuple(values.tolist()))
@@ -239,14 +239,13 @@ def _stored_example(example: E, scale: float) -> E:
 def stored_neuron(entry: NeuronEntry) -> NeuronEntry:
     """`entry` as the database gives it back: its examples' context activations rounded to int8 steps of
     `context_scale` (each example's own `activation` is kept in full, in its column and at its place)."""
-    scale = context_scale(entry.stats.minimum, entry.stats.maximum)
-    bands = tuple(replace(b, examples=tuple(_stored_example(e, scale) for e in b.examples)) for b in entry.bands)
-    return replace(entry, examples=tuple(_stored_example(e, scale) for e in entry.examples), bands=bands)
+    bands = tuple(replace(b, examples=tuple(_stored_example(e) for e in b.examples)) for b in entry.bands)
+    return replace(entry, examples=tuple(_stored_example(e) for e in entry.examples), bands=bands)
 
 
 def stored_head(entry: HeadEntry) -> HeadEntry:
-    """`entry` as the database gives it back (see `stored_neuron`; a head's scale is `HEAD_SCALE`)."""
-    return replace(entry, examples=tuple(_stored_example(e, HEAD_SCALE) for e in entry.examples))
+    """`entry` as the database gives it back (see `stored_neuron`)."""
+    return replace(entry, examples=tuple(_stored_example(e) for e in entry.examples))
 
 
 # ----- the writer ------------------------------------------------------------------------------------------------
@@ -370,21 +369,20 @@ def _write_neuron(connection: sqlite3.Connection, entry: NeuronEntry) -> None:
     key = (entry.layer, entry.index)
     s = entry.stats
     first, counts = trim(entry.histogram.counts)
-    scale = context_scale(s.minimum, s.maximum)
     connection.execute(
         "INSERT INTO neurons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (*key, s.count, s.mean, s.std, s.skewness, s.kurtosis, s.minimum, s.maximum, s.active_share, int(s.dead)),
     )
     connection.executemany(
-        "INSERT INTO neuron_examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(*key, rank, *_example_row(e, scale)) for rank, e in enumerate(entry.examples)],
+        "INSERT INTO neuron_examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*key, rank, *_example_row(e)) for rank, e in enumerate(entry.examples)],
     )
     connection.execute("INSERT INTO histograms VALUES (?, ?, ?, ?)", (*key, first, pack(counts, COUNTS)))
     for b, band in enumerate(entry.bands):
         connection.execute("INSERT INTO bands VALUES (?, ?, ?, ?, ?, ?)", (*key, b, band.low, band.high, band.count))
         connection.executemany(
-            "INSERT INTO band_examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*key, b, rank, *_example_row(e, scale)) for rank, e in enumerate(band.examples)],
+            "INSERT INTO band_examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*key, b, rank, *_example_row(e)) for rank, e in enumerate(band.examples)],
         )
     connection.executemany(
         "INSERT INTO token_means VALUES (?, ?, ?, ?, ?, ?)",
@@ -416,11 +414,8 @@ def _write_head(connection: sqlite3.Connection, entry: HeadEntry) -> None:
         ),
     )
     connection.executemany(
-        "INSERT INTO head_examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (*key, rank, e.window, e.position, e.key, *_example_row(e, HEAD_SCALE)[2:])
-            for rank, e in enumerate(entry.examples)
-        ],
+        "INSERT INTO head_examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*key, rank, e.window, e.position, e.key, *_example_row(e)[2:]) for rank, e in enumerate(entry.examples)],
     )
 
 

@@ -31,16 +31,22 @@ def f32(x: float) -> float:
     return float(np.float32(x))
 
 
+# every window holds these ids at positions 1.., so examples centred on them are slices of the stored windows
+CENTRES = (1000, 1001, 1002, 1003, 1004, 1005, 2000, 2001)
+
+
 def window_ids(w: int) -> np.ndarray:
     rng = np.random.default_rng(w)
-    return np.concatenate([[50256], rng.integers(0, 50000, CONTEXT - 1)]).astype(np.int64)
+    ids = np.concatenate([[50256], rng.integers(0, 50000, CONTEXT - 1)]).astype(np.int64)
+    ids[1 : 1 + len(CENTRES)] = CENTRES
+    return ids
 
 
 def example(rng: np.random.Generator, windows: int, centre: int | None = None) -> Example:
     w, p = int(rng.integers(windows)), int(rng.integers(1, CONTEXT))
-    ids = window_ids(w)
     if centre is not None:
-        ids[p] = centre
+        p = 1 + CENTRES.index(centre)
+    ids = window_ids(w)
     start = max(0, p - 32)
     tokens = tuple(int(t) for t in ids[start : p + 9])
     acts = tuple(f32(a) for a in rng.normal(size=len(tokens)))

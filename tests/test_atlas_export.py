@@ -11,6 +11,7 @@ import pytest
 
 from atlas_cases import build
 from gpt2atlas.atlas.export import export
+from gpt2atlas.atlas.store import stored_neuron
 from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError
 from gpt2atlas.tokenizer import Tokenizer
@@ -76,7 +77,7 @@ def test_one_file_per_neuron_in_their_layout(exported):
 def test_each_record_loads_into_their_dataclasses_with_our_values(exported):
     out, neurons = exported
     vocab = Tokenizer().vocab
-    for entry in neurons:
+    for entry in map(stored_neuron, neurons):  # as the atlas keeps them: context activations in float16
         record = load(json.loads((out / str(entry.layer) / f"{entry.index}.json").read_text()))
         assert record.neuron_id == NeuronId(entry.layer, entry.index)
         top = record.most_positive_activation_records

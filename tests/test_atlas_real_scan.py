@@ -16,7 +16,7 @@ from conftest import random_model
 from gpt2atlas.atlas.atlas import Atlas
 from gpt2atlas.atlas.driver import ScanInterrupted
 from gpt2atlas.atlas.job import AtlasRequest, run_atlas
-from gpt2atlas.atlas.store import Store
+from gpt2atlas.atlas.store import Store, stored_head, stored_neuron
 from gpt2atlas.model import GPT2Config, save_checkpoint
 
 pytest.importorskip("gpt2atlas.atlas.scan")
@@ -62,8 +62,8 @@ def test_entries_come_back_as_finish_made_them_and_resume_is_exact(inputs, tmp_p
     monkeypatch.setattr(Store, "complete", keep)
     whole = run_atlas(request(tmp_path / "whole", inputs), recipe())
     with Atlas.open(whole) as atlas:
-        assert [atlas.neuron(n.layer, n.index) for n in made["neurons"]] == made["neurons"]
-        assert [atlas.head(h.layer, h.index) for h in made["heads"]] == made["heads"]
+        assert [atlas.neuron(n.layer, n.index) for n in made["neurons"]] == [stored_neuron(n) for n in made["neurons"]]
+        assert [atlas.head(h.layer, h.index) for h in made["heads"]] == [stored_head(h) for h in made["heads"]]
 
     from gpt2atlas.analysis.corpus import local
 

@@ -13,7 +13,7 @@ import pytest
 
 from atlas_cases import SeenState, build, window_ids
 from gpt2atlas.atlas.atlas import Atlas
-from gpt2atlas.atlas.store import DATABASE, RUN_FILE, SCHEMA_VERSION, RunInfo, Store
+from gpt2atlas.atlas.store import DATABASE, RUN_FILE, SCHEMA_VERSION, RunInfo, Store, stored_head, stored_neuron
 from gpt2atlas.errors import InputError
 from gpt2atlas.tokenizer import Tokenizer
 
@@ -29,8 +29,8 @@ def test_every_entry_comes_back_equal(made):
     folder, neurons, heads = made
     with Atlas.open(folder) as atlas:
         assert (atlas.layers, atlas.neurons_per_layer, atlas.heads_per_layer) == (2, 6, 2)
-        assert [atlas.neuron(n.layer, n.index) for n in neurons] == neurons
-        assert [atlas.head(h.layer, h.index) for h in heads] == heads
+        assert [atlas.neuron(n.layer, n.index) for n in neurons] == [stored_neuron(n) for n in neurons]
+        assert [atlas.head(h.layer, h.index) for h in heads] == [stored_head(h) for h in heads]
         for w in range(8):
             got = atlas.window(w)
             assert got.dtype == np.int64 and np.array_equal(got, window_ids(w))
@@ -61,6 +61,7 @@ def test_a_finished_atlas_is_one_file_that_plain_sqlite_reads(made):
     assert sorted(p.name for p in folder.iterdir()) == [DATABASE, RUN_FILE]  # no -wal / -shm left
     with closing(sqlite3.connect(folder / DATABASE)) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        assert db.execute("SELECT COUNT(*) FROM scan_state").fetchone() == (0,)  # only a scan in progress needs it
         best = db.execute(
             "SELECT layer, idx, activation FROM neuron_examples WHERE token = ? ORDER BY activation DESC LIMIT 1",
             (1003,),
@@ -146,6 +147,12 @@ def test_what_is_not_a_finished_atlas_is_refused_naming_the_path(tmp_path):
     with closing(sqlite3.connect(newer / DATABASE)) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(InputError, match=f"{newer / DATABASE} is an atlas of schema version {SCHEMA_VERSION + 1}"):
+        Atlas.open(newer)
+    with closing(sqlite3.connect(newer / DATABASE)) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    with pytest.raises(
+        InputError, match=f"{newer / DATABASE} is an atlas of schema version {SCHEMA_VERSION - 1}, older"
+    ):
         Atlas.open(newer)
 
 

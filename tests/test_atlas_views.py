@@ -182,6 +182,8 @@ def test_the_histogram_is_log_count_and_the_logit_table_pairs_both_sides(atlas):
     entry = atlas.neuron(1, 5)
     fig = views.histogram_figure(entry)
     assert fig.layout.yaxis.type == "log" and list(fig.data[0].y) == list(entry.histogram.counts)
+    held = [i for i, c in enumerate(entry.histogram.counts) if c]  # the x axis spans the bins that hold something
+    assert list(fig.layout.xaxis.range) == [entry.histogram.edges[held[0]], entry.histogram.edges[held[-1] + 1]]
     table = views.logit_table(entry, views.decode_token)
     assert table.rows[0] == ["1", "' rocks'", "1.5", "'.'", "-1.1"]
 

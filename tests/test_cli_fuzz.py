@@ -362,3 +362,18 @@ def test_what_the_fuzzing_found(args, message, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     check_answer(args, Answer(code, "", err), before, snapshot(tmp_path))
     assert code == 1 and message.format(**fill) in err, err
+
+
+# Found by the long profile: a byte that is not UTF-8 (here 0xff) reaches argv as the lone surrogate '\udcff'; echoed
+# on a strict stdout or stderr, it went to "error: unexpected UnicodeEncodeError". Exit 0 for `app` (the server is
+# not started here), 1 with the device named for the bad device.
+UNDECODABLE = [(["app", "--model", "\udcff"], 0, ""), (["app", "--model", "mini", "--device", "\udcff"], 1, "device")]
+
+
+@pytest.mark.parametrize("args, code, message", UNDECODABLE, ids=["app-model", "app-device"])
+def test_an_undecodable_byte_in_an_argument_is_printed_escaped(args, code, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(report_command, "run_forwarding_signals", fake_server)
+    before = snapshot(tmp_path)
+    answer = Answer(main(args), *capsys.readouterr())
+    check_answer(args, answer, before, snapshot(tmp_path))
+    assert answer.code == code and "\\udcff" in answer.out + answer.err and message in answer.err

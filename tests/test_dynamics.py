@@ -188,5 +188,5 @@ def test_the_report_tells_how_it_learned(source, planted_run, tmp_path):
 def test_report_refuses_a_run_and_a_model_together(planted_run, tmp_path):
     assert_one_line_error(
         run_cli("report", "--run", str(planted_run), "--model", "mini", "--out", str(tmp_path / "r.html")),
-        "either --model or --run",
+        f"--model mini and --run {planted_run} were both given",
     )

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import random_model
 from gpt2atlas.analysis import attention
+from gpt2atlas.areas import AREAS
+from gpt2atlas.cli.commands import areas as area_commands
+from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError, as_flags
 from test_loading_and_cli import assert_one_line_error, run_cli
 
@@ -42,3 +47,53 @@ def test_as_flags_rewrites_only_the_named_arguments():
     assert as_flags(error, {"all_tokens_budget": "budget"}) == "--budget 0 must be at least 1; val_fraction=0.2 stays"
     both = InputError("rows= and cols= select a block: give param= too", arguments=("rows", "cols", "param"))
     assert as_flags(both) == "--rows and --cols select a block: give --param too"
+
+
+@pytest.mark.parametrize("spec", AREAS, ids=[spec.key for spec in AREAS])
+def test_an_area_command_refuses_a_bad_out_before_any_work(spec, tmp_path, monkeypatch, capsys):
+    """A file given as --out is refused before the model is loaded or the analysis runs (it used to run first)."""
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model was loaded before --out was checked")
+
+    monkeypatch.setattr(area_commands, "load", no_work)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("kept")
+    prompt = [] if spec.command.prompt == "none" else ["-p", "A short prompt."]
+    code = main([spec.key, *prompt, "--out", str(a_file), "--model", "mini", "--no-png"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"--out {a_file} is a file, not a folder" in err, err
+    assert a_file.read_text() == "kept"
+
+
+# Bad values a user could type, one per argument: the `error:` line names the flag, the value and what is allowed.
+BAD_INPUTS = [
+    (["train"], "neither --out nor --resume was given: give --out DIR for a new run, or --resume DIR"),
+    (["train", "-o", "{tmp}/a", "--resume", "{tmp}/b"], "--out {tmp}/a and --resume {tmp}/b were both given"),
+    (["train", "-o", "{tmp}/run", "--data", "{empty}", "--preset", "tiny"], "--data {empty} is a folder with no text"),
+    (["dynamics", "--run", "{tmp}/none", "-o", "{tmp}"], "--run {tmp}/none is not a gpt2atlas training run: give"),
+    (["report", "--texts", "{tmp}/none", "-o", "{tmp}/r.html"], "--texts {tmp}/none: no such file or folder; give"),
+    (["report", "--run", "{tmp}", "--model", "mini", "-o", "{tmp}/r.html"], "--model mini and --run {tmp} were both"),
+    (["weights", "--param", "nonsense", "-o", "{tmp}"], "--param 'nonsense' is not a parameter of this model (e.g."),
+    (["weights", "--param", "embed.W_E", "--rows", "7", "-o", "{tmp}"], "--rows '7' must look like a:b"),
+    (["weights", "--param", "embed.W_E", "--cols", "5:5", "-o", "{tmp}"], "--cols 5:5 must be a non-empty range a:b"),
+    (["geometry", "--texts", "{empty}", "-o", "{tmp}"], "--texts {empty} is a folder with no .txt files: give a file"),
+    (["attention", "-p", "Hi there", "--device", "tpu", "-o", "{tmp}"], "--device 'tpu' is not a device: use cpu"),
+    (["embeddings", "--sample-size", "5", "-o", "{tmp}"], "--sample-size 5 must be at least 10"),
+    (["embeddings", "--dim-pair", "0:9999", "-o", "{tmp}"], "--dim-pair 0:9999: dimension 9999 is outside 0..127"),
+    (["saliency", "-p", "Hi there", "--target", " Paris is", "-o", "{tmp}"], "--target ' Paris is' is 2 tokens"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUTS, ids=[" ".join(a[:2]) for a, _ in BAD_INPUTS])
+def test_each_bad_value_is_named_with_its_flag(args, message, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    fill = {"tmp": str(tmp_path), "empty": str(empty)}
+    args = [a.format(**fill) for a in args]
+    if args[0] not in ("train", "dynamics", "report"):
+        args += ["--model", "mini", "--no-png"]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 1 and re.search(r"(^|\r)error: \S", err, re.MULTILINE), err  # a progress bar may come first
+    assert message.format(**fill) in err, err

@@ -179,7 +179,10 @@ def test_dataset_errors_are_one_clear_line(monkeypatch, hub_up):
         raise ConnectionError("Couldn't reach 'some/data' on the Hub (LocalEntryNotFoundError)\nmore detail")
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=offline))
-    with pytest.raises(InputError, match=r"^could not load dataset 'some/data': Couldn't reach .*Hub \(Local\w+\)$"):
+    with pytest.raises(
+        InputError,
+        match=r"^dataset=some/data cannot be loaded \(Couldn't reach .*Hub \(Local\w+\)\): give a dataset NAME",
+    ):
         texts_from_dataset("some/data", 10)
 
 
@@ -187,7 +190,7 @@ def test_unreachable_hub_fails_at_once_unless_the_dataset_is_local(monkeypatch, 
     monkeypatch.setattr(corpus_module, "hub_reachable", lambda: False)
     local_rows = types.SimpleNamespace(load_dataset=lambda *args, **kwargs: iter([{"text": "x"}]))
     monkeypatch.setitem(sys.modules, "datasets", local_rows)
-    with pytest.raises(InputError, match=r"^could not load dataset 'some/data': the Hugging Face hub is unreachable"):
+    with pytest.raises(InputError, match=r"^dataset=some/data cannot be loaded: the Hugging Face hub is unreachable"):
         texts_from_dataset("some/data", 10)
     assert texts_from_dataset(str(tmp_path), 10).texts == ["x"]  # a local dataset folder needs no hub
 
@@ -357,7 +360,7 @@ def test_cli_geometry_end_to_end(tmp_path, capsys):
         (["--texts", "/nonexistent/texts.txt"], "no such file"),
         (["--prompt", " "], "the prompt is empty"),
         (["--max-tokens", "1"], "--max-tokens 1 must be between 2"),
-        (["--dataset", "some/data"], "either --texts or --dataset"),
+        (["--dataset", "some/data"], "and --dataset some/data were both given: give one of them"),
         (["--prompt", "Hi"], "needs at least 2 tokens"),
     ],
 )

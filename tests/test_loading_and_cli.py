@@ -163,7 +163,7 @@ def test_generate_and_info_commands(tiny_checkpoint, capsys):
 def test_missing_cuda_is_a_clear_error(tiny_checkpoint):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    with pytest.raises(Exception, match="no CUDA GPU"):
+    with pytest.raises(Exception, match="device=cuda needs a CUDA GPU and PyTorch sees none"):
         load_model(tiny_checkpoint, device="cuda")
 
 

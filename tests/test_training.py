@@ -275,6 +275,25 @@ def test_stopping_and_resuming_gives_bit_identical_weights(corpus, tmp_path):
     assert losses("whole") == losses("split")
 
 
+def test_a_torn_last_metrics_line_is_left_out_and_repaired_on_resume(corpus, tmp_path):
+    """A run killed in the middle of a metrics line (before each line was one write) leaves half a record without
+    its newline: reading skips it, resuming rewrites the file whole, and a broken line before the last is named."""
+    quiet = dict(progress=False, log=lambda msg: None)
+    train(tiny_config(corpus, max_steps=4, eval_every=100, log_every=1), tmp_path / "run", stop_at_step=2, **quiet)
+    folder = RunFolder(tmp_path / "run")
+    whole = folder.metrics_path.read_text()
+    assert [m.step for m in folder.read_metrics()] == [0, 1, 2] and whole.endswith("}\n")
+    torn = whole.splitlines()[-1][:25]
+    folder.metrics_path.write_text(whole + torn)  # step 3's line, cut by a kill
+    assert [m.step for m in folder.read_metrics()] == [0, 1, 2]
+    train(None, tmp_path / "run", resume=True, **quiet)
+    lines = folder.metrics_path.read_text().splitlines(keepends=True)
+    assert [json.loads(line)["step"] for line in lines] == [0, 1, 2, 3, 4] and all(x.endswith("}\n") for x in lines)
+    folder.metrics_path.write_text(torn + "\n" + "".join(lines))
+    with pytest.raises(InputError, match=r"metrics.jsonl line 1 is not a JSON record"):
+        folder.read_metrics()
+
+
 def test_a_time_limit_ends_the_sitting_cleanly_with_the_state_saved(corpus, tmp_path):
     messages: list[str] = []
     result = train(
@@ -445,7 +464,10 @@ def test_bad_inputs_are_one_line_errors_and_overwrite_nothing(corpus, trained_ru
     short = tmp_path / "short.txt"
     short.write_text("Too short to fill one context.")
     assert_error_ends_output(gpt2atlas(*tiny_cli(short, "--out", str(tmp_path / "b"))), "fewer than one context")
-    assert_one_line_error(gpt2atlas(*tiny_cli(corpus, "--out", str(short / "run"))), "cannot write")
+    assert_one_line_error(
+        gpt2atlas(*tiny_cli(corpus, "--out", str(short / "run"))),
+        f"--out {short / 'run'} cannot be written (Not a directory)",
+    )
     assert_one_line_error(
         gpt2atlas(*tiny_cli(tmp_path / "missing", "--out", str(tmp_path / "c"))),
         "neither a file, a folder nor a built-in corpus",

@@ -243,7 +243,10 @@ def query_tokens(model: GPT2, prompt: str | None) -> tuple[list[int], str]:
             raise InputError("the prompt is empty: give at least one character of text")
         ids = [i for i in dict.fromkeys(model.tokenizer.encode(prompt)) if i < model.cfg.d_vocab]
         if not ids:
-            raise InputError(f"no token of the prompt is in this model's vocabulary of {model.cfg.d_vocab}")
+            raise InputError(
+                f"prompt={prompt!r}: no token of it is in this model's vocabulary (ids 0..{model.cfg.d_vocab - 1})",
+                arguments=("prompt",),
+            )
         return ids[:MAX_QUERY_TOKENS], "prompt"
     encoded = [model.tokenizer.encode(word) for word in DEFAULT_WORDS]
     return list(dict.fromkeys(i[0] for i in encoded if len(i) == 1 and i[0] < model.cfg.d_vocab)), "default"
@@ -258,9 +261,13 @@ def choose_dim_pairs(
     """Pairs of dims for the token/position scatter: the user's, gpt2-small's known ones, or the top found dims."""
     if pairs is not None:
         pairs = [(int(a), int(b)) for a, b in pairs]
-        bad = [d for pair in pairs for d in pair if not 0 <= d < d_model]
+        bad = [(pair, d) for pair in pairs for d in pair if not 0 <= d < d_model]
         if bad:
-            raise InputError(f"dimension {bad[0]} is outside 0..{d_model - 1}")
+            pair, outside = bad[0]
+            raise InputError(
+                f"dim_pairs={pair[0]}:{pair[1]}: dimension {outside} is outside 0..{d_model - 1} (the model's d_model is {d_model})",
+                arguments=("dim_pairs",),
+            )
         return pairs
     if d_model == 768:
         return list(GPT2_SMALL_DIM_PAIRS)
@@ -524,9 +531,11 @@ def analyze(
             arguments=("projections",),
         )
     if sample_size < 10:
-        raise InputError("the projection sample needs at least 10 tokens")
+        raise InputError(f"sample_size={sample_size} must be at least 10 (tokens drawn)", arguments=("sample_size",))
     manifolds = [p for p in projections if p != "pca"]
     ids, source = query_tokens(model, prompt)  # a bad prompt fails before any work
+    if dim_pairs is not None:  # so does a dimension outside the model (it used to fail with the bar half drawn)
+        choose_dim_pairs(model.cfg.d_model, [], [], dim_pairs)
     if "tsne" in manifolds:  # quadratic in the points: refuse before the minutes of work, not after
         from gpt2atlas.geometry.tsne import check_tsne_memory
 

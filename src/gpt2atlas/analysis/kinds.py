@@ -134,6 +134,10 @@ def run(
         return kind.analyze(model, **options)
     if isinstance(kind, PromptPair):
         if inputs.prompt is None or (inputs.corrupted is None and not kind.pairs_itself):
-            raise InputError(f"the {area} analysis compares two prompts: give a clean and a corrupted one")
+            missing = "prompt" if inputs.prompt is None else "corrupted"
+            raise InputError(
+                f"{missing}=None: the {area} analysis compares two prompts; give a clean and a corrupted one",
+                arguments=(missing,),
+            )
         return kind.analyze(model, inputs.prompt, inputs.corrupted, **options)
     return run_corpus(model, kind.start(model, inputs.prompt, **options), engine=engine)

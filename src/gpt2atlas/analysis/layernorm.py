@@ -526,8 +526,13 @@ def analyze(
     The superposition toy packs `superposition_vectors` unit vectors into `superposition_dim` dims.
     """
     check_seed(seed)
-    if superposition_vectors < 2 or superposition_dim < 1 or superposition_steps < 0:
-        raise InputError("the superposition toy needs at least 2 vectors, 1 dim and 0 or more steps")
+    for name, value, least in (
+        ("superposition_vectors", superposition_vectors, 2),
+        ("superposition_dim", superposition_dim, 1),
+        ("superposition_steps", superposition_steps, 0),
+    ):
+        if value < least:
+            raise InputError(f"{name}={value} must be a whole number >= {least}", arguments=(name,))
     n_layer = model.cfg.n_layer
     check_index(layer, n_layer, "layer")
     layer = n_layer // 2 if layer is None else layer

@@ -95,12 +95,15 @@ def resolve_target(model: GPT2, target: str | int | None) -> int | None:
         if len(ids) != 1:
             pieces = model.tokenizer.to_str_tokens(ids)
             raise InputError(
-                f"target {target!r} is {len(ids)} tokens {pieces}, not one; "
-                "pick a single token (mind the leading space: ' Paris')"
+                f"target={target!r} is {len(ids)} tokens {pieces}, not one; "
+                "pick a single token (mind the leading space: ' Paris')",
+                arguments=("target",),
             )
         return ids[0]
     if not 0 <= target < model.cfg.d_vocab:
-        raise InputError(f"target token id {target} is outside 0..{model.cfg.d_vocab - 1}")
+        raise InputError(
+            f"target={target} is not a token id: the vocabulary is 0..{model.cfg.d_vocab - 1}", arguments=("target",)
+        )
     return int(target)
 
 

@@ -122,8 +122,9 @@ def resolve_param(model: GPT2, name: str) -> str:
     examples = close or ["embed.W_E", "pos_embed.W_pos", "blocks.0.attn.W_QKV", "blocks.0.mlp.W_in", "ln_final.w"]
     hint = "did you mean" if close else "e.g."
     raise InputError(
-        f"unknown parameter '{name}' ({hint} {', '.join(examples)}; Hugging Face names like "
-        f"h.0.attn.c_attn.weight work too; `gpt2atlas info` lists all {len(params)})"
+        f"param={name!r} is not a parameter of this model ({hint} {', '.join(examples)}; Hugging Face names like "
+        f"h.0.attn.c_attn.weight work too; `gpt2atlas info` lists all {len(params)})",
+        arguments=("param",),
     )
 
 
@@ -144,9 +145,11 @@ def parse_span(span: str | Span | slice | None, length: int, axis: str) -> Span:
         else:
             start, stop = (int(v) for v in span)
     except (TypeError, ValueError):
-        raise InputError(f"--{axis} must look like a:b (e.g. 0:64), got '{span}'") from None
+        raise InputError(f"{axis}={span!r} must look like a:b (e.g. 0:64)", arguments=(axis,)) from None
     if not 0 <= start < stop <= length:
-        raise InputError(f"--{axis} {start}:{stop} is not a non-empty range inside 0:{length}")
+        raise InputError(
+            f"{axis}={start}:{stop} must be a non-empty range a:b with 0 <= a < b <= {length}", arguments=(axis,)
+        )
     return start, stop
 
 

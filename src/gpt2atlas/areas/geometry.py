@@ -36,7 +36,9 @@ def read_corpus(model: GPT2, prompt: str | None, options: dict[str, Any]) -> dic
     """Check the settings, then read the corpus the command names (its seconds count in the findings' timing)."""
     texts, dataset = options.pop("texts"), options.pop("dataset")
     if texts is not None and dataset is not None:
-        raise InputError("give either --texts or --dataset, not both")
+        raise InputError(
+            f"texts={texts} and dataset={dataset} were both given: give one of them", arguments=("texts", "dataset")
+        )
     geometry.check_settings(
         model,
         layer=options["layer"],

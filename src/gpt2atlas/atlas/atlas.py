@@ -6,6 +6,7 @@ GPT-2-small-sized atlas and needs neither the model nor the corpus.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -25,21 +26,37 @@ from gpt2atlas.atlas.entries import (
     TokenLogit,
     TokenMean,
 )
-from gpt2atlas.atlas.store import DATABASE, TOKENS, VALUES, RunInfo, check_database, read_run, unpack
+from gpt2atlas.atlas.store import (
+    DATABASE,
+    EDGES_KEY,
+    TOKENS,
+    RunInfo,
+    check_database,
+    read_run,
+    unpack,
+    unpack_context,
+    untrim,
+)
 from gpt2atlas.errors import InputError
 
-_EXAMPLE = "window, position, activation, start, tokens, activations"
+# an example's columns, with its window's tokens (examples keep none of their own)
+_EXAMPLE = "e.window, e.position, e.activation, e.start, e.scale, e.activations, w.tokens"
+_WINDOW = "JOIN windows w ON w.w = e.window"
+
+
+def _context(
+    start: int, blob: bytes, window: bytes, scale: float, at: int, activation: float
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """An example's tokens (sliced from its window's) and its context activations (see store.unpack_context)."""
+    values = unpack_context(blob, scale, at - start, activation)
+    tokens = unpack(window, TOKENS)[start : start + len(values)]
+    return tuple(tokens.tolist()), tuple(values.tolist())
 
 
 def _example(row: tuple) -> Example:
-    window, position, activation, start, tokens, activations = row
+    window, position, activation, start, scale, activations, tokens = row
     return Example(
-        window,
-        position,
-        activation,
-        start,
-        tuple(unpack(tokens, TOKENS).tolist()),
-        tuple(unpack(activations, VALUES).tolist()),
+        window, position, activation, start, *_context(start, activations, tokens, scale, position, activation)
     )
 
 
@@ -53,6 +70,8 @@ class Atlas:
         self.layers, self.neurons_per_layer = self._shape("neurons")
         heads = self._shape("heads")
         self.heads_per_layer = heads[1]
+        edges = connection.execute("SELECT value FROM atlas_meta WHERE key = ?", (EDGES_KEY,)).fetchone()
+        self._edges: tuple[float, ...] = tuple(json.loads(edges[0])) if edges else ()
 
     @classmethod
     def open(cls, path: str | Path) -> Atlas:
@@ -99,14 +118,15 @@ class Atlas:
         examples = tuple(
             _example(r)
             for r in db.execute(
-                f"SELECT {_EXAMPLE} FROM neuron_examples WHERE layer = ? AND idx = ? ORDER BY rank", key
+                f"SELECT {_EXAMPLE} FROM neuron_examples e {_WINDOW} WHERE layer = ? AND idx = ? ORDER BY rank", key
             )
         )
-        edges, counts = db.execute("SELECT edges, counts FROM histograms WHERE layer = ? AND idx = ?", key).fetchone()
-        histogram = Histogram(tuple(unpack(edges, "<f8").tolist()), tuple(unpack(counts, "<i8").tolist()))
+        first, counts = db.execute("SELECT first, counts FROM histograms WHERE layer = ? AND idx = ?", key).fetchone()
+        histogram = Histogram(self._edges, untrim(first, counts, len(self._edges) - 1))
         drawn: dict[int, list[Example]] = {}
         for band, *rest in db.execute(
-            f"SELECT band, {_EXAMPLE} FROM band_examples WHERE layer = ? AND idx = ? ORDER BY band, rank", key
+            f"SELECT band, {_EXAMPLE} FROM band_examples e {_WINDOW} WHERE layer = ? AND idx = ? ORDER BY band, rank",
+            key,
         ):
             drawn.setdefault(band, []).append(_example(tuple(rest)))
         bands = tuple(
@@ -137,17 +157,11 @@ class Atlas:
         row = self._db.execute("SELECT * FROM heads WHERE layer = ? AND idx = ?", key).fetchone()
         examples = tuple(
             HeadExample(
-                window,
-                position,
-                k,
-                activation,
-                start,
-                tuple(unpack(tokens, TOKENS).tolist()),
-                tuple(unpack(activations, VALUES).tolist()),
+                window, position, k, activation, start, *_context(start, activations, tokens, scale, k, activation)
             )
-            for window, position, k, activation, start, tokens, activations in self._db.execute(
-                "SELECT window, position, key, activation, start, tokens, activations FROM head_examples "
-                "WHERE layer = ? AND idx = ? ORDER BY rank",
+            for window, position, k, activation, start, scale, activations, tokens in self._db.execute(
+                f"SELECT e.window, e.position, e.key, e.activation, e.start, e.scale, e.activations, w.tokens "
+                f"FROM head_examples e {_WINDOW} WHERE layer = ? AND idx = ? ORDER BY rank",
                 key,
             )
         )

@@ -2,9 +2,12 @@
 
 During a scan the file is in WAL mode and every shard of windows is committed in one transaction (the running
 state, the windows done and the shard's window tokens together), so a scan killed at any moment resumes from
-its last commit. Once the entries are written the file is switched to a plain rollback journal, so a finished
-atlas is one self-contained file that any SQLite reader can open, read-only media included. The tables and
-indexes are documented in README ("The atlas"); `SCHEMA_VERSION` is kept in `PRAGMA user_version`.
+its last commit. Once the entries are written the running state is dropped (a finished scan has nothing to
+resume), the file is compacted and switched to a plain rollback journal, so a finished atlas is one small
+self-contained file that any SQLite reader can open, read-only media included. Examples keep no tokens of their
+own (the `windows` table has them all) and their context activations as int8 (steps of the example's `scale`); histograms share one set of
+edges. The tables and indexes are documented in README ("The atlas"); `SCHEMA_VERSION` is kept in
+`PRAGMA user_version`.
 """
 
 from __future__ import annotations
@@ -24,16 +27,20 @@ from gpt2atlas.atlas.entries import Example, HeadEntry, HeadExample, NeuronEntry
 from gpt2atlas.atomic import write_text
 from gpt2atlas.errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DATABASE = "atlas.sqlite"
 RUN_FILE = "run.json"
 FORMAT = "gpt2atlas atlas"  # atlas_meta's `format`: marks a SQLite file as ours
 
 TOKENS = "<u2"  # token ids: every GPT-2 id fits in 16 bits
-VALUES = "<f4"  # activations along an example's tokens (float32, as the scan recomputes them)
+VALUES = "i1"  # activations along an example's tokens, in steps of its `scale` (the views only shade by them)
+STEPS = 127  # int8 steps from 0 to the largest |activation| of an example's context
+COUNTS = "<i4"  # histogram counts, from the first to the last bin that is not empty
+EDGES_KEY = "histogram_edges"  # atlas_meta's key for the edges every histogram shares (a JSON list)
 
 Setting = str | int | float | bool | None
 S = TypeVar("S")
+E = TypeVar("E", Example, HeadExample)
 
 _SCHEMA = """
 CREATE TABLE atlas_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,15 +54,15 @@ CREATE TABLE neurons (layer INTEGER NOT NULL, idx INTEGER NOT NULL, count INTEGE
     dead INTEGER NOT NULL, PRIMARY KEY (layer, idx)) WITHOUT ROWID;
 CREATE TABLE neuron_examples (layer INTEGER NOT NULL, idx INTEGER NOT NULL, rank INTEGER NOT NULL,
     window INTEGER NOT NULL, position INTEGER NOT NULL, token INTEGER NOT NULL, activation REAL NOT NULL,
-    start INTEGER NOT NULL, tokens BLOB NOT NULL, activations BLOB NOT NULL, PRIMARY KEY (layer, idx, rank));
-CREATE TABLE histograms (layer INTEGER NOT NULL, idx INTEGER NOT NULL, edges BLOB NOT NULL,
+    start INTEGER NOT NULL, scale REAL NOT NULL, activations BLOB NOT NULL, PRIMARY KEY (layer, idx, rank)) WITHOUT ROWID;
+CREATE TABLE histograms (layer INTEGER NOT NULL, idx INTEGER NOT NULL, first INTEGER NOT NULL,
     counts BLOB NOT NULL, PRIMARY KEY (layer, idx)) WITHOUT ROWID;
 CREATE TABLE bands (layer INTEGER NOT NULL, idx INTEGER NOT NULL, band INTEGER NOT NULL, low REAL NOT NULL,
     high REAL NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (layer, idx, band)) WITHOUT ROWID;
 CREATE TABLE band_examples (layer INTEGER NOT NULL, idx INTEGER NOT NULL, band INTEGER NOT NULL,
     rank INTEGER NOT NULL, window INTEGER NOT NULL, position INTEGER NOT NULL, token INTEGER NOT NULL,
-    activation REAL NOT NULL, start INTEGER NOT NULL, tokens BLOB NOT NULL, activations BLOB NOT NULL,
-    PRIMARY KEY (layer, idx, band, rank));
+    activation REAL NOT NULL, start INTEGER NOT NULL, scale REAL NOT NULL, activations BLOB NOT NULL,
+    PRIMARY KEY (layer, idx, band, rank)) WITHOUT ROWID;
 CREATE TABLE token_means (layer INTEGER NOT NULL, idx INTEGER NOT NULL, rank INTEGER NOT NULL,
     token INTEGER NOT NULL, mean REAL NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (layer, idx, rank))
     WITHOUT ROWID;
@@ -67,8 +74,8 @@ CREATE TABLE heads (layer INTEGER NOT NULL, idx INTEGER NOT NULL, queries INTEGE
     induction REAL, induction_queries INTEGER NOT NULL, entropy REAL, PRIMARY KEY (layer, idx)) WITHOUT ROWID;
 CREATE TABLE head_examples (layer INTEGER NOT NULL, idx INTEGER NOT NULL, rank INTEGER NOT NULL,
     window INTEGER NOT NULL, position INTEGER NOT NULL, key INTEGER NOT NULL, token INTEGER NOT NULL,
-    activation REAL NOT NULL, start INTEGER NOT NULL, tokens BLOB NOT NULL, activations BLOB NOT NULL,
-    PRIMARY KEY (layer, idx, rank));
+    activation REAL NOT NULL, start INTEGER NOT NULL, scale REAL NOT NULL, activations BLOB NOT NULL,
+    PRIMARY KEY (layer, idx, rank)) WITHOUT ROWID;
 CREATE INDEX neuron_examples_by_token ON neuron_examples (token, activation DESC);
 CREATE INDEX head_examples_by_token ON head_examples (token, activation DESC);
 CREATE INDEX token_means_by_token ON token_means (token, mean DESC);
@@ -168,16 +175,77 @@ def unpack(blob: bytes, dtype: str) -> np.ndarray:
     return np.frombuffer(blob, dtype=dtype)
 
 
+def context_scale(values: Sequence[float]) -> float:
+    """One int8 step of an example's context activations: their largest |value| / 127 (1 when all are 0)."""
+    top = float(np.max(np.abs(values))) if len(values) else 0.0
+    return top / STEPS if np.isfinite(top) and top > 0 else 1.0
+
+
+def pack_context(values: Sequence[float], scale: float) -> bytes:
+    return np.clip(np.rint(np.asarray(values, np.float64) / scale), -STEPS, STEPS).astype(VALUES).tobytes()
+
+
+def unpack_context(blob: bytes, scale: float, at: int, activation: float) -> np.ndarray:
+    """Context activations from int8 steps of `scale`, with the example's own `activation` (kept in full) put back
+    at index `at` (a neuron's position, a head's key; ignored outside the context)."""
+    values = unpack(blob, VALUES).astype(np.float64) * scale
+    if 0 <= at < len(values):
+        values[at] = activation
+    return values
+
+
+def _at(example: Example | HeadExample) -> int:
+    """Where in its context an example's `activation` is: a neuron's own position, a head's key."""
+    return (example.key if isinstance(example, HeadExample) else example.position) - example.start
+
+
 def _example_row(example: Example | HeadExample) -> tuple:
+    scale = context_scale(example.activations)
     return (
         example.window,
         example.position,
         example.tokens[example.offset],
         example.activation,
         example.start,
-        pack(example.tokens, TOKENS),
-        pack(example.activations, VALUES),
+        scale,
+        pack_context(example.activations, scale),
     )
+
+
+def trim(counts: Sequence[int]) -> tuple[int, np.ndarray]:
+    """A histogram's counts as (first bin not empty, counts from it to the last bin not empty)."""
+    full = np.asarray(counts, dtype=np.int64)
+    kept = np.flatnonzero(full)
+    if not len(kept):
+        return 0, full[:0]
+    return int(kept[0]), full[kept[0] : kept[-1] + 1]
+
+
+def untrim(first: int, blob: bytes, bins: int) -> tuple[int, ...]:
+    """The counts of all `bins` bins from `trim`'s (first, packed counts)."""
+    full = np.zeros(bins, np.int64)
+    kept = unpack(blob, COUNTS)
+    full[first : first + len(kept)] = kept
+    return tuple(full.tolist())
+
+
+def _stored_example(example: E) -> E:
+    scale = context_scale(example.activations)
+    blob = pack_context(example.activations, scale)
+    values = unpack_context(blob, scale, _at(example), example.activation)
+    return replace(example, activations=tuple(values.tolist()))
+
+
+def stored_neuron(entry: NeuronEntry) -> NeuronEntry:
+    """`entry` as the database gives it back: its examples' context activations rounded to int8 steps of
+    `context_scale` (each example's own `activation` is kept in full, in its column and at its place)."""
+    bands = tuple(replace(b, examples=tuple(_stored_example(e) for e in b.examples)) for b in entry.bands)
+    return replace(entry, examples=tuple(_stored_example(e) for e in entry.examples), bands=bands)
+
+
+def stored_head(entry: HeadEntry) -> HeadEntry:
+    """`entry` as the database gives it back (see `stored_neuron`)."""
+    return replace(entry, examples=tuple(_stored_example(e) for e in entry.examples))
 
 
 # ----- the writer ------------------------------------------------------------------------------------------------
@@ -261,13 +329,23 @@ class Store:
             self.connection.execute("DELETE FROM head_examples")
             self.connection.execute("DELETE FROM token_counts")
             self.connection.executemany("INSERT INTO token_counts VALUES (?, ?)", self._token_counts())
+            edges: tuple[float, ...] | None = None
             for neuron in neurons:
+                if edges is None:
+                    edges = neuron.histogram.edges
+                    self.connection.execute(
+                        "INSERT OR REPLACE INTO atlas_meta VALUES (?, ?)", (EDGES_KEY, json.dumps(list(edges)))
+                    )
+                elif neuron.histogram.edges != edges:
+                    raise ValueError(f"neuron L{neuron.layer}N{neuron.index}'s histogram has edges of its own")
                 _write_neuron(self.connection, neuron)
             for head in heads:
                 _write_head(self.connection, head)
+            self.connection.execute("DELETE FROM scan_state")  # a finished scan is not resumed
             self.connection.execute("UPDATE atlas_meta SET value = ? WHERE key = 'run'", (self.run.to_json(),))
-        try:  # one self-contained file from now on; a reader that has it open keeps it in WAL mode, which is fine
+        try:  # one small self-contained file from now on; a reader that has it open keeps it in WAL mode: fine
             self.connection.execute("PRAGMA journal_mode = DELETE")
+            self.connection.execute("VACUUM")
         except sqlite3.OperationalError:
             pass
         write_text(self.folder / RUN_FILE, self.run.to_json())
@@ -290,6 +368,7 @@ class Store:
 def _write_neuron(connection: sqlite3.Connection, entry: NeuronEntry) -> None:
     key = (entry.layer, entry.index)
     s = entry.stats
+    first, counts = trim(entry.histogram.counts)
     connection.execute(
         "INSERT INTO neurons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (*key, s.count, s.mean, s.std, s.skewness, s.kurtosis, s.minimum, s.maximum, s.active_share, int(s.dead)),
@@ -298,10 +377,7 @@ def _write_neuron(connection: sqlite3.Connection, entry: NeuronEntry) -> None:
         "INSERT INTO neuron_examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(*key, rank, *_example_row(e)) for rank, e in enumerate(entry.examples)],
     )
-    connection.execute(
-        "INSERT INTO histograms VALUES (?, ?, ?, ?)",
-        (*key, pack(entry.histogram.edges, "<f8"), pack(entry.histogram.counts, "<i8")),
-    )
+    connection.execute("INSERT INTO histograms VALUES (?, ?, ?, ?)", (*key, first, pack(counts, COUNTS)))
     for b, band in enumerate(entry.bands):
         connection.execute("INSERT INTO bands VALUES (?, ?, ?, ?, ?, ?)", (*key, b, band.low, band.high, band.count))
         connection.executemany(
@@ -366,7 +442,7 @@ def transaction(connection: sqlite3.Connection) -> Iterator[None]:
 
 
 def check_database(path: Path, *, read_only: bool = True) -> None:
-    """Refuse, naming `path`, anything but an atlas database of this schema version or an older one."""
+    """Refuse, naming `path`, anything but an atlas database of this schema version."""
     if not path.is_file():
         where = f"{path.parent} holds no {DATABASE}" if path.name == DATABASE else "no such folder or file"
         raise InputError(f"{path}: no atlas there ({where})")
@@ -390,6 +466,11 @@ def check_database(path: Path, *, read_only: bool = True) -> None:
         raise InputError(
             f"{path} is an atlas of schema version {version}; this gpt2atlas reads up to version {SCHEMA_VERSION}: "
             "upgrade gpt2atlas"
+        )
+    if version < SCHEMA_VERSION:
+        raise InputError(
+            f"{path} is an atlas of schema version {version}, older than this gpt2atlas's {SCHEMA_VERSION}: "
+            "scan it again (gpt2atlas atlas --overwrite)"
         )
 
 

@@ -41,6 +41,15 @@ FLAG_NAMES = {**flag_names(), "out_dir": "out", "fmt": "format"}
 DEBUG_ENV = "GPT2ATLAS_DEBUG"
 
 
+def echo_any_argument() -> None:
+    """Let stdout and stderr write every argument back: a byte that is not UTF-8 reaches argv as a lone
+    surrogate (Python's surrogateescape), which a strict stream refuses to print; it is printed escaped instead."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a user error prints `error: ...` on one line and exits 1 (2 for bad usage); Ctrl-C or SIGTERM
     prints `stopped: ...` (what was kept) and exits 130.
@@ -48,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     Anything else that goes wrong (a bug, running out of memory) is one line too, saying how to get the
     traceback: set GPT2ATLAS_DEBUG=1, and it propagates as usual.
     """
+    echo_any_argument()
     try:
         # without standalone mode, click returns the code of a `typer.Exit(code)` instead of exiting with it
         with stop_on_signals() as stop:

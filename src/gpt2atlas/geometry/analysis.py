@@ -523,7 +523,10 @@ def _gram_tokens(model: GPT2, prompt: str, max_tokens: int, include_first: bool)
     ids = model.tokenizer.encode(prompt)[:max_tokens]
     first = 0 if include_first else 1
     if len(ids) <= first:
-        raise InputError(f"the prompt for the Gram volume needs at least {first + 1} token{'s' if first else ''}")
+        raise InputError(
+            f"prompt= has {len(ids)} token(s): the Gram volume needs at least {first + 1} token{'s' if first else ''}",
+            arguments=("prompt",),
+        )
     return ids, first
 
 

@@ -147,7 +147,11 @@ def texts_from_path(path: str | Path, max_texts: int, seed: int = 0) -> Corpus:
     if path.is_dir():
         files = sorted(path.glob("*.txt"))
         if not files:
-            raise InputError(f"the folder {path} holds no .txt files")
+            raise InputError(
+                f"texts={path} is a folder with no .txt files: give a file (one text per line) or a folder of .txt "
+                "files",
+                arguments=("texts",),
+            )
         stream: Iterable[str] = (f.read_text(encoding="utf-8", errors="replace").strip() for f in files)
         kind = "folder of .txt files, one text per file"
     elif path.is_file():
@@ -188,18 +192,25 @@ def texts_from_dataset(name: str, max_texts: int, seed: int = 0) -> Corpus:
     path, _, config = name.partition(":")
     if not Path(path).exists() and not hub_reachable():  # else the datasets library retries for ~20 s first
         raise InputError(
-            f"could not load dataset '{name}': the Hugging Face hub is unreachable; "
-            "pass a local corpus with --texts FILE_OR_FOLDER"
+            f"dataset={name} cannot be loaded: the Hugging Face hub is unreachable; "
+            "give a local corpus with texts= (a file or a folder)",
+            arguments=("dataset", "texts"),
         )
     try:
         data = datasets.load_dataset(path, config or None, split="train", streaming=True)
         rows = list(islice((row for row in data if str(row.get("text", "")).strip()), 4 * max_texts))
     except Exception as err:  # no network, unknown name, no 'text' column ...
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"could not load dataset '{name}': {first}") from None
+        raise InputError(
+            f"dataset={name} cannot be loaded ({first}): give a dataset NAME or NAME:CONFIG with a 'text' column",
+            arguments=("dataset",),
+        ) from None
     texts, n = sample_texts((str(row["text"]).strip() for row in rows), max_texts, seed)
     if not texts:
-        raise InputError(f"dataset '{name}' has no non-empty 'text' rows")
+        raise InputError(
+            f"dataset={name} has no non-empty 'text' rows: give a dataset with a 'text' column",
+            arguments=("dataset",),
+        )
     return Corpus(
         texts,
         CorpusInfo(

@@ -120,7 +120,10 @@ def plan_clouds(
     lengths = np.array([len(t) for t in tokens])
     usable = np.flatnonzero(lengths)
     if len(usable) == 0:
-        raise InputError("every text is shorter than 2 tokens; give longer texts")
+        raise InputError(
+            f"texts= holds {len(texts)} texts, all shorter than 2 tokens: give texts of 2 tokens or more",
+            arguments=("texts",),
+        )
     rng = np.random.default_rng(seed)
     origins = {
         "last_token": _sample_last_tokens(usable, lengths, last_token_budget, rng),

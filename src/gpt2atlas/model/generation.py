@@ -152,11 +152,19 @@ def generate(
         raise InputError(f"alternatives={alternatives} must be 0 or more", arguments=("alternatives",))
     prompt_tokens = model.to_tokens(prompt)
     if prompt_tokens.shape[0] != 1:
-        raise InputError("generate takes one prompt; use num_samples for several continuations")
+        raise InputError(
+            f"prompt= is a batch of {prompt_tokens.shape[0]} prompts: generate takes one; use num_samples= for "
+            "several continuations",
+            arguments=("prompt", "num_samples"),
+        )
     n_prompt = prompt_tokens.shape[1]
     room = model.cfg.n_ctx - n_prompt
     if room <= 0:
-        raise InputError(f"the prompt already fills the model's context of {model.cfg.n_ctx} tokens")
+        raise InputError(
+            f"prompt= is {n_prompt} tokens and already fills the model's context of {model.cfg.n_ctx}: give at most "
+            f"{model.cfg.n_ctx - 1} tokens, to leave room for new ones",
+            arguments=("prompt",),
+        )
     stopped_at_context = max_new_tokens > room
     batch = batch_size(model, num_samples, n_prompt, min(max_new_tokens, room), alternatives)
     if stopped_at_context:

@@ -328,7 +328,10 @@ class GPT2(nn.Module):
             if any(not row for row in rows) and not prepend_bos:
                 raise InputError("the prompt is empty: give at least one character of text")
             if len({len(r) for r in rows}) > 1:
-                raise InputError("texts in one batch must have the same number of tokens; run them one at a time")
+                raise InputError(
+                    f"texts in one batch must have the same number of tokens, these have "
+                    f"{sorted({len(r) for r in rows})}: run them one at a time"
+                )
             tokens = torch.tensor(rows, dtype=torch.long)
         else:
             tokens = torch.tensor([list(inputs)], dtype=torch.long)
@@ -349,7 +352,11 @@ class GPT2(nn.Module):
             )
         lo, hi = int(tokens.min()), int(tokens.max())
         if lo < 0 or hi >= self.cfg.d_vocab:
-            raise InputError(f"token id {hi if hi >= self.cfg.d_vocab else lo} is outside 0..{self.cfg.d_vocab - 1}")
+            bad = hi if hi >= self.cfg.d_vocab else lo
+            raise InputError(
+                f"token id {bad} is outside this model's vocabulary: ids are 0..{self.cfg.d_vocab - 1} "
+                f"({self.cfg.d_vocab} tokens)"
+            )
 
     def to_str_tokens(self, inputs: ModelInput, *, prepend_bos: bool = False) -> list[str]:
         """The token strings of a single prompt."""

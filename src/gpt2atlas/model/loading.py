@@ -269,9 +269,12 @@ def check_device(device: str | torch.device) -> torch.device:
     try:
         device = torch.device(device)
     except RuntimeError:
-        raise AtlasError(f"unknown device '{device}': use cpu, cuda or cuda:N") from None
+        raise InputError(f"device={device!r} is not a device: use cpu, cuda or cuda:N", arguments=("device",)) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise AtlasError("device 'cuda' was asked for, but PyTorch sees no CUDA GPU on this machine")
+        raise InputError(
+            f"device={device} needs a CUDA GPU and PyTorch sees none on this machine: use device=cpu",
+            arguments=("device",),
+        )
     return device
 
 

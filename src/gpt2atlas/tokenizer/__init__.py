@@ -82,7 +82,7 @@ class Tokenizer:
         ids = [int(i) for i in ids]
         bad = [i for i in ids if not 0 <= i < VOCAB_SIZE]
         if bad:
-            raise InputError(f"token id {bad[0]} is outside GPT-2's vocabulary (0..{VOCAB_SIZE - 1})")
+            raise InputError(f"token id {bad[0]} is outside GPT-2's vocabulary: ids are 0..{VOCAB_SIZE - 1}")
         return self._enc.decode(ids, errors="replace")
 
     def decode_token(self, token_id: int) -> str:

@@ -81,8 +81,9 @@ def _python_docs_documents() -> list[Document]:
     root = python_docs_root()
     if root is None:
         raise InputError(
-            "the built-in corpus 'python-docs' needs the Python documentation sources: "
-            "apt-get install python3.11-doc (Debian/Ubuntu)"
+            "data=python-docs needs the Python documentation sources, which are not installed: "
+            "apt-get install python3.11-doc (Debian/Ubuntu), or give data= a text file or folder",
+            arguments=("data",),
         )
     files = sorted(root.rglob("*.rst.txt"), key=lambda p: p.relative_to(root).as_posix())
     return [Document(f"python-docs/{p.relative_to(root).as_posix()}", p) for p in files]
@@ -132,7 +133,11 @@ def resolve_documents(spec: str) -> tuple[list[Document], list[str]]:
                 key=lambda p: p.relative_to(path).as_posix(),
             )
             if not files:
-                raise InputError(f"the folder {path} holds no text files ({', '.join(sorted(TEXT_SUFFIXES))})")
+                raise InputError(
+                    f"data={path} is a folder with no text files: it needs files ending in "
+                    f"{', '.join(sorted(TEXT_SUFFIXES))}",
+                    arguments=("data",),
+                )
             documents += [Document(f"{path.name}/{p.relative_to(path).as_posix()}", p) for p in files]
         elif path.is_file():
             documents.append(Document(path.name, path))
@@ -192,7 +197,7 @@ def prepare_tokens(
 ) -> TokenData:
     """Tokenize what `spec` names into train/val token files (reused when the inputs are unchanged)."""
     if not 0.0 <= val_fraction < 1.0:
-        raise InputError(f"val_fraction={val_fraction} must be in [0, 1)")
+        raise InputError(f"val_fraction={val_fraction} must be a number in [0, 1)", arguments=("val_fraction",))
     prepared = _prepared_folder(spec, val_fraction)
     if prepared is not None:
         return prepared

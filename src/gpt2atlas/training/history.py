@@ -34,6 +34,7 @@ from gpt2atlas.shipped import (
     shipped_folder,
 )
 from gpt2atlas.training.recipe import TrainConfig, initial_model
+from gpt2atlas.training.run_folder import read_lines
 
 PROBE_TOKENS = 2000  # head-score probes are drawn from this many of the most frequent training tokens
 WTE = "transformer.wte.weight"
@@ -92,17 +93,23 @@ def dequantize_rows(rows: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 
 # ----- sources ---------------------------------------------------------------------------------------------------
-def history_of_run(folder: str | Path) -> TrainingHistory:
+def history_of_run(run: str | Path) -> TrainingHistory:
     """Every checkpoint of a `gpt2atlas train` run folder."""
     from gpt2atlas.model.loading import load_model, read_position_embedding
 
-    folder = Path(folder)
+    folder = Path(run)
     if not (folder / RUN_FILE).is_file():
-        raise InputError(f"{folder} is not a gpt2atlas training run (no {RUN_FILE})")
-    run = json.loads((folder / RUN_FILE).read_text())
+        raise InputError(
+            f"run={folder} is not a gpt2atlas training run: give the folder of a `gpt2atlas train` run "
+            f"(it holds {RUN_FILE})",
+            arguments=("run",),
+        )
+    record = json.loads((folder / RUN_FILE).read_text())
     checkpoints = sorted((folder / "checkpoints").glob("step-*")) if (folder / "checkpoints").is_dir() else []
     if not checkpoints:
-        raise InputError(f"the run {folder} has no checkpoints yet")
+        raise InputError(
+            f"run={folder} has no checkpoints yet: give a run that has saved at least step 0", arguments=("run",)
+        )
     snapshots: list[Snapshot] = []
     positions: list[tuple[int, int | None, torch.Tensor]] = []
     for path in checkpoints:
@@ -111,7 +118,7 @@ def history_of_run(folder: str | Path) -> TrainingHistory:
         tokens = info.get("tokens")
         snapshots.append(Snapshot(step, tokens, f"step {step:,}", partial(load_model, path)))
         positions.append((step, tokens, read_position_embedding(path)))
-    return TrainingHistory(str(folder), snapshots, positions, _losses(folder / METRICS_FILE), _probe_ids_of_run(run))
+    return TrainingHistory(str(folder), snapshots, positions, _losses(folder / METRICS_FILE), _probe_ids_of_run(record))
 
 
 def history_of_shipped(name: str) -> TrainingHistory:
@@ -122,7 +129,10 @@ def history_of_shipped(name: str) -> TrainingHistory:
 
     root = shipped_folder(name)
     if root is None:
-        raise InputError(f"'{name}' is not a shipped model ({', '.join(SHIPPED_MODELS)})")
+        raise InputError(
+            f"model={name!r} is not a shipped model: the shipped ones are {', '.join(SHIPPED_MODELS)}",
+            arguments=("model",),
+        )
     history = root / HISTORY
     run = json.loads((history / RUN_FILE).read_text())
     phases = run["phases"]
@@ -172,7 +182,10 @@ def history_of_revisions(model: str, revisions: list[str]) -> TrainingHistory:
     from gpt2atlas.model.loading import load_model, read_position_embedding
 
     if not revisions:
-        raise InputError("no revisions given: pass revisions=['checkpoint-0', 'checkpoint-10000', ...]")
+        raise InputError(
+            "revisions=[] names no checkpoint: give one or more, e.g. revisions=checkpoint-0,checkpoint-10000",
+            arguments=("revisions",),
+        )
     snapshots: list[Snapshot] = []
     positions: list[tuple[int, int | None, torch.Tensor]] = []
     for index, revision in enumerate(revisions):
@@ -190,7 +203,7 @@ def history_of_revisions(model: str, revisions: list[str]) -> TrainingHistory:
 def _losses(path: Path) -> list[LossPoint]:
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_lines(path)  # a run killed mid-line leaves a torn last line: left out
     return [LossPoint(r["step"], r["tokens"], r.get("train_loss"), r.get("val_loss")) for r in rows]
 
 

@@ -14,6 +14,7 @@ interrupted write never leaves a half-written checkpoint or state behind.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -30,6 +31,28 @@ from gpt2atlas.training.recipe import TrainConfig, learning_rate
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file. A torn last line (a run killed mid-write, before each line was written
+    whole) is left out; a broken line before it is an InputError naming the file and the line."""
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError(line)
+        except ValueError:
+            if number == len(lines):  # no newline after it: the write that made it never finished
+                break
+            raise InputError(f"{path} line {number} is not a JSON record: {line[:60]!r}") from None
+        records.append(record)
+    return records
 
 
 def is_checkpoint_step(step: int) -> bool:
@@ -82,7 +105,7 @@ class RunFolder:
     def check_new(self, overwrite: bool) -> None:
         """A fresh run may use a missing or empty folder, or replace an earlier run with `overwrite`."""
         if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"the output {self.path} exists and is not a folder")
+            raise InputError(f"out={self.path} is a file, not a folder: give a folder for the run", arguments=("out",))
         if self.path.is_dir() and any(self.path.iterdir()):
             if not overwrite:
                 raise InputError(
@@ -104,7 +127,10 @@ class RunFolder:
             with tempfile.NamedTemporaryFile(dir=probe, prefix=".gpt2atlas-write-test-"):
                 pass
         except OSError as err:
-            raise InputError(f"cannot write the run folder {self.path}: {err.strerror or err}") from None
+            raise InputError(
+                f"out={self.path} cannot be written ({err.strerror or err}): give a folder you can write to",
+                arguments=("out",),
+            ) from None
 
     def start(self, config: TrainConfig, tokens_manifest: dict[str, Any], overwrite: bool) -> None:
         if overwrite and self.path.is_dir():
@@ -133,13 +159,20 @@ class RunFolder:
 
     # ----- metrics ---------------------------------------------------------------------------------------------
     def append_metrics(self, metrics: Metrics) -> None:
-        with self.metrics_path.open("a") as out:
-            out.write(metrics.to_json() + "\n")
+        """One whole line per record: a single append write, flushed to disk before training goes on."""
+        line = (metrics.to_json() + "\n").encode()
+        fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, line)
+            while written < len(line):  # a short write (a full disk): finish it, or fail with what the OS says
+                written += os.write(fd, line[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def read_metrics(self) -> list[Metrics]:
-        if not self.metrics_path.is_file():
-            return []
-        return [Metrics(**json.loads(line)) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        """The metrics so far, a torn last line (a run killed mid-write) left out; `truncate_metrics` drops it."""
+        return [Metrics(**record) for record in read_lines(self.metrics_path)]
 
     def truncate_metrics(self, last_step: int) -> None:
         """Drop lines written after the state being resumed (the run went on past its last save)."""

@@ -190,6 +190,8 @@ def histogram_figure(entry: NeuronEntry) -> go.Figure:
     edges = np.asarray(entry.histogram.edges, dtype=float)
     counts = np.asarray(entry.histogram.counts, dtype=float)
     centres, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    seen = np.flatnonzero(counts)  # the axis spans the bins that hold something, not the fixed edges' whole reach
+    span = [float(edges[seen[0]]), float(edges[seen[-1] + 1])] if len(seen) else None
     fig = go.Figure(
         go.Bar(
             x=centres,
@@ -201,7 +203,7 @@ def histogram_figure(entry: NeuronEntry) -> go.Figure:
     )
     fig.update_layout(
         title={"text": f"{entry.name}: activation histogram", "font": {"size": 14}},  # short: it fits a column
-        xaxis={"title": "activation (GELU output)"},
+        xaxis={"title": "activation (GELU output)", "range": span},
         yaxis={"title": "positions (log)", "type": "log"},
         bargap=0,
         width=700,

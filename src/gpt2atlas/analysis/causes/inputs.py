@@ -38,7 +38,7 @@ def tokens_of(model: GPT2, prompt: ModelInput, argument: str = "prompt") -> torc
     try:
         tokens = model.to_tokens(prompt)
     except InputError as err:
-        raise InputError(f"{argument}: {err}", arguments=(argument,)) from None
+        raise InputError(f"{argument}=: {err}", arguments=(argument,)) from None
     if tokens.shape[0] != 1:
         raise InputError(f"{argument} must be one prompt, got a batch of {tokens.shape[0]}", arguments=(argument,))
     return tokens

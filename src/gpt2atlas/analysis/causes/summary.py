@@ -32,11 +32,12 @@ def induction_pair(model: GPT2, prompt: ModelInput, seed: int = 0) -> tuple[list
     tokens = tokens_of(model, prompt)[0].tolist()
     if len(tokens) < 2:
         raise InputError(
-            "prompt: the built-in pair repeats the prompt, which needs at least 2 tokens", arguments=("prompt",)
+            f"prompt= has {len(tokens)} token: the built-in pair repeats the prompt, which needs at least 2 tokens",
+            arguments=("prompt",),
         )
     if 2 * len(tokens) - 1 > model.cfg.n_ctx:
         raise InputError(
-            f"prompt: the built-in pair repeats the prompt's {len(tokens)} tokens, which makes "
+            f"prompt= has {len(tokens)} tokens: the built-in pair repeats them, which makes "
             f"{2 * len(tokens) - 1}, more than the model's context of {model.cfg.n_ctx}; give a shorter prompt or "
             "a corrupted one",
             arguments=("prompt",),
@@ -133,7 +134,7 @@ def analyze_pair(
     with DLA at `position` of the clean prompt (patching's metric reads the last position); with `data` (a
     corpus as `train --data` reads it), also every head and MLP ablated over at most `ablation_tokens` of it."""
     if not sites:
-        raise InputError(f"sites: give at least one of {', '.join(SITE_AXES)}", arguments=("sites",))
+        raise InputError(f"sites= names no site: give at least one of {', '.join(SITE_AXES)}", arguments=("sites",))
     if ablation_tokens < 1:
         raise InputError(f"ablation_tokens={ablation_tokens} must be at least 1", arguments=("ablation_tokens",))
     findings, estimated = measure(model, clean, corrupted, answer, other, sites=sites, seed=seed, position=position)

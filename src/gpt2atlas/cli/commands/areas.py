@@ -17,6 +17,7 @@ from gpt2atlas.analysis.kinds import Inputs, PromptPair
 from gpt2atlas.areas import AREAS
 from gpt2atlas.areas.spec import AreaSpec, CommandOption, Knob
 from gpt2atlas.cli.common import DeviceOption, ModelOption, OutOption, PngOption, check_prompt, err_console, load
+from gpt2atlas.errors import check_output
 from gpt2atlas.viz.export import save_result
 
 
@@ -98,6 +99,7 @@ def area_command(spec: AreaSpec) -> Callable[..., None]:
     ]
 
     def command(**given: Any) -> None:
+        check_output(given["out"], "out", folder=True)  # a bad --out answers at once, not after the analysis
         prompt = given.get("prompt")
         if prompt is not None:
             check_prompt(prompt)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -65,12 +64,9 @@ def _engine(name: str, address: str | None, workers: int | None, device: str) ->
         import ray  # noqa: F401
     except ImportError:
         raise InputError("--engine ray needs Ray, which is not installed: pip install 'gpt2atlas[ray]'") from None
-    try:  # the Ray engine's module (written beside this command; a plain import once it is in)
-        corpus_ray = importlib.import_module("gpt2atlas.analysis.corpus_ray")
-    except ImportError as err:
-        raise InputError(f"--engine ray is not available in this build ({err})") from None
-    engine: Engine = corpus_ray.ray_engine(address=address, workers=workers or 2, device=device)
-    return engine
+    from gpt2atlas.analysis.corpus_ray import ray_engine
+
+    return ray_engine(address=address, workers=workers or 2, device=device)
 
 
 def atlas(

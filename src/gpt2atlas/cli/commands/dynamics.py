@@ -41,7 +41,12 @@ def dynamics(
     from gpt2atlas.viz.readings import read_dynamics
 
     if run is not None and (model is not None or revisions is not None):
-        raise InputError("pass either --run or --model (with --revisions for a hub model)")
+        given = " and ".join(
+            f"--{name} {value}" for name, value in (("model", model), ("revisions", revisions)) if value
+        )
+        raise InputError(
+            f"--run {run} and {given} were both given: give --run, or --model (with --revisions for a hub model)"
+        )
     if revisions is not None:
         history = history_of_revisions(model or "mini", [r.strip() for r in revisions.split(",") if r.strip()])
     else:

@@ -30,10 +30,12 @@ def read_texts(path: Path) -> list[str]:
     elif path.is_file():
         texts = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
     else:
-        raise InputError(f"no such file or folder: {path}")
+        raise InputError(
+            f"--texts {path}: no such file or folder; give a file (one text per line) or a folder of .txt files"
+        )
     texts = [t for t in texts if t]
     if not texts:
-        raise InputError(f"{path} holds no text")
+        raise InputError(f"--texts {path} holds no text: give a file with at least one non-empty line")
     return texts
 
 
@@ -97,7 +99,9 @@ def report(
 
     text_list = read_texts(texts) if texts is not None else None
     if run is not None and model != "gpt2":
-        raise InputError("pass either --model or --run (a run's model is its last checkpoint)")
+        raise InputError(
+            f"--model {model} and --run {run} were both given: give one of them (a run's model is its last checkpoint)"
+        )
     history = training_history(model, run)
     if run is not None:
         model = str(last_checkpoint(run))

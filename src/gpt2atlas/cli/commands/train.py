@@ -92,7 +92,12 @@ def train(
     from gpt2atlas.training import train as run_training
 
     if (out is None) == (resume is None):
-        raise InputError("pass --out DIR for a new run, or --resume DIR to continue one")
+        said = (
+            "neither --out nor --resume was given"
+            if out is None
+            else f"--out {out} and --resume {resume} were both given"
+        )
+        raise InputError(f"{said}: give --out DIR for a new run, or --resume DIR to continue one")
     overrides = dict(
         data=data,
         n_layer=n_layer,

@@ -78,8 +78,8 @@ def read_neuron_entry(
         token, k = found
         n = len(entry.examples)
         share = token_share(entry, token, token_count(token))
-        where = f"all sit on {quoted(decode(token))}" if k == n else f"{k} sit on {quoted(decode(token))}"
-        head = f"{name}'s {n} top examples {where}"
+        where = f"all sit on {quoted(decode(token))}" if k == n else f": {k} sit on {quoted(decode(token))}"
+        head = f"{name}'s {n} top examples{' ' if k == n else ''}{where}"
         if share is None:
             return head + " (the atlas did not count that token in the corpus, so no chance baseline)."
         chance = binomial_tail(k, n, share)

@@ -18,96 +18,35 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from gpt2atlas.atlas.atlas import Atlas
-from gpt2atlas.atlas.entries import (
-    Band,
-    Example,
-    HeadEntry,
-    HeadExample,
-    HeadStats,
-    Histogram,
-    LogitEffect,
-    NeuronEntry,
-    NeuronStats,
-    TokenLogit,
-    TokenMean,
-)
-from gpt2atlas.atlas.store import RunInfo, Store, versions
 
-LAYERS, NEURONS, HEADS, K, CONTEXT, WINDOWS = 12, 3072, 12, 20, 1024, 2000
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the one factory of hand-made atlases
+from atlas_factory import Shape, random_heads, random_neurons, run_info, window_ids, write_atlas  # noqa: E402
 
-
-def _example(rng: np.random.Generator) -> Example:
-    w, p = int(rng.integers(WINDOWS)), int(rng.integers(1, CONTEXT))
-    start = max(0, p - 32)
-    n = min(CONTEXT, p + 9) - start
-    tokens = tuple(rng.integers(0, 50257, n).tolist())
-    acts = tuple(rng.normal(size=n).astype(np.float32).tolist())
-    return Example(w, p, acts[p - start], start, tokens, acts)
-
-
-def neurons(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    for layer in range(LAYERS):
-        for index in range(NEURONS):
-            examples = tuple(_example(rng) for _ in range(K))
-            stats = NeuronStats(2_000_000, 0.1, 0.5, 1.0, 3.0, -0.17, 5.0, float(rng.uniform()), False)
-            histogram = Histogram(tuple(np.linspace(-0.2, 5, 65).tolist()), tuple(rng.integers(0, 1000, 64).tolist()))
-            bands = tuple(Band(b / 4, (b + 1) / 4, 100, (_example(rng), _example(rng))) for b in range(4))
-            means = tuple(TokenMean(int(t), 1.0, 50) for t in rng.integers(0, 50257, 10))
-            effect = LogitEffect(
-                tuple(TokenLogit(int(t), 1.0) for t in rng.integers(0, 50257, 10)),
-                tuple(TokenLogit(int(t), -1.0) for t in rng.integers(0, 50257, 10)),
-            )
-            yield NeuronEntry(layer, index, examples, stats, histogram, bands, means, effect)
-
-
-def heads(seed: int = 1):
-    rng = np.random.default_rng(seed)
-    for layer in range(LAYERS):
-        for index in range(HEADS):
-            examples = []
-            for _ in range(K):
-                e = _example(rng)
-                examples.append(HeadExample(e.window, e.position, 1, e.activation, e.start, e.tokens, e.activations))
-            yield HeadEntry(layer, index, tuple(examples), HeadStats(10**6, 0.1, 0.5, 0.1, 10, 0.1, 10, 2.0))
+LAYERS, NEURONS, HEADS = 12, 3072, 12
+SHAPE = Shape(
+    context=1024, windows=2000, top_k=20, head_k=20, bands=4, band_examples=2, means=10, promoted=10, suppressed=10,
+    bins=64, on_the=False,
+)  # fmt: skip
 
 
 def build(out: Path) -> float:
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    run = RunInfo(
-        "synthetic",
-        "-",
-        "synthetic",
-        "-",
-        "{}",
-        "train",
-        CONTEXT,
-        WINDOWS,
-        WINDOWS * (CONTEXT - 1),
-        (("top_k", K),),
-        versions(),
+    write_atlas(
+        out,
+        run_info(SHAPE),
+        lambda w: window_ids(w, SHAPE.context),
+        random_neurons(SHAPE, LAYERS, NEURONS),
+        random_heads(SHAPE, LAYERS, HEADS),
     )
-    store = Store.create(out, run, WINDOWS)
-    rng = np.random.default_rng(2)
-    for first in range(0, WINDOWS, 500):
-        ids = {w: rng.integers(0, 50257, CONTEXT) for w in range(first, first + 500)}
-        store.commit(_Empty(), first + 500, ids)
-    store.complete(neurons(), heads())
-    store.close()
     return time.perf_counter() - started
-
-
-@dataclass
-class _Empty:
-    """A scan state with no fields (the benchmark times reading, not the scan)."""
 
 
 def main() -> None:
@@ -124,7 +63,7 @@ def main() -> None:
         "open": lambda a, l, i: Atlas.open(args.out).close(),
         "neuron": lambda a, l, i: a.neuron(l, i),
         "head": lambda a, l, i: a.head(l, i % HEADS),
-        "window": lambda a, l, i: a.window(i % WINDOWS),
+        "window": lambda a, l, i: a.window(i % SHAPE.windows),
         "search token": lambda a, l, i: a.search(token=int(rng.integers(50257))),
         "search text": lambda a, l, i: a.search(text=" the cat sat on the mat"),
         "search density": lambda a, l, i: a.search(min_density=0.01, max_density=0.02),

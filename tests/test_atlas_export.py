@@ -9,7 +9,7 @@ from typing import Optional
 
 import pytest
 
-from atlas_cases import build
+from atlas_factory import build
 from gpt2atlas.atlas.export import export
 from gpt2atlas.atlas.store import stored_neuron
 from gpt2atlas.cli.main import main

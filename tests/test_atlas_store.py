@@ -11,7 +11,7 @@ from contextlib import closing
 import numpy as np
 import pytest
 
-from atlas_cases import SeenState, build, window_ids
+from atlas_factory import SeenState, build, window_ids
 from gpt2atlas.atlas.atlas import Atlas
 from gpt2atlas.atlas.store import DATABASE, RUN_FILE, SCHEMA_VERSION, RunInfo, Store, stored_head, stored_neuron
 from gpt2atlas.errors import InputError

@@ -1,4 +1,4 @@
-"""The atlas views on a made-up atlas (tests/atlas_fakes.py): readings against chance, escaping of hostile tokens
+"""The atlas views on a made-up atlas (tests/atlas_factory.py): readings against chance, escaping of hostile tokens
 in every HTML piece, the report's MLP section with an atlas, and the dashboard's "Neuron atlas" view."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from atlas_fakes import DOT, HOSTILE_TEXT, PLANTED_WINDOWS, ROCKS, TAG, fake_atlas, window_ids
+from atlas_factory import DOT, HOSTILE_TEXT, PLANTED_WINDOWS, ROCKS, TAG, fake_atlas, fake_window
 from gpt2atlas.app.state import MODEL_ENV
 from gpt2atlas.atlas.reader import MemoryAtlas, check_model
 from gpt2atlas.cli.main import main
@@ -151,7 +151,7 @@ def test_an_example_shades_its_tokens_outlines_its_own_and_opens_its_window(atla
     own = page.with_class("atlas-own")
     shown = len(entry.examples[0].tokens)
     assert len(tokens) == 2 * shown  # the example, then in <details> its whole window, shaded where it was kept
-    whole = views._tokenizer().decode(window_ids(0).tolist()).replace(" ", "·").replace("<|endoftext|>", "")
+    whole = views._tokenizer().decode(fake_window(0).tolist()).replace(" ", "·").replace("<|endoftext|>", "")
     assert whole in "".join(page.text)  # every token of the window, past the example's 41 too
     assert len(own) == 2
     assert "'.'" in (own[0]["title"] or "") and "activation 3" in (own[0]["title"] or "")

@@ -11,8 +11,9 @@ from contextlib import closing
 import numpy as np
 import pytest
 
-from atlas_factory import SeenState, build, window_ids
+from atlas_factory import SeenState, build, memory_atlas, window_ids
 from gpt2atlas.atlas.atlas import Atlas
+from gpt2atlas.atlas.reader import RunSummary
 from gpt2atlas.atlas.store import DATABASE, RUN_FILE, SCHEMA_VERSION, RunInfo, Store, stored_head, stored_neuron
 from gpt2atlas.errors import InputError
 from gpt2atlas.tokenizer import Tokenizer
@@ -103,6 +104,34 @@ def test_search_by_density(made):
         assert {(h.layer, h.index) for h in hits} == inside and all(h.reason == "density" for h in hits)
         filtered = atlas.search(token=262, min_density=0.2, max_density=0.7)
         assert {(h.layer, h.index) for h in filtered} == inside and all(h.unit == "neuron" for h in filtered)
+
+
+SAME_QUESTIONS = [
+    {"token": 1004},  # examples of two neurons
+    {"token": 262},  # a token mean of every neuron
+    {"token": 2000},  # the queries of two heads (and the keys of two others, which a search does not look at)
+    {"token": 2001},
+    {"token": 262, "limit": 3},
+    {"text": " the"},
+    {"text": " Leaff"},  # two tokens: 1004 (two neurons' examples) and 2001 (two heads')
+    {"text": "/ the"},  # 14 (L0N1's and L1N1's first token mean) and 262
+    {"min_density": 0.2, "max_density": 0.7},
+    {"max_density": 0.5, "limit": 2},
+    {"text": " Leaff", "min_density": 0.3},  # a bound keeps the neurons within it and leaves the heads out
+    {"token": 99},  # nothing
+]
+
+
+@pytest.mark.parametrize("question", SAME_QUESTIONS, ids=lambda q: ",".join(f"{k}={v!r}" for k, v in q.items()))
+def test_the_database_and_memory_answer_a_search_alike(made, question):
+    folder, neurons, heads = made
+    windows = {w: window_ids(w) for w in range(8)}
+    in_memory = memory_atlas(RunSummary("tiny", 120, 8, 5), windows, neurons, heads, {})
+    with Atlas.open(folder) as atlas:
+        stored = atlas.search(**question)
+    assert stored == in_memory.search(**question)
+    assert bool(stored) == (question != {"token": 99})  # each question but the last has hits to agree on
+    assert len({(h.unit, h.layer, h.index, h.reason) for h in stored}) == len(stored)
 
 
 @pytest.mark.parametrize(

@@ -250,7 +250,12 @@ def test_search_finds_the_planted_units(atlas):
     hits = atlas.search(token=DOT)
     assert (hits[0].unit, hits[0].layer, hits[0].index, hits[0].reason) == ("neuron", 1, 5, "example")
     assert {(h.layer, h.index) for h in atlas.search(max_density=0.05)} == {(1, 5)}
-    assert any(h.unit == "head" and (h.layer, h.index) == (1, 2) for h in atlas.search(text="rocks", limit=500))
+    # text is searched as GPT-2 reads it: ' sat' is every planted head's query (at 50), ' rocks' a token mean
+    sat = {(h.unit, h.layer, h.index, h.reason) for h in atlas.search(text=" sat", limit=500)}
+    assert ("head", 1, 2, "example") in sat and all(unit == "head" for unit, *_ in sat)
+    rocks = atlas.search(text=" rocks", limit=500)
+    assert {(h.unit, h.reason) for h in rocks} == {("neuron", "token_mean")} and len(rocks) == 16
+    assert atlas.search(text="rocks") == []  # 'ro' 'cks': not the token ' rocks'
     with pytest.raises(InputError, match="no neuron L2N0"):
         atlas.neuron(2, 0)
     both = atlas.search(token=DOT, max_density=0.05)  # a density bound keeps neurons within it and no heads

@@ -26,6 +26,7 @@ from gpt2atlas.atlas.entries import (
     TokenLogit,
     TokenMean,
 )
+from gpt2atlas.atlas.search import ranked, search_query
 from gpt2atlas.atlas.store import (
     DATABASE,
     EDGES_KEY,
@@ -188,27 +189,19 @@ class Atlas:
         max_density: float | None = None,
         limit: int = 50,
     ) -> list[SearchHit]:
-        """Neurons and heads with a top example centred on `token` (reason 'example', scored by the best such
-        activation), neurons whose highest token means include it ('token_mean', scored by that mean); with
-        `text`, each of its tokens is searched. The density bounds keep neurons whose share of active positions
-        lies within them (heads have none, so they leave heads out); without a token or text, they list those
-        neurons ('density', scored by the share). Highest score first, at most `limit` hits."""
-        if limit < 1:
-            raise InputError(f"limit={limit} must be at least 1")
-        low = -1.0 if min_density is None else float(min_density)
-        high = 2.0 if max_density is None else float(max_density)
-        dense = min_density is not None or max_density is not None
-        tokens = self._search_tokens(token, text)
-        if tokens is None:
-            if not dense:
-                raise InputError("give a token, a text or a density bound to search for")
+        """Neurons and heads with a top example centred on `token` or on a token of `text`, neurons whose token
+        means include one, or, by density alone, the neurons whose active share lies within the bounds: the rule
+        of atlas/search.py, answered by indexed lookups."""
+        query = search_query(token, text, min_density, max_density, limit)
+        bounds = (query.low, query.high)
+        if not query.tokens:
             rows = self._db.execute(
                 "SELECT layer, idx, active_share FROM neurons WHERE active_share BETWEEN ? AND ? "
                 "ORDER BY active_share DESC, layer, idx LIMIT ?",
-                (low, high, limit),
+                (*bounds, limit),
             )
             return [SearchHit("neuron", layer, idx, "density", share) for layer, idx, share in rows]
-        marks = ",".join("?" * len(tokens))
+        marks = ",".join("?" * len(query.tokens))
         in_density = (
             "SELECT 1 FROM neurons n WHERE n.layer = t.layer AND n.idx = t.idx AND n.active_share BETWEEN ? AND ?"
         )
@@ -220,32 +213,14 @@ class Atlas:
             ),
             ("neuron", "token_mean", f"SELECT layer, idx, MAX(mean) FROM token_means t WHERE token IN ({marks})"),
         ]
-        if not dense:
+        if not query.dense:
             queries.append(
                 ("head", "example", f"SELECT layer, idx, MAX(activation) FROM head_examples t WHERE token IN ({marks})")
             )
         hits = []
-        for unit, reason, query in queries:
-            where = f" AND EXISTS ({in_density})" if dense and unit == "neuron" else ""
-            arguments = [*tokens, *((low, high) if where else ())]
-            for layer, idx, score in self._db.execute(f"{query}{where} GROUP BY layer, idx", arguments):
+        for unit, reason, sql in queries:
+            where = f" AND EXISTS ({in_density})" if query.dense and unit == "neuron" else ""
+            arguments = [*query.tokens, *(bounds if where else ())]
+            for layer, idx, score in self._db.execute(f"{sql}{where} GROUP BY layer, idx", arguments):
                 hits.append(SearchHit(unit, layer, idx, reason, float(score)))
-        hits.sort(key=lambda h: (-h.score, h.unit, h.layer, h.index, h.reason))
-        return hits[:limit]
-
-    def _search_tokens(self, token: int | None, text: str | None) -> list[int] | None:
-        found: list[int] = []
-        if token is not None:
-            from gpt2atlas.tokenizer import VOCAB_SIZE
-
-            if isinstance(token, bool) or not isinstance(token, int | np.integer) or not 0 <= token < VOCAB_SIZE:
-                raise InputError(f"token={token!r} is not a token id: give a whole number in [0, {VOCAB_SIZE})")
-            found.append(int(token))
-        if text is not None:
-            from gpt2atlas.tokenizer import Tokenizer
-
-            ids = Tokenizer().encode(text, allow_special=False)
-            if not ids:
-                raise InputError("text='' has no tokens: give at least one character")
-            found.extend(ids)
-        return list(dict.fromkeys(found)) or None
+        return ranked(hits, limit)

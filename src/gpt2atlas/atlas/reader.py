@@ -7,18 +7,17 @@ The views read only the typed entries of atlas/entries.py through this protocol:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from gpt2atlas.atlas.entries import Example, HeadEntry, HeadExample, NeuronEntry, SearchHit
+from gpt2atlas.atlas.entries import HeadEntry, NeuronEntry, SearchHit
+from gpt2atlas.atlas.search import ranked, search_query
 from gpt2atlas.errors import InputError
 from gpt2atlas.model.config import GPT2Config
-from gpt2atlas.tokenizer import Tokenizer
 
 
 class RunFacts(Protocol):
@@ -104,8 +103,7 @@ def check_unit(kind: str, layer: int, index: int, layers: int, per_layer: int) -
 @dataclass(frozen=True)
 class MemoryAtlas:
     """An `AtlasReader` over entries held in memory. `windows` maps window index to its ids; `token_counts` the
-    corpus's count of each token (tokens absent from it are uncounted); `decode` turns one id into its text, for
-    `search(text=...)`."""
+    corpus's count of each token (tokens absent from it are uncounted)."""
 
     run: RunSummary
     neurons: Mapping[tuple[int, int], NeuronEntry]
@@ -156,69 +154,26 @@ class MemoryAtlas:
         max_density: float | None = None,
         limit: int = 50,
     ) -> list[SearchHit]:
-        """Units whose top examples sit on `token` (a head's: its query or its key) or whose token means feature
-        it (`text`: every token whose text contains it); the density bounds keep the neurons whose active share
-        lies within them (and leave heads out), or without a token or text list those neurons. Highest score
-        first, at most `limit` (as `Atlas.search` answers)."""
-        if limit < 1:
-            raise InputError(f"limit={limit} must be at least 1", arguments=("limit",))
-        wanted = _wanted_tokens(token, text)
-        dense = min_density is not None or max_density is not None
-        if wanted is None and not dense:
-            raise InputError("give a token, a text or a density bound to search for")
-        low = -1.0 if min_density is None else min_density
-        high = 2.0 if max_density is None else max_density
+        """The rule of atlas/search.py, as `Atlas.search` answers it."""
+        query = search_query(token, text, min_density, max_density, limit)
+        wanted = set(query.tokens)
         hits: list[SearchHit] = []
-        for (layer, index), n in sorted(self.neurons.items()):
+        for (layer, index), n in self.neurons.items():
             density = n.stats.active_share
-            if not low <= density <= high:
+            if not query.low <= density <= query.high:
                 continue
-            if wanted is None:
+            if not wanted:
                 hits.append(SearchHit("neuron", layer, index, "density", density))
-            else:
-                hits += _token_hits("neuron", layer, index, n.examples, n.token_means, wanted)
-        if wanted is not None and not dense:
-            for (layer, index), h in sorted(self.heads.items()):
-                hits += _token_hits("head", layer, index, h.examples, (), wanted)
-        hits.sort(key=lambda h: (-h.score, h.unit, h.layer, h.index, h.reason))
-        return hits[:limit]
-
-
-@lru_cache(maxsize=1)
-def vocabulary() -> tuple[str, ...]:
-    """Every token's text, by id (decoded once per process)."""
-    return tuple(Tokenizer().vocab)
-
-
-def tokens_containing(text: str) -> set[int]:
-    """The ids of the tokens whose text, stripped of surrounding whitespace, contains `text` stripped."""
-    needle = text.strip()
-    if not needle:
-        return set()
-    return {i for i, piece in enumerate(vocabulary()) if needle in piece.strip()}
-
-
-def _wanted_tokens(token: int | None, text: str | None) -> set[int] | None:
-    if token is None and not text:
-        return None
-    return ({token} if token is not None else set()) | (tokens_containing(text) if text else set())
-
-
-def _centre(example: Example | HeadExample) -> set[int]:
-    """The tokens an example is about: a neuron example's own token; a head example's query and key."""
-    about = {example.tokens[example.offset]}
-    if isinstance(example, HeadExample) and 0 <= example.key - example.start < len(example.tokens):
-        about.add(example.tokens[example.key - example.start])
-    return about
-
-
-def _token_hits(
-    unit: str, layer: int, index: int, examples: Iterable, means: Sequence, wanted: set[int]
-) -> list[SearchHit]:
-    best = [e.activation for e in examples if _centre(e) & wanted]
-    hits = [SearchHit(unit, layer, index, "example", max(best))] if best else []
-    mean = [m.mean for m in means if m.token in wanted]
-    return hits + ([SearchHit(unit, layer, index, "token_mean", max(mean))] if mean else [])
+                continue
+            best = [e.activation for e in n.examples if e.tokens[e.offset] in wanted]
+            hits += [SearchHit("neuron", layer, index, "example", max(best))] if best else []
+            mean = [m.mean for m in n.token_means if m.token in wanted]
+            hits += [SearchHit("neuron", layer, index, "token_mean", max(mean))] if mean else []
+        if wanted and not query.dense:
+            for (layer, index), h in self.heads.items():
+                best = [e.activation for e in h.examples if e.tokens[e.offset] in wanted]
+                hits += [SearchHit("head", layer, index, "example", max(best))] if best else []
+        return ranked(hits, limit)
 
 
 def open_atlas(path: str | Path) -> AtlasReader:

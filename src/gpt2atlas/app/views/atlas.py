@@ -70,7 +70,12 @@ def picked(reader: AtlasReader, mode: str) -> tuple[str, int, int] | None:
         index = right.number_input(mode.capitalize(), 0, count - 1, 0, key=f"atlas_{mode}")  # a key per range
         return mode, int(layer), int(index)
     left, right = st.columns(2)
-    text = left.text_input("Token or text (#464 for token id 464)", key="atlas_search")
+    text = left.text_input(
+        "Token or text (#464 for token id 464)",
+        key="atlas_search",
+        help="text is searched token by token, as GPT-2 reads it: a word inside a sentence starts with a space "
+        "(' rocks', not 'rocks')",
+    )
     low, high = right.slider("Active share (neurons)", 0.0, 1.0, (0.0, 1.0), key="atlas_density")
     query: dict[str, Any] = {}
     if text.strip().startswith("#") and text.strip()[1:].isdigit():

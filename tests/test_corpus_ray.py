@@ -129,7 +129,7 @@ class Refuse:
 
     def __call__(self, model: GPT2, batch: Batch) -> list[int]:
         if 3 in batch.texts:
-            raise InputError("text 3 is not welcome")
+            raise InputError("text 3 is not welcome", arguments=("text",))
         return batch.texts.tolist()
 
 
@@ -139,6 +139,7 @@ def test_a_workers_input_error_arrives_as_it_was_raised(mini, engine):
     with pytest.raises(InputError) as err:
         run_corpus(mini, job, engine=engine)
     assert str(err.value) == "text 3 is not welcome"
+    assert err.value.arguments == ("text",), err.value.__dict__
 
 
 # ----- bad input: one line, within seconds -----------------------------------------------------------------

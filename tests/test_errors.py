@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import re
 
 import pytest
@@ -20,6 +22,21 @@ def test_python_apis_name_their_arguments():
         attention.analyze(random_model(), "A short prompt.", layer=12)
     assert str(caught.value).startswith("layer=12 is out of range: this model has 2 layers (0..1)")
     assert caught.value.arguments == ("layer",) and "--" not in str(caught.value)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_an_input_error_keeps_its_arguments_when_pickled(protocol):
+    error = InputError("layer=12 is out of range; head=3 too", arguments=("layer", "head"))
+    error.add_note("raised in a worker")
+    again = pickle.loads(pickle.dumps(error, protocol))
+    assert type(again) is InputError and isinstance(again, ValueError)
+    assert (str(again), again.args, again.arguments) == (str(error), error.args, ("layer", "head"))
+    assert again.__notes__ == ["raised in a worker"]
+    assert as_flags(again) == "--layer 12 is out of range; --head 3 too"
+    for copied in (copy.copy(error), copy.deepcopy(error)):
+        assert (str(copied), copied.arguments) == (str(error), error.arguments)
+    rebuild, args, _ = error.__reduce__()  # a serializer that replays only the call still gets the arguments
+    assert rebuild(*args).arguments == ("layer", "head")
 
 
 def test_the_command_line_says_its_flags(tiny_checkpoint, tmp_path):

@@ -6,7 +6,9 @@ The CLI prints these as one line and exits non-zero; anything else is a bug and 
 import os
 import re
 import tempfile
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 
 class AtlasError(Exception):
@@ -31,6 +33,11 @@ class InputError(AtlasError, ValueError):
     def __init__(self, message: str, *, arguments: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.arguments = arguments
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (across processes, Ray workers) as its class called with the message and the arguments, so a
+        copy is rebuilt whole even where only the call is replayed; then any other attribute (notes)."""
+        return partial(type(self), arguments=self.arguments), self.args, self.__dict__
 
 
 def as_flags(error: InputError, flags: dict[str, str] | None = None) -> str:

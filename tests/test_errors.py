@@ -11,6 +11,7 @@ import pytest
 from conftest import random_model
 from gpt2atlas.analysis import attention
 from gpt2atlas.areas import AREAS
+from gpt2atlas.areas.causes import CLEAN, CORRUPTED
 from gpt2atlas.cli.commands import areas as area_commands
 from gpt2atlas.cli.main import main
 from gpt2atlas.errors import InputError, as_flags
@@ -114,3 +115,46 @@ def test_each_bad_value_is_named_with_its_flag(args, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and re.search(r"(^|\r)error: \S", err, re.MULTILINE), err  # a progress bar may come first
     assert message.format(**fill) in err, err
+
+
+# ----- an error arriving while a progress bar is drawn ---------------------------------------------------------------
+def screen(stream: str) -> list[str]:
+    """What a terminal shows of `stream`: a carriage return goes back to the line's start, and what follows
+    overwrites the characters already there (a bar is erased only by writing over it)."""
+    shown = []
+    for line in stream.split("\n"):
+        row = ""
+        for part in line.split("\r"):
+            row = part + row[len(part) :]
+        shown.append(row.rstrip())
+    return [row for row in shown if row]
+
+
+def _refuse(*args, **kwargs):
+    raise InputError("step=2 was refused half-way (planted)", arguments=("step",))
+
+
+@pytest.mark.parametrize(
+    "module, name, command",
+    [
+        ("gpt2atlas.analysis.embeddings", "_neighbour_findings", ["embeddings", "--model", "{tiny}"]),
+        ("gpt2atlas.geometry.analysis", "measure_cloud", ["geometry", "--model", "{tiny}", "--texts", "{texts}"]),
+        ("gpt2atlas.analysis.dynamics", "measure_checkpoint", ["dynamics", "--model", "mini"]),
+        ("gpt2atlas.analysis.causes.ablation", "run_from", ["causes", "--model", "mini", "--prompt", CLEAN,
+            "--corrupted", CORRUPTED, "--sites", "head_out", "--data", "{texts}", "--ablation-tokens", "256"]),
+    ],
+)  # fmt: skip
+def test_an_error_half_way_through_a_progress_bar_is_printed_on_its_own_line(
+    module, name, command, tiny_checkpoint, tmp_path, monkeypatch, capsys
+):
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module(module), name, _refuse)
+    monkeypatch.setenv("GPT2ATLAS_CACHE", str(tmp_path / "cache"))  # --data's tokens
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(f"text number {i} is one line of a small corpus to measure" for i in range(40)))
+    given = [a.format(tiny=tiny_checkpoint, texts=texts) for a in command]
+    assert main([*given, "--out", str(tmp_path / "out"), "--no-png"]) == 1
+    err = capsys.readouterr().err
+    assert "\r" in err, err  # a bar was drawn, and was half-way when the error came
+    assert screen(err)[-1] == "error: --step 2 was refused half-way (planted)", repr(err)

@@ -212,22 +212,21 @@ def analyze(
     checkpoints: list[CheckpointMeasures] = []
     probes: tuple[torch.Tensor, torch.Tensor] | None = None  # (repeated sequences, lens text), once
     half = REPEAT_HALF
-    for done, snapshot in enumerate(
-        tqdm(history.snapshots, desc="measuring checkpoints", disable=not progress, leave=False)
-    ):
-        if on_progress is not None:
-            on_progress("checkpoints", done, len(history.snapshots))
-        model = snapshot.load()
-        if probes is None:
-            half = repeat_half(model.cfg.n_ctx)
-            probes = (
-                probe_sequences(model, history.probe_ids, half),
-                torch.tensor([model.tokenizer.encode(LENS_TEXT)[: model.cfg.n_ctx]]),
+    with tqdm(history.snapshots, desc="measuring checkpoints", disable=not progress, leave=False) as bar:
+        for done, snapshot in enumerate(bar):  # a failure closes the bar before its error is printed
+            if on_progress is not None:
+                on_progress("checkpoints", done, len(history.snapshots))
+            model = snapshot.load()
+            if probes is None:
+                half = repeat_half(model.cfg.n_ctx)
+                probes = (
+                    probe_sequences(model, history.probe_ids, half),
+                    torch.tensor([model.tokenizer.encode(LENS_TEXT)[: model.cfg.n_ctx]]),
+                )
+            sequences, lens_tokens = probes
+            checkpoints.append(
+                measure_checkpoint(model, snapshot.step, snapshot.tokens, snapshot.label, sequences, lens_tokens)
             )
-        sequences, lens_tokens = probes
-        checkpoints.append(
-            measure_checkpoint(model, snapshot.step, snapshot.tokens, snapshot.label, sequences, lens_tokens)
-        )
     uniform = uniform_baselines(half * 2 + 1, half)
     probe = (
         "the 2,000 tokens most frequent in the training data"

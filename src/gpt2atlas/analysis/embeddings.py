@@ -541,37 +541,36 @@ def analyze(
 
         n_points = max(10, min(manifold_size, max(sample_size, len(ids)), model.cfg.d_vocab))
         check_tsne_memory(n_points, f"manifold_size={manifold_size}", arguments=("manifold_size",))
-    bar = tqdm(total=3 + len(manifolds), desc="embeddings", disable=not progress, leave=False)
-
-    bar.set_postfix_str("tokens: PCA, local PCA; positions")
-    if vocabulary is None or vocabulary.settings != (local_anchors, local_k, seed):
-        vocabulary = vocabulary_stats(model, local_anchors=local_anchors, local_k=local_k, seed=seed)
-    W_E, vocab = vocabulary.W_E, vocabulary.vocab
-    token, position = vocabulary.token, vocabulary.position
-    bar.update()
-
-    bar.set_postfix_str("neighbours")
-    neighbours = _neighbour_findings(W_E, vocab, ids, n_neighbours)
-    pairs = choose_dim_pairs(W_E.shape[1], token.offset_dims, position.active_dims, dim_pairs)
-    bar.update()
-
-    bar.set_postfix_str("token sample")
-    sample_ids = _sample(len(W_E), ids, sample_size, seed)
-    data = _figure_data(model, vocabulary, sample_ids, len(ids), pairs)
-    if "pca" in projections:
-        data.projections["pca_3d"] = vocabulary.token_pca.project(W_E[sample_ids], 3)
-    manifold_size = max(10, min(manifold_size, len(sample_ids)))
-    manifold_input = _manifold_input(W_E[sample_ids[:manifold_size]]) if manifolds else None
-    bar.update()
-
-    for method in manifolds:
-        bar.set_postfix_str(method)
-        embed = tsne if method == "tsne" else umap
-        for dims in (2, 3):
-            assert manifold_input is not None  # computed whenever there are manifolds
-            data.projections[f"{method}_{dims}d"] = embed(manifold_input, dims, seed)
+    # the bar is closed, its line cleared, also when a step fails (before the error line is printed)
+    with tqdm(total=3 + len(manifolds), desc="embeddings", disable=not progress, leave=False) as bar:
+        bar.set_postfix_str("tokens: PCA, local PCA; positions")
+        if vocabulary is None or vocabulary.settings != (local_anchors, local_k, seed):
+            vocabulary = vocabulary_stats(model, local_anchors=local_anchors, local_k=local_k, seed=seed)
+        W_E, vocab = vocabulary.W_E, vocabulary.vocab
+        token, position = vocabulary.token, vocabulary.position
         bar.update()
-    bar.close()
+
+        bar.set_postfix_str("neighbours")
+        neighbours = _neighbour_findings(W_E, vocab, ids, n_neighbours)
+        pairs = choose_dim_pairs(W_E.shape[1], token.offset_dims, position.active_dims, dim_pairs)
+        bar.update()
+
+        bar.set_postfix_str("token sample")
+        sample_ids = _sample(len(W_E), ids, sample_size, seed)
+        data = _figure_data(model, vocabulary, sample_ids, len(ids), pairs)
+        if "pca" in projections:
+            data.projections["pca_3d"] = vocabulary.token_pca.project(W_E[sample_ids], 3)
+        manifold_size = max(10, min(manifold_size, len(sample_ids)))
+        manifold_input = _manifold_input(W_E[sample_ids[:manifold_size]]) if manifolds else None
+        bar.update()
+
+        for method in manifolds:
+            bar.set_postfix_str(method)
+            embed = tsne if method == "tsne" else umap
+            for dims in (2, 3):
+                assert manifold_input is not None  # computed whenever there are manifolds
+                data.projections[f"{method}_{dims}d"] = embed(manifold_input, dims, seed)
+            bar.update()
 
     findings = EmbeddingFindings(
         model=EmbeddedModel(

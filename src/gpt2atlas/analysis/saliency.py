@@ -166,12 +166,13 @@ def attributions(model: GPT2, tokens: torch.Tensor, target: int | None, steps: i
     alphas = torch.cat([torch.tensor([1.0, 0.0], dtype=nodes.dtype), nodes])
     chunks = list(torch.split(alphas, _rows_per_pass(model, tokens.shape[1])))
     values, grads, input_logits = [], [], None
-    for chunk in tqdm(chunks, desc="integrated gradients", unit="pass", leave=False, disable=len(chunks) < 3):
-        scaled = chunk.to(device=embeds.device, dtype=embeds.dtype)[:, None, None] * embeds
-        logits, v, g, target = target_gradients(model, tokens, scaled, target)
-        input_logits = logits[0].float() if input_logits is None else input_logits
-        values.append(v.float())
-        grads.append(g.float())
+    with tqdm(chunks, desc="integrated gradients", unit="pass", leave=False, disable=len(chunks) < 3) as bar:
+        for chunk in bar:  # the bar is closed (its line cleared) when a pass fails, before the error is printed
+            scaled = chunk.to(device=embeds.device, dtype=embeds.dtype)[:, None, None] * embeds
+            logits, v, g, target = target_gradients(model, tokens, scaled, target)
+            input_logits = logits[0].float() if input_logits is None else input_logits
+            values.append(v.float())
+            grads.append(g.float())
     value, grad = torch.cat(values), torch.cat(grads)  # (steps + 2,), (steps + 2, pos, d)
     per_token = (grad * embeds.float()).sum(-1)  # (steps + 2, pos): e_i . grad_i at each alpha
     integrated = (weights.to(per_token)[:, None] * per_token[2:]).sum(0)

@@ -432,18 +432,17 @@ def _measure_all(
 ) -> list[LayerRow]:
     jobs = [(i, site, cloud) for i, site in enumerate(clouds.sites) for cloud in CLOUDS]
     rows = []
-    for done, (i, site, cloud) in enumerate(
-        tqdm(jobs, desc="estimating", unit="cloud", disable=not progress, leave=False)
-    ):
-        if on_progress is not None:
-            on_progress("estimating", done, len(jobs))
-        measured = measure_cloud(
-            clouds.points[cloud][i],
-            gride_max_rank=gride_max_rank,
-            seed=seed,
-            discard_fraction=TWONN_DISCARD_FRACTION,
-        )
-        rows.append(LayerRow.of(site.layer, site.substep, site.hook, site.depth, cloud, measured))
+    with tqdm(jobs, desc="estimating", unit="cloud", disable=not progress, leave=False) as bar:
+        for done, (i, site, cloud) in enumerate(bar):  # a failure closes the bar before its error is printed
+            if on_progress is not None:
+                on_progress("estimating", done, len(jobs))
+            measured = measure_cloud(
+                clouds.points[cloud][i],
+                gride_max_rank=gride_max_rank,
+                seed=seed,
+                discard_fraction=TWONN_DISCARD_FRACTION,
+            )
+            rows.append(LayerRow.of(site.layer, site.substep, site.hook, site.depth, cloud, measured))
     return rows
 
 

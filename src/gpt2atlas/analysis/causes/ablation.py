@@ -100,28 +100,30 @@ def ablate(
 
             return readout
 
-        bar = tqdm(total=len(batches) * len(names), desc="ablating", unit="component", disable=not progress)
-        for batch in batches:
-            targets = batch[:, 1:]
-            readout = loss_of(targets)
-            cache = _caches(model, batch, ("resid_mid", "resid_post", "z", "mlp_out"))
-            base += float(readout(cache["resid_post"][n_layer - 1]))
-            for layer in range(n_layer):
-                z = cache["z"][layer]  # (batch, pos, head, d_head)
-                for kind, replacement in enumerate((torch.zeros_like(z), mean_z[layer].expand_as(z))):
-                    for head in range(n_head):
-                        delta = _head_delta(model, layer, head, z, replacement)
-                        x = cache["resid_mid"][layer] + delta
-                        totals[kind, layer * (n_head + 1) + head] += float(
-                            run_from(model, [(2 * layer + 1, x)], readout)
+        # the bar is closed also when a step fails (before the error line is printed)
+        with tqdm(total=len(batches) * len(names), desc="ablating", unit="component", disable=not progress) as bar:
+            for batch in batches:
+                targets = batch[:, 1:]
+                readout = loss_of(targets)
+                cache = _caches(model, batch, ("resid_mid", "resid_post", "z", "mlp_out"))
+                base += float(readout(cache["resid_post"][n_layer - 1]))
+                for layer in range(n_layer):
+                    z = cache["z"][layer]  # (batch, pos, head, d_head)
+                    for kind, replacement in enumerate((torch.zeros_like(z), mean_z[layer].expand_as(z))):
+                        for head in range(n_head):
+                            delta = _head_delta(model, layer, head, z, replacement)
+                            x = cache["resid_mid"][layer] + delta
+                            totals[kind, layer * (n_head + 1) + head] += float(
+                                run_from(model, [(2 * layer + 1, x)], readout)
+                            )
+                    mlp = cache["mlp_out"][layer]
+                    post = cache["resid_post"][layer] - mlp
+                    for kind, replacement in enumerate((torch.zeros_like(mlp[0, 0]), mean_mlp[layer])):
+                        x = post + replacement
+                        totals[kind, layer * (n_head + 1) + n_head] += float(
+                            run_from(model, [(2 * layer + 2, x)], readout)
                         )
-                mlp = cache["mlp_out"][layer]
-                post = cache["resid_post"][layer] - mlp
-                for kind, replacement in enumerate((torch.zeros_like(mlp[0, 0]), mean_mlp[layer])):
-                    x = post + replacement
-                    totals[kind, layer * (n_head + 1) + n_head] += float(run_from(model, [(2 * layer + 2, x)], readout))
-                bar.update(n_head + 1)
-        bar.close()
+                    bar.update(n_head + 1)
     n_tokens = windows.shape[0] * (windows.shape[1] - 1)
     increase = totals / n_tokens - base / n_tokens
     return AblationFindings(

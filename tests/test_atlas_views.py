@@ -4,6 +4,7 @@ in every HTML piece, the report's MLP section with an atlas, and the dashboard's
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,6 +22,7 @@ from gpt2atlas.report.html import _table
 from gpt2atlas.report.markdown import render_markdown
 from gpt2atlas.viz import atlas as views
 from gpt2atlas.viz.readings.atlas import binomial_tail, read_head_entry, read_neuron_entry, uniform_share
+from gpt2atlas.viz.readings.words import pct
 
 APP = Path(__file__).parents[1] / "src" / "gpt2atlas" / "app" / "streamlit_app.py"
 
@@ -106,6 +108,32 @@ def test_dead_and_dense_neurons_are_said_so(atlas):
     ]
     dense = replace(entry, stats=replace(entry.stats, active_share=0.9))
     assert any("1.8x denser than a Gaussian" in s for s in read_neuron_entry(dense, views.decode_token))
+
+
+def test_a_tiny_share_is_never_read_as_zero(atlas):
+    assert [pct(v) for v in (0.0, 0.25, 4e-4, 3.14e-5, 1.5e-6, 1e-9)] == [
+        "0.0%", "25.0%", "0.04%", "0.0031%", "0.00015%", "<0.0001%",
+    ]  # fmt: skip
+    entry = atlas.neuron(1, 5)
+    rare = replace(
+        entry,
+        stats=replace(entry.stats, count=10_000_000, active_share=3e-6),  # active on 30 of 10 million positions
+        bands=(replace(entry.bands[0], count=20), *entry.bands[1:]),  # 20 of them in the lowest band
+    )
+    sentences = read_neuron_entry(rare, views.decode_token, lambda token: 150)  # '.' on 150 of the positions
+    assert "all sit on '.', which is 0.0015% of the corpus's tokens" in sentences[0]
+    assert "active (GELU output > 0) on 0.0003% of 10,000,000 positions" in sentences[1]
+    assert "20 positions (0.0002%)" in views.bands_html(rare, views.decode_token)
+    head = atlas.head(1, 2)
+    faint = replace(head, stats=replace(head.stats, previous_token=2e-4 / 100, induction=1e-9))
+    table = " ".join(" ".join(row) for row in views.head_stats_table(faint).rows)
+    assert "0.0002%" in table and "<0.0001%" in table
+    everything = [
+        *sentences,
+        *read_head_entry(faint, views.decode_token, 64),
+        views.bands_html(rare, views.decode_token),
+    ]
+    assert not any(re.search(r"(?<![\d.])0\.0%", text) for text in everything)  # '50.0%' is fine
 
 
 def test_the_head_reading_states_its_baselines_and_key(atlas):

@@ -25,7 +25,14 @@ def num(value: Any, digits: int = 3) -> str:
 
 
 def pct(value: float) -> str:
-    return f"{100 * float(value):.1f}%"
+    """A share as a percentage to 0.1%; one too small for that keeps 2 significant digits (0.0031%), and one
+    below 0.0001% reads '<0.0001%': a share that is not 0 never reads '0.0%'."""
+    percent = 100 * float(value)
+    if percent == 0 or not math.isfinite(percent) or abs(percent) >= 0.05:
+        return f"{percent:.1f}%"
+    if abs(percent) < 1e-4:
+        return "<0.0001%" if percent > 0 else ">-0.0001%"
+    return f"{percent:.2g}%"
 
 
 def quoted(token: Any) -> str:

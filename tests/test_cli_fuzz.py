@@ -9,7 +9,9 @@ is one of the known cost knobs (`CHEAP`), so that an example costs a fraction of
 there keeps its default.
 
 The default budget (profile `ci`) keeps the whole file under ~3 minutes on 2 cores and is derandomized, so CI
-sees the same examples every time; `HYPOTHESIS_PROFILE=long` draws many more, at random.
+sees the same examples every time; `HYPOTHESIS_PROFILE=long` draws many more, at random. With
+`GPT2ATLAS_FUZZ_COUNT=<file>` set, each invocation appends a line to that file: the command, the exit status (or
+`slow`) and the arguments, so that a long run's count is read, not guessed.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ FUZZ_SETTINGS = settings(
     database=None,
     suppress_health_check=list(HealthCheck),
 )
+COUNT_FILE = os.environ.get("GPT2ATLAS_FUZZ_COUNT")
 SECONDS_PER_EXAMPLE = 60  # a command that runs longer on `mini` with cheap settings is hung (a defect too)
 EXTRA_MEMORY = 6 << 30  # address space an example may add: a request that needs more must be refused, not tried
 
@@ -222,6 +225,13 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return seen
 
 
+def count(command: str, outcome: int | str, args: list[str]) -> None:
+    """One line per invocation in COUNT_FILE, when it is set (arguments as `ascii` writes them: one line each)."""
+    if COUNT_FILE:
+        with open(COUNT_FILE, "a", encoding="ascii") as lines:
+            lines.write(f"{command}\t{outcome}\t{ascii(args)}\n")
+
+
 class Hung(BaseException):
     """An example ran past SECONDS_PER_EXAMPLE (a BaseException, so that main's catch-all does not hide it)."""
 
@@ -298,8 +308,10 @@ def test_every_option_of_every_command_gets_a_clear_answer(command, tmp_path, mo
         try:
             answer = run_bounded(args, capsys)
         except Hung:  # a valid request that takes long (a million training steps): not a wrong answer
+            count(command, "slow", args)
             slow.append(args)
             reject()
+        count(command, answer.code, args)
         check_answer(args, answer, before, snapshot(tmp_path))
         runs.append(answer.code)
 

@@ -356,6 +356,13 @@ FOUND = [
     (["train", "-o", "{out}/t", "--warmup-steps", "-1"], "--warmup-steps -1 must be a whole number >= 0"),
     (["train", "-o", "{out}/t", "--val-fraction", "nan"], "--val-fraction nan must be a number in [0, 1)"),
     (["report", "--quick", "-o", "{out}/r.html", "--format", "pdf"], "--format 'pdf' is not a format"),
+    # found by the long profile: torch refused -1 ("unexpected RuntimeError"), and 100000 made libgomp abort the
+    # process; the time limit and the step to stop at, read beside it, took nan and negatives without a word
+    (["train", "-o", "{out}/t", "--threads", "-1"], "--threads -1 must be a whole number in [1, "),
+    (["train", "-o", "{out}/t", "--threads", "100000"], "--threads 100000 must be a whole number in [1, "),
+    (["train", "-o", "{out}/t", "--time-limit", "nan"], "--time-limit nan must be a number of minutes >= 0"),
+    (["train", "-o", "{out}/t", "--time-limit", "-1"], "--time-limit -1.0 must be a number of minutes >= 0"),
+    (["train", "-o", "{out}/t", "--stop-at-step", "-3"], "--stop-at-step -3 must be a whole number >= 0"),
 ]
 
 

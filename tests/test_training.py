@@ -6,6 +6,7 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -303,6 +304,22 @@ def test_a_time_limit_ends_the_sitting_cleanly_with_the_state_saved(corpus, tmp_
     state = torch.load(tmp_path / "run/state/trainer.pt", weights_only=True)
     assert state["step"] == 1 and state["windows_seen"] == 8 and state["optimizer"]["state"]
     assert f"gpt2atlas train --resume {tmp_path / 'run'}" in messages[-1]
+
+
+@pytest.mark.parametrize(
+    "limits, message",
+    [
+        (dict(threads=0), "threads=0 must be a whole number in [1, "),
+        (dict(threads=10**6), "threads=1000000 must be a whole number in [1, "),
+        (dict(time_limit_s=-1.0), "time_limit_s=-1.0 must be a number of seconds >= 0"),
+        (dict(time_limit_s=math.nan), "time_limit_s=nan must be a number of seconds >= 0"),
+        (dict(stop_at_step=-1), "stop_at_step=-1 must be a whole number >= 0"),
+    ],
+)
+def test_run_limits_that_do_not_fit_are_refused_before_anything_starts(limits, message, corpus, tmp_path):
+    with pytest.raises(InputError, match=re.escape(message)) as refused:
+        train(tiny_config(corpus), tmp_path / "run", progress=False, **limits)
+    assert refused.value.arguments == tuple(limits) and not (tmp_path / "run").exists()
 
 
 def test_two_processes_under_torchrun_follow_the_one_process_loss_curve(corpus, tmp_path):

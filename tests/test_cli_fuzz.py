@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 from gpt2atlas.cli.commands import report as report_command
 from gpt2atlas.cli.main import app, main
+from gpt2atlas.shipped import shipped_atlas
 
 CLI = typer.main.get_command(app)
 COMMANDS = sorted(CLI.commands)  # type: ignore[attr-defined]
@@ -72,6 +73,7 @@ CHEAP: dict[str, Any] = {
     "micro_batch": "1",
     "eval_tokens": "64",
     "eval_every": "1",
+    "folder": str(shipped_atlas("mini").parent),  # atlas-export's FOLDER: the atlas shipped with mini
 }
 
 # --png needs Chromium and seconds per figure: tests/test_browser.py covers it; here it stays off.
@@ -106,12 +108,14 @@ class Option:
     multiple: bool
     required: bool
     words: tuple[str, ...]  # plausible values: the default and the words of the help text
+    positional: bool = False  # an argument (atlas-export's FOLDER), not an option
 
 
 def options_of(command: str) -> list[Option]:
     found = []
     for param in CLI.commands[command].params:  # type: ignore[attr-defined]
-        if not param.opts or not param.opts[0].startswith("--"):
+        positional = param.param_type_name == "argument"
+        if not positional and (not param.opts or not param.opts[0].startswith("--")):
             continue
         help_text = getattr(param, "help", None) or ""
         default = param.default
@@ -122,10 +126,11 @@ def options_of(command: str) -> list[Option]:
                 flag=param.opts[0],
                 off_flag=param.secondary_opts[0] if param.secondary_opts else None,
                 kind=param.type_descriptor.annotation,
-                is_flag=bool(param.is_flag),
+                is_flag=bool(getattr(param, "is_flag", False)),
                 multiple=bool(param.multiple),
                 required=bool(param.required),
                 words=words,
+                positional=positional,
             )
         )
     return found
@@ -187,12 +192,16 @@ def value(option: Option, places: Places) -> st.SearchStrategy[str]:
 
 @st.composite
 def argv(draw: st.DrawFn, command: str, places: Places) -> list[str]:
-    """A command line: one to three options fuzzed, the others cheap, required ones always given."""
+    """A command line: one to three options fuzzed, the others cheap, required ones always given; arguments
+    come last, after `--`, so that a value drawn for one reaches the command even when it starts with `-`."""
     options = options_of(command)
     drawable = [o.name for o in options if o.name not in NOT_FUZZED]
     fuzzed = set(draw(st.lists(st.sampled_from(drawable), min_size=1, max_size=3, unique=True)))
-    args = [command]
+    args, positionals = [command], []
     for option in options:
+        if option.positional:
+            positionals.append(draw(value(option, places)) if option.name in fuzzed else str(CHEAP[option.name]))
+            continue
         if option.is_flag:
             on = draw(st.booleans()) if option.name in fuzzed else CHEAP.get(option.name)
             if on is True:
@@ -210,7 +219,7 @@ def argv(draw: st.DrawFn, command: str, places: Places) -> list[str]:
             args += [option.flag, str(places.out / draw(st.sampled_from(["a", "b", "report.html"])))]
         elif option.name == "data":
             args += [option.flag, str(places.text_file)]
-    return args
+    return args + ["--", *positionals] if positionals else args
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -327,6 +336,7 @@ def test_fuzzing_reads_the_options_from_the_command_line():
     assert {"prompt", "max_new_tokens", "temperature", "top_k", "top_p", "seed"} <= names
     assert {o.kind for o in options_of("geometry")} >= {int, str, bool, Path}
     assert "geometry" in COMMANDS and "embeddings" in COMMANDS  # area commands, made from the registry
+    assert [o.name for o in options_of("atlas-export") if o.positional] == ["folder"]  # arguments too
 
 
 # What the fuzzing found, kept as plain tests: each went to "error: unexpected ..." (or was accepted) before.

@@ -376,6 +376,9 @@ FOUND = [
     # found by the long profile: one slash made it a hub id, which the hub library refused with its own error
     (["info", "--model", "0/"], "model '0/' is neither a local path nor a hub id"),
     (["info", "--model", "a\nb/c"], "model 'a\\nb/c' is neither a local path nor a hub id"),
+    # found by the long profile once atlas-export got its FOLDER: a blank path read "error:  : no atlas there"
+    (["atlas-export", "-o", "{out}/e", "--", " "], "error: no atlas at ' ' (no such folder or file): give an atlas"),
+    (["report", "--quick", "-o", "{out}/r.html", "--atlas", " "], "error: no atlas at ' ' (no such folder or file)"),
 ]
 
 
@@ -385,10 +388,11 @@ def test_what_the_fuzzing_found(args, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(places.out)
     fill = {"file": str(places.text_file), "out": str(places.out)}
     args = [a.format(**fill) if "{" in a else a for a in args]
-    if "--model" not in args and args[0] != "train":
-        args += ["--model", "mini"]
-    if args[0] not in ("generate", "info", "report", "train"):
-        args.append("--no-png")
+    names = {o.name for o in options_of(args[0])}
+    cheap = (["--model", "mini"] if "model" in names and "--model" not in args else []) + (
+        ["--no-png"] if "png" in names else []
+    )
+    args = [args[0], *cheap, *args[1:]]  # before any `--` and the arguments after it
     before = snapshot(tmp_path)
     code = main(args)
     err = capsys.readouterr().err

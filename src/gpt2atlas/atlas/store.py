@@ -443,9 +443,12 @@ def transaction(connection: sqlite3.Connection) -> Iterator[None]:
 
 def check_database(path: Path, *, read_only: bool = True) -> None:
     """Refuse, naming `path`, anything but an atlas database of this schema version."""
-    if not path.is_file():
+    if not path.is_file():  # the path quoted: it may be blank or odd (' ')
         where = f"{path.parent} holds no {DATABASE}" if path.name == DATABASE else "no such folder or file"
-        raise InputError(f"{path}: no atlas there ({where})")
+        raise InputError(
+            f"no atlas at {str(path)!r} ({where}): give an atlas folder (gpt2atlas atlas --out DIR makes one) "
+            f"or its {DATABASE}"
+        )
     with open(path, "rb") as head:
         if head.read(16) != b"SQLite format 3\x00":
             raise InputError(f"{path} is not an atlas: it is not a SQLite database")

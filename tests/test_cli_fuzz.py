@@ -379,6 +379,8 @@ FOUND = [
     # found by the long profile once atlas-export got its FOLDER: a blank path read "error:  : no atlas there"
     (["atlas-export", "-o", "{out}/e", "--", " "], "error: no atlas at ' ' (no such folder or file): give an atlas"),
     (["report", "--quick", "-o", "{out}/r.html", "--atlas", " "], "error: no atlas at ' ' (no such folder or file)"),
+    # found by the long profile: the scan's state was allocated for 2**31 examples per neuron ("MemoryError")
+    (["atlas", "-o", "{out}/a", "--data", "{file}", "--top-k", "2147483648"], "--top-k 2147483648 must be between 1"),
 ]
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from gpt2atlas.analysis.corpus import BATCH_TOKENS, Engine, local
 from gpt2atlas.atlas.driver import ScanSteps, model_digest, run_scan
+from gpt2atlas.atlas.state import MAX_TOP_K
 from gpt2atlas.atlas.store import DATABASE, RunInfo, Store, settings_of, versions
 from gpt2atlas.atomic import swap_folder
 from gpt2atlas.errors import InputError, check_output
@@ -75,8 +76,8 @@ DTYPES = ("float32", "bfloat16")  # the scan's arithmetic; the model is loaded, 
 
 
 def _check_request(request: AtlasRequest) -> None:
-    if request.top_k is not None and request.top_k < 1:
-        raise InputError(f"top_k={request.top_k} must be at least 1", arguments=("top_k",))
+    if request.top_k is not None and not 1 <= request.top_k <= MAX_TOP_K:
+        raise InputError(f"top_k={request.top_k} must be between 1 and {MAX_TOP_K}", arguments=("top_k",))
     if request.save_every < 1:
         raise InputError(f"save_every={request.save_every} must be at least 1 window", arguments=("save_every",))
     if request.tokens is not None and request.tokens < 1:

@@ -73,6 +73,7 @@ CHEAP: dict[str, Any] = {
     "micro_batch": "1",
     "eval_tokens": "64",
     "eval_every": "1",
+    "ablation_tokens": "64",  # causes --data: 16384 tokens by default, a minute on mini
     "folder": str(shipped_atlas("mini").parent),  # atlas-export's FOLDER: the atlas shipped with mini
 }
 

@@ -382,6 +382,16 @@ FOUND = [
     (["report", "--quick", "-o", "{out}/r.html", "--atlas", " "], "error: no atlas at ' ' (no such folder or file)"),
     # found by the long profile: the scan's state was allocated for 2**31 examples per neuron ("MemoryError")
     (["atlas", "-o", "{out}/a", "--data", "{file}", "--top-k", "2147483648"], "--top-k 2147483648 must be between 1"),
+    # found by the long profile (causes --data "a" * 5000), then by hand for every path a user names: Path.is_file()
+    # and friends raise "File name too long" (errno 36) where os.path's return False
+    (["causes", "-p", PROMPT, "-o", "{out}/c", "--data", "a" * 5000], "--data aaaa"),
+    (["atlas-export", "-o", "{out}/e", "--", "{out}/" + "n" * 300], "error: no atlas at '{out}/nnnn"),
+    (["geometry", "-o", "{out}/g", "--texts", "{out}/" + "n" * 300], "--texts {out}/nnnn"),
+    (["report", "--quick", "-o", "{out}/r.html", "--texts", "{out}/" + "n" * 300], "--texts {out}/nnnn"),
+    (["dynamics", "-o", "{out}/d", "--run", "{out}/" + "n" * 300], "--run {out}/nnnn"),
+    (["train", "-o", "{out}/" + "n" * 300, "--data", "{file}"], "has a name of 300 bytes"),
+    (["train", "--resume", "{out}/" + "n" * 300], "--resume {out}/nnnn"),
+    (["atlas", "--resume", "{out}/" + "n" * 300], "--resume {out}/nnnn"),
 ]
 
 

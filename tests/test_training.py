@@ -483,7 +483,7 @@ def test_bad_inputs_are_one_line_errors_and_overwrite_nothing(corpus, trained_ru
     assert_error_ends_output(gpt2atlas(*tiny_cli(short, "--out", str(tmp_path / "b"))), "fewer than one context")
     assert_one_line_error(
         gpt2atlas(*tiny_cli(corpus, "--out", str(short / "run"))),
-        f"--out {short / 'run'} cannot be written (Not a directory)",
+        f"--out {short / 'run'} is inside {short}, which is a file, not a folder",
     )
     assert_one_line_error(
         gpt2atlas(*tiny_cli(tmp_path / "missing", "--out", str(tmp_path / "c"))),

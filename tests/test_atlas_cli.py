@@ -60,7 +60,8 @@ def refused(argv: list[str], capsys, *expected: str) -> str:
         ((), "short", ["3 tokens", "fewer than one window of 15 tokens"]),
         (("--split", "val"), "data", ["val split", "fewer than one window"]),
         (("--tokens", "10"), "data", ["10 tokens", "fewer than one window"]),
-        (("--top-k", "0"), "data", ["--top-k 0 must be at least 1"]),
+        (("--top-k", "0"), "data", ["--top-k 0 must be between 1 and 1000"]),
+        (("--top-k", "2147483648"), "data", ["--top-k 2147483648 must be between 1 and 1000"]),  # 8 TiB asked
         (("--context", "33"), "data", ["--context 33", "the model's context of 32"]),
         (("--context", "1"), "data", ["--context 1"]),
         (("--save-every", "0"), "data", ["--save-every 0"]),

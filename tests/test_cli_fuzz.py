@@ -9,7 +9,9 @@ is one of the known cost knobs (`CHEAP`), so that an example costs a fraction of
 there keeps its default.
 
 The default budget (profile `ci`) keeps the whole file under ~3 minutes on 2 cores and is derandomized, so CI
-sees the same examples every time; `HYPOTHESIS_PROFILE=long` draws many more, at random.
+sees the same examples every time; `HYPOTHESIS_PROFILE=long` draws many more, at random. With
+`GPT2ATLAS_FUZZ_COUNT=<file>` set, each invocation appends a line to that file: the command, the exit status (or
+`slow`) and the arguments, so that a long run's count is read, not guessed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from hypothesis import strategies as st
 
 from gpt2atlas.cli.commands import report as report_command
 from gpt2atlas.cli.main import app, main
+from gpt2atlas.shipped import shipped_atlas
 
 CLI = typer.main.get_command(app)
 COMMANDS = sorted(CLI.commands)  # type: ignore[attr-defined]
@@ -44,6 +47,7 @@ FUZZ_SETTINGS = settings(
     database=None,
     suppress_health_check=list(HealthCheck),
 )
+COUNT_FILE = os.environ.get("GPT2ATLAS_FUZZ_COUNT")
 SECONDS_PER_EXAMPLE = 60  # a command that runs longer on `mini` with cheap settings is hung (a defect too)
 EXTRA_MEMORY = 6 << 30  # address space an example may add: a request that needs more must be refused, not tried
 
@@ -69,6 +73,8 @@ CHEAP: dict[str, Any] = {
     "micro_batch": "1",
     "eval_tokens": "64",
     "eval_every": "1",
+    "ablation_tokens": "64",  # causes --data: 16384 tokens by default, a minute on mini
+    "folder": str(shipped_atlas("mini").parent),  # atlas-export's FOLDER: the atlas shipped with mini
 }
 
 # --png needs Chromium and seconds per figure: tests/test_browser.py covers it; here it stays off.
@@ -103,12 +109,14 @@ class Option:
     multiple: bool
     required: bool
     words: tuple[str, ...]  # plausible values: the default and the words of the help text
+    positional: bool = False  # an argument (atlas-export's FOLDER), not an option
 
 
 def options_of(command: str) -> list[Option]:
     found = []
     for param in CLI.commands[command].params:  # type: ignore[attr-defined]
-        if not param.opts or not param.opts[0].startswith("--"):
+        positional = param.param_type_name == "argument"
+        if not positional and (not param.opts or not param.opts[0].startswith("--")):
             continue
         help_text = getattr(param, "help", None) or ""
         default = param.default
@@ -119,10 +127,11 @@ def options_of(command: str) -> list[Option]:
                 flag=param.opts[0],
                 off_flag=param.secondary_opts[0] if param.secondary_opts else None,
                 kind=param.type_descriptor.annotation,
-                is_flag=bool(param.is_flag),
+                is_flag=bool(getattr(param, "is_flag", False)),
                 multiple=bool(param.multiple),
                 required=bool(param.required),
                 words=words,
+                positional=positional,
             )
         )
     return found
@@ -184,12 +193,16 @@ def value(option: Option, places: Places) -> st.SearchStrategy[str]:
 
 @st.composite
 def argv(draw: st.DrawFn, command: str, places: Places) -> list[str]:
-    """A command line: one to three options fuzzed, the others cheap, required ones always given."""
+    """A command line: one to three options fuzzed, the others cheap, required ones always given; arguments
+    come last, after `--`, so that a value drawn for one reaches the command even when it starts with `-`."""
     options = options_of(command)
     drawable = [o.name for o in options if o.name not in NOT_FUZZED]
     fuzzed = set(draw(st.lists(st.sampled_from(drawable), min_size=1, max_size=3, unique=True)))
-    args = [command]
+    args, positionals = [command], []
     for option in options:
+        if option.positional:
+            positionals.append(draw(value(option, places)) if option.name in fuzzed else str(CHEAP[option.name]))
+            continue
         if option.is_flag:
             on = draw(st.booleans()) if option.name in fuzzed else CHEAP.get(option.name)
             if on is True:
@@ -207,7 +220,7 @@ def argv(draw: st.DrawFn, command: str, places: Places) -> list[str]:
             args += [option.flag, str(places.out / draw(st.sampled_from(["a", "b", "report.html"])))]
         elif option.name == "data":
             args += [option.flag, str(places.text_file)]
-    return args
+    return args + ["--", *positionals] if positionals else args
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -220,6 +233,13 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
             info = os.lstat(os.path.join(folder, name))
             seen[os.path.join(folder, name)] = (info.st_size, info.st_mtime_ns)
     return seen
+
+
+def count(command: str, outcome: int | str, args: list[str]) -> None:
+    """One line per invocation in COUNT_FILE, when it is set (arguments as `ascii` writes them: one line each)."""
+    if COUNT_FILE:
+        with open(COUNT_FILE, "a", encoding="ascii") as lines:
+            lines.write(f"{command}\t{outcome}\t{ascii(args)}\n")
 
 
 class Hung(BaseException):
@@ -267,7 +287,7 @@ def run_bounded(args: list[str], capsys: pytest.CaptureFixture[str]) -> Answer:
 def check_answer(args: list[str], answer: Answer, before: dict, after: dict) -> None:
     said = f"{args!r} -> exit {answer.code}\nstderr: {answer.err[-2000:]}"
     assert answer.code in (0, 1, 2), said
-    assert "Traceback" not in answer.err + answer.out, said
+    assert "Traceback" not in answer.err, said  # stdout may be generated text: mini writes "Traceback" (Python docs)
     assert "unexpected" not in answer.err, said
     if answer.code == 1:  # a progress bar may end in a carriage return, not a newline
         assert re.search(r"(^|\r)error: \S", answer.err, re.MULTILINE), said
@@ -298,8 +318,10 @@ def test_every_option_of_every_command_gets_a_clear_answer(command, tmp_path, mo
         try:
             answer = run_bounded(args, capsys)
         except Hung:  # a valid request that takes long (a million training steps): not a wrong answer
+            count(command, "slow", args)
             slow.append(args)
             reject()
+        count(command, answer.code, args)
         check_answer(args, answer, before, snapshot(tmp_path))
         runs.append(answer.code)
 
@@ -315,6 +337,7 @@ def test_fuzzing_reads_the_options_from_the_command_line():
     assert {"prompt", "max_new_tokens", "temperature", "top_k", "top_p", "seed"} <= names
     assert {o.kind for o in options_of("geometry")} >= {int, str, bool, Path}
     assert "geometry" in COMMANDS and "embeddings" in COMMANDS  # area commands, made from the registry
+    assert [o.name for o in options_of("atlas-export") if o.positional] == ["folder"]  # arguments too
 
 
 # What the fuzzing found, kept as plain tests: each went to "error: unexpected ..." (or was accepted) before.
@@ -344,6 +367,31 @@ FOUND = [
     (["train", "-o", "{out}/t", "--warmup-steps", "-1"], "--warmup-steps -1 must be a whole number >= 0"),
     (["train", "-o", "{out}/t", "--val-fraction", "nan"], "--val-fraction nan must be a number in [0, 1)"),
     (["report", "--quick", "-o", "{out}/r.html", "--format", "pdf"], "--format 'pdf' is not a format"),
+    # found by the long profile: torch refused -1 ("unexpected RuntimeError"), and 100000 made libgomp abort the
+    # process; the time limit and the step to stop at, read beside it, took nan and negatives without a word
+    (["train", "-o", "{out}/t", "--threads", "-1"], "--threads -1 must be a whole number in [1, "),
+    (["train", "-o", "{out}/t", "--threads", "100000"], "--threads 100000 must be a whole number in [1, "),
+    (["train", "-o", "{out}/t", "--time-limit", "nan"], "--time-limit nan must be a number of minutes >= 0"),
+    (["train", "-o", "{out}/t", "--time-limit", "-1"], "--time-limit -1.0 must be a number of minutes >= 0"),
+    (["train", "-o", "{out}/t", "--stop-at-step", "-3"], "--stop-at-step -3 must be a whole number >= 0"),
+    # found by the long profile: one slash made it a hub id, which the hub library refused with its own error
+    (["info", "--model", "0/"], "model '0/' is neither a local path nor a hub id"),
+    (["info", "--model", "a\nb/c"], "model 'a\\nb/c' is neither a local path nor a hub id"),
+    # found by the long profile once atlas-export got its FOLDER: a blank path read "error:  : no atlas there"
+    (["atlas-export", "-o", "{out}/e", "--", " "], "error: no atlas at ' ' (no such folder or file): give an atlas"),
+    (["report", "--quick", "-o", "{out}/r.html", "--atlas", " "], "error: no atlas at ' ' (no such folder or file)"),
+    # found by the long profile: the scan's state was allocated for 2**31 examples per neuron ("MemoryError")
+    (["atlas", "-o", "{out}/a", "--data", "{file}", "--top-k", "2147483648"], "--top-k 2147483648 must be between 1"),
+    # found by the long profile (causes --data "a" * 5000), then by hand for every path a user names: Path.is_file()
+    # and friends raise "File name too long" (errno 36) where os.path's return False
+    (["causes", "-p", PROMPT, "-o", "{out}/c", "--data", "a" * 5000], "--data aaaa"),
+    (["atlas-export", "-o", "{out}/e", "--", "{out}/" + "n" * 300], "error: no atlas at '{out}/nnnn"),
+    (["geometry", "-o", "{out}/g", "--texts", "{out}/" + "n" * 300], "--texts {out}/nnnn"),
+    (["report", "--quick", "-o", "{out}/r.html", "--texts", "{out}/" + "n" * 300], "--texts {out}/nnnn"),
+    (["dynamics", "-o", "{out}/d", "--run", "{out}/" + "n" * 300], "--run {out}/nnnn"),
+    (["train", "-o", "{out}/" + "n" * 300, "--data", "{file}"], "has a name of 300 bytes"),
+    (["train", "--resume", "{out}/" + "n" * 300], "--resume {out}/nnnn"),
+    (["atlas", "--resume", "{out}/" + "n" * 300], "--resume {out}/nnnn"),
 ]
 
 
@@ -353,10 +401,11 @@ def test_what_the_fuzzing_found(args, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(places.out)
     fill = {"file": str(places.text_file), "out": str(places.out)}
     args = [a.format(**fill) if "{" in a else a for a in args]
-    if "--model" not in args and args[0] != "train":
-        args += ["--model", "mini"]
-    if args[0] not in ("generate", "report", "train"):
-        args.append("--no-png")
+    names = {o.name for o in options_of(args[0])}
+    cheap = (["--model", "mini"] if "model" in names and "--model" not in args else []) + (
+        ["--no-png"] if "png" in names else []
+    )
+    args = [args[0], *cheap, *args[1:]]  # before any `--` and the arguments after it
     before = snapshot(tmp_path)
     code = main(args)
     err = capsys.readouterr().err

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -305,6 +306,22 @@ def test_a_time_limit_ends_the_sitting_cleanly_with_the_state_saved(corpus, tmp_
     assert f"gpt2atlas train --resume {tmp_path / 'run'}" in messages[-1]
 
 
+@pytest.mark.parametrize(
+    "limits, message",
+    [
+        (dict(threads=0), "threads=0 must be a whole number in [1, "),
+        (dict(threads=10**6), "threads=1000000 must be a whole number in [1, "),
+        (dict(time_limit_s=-1.0), "time_limit_s=-1.0 must be a number of seconds >= 0"),
+        (dict(time_limit_s=math.nan), "time_limit_s=nan must be a number of seconds >= 0"),
+        (dict(stop_at_step=-1), "stop_at_step=-1 must be a whole number >= 0"),
+    ],
+)
+def test_run_limits_that_do_not_fit_are_refused_before_anything_starts(limits, message, corpus, tmp_path):
+    with pytest.raises(InputError, match=re.escape(message)) as refused:
+        train(tiny_config(corpus), tmp_path / "run", progress=False, **limits)
+    assert refused.value.arguments == tuple(limits) and not (tmp_path / "run").exists()
+
+
 def test_two_processes_under_torchrun_follow_the_one_process_loss_curve(corpus, tmp_path):
     common = [
         "train",
@@ -466,7 +483,7 @@ def test_bad_inputs_are_one_line_errors_and_overwrite_nothing(corpus, trained_ru
     assert_error_ends_output(gpt2atlas(*tiny_cli(short, "--out", str(tmp_path / "b"))), "fewer than one context")
     assert_one_line_error(
         gpt2atlas(*tiny_cli(corpus, "--out", str(short / "run"))),
-        f"--out {short / 'run'} cannot be written (Not a directory)",
+        f"--out {short / 'run'} is inside {short}, which is a file, not a folder",
     )
     assert_one_line_error(
         gpt2atlas(*tiny_cli(tmp_path / "missing", "--out", str(tmp_path / "c"))),

@@ -7,6 +7,7 @@ GPT-2-small-sized atlas and needs neither the model nor the corpus.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -79,7 +80,7 @@ class Atlas:
         """The atlas in folder `path` (or its atlas.sqlite), read-only; InputError naming the path when it is
         missing, not an atlas, of a newer schema, or a scan that has not finished."""
         path = Path(path)
-        database = path / DATABASE if path.is_dir() else path
+        database = path / DATABASE if os.path.isdir(path) else path
         check_database(database)
         connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, check_same_thread=False)
         run = read_run(connection, database)

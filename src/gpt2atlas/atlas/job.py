@@ -8,6 +8,7 @@ swapped in at the end, and `--resume NAME` resumes that one when it is there.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -18,6 +19,7 @@ import numpy as np
 
 from gpt2atlas.analysis.corpus import BATCH_TOKENS, Engine, local
 from gpt2atlas.atlas.driver import ScanSteps, model_digest, run_scan
+from gpt2atlas.atlas.state import MAX_TOP_K
 from gpt2atlas.atlas.store import DATABASE, RunInfo, Store, settings_of, versions
 from gpt2atlas.atomic import swap_folder
 from gpt2atlas.errors import InputError, check_output
@@ -75,8 +77,8 @@ DTYPES = ("float32", "bfloat16")  # the scan's arithmetic; the model is loaded, 
 
 
 def _check_request(request: AtlasRequest) -> None:
-    if request.top_k is not None and request.top_k < 1:
-        raise InputError(f"top_k={request.top_k} must be at least 1", arguments=("top_k",))
+    if request.top_k is not None and not 1 <= request.top_k <= MAX_TOP_K:
+        raise InputError(f"top_k={request.top_k} must be between 1 and {MAX_TOP_K}", arguments=("top_k",))
     if request.save_every < 1:
         raise InputError(f"save_every={request.save_every} must be at least 1 window", arguments=("save_every",))
     if request.tokens is not None and request.tokens < 1:
@@ -108,8 +110,8 @@ def _with_defaults(request: AtlasRequest, recorded: RunInfo | None) -> AtlasRequ
 def _resumed_run(request: AtlasRequest) -> tuple[Path, RunInfo]:
     """The folder to resume (the pending one of an interrupted --overwrite first) and its recorded run."""
     out = request.out
-    folder = pending_folder(out) if (pending_folder(out) / DATABASE).is_file() else out
-    if not (folder / DATABASE).is_file():
+    folder = pending_folder(out) if os.path.isfile(pending_folder(out) / DATABASE) else out
+    if not os.path.isfile(folder / DATABASE):
         raise InputError(f"out={out} holds no atlas to resume (no {DATABASE})", arguments=("out",))
     store = Store.reopen(folder)
     store.close()
@@ -135,7 +137,7 @@ def run_atlas(
     assert request.top_k is not None and request.dtype is not None and request.split is not None
     if not request.resume:
         check_output(out, "out", folder=True)
-        if out.exists() and any(out.iterdir()) and not request.overwrite:
+        if os.path.exists(out) and any(out.iterdir()) and not request.overwrite:
             raise InputError(
                 f"out={out} already exists: pass --resume to finish its scan or --overwrite to replace it",
                 arguments=("out",),
@@ -184,7 +186,7 @@ def run_atlas(
     else:
         # an earlier, unfinished --overwrite of this folder is given up: a new scan starts afresh
         shutil.rmtree(pending_folder(out), ignore_errors=True)
-        if request.overwrite and out.exists():
+        if request.overwrite and os.path.exists(out):
             folder = pending_folder(out)
         store = Store.create(folder, run, count)
     try:

@@ -22,6 +22,7 @@ POSITIVE_BINS = BINS - FIRST_POSITIVE
 DTYPES = ("float32", "bfloat16")
 NO_KEY = np.iinfo(np.int64).max  # an empty band slot
 _FLAT_BITS = 22  # a batch's positions, encoded in the low bits of a band key (batches < 4M tokens)
+MAX_TOP_K = 1000  # the state holds (units x top_k) slots from the start: 2**31 asked for terabytes
 HEAD_SCORES = ("previous_token", "first_token", "duplicate_token", "induction", "entropy")
 
 
@@ -40,8 +41,8 @@ class ScanSettings:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        if self.top_k < 1:
-            raise InputError(f"top_k={self.top_k} must be at least 1")
+        if not 1 <= self.top_k <= MAX_TOP_K:
+            raise InputError(f"top_k={self.top_k} must be between 1 and {MAX_TOP_K}", arguments=("top_k",))
         if self.context < 2:
             raise InputError(f"context={self.context} is too short: a window needs at least 2 tokens")
         if self.bands < 1 or self.band_examples < 0 or self.min_token_count < 1 or self.top_tokens < 1:

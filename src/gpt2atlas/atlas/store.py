@@ -13,6 +13,7 @@ edges. The tables and indexes are documented in README ("The atlas"); `SCHEMA_VE
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -443,9 +444,12 @@ def transaction(connection: sqlite3.Connection) -> Iterator[None]:
 
 def check_database(path: Path, *, read_only: bool = True) -> None:
     """Refuse, naming `path`, anything but an atlas database of this schema version."""
-    if not path.is_file():
+    if not os.path.isfile(path):  # the path quoted: it may be blank or odd (' ')
         where = f"{path.parent} holds no {DATABASE}" if path.name == DATABASE else "no such folder or file"
-        raise InputError(f"{path}: no atlas there ({where})")
+        raise InputError(
+            f"no atlas at {str(path)!r} ({where}): give an atlas folder (gpt2atlas atlas --out DIR makes one) "
+            f"or its {DATABASE}"
+        )
     with open(path, "rb") as head:
         if head.read(16) != b"SQLite format 3\x00":
             raise InputError(f"{path} is not an atlas: it is not a SQLite database")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import heapq
+import os
 import sys
 import sysconfig
 from collections.abc import Iterable
@@ -144,7 +145,7 @@ def default_corpus(max_texts: int, seed: int = 0) -> Corpus:
 def texts_from_path(path: str | Path, max_texts: int, seed: int = 0) -> Corpus:
     """One text per non-empty line of a file, or one text per .txt file of a folder (sorted by name)."""
     path = Path(path)
-    if path.is_dir():
+    if os.path.isdir(path):
         files = sorted(path.glob("*.txt"))
         if not files:
             raise InputError(
@@ -154,7 +155,7 @@ def texts_from_path(path: str | Path, max_texts: int, seed: int = 0) -> Corpus:
             )
         stream: Iterable[str] = (f.read_text(encoding="utf-8", errors="replace").strip() for f in files)
         kind = "folder of .txt files, one text per file"
-    elif path.is_file():
+    elif os.path.isfile(path):
         stream = _lines(path)
         kind = "file, one text per line"
     else:
@@ -190,7 +191,7 @@ def texts_from_dataset(name: str, max_texts: int, seed: int = 0) -> Corpus:
             f"dataset={name} needs the `datasets` library: pip install datasets", arguments=("dataset",)
         ) from None
     path, _, config = name.partition(":")
-    if not Path(path).exists() and not hub_reachable():  # else the datasets library retries for ~20 s first
+    if not os.path.exists(path) and not hub_reachable():  # else the datasets library retries for ~20 s first
         raise InputError(
             f"dataset={name} cannot be loaded: the Hugging Face hub is unreachable; "
             "give a local corpus with texts= (a file or a folder)",

@@ -185,9 +185,17 @@ def _hub_checkpoint(name: str, revision: str | None = None) -> Checkpoint:
     `revision`: a branch, tag or commit of the hub repository (training runs publish checkpoints as branches).
     """
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+    from huggingface_hub.utils import validate_repo_id
 
     canonical = HUB_REPOS.get(name, name)
+    try:
+        validate_repo_id(canonical)
+    except HFValidationError:  # the hub's own rule; its message repeats the name, unescaped
+        raise ModelNotFoundError(
+            f"model {name!r} is neither a local path nor a hub id: a hub id is owner/name, at most 96 characters "
+            "of letters, digits, '-', '_' and '.', not starting or ending with '-' or '.'"
+        ) from None
     candidates = list(dict.fromkeys([canonical, name]))
 
     at = f" at revision {revision}" if revision else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 from datetime import UTC, datetime
 from importlib import metadata
@@ -37,7 +38,7 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
 def weights_hash(model: GPT2) -> tuple[str | None, str]:
     """(weights file, sha256) when the model was loaded from a file; otherwise a hash of the tensors."""
     path = getattr(model, "weights_path", None)
-    if path and Path(path).is_file():
+    if path and os.path.isfile(path):
         return str(path), sha256_file(path)
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():

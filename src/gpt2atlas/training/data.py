@@ -127,7 +127,7 @@ def resolve_documents(spec: str) -> tuple[list[Document], list[str]]:
             licences.append(f"{corpus.name}: {corpus.licence}")
             continue
         path = Path(part).expanduser()
-        if path.is_dir():
+        if os.path.isdir(path):  # os.path's checks: False, not OSError, for a name too long to be a path
             files = sorted(
                 (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES),
                 key=lambda p: p.relative_to(path).as_posix(),
@@ -139,7 +139,7 @@ def resolve_documents(spec: str) -> tuple[list[Document], list[str]]:
                     arguments=("data",),
                 )
             documents += [Document(f"{path.name}/{p.relative_to(path).as_posix()}", p) for p in files]
-        elif path.is_file():
+        elif os.path.isfile(path):
             documents.append(Document(path.name, path))
         else:
             raise InputError(
@@ -151,7 +151,7 @@ def resolve_documents(spec: str) -> tuple[list[Document], list[str]]:
 
 def is_validation(document_name: str, val_fraction: float) -> bool:
     """Whether a document is held out: a hash of its name, so the split is the same on every machine."""
-    digest = hashlib.blake2b(document_name.encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(document_name.encode(errors="surrogateescape"), digest_size=8).digest()  # a non-UTF-8 name
     return int.from_bytes(digest, "big") / 2.0**64 < val_fraction
 
 
@@ -261,7 +261,7 @@ def _prepared_folder(spec: str, val_fraction: float) -> TokenData | None:
     tokens: its manifest keeps the original `--data` and the hash of every input file.
     """
     folder = Path(spec.strip()).expanduser()
-    if "," in spec or not (folder / "manifest.json").is_file():
+    if "," in spec or not os.path.isfile(folder / "manifest.json"):  # False for a name too long to be a path
         return None
     missing = [name for name in ("train.bin", "val.bin") if not (folder / name).is_file()]
     if missing:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,14 +99,14 @@ def history_of_run(run: str | Path) -> TrainingHistory:
     from gpt2atlas.model.loading import load_model, read_position_embedding
 
     folder = Path(run)
-    if not (folder / RUN_FILE).is_file():
+    if not os.path.isfile(folder / RUN_FILE):
         raise InputError(
             f"run={folder} is not a gpt2atlas training run: give the folder of a `gpt2atlas train` run "
             f"(it holds {RUN_FILE})",
             arguments=("run",),
         )
     record = json.loads((folder / RUN_FILE).read_text())
-    checkpoints = sorted((folder / "checkpoints").glob("step-*")) if (folder / "checkpoints").is_dir() else []
+    checkpoints = sorted((folder / "checkpoints").glob("step-*")) if os.path.isdir(folder / "checkpoints") else []
     if not checkpoints:
         raise InputError(
             f"run={folder} has no checkpoints yet: give a run that has saved at least step 0", arguments=("run",)
@@ -114,7 +115,7 @@ def history_of_run(run: str | Path) -> TrainingHistory:
     positions: list[tuple[int, int | None, torch.Tensor]] = []
     for path in checkpoints:
         step = int(path.name.split("-")[1])
-        info = json.loads((path / "training.json").read_text()) if (path / "training.json").is_file() else {}
+        info = json.loads((path / "training.json").read_text()) if os.path.isfile(path / "training.json") else {}
         tokens = info.get("tokens")
         snapshots.append(Snapshot(step, tokens, f"step {step:,}", partial(load_model, path)))
         positions.append((step, tokens, read_position_embedding(path)))
@@ -201,7 +202,7 @@ def history_of_revisions(model: str, revisions: list[str]) -> TrainingHistory:
 
 # ----- helpers ---------------------------------------------------------------------------------------------------
 def _losses(path: Path) -> list[LossPoint]:
-    if not path.is_file():
+    if not os.path.isfile(path):
         return []
     rows = read_lines(path)  # a run killed mid-line leaves a torn last line: left out
     return [LossPoint(r["step"], r["tokens"], r.get("train_loss"), r.get("val_loss")) for r in rows]

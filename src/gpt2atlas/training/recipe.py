@@ -9,6 +9,7 @@ the data order.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -177,6 +178,28 @@ def _is_real(value: Any) -> bool:
 def _check(name: str, value: Any, fits: bool, rule: str) -> None:
     if not fits:
         raise InputError(f"{name}={value!r} {rule}", arguments=(name,))
+
+
+def check_run_limits(threads: int | None, time_limit_s: float | None, stop_at_step: int | None) -> None:
+    """Refuse, before anything starts, a thread count this machine does not have (torch would try to start
+    them all), a time limit that is negative or not a number, and a negative step to stop at."""
+    cores = os.cpu_count() or 1
+    if threads is not None:
+        _check(
+            "threads",
+            threads,
+            _is_whole(threads, 1) and threads <= cores,
+            f"must be a whole number in [1, {cores}] (this machine's CPUs)",
+        )
+    if time_limit_s is not None:
+        _check(
+            "time_limit_s",
+            time_limit_s,
+            isinstance(time_limit_s, (int, float)) and time_limit_s >= 0,
+            "must be a number of seconds >= 0",
+        )
+    if stop_at_step is not None:
+        _check("stop_at_step", stop_at_step, _is_whole(stop_at_step, 0), "must be a whole number >= 0")
 
 
 def check_resumable(saved: TrainConfig, given: TrainConfig) -> None:

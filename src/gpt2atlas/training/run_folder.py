@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 import gpt2atlas.atomic as atomic
-from gpt2atlas.errors import InputError
+from gpt2atlas.errors import InputError, check_output
 from gpt2atlas.model.gpt2 import GPT2
 from gpt2atlas.model.loading import save_checkpoint
 from gpt2atlas.training.recipe import TrainConfig, learning_rate
@@ -36,7 +36,7 @@ METRICS_FILE = "metrics.jsonl"
 def read_lines(path: Path) -> list[dict[str, Any]]:
     """The records of a JSON-lines file. A torn last line (a run killed mid-write, before each line was written
     whole) is left out; a broken line before it is an InputError naming the file and the line."""
-    if not path.is_file():
+    if not os.path.isfile(path):
         return []
     lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
     records = []
@@ -99,29 +99,30 @@ class RunFolder:
 
     def checkpoints(self) -> list[Path]:
         """The saved checkpoints, by step."""
-        return sorted(self.checkpoints_dir.glob("step-*")) if self.checkpoints_dir.is_dir() else []
+        return sorted(self.checkpoints_dir.glob("step-*")) if os.path.isdir(self.checkpoints_dir) else []
 
     # ----- checks before anything is written -------------------------------------------------------------------
     def check_new(self, overwrite: bool) -> None:
         """A fresh run may use a missing or empty folder, or replace an earlier run with `overwrite`."""
-        if self.path.exists() and not self.path.is_dir():
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise InputError(f"out={self.path} is a file, not a folder: give a folder for the run", arguments=("out",))
-        if self.path.is_dir() and any(self.path.iterdir()):
+        if os.path.isdir(self.path) and any(self.path.iterdir()):
             if not overwrite:
                 raise InputError(
                     f"{self.path} already holds files: pass resume= to continue that run, or overwrite= to "
                     "start it again",
                     arguments=("resume", "overwrite"),
                 )
-            if not (self.path / RUN_FILE).is_file():
+            if not os.path.isfile(self.path / RUN_FILE):
                 raise InputError(
                     f"overwrite= refuses to empty {self.path}: it is not a gpt2atlas training run (no {RUN_FILE})",
                     arguments=("overwrite",),
                 )
 
     def check_writable(self) -> None:
+        check_output(self.path, "out", folder=True)  # a name too long, a path under a file: one line, nothing made
         probe = self.path
-        while not probe.exists():
+        while not os.path.exists(probe):
             probe = probe.parent
         try:
             with tempfile.NamedTemporaryFile(dir=probe, prefix=".gpt2atlas-write-test-"):
@@ -133,7 +134,7 @@ class RunFolder:
             ) from None
 
     def start(self, config: TrainConfig, tokens_manifest: dict[str, Any], overwrite: bool) -> None:
-        if overwrite and self.path.is_dir():
+        if overwrite and os.path.isdir(self.path):
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         record = {"config": config.to_dict(), "tokens": tokens_manifest}
@@ -141,11 +142,11 @@ class RunFolder:
 
     def read_config(self) -> TrainConfig:
         path = self.path / RUN_FILE
-        if not path.is_file():
+        if not os.path.isfile(path):
             raise InputError(
                 f"out={self.path}: not a gpt2atlas training run to resume (no {RUN_FILE})", arguments=("out",)
             )
-        if not (self.state_dir / "trainer.pt").is_file():
+        if not os.path.isfile(self.state_dir / "trainer.pt"):
             raise InputError(
                 f"out={self.path}: the run has no saved state to resume from ({self.state_dir})", arguments=("out",)
             )

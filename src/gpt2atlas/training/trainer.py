@@ -31,6 +31,7 @@ from gpt2atlas.training.recipe import (
     SHAPE_FIELDS,
     TrainConfig,
     check_resumable,
+    check_run_limits,
     compute_dtype,
     initial_model,
     learning_rate,
@@ -175,6 +176,7 @@ def train(
     (`max_steps`) and how it is watched, never the shape or the recipe. `time_limit_s` and `stop_at_step` end
     the run early with its state saved, to be resumed later (a long run split over several sittings).
     """
+    check_run_limits(threads, time_limit_s, stop_at_step)
     folder = RunFolder(out)
     if resume:
         saved = folder.read_config()

@@ -25,9 +25,9 @@ def register(app: typer.Typer) -> None:
 
 def read_texts(path: Path) -> list[str]:
     """Texts for the geometry section: one per non-empty line of a file, or one per .txt file of a folder."""
-    if path.is_dir():
+    if os.path.isdir(path):
         texts = [p.read_text(encoding="utf-8", errors="replace").strip() for p in sorted(path.glob("*.txt"))]
-    elif path.is_file():
+    elif os.path.isfile(path):
         texts = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
     else:
         raise InputError(

@@ -122,6 +122,8 @@ def train(
         log_every=log_every,
         save_every=save_every,
     )
+    if time_limit is not None and not time_limit >= 0:  # nan fails this too
+        raise InputError(f"time_limit={time_limit} must be a number of minutes >= 0", arguments=("time_limit",))
     if resume is not None:
         with _resume_flag(True):
             config = _resume_config(resume, preset, overrides)
@@ -142,7 +144,7 @@ def train(
                 folder,
                 resume=resume is not None,
                 overwrite=overwrite,
-                time_limit_s=time_limit * 60 if time_limit else None,
+                time_limit_s=time_limit * 60 if time_limit is not None else None,
                 stop_at_step=stop_at_step,
                 threads=threads,
                 log=log,

@@ -141,3 +141,23 @@ def test_two_reports_writing_one_out_at_once_leave_one_whole_report(tmp_path):
     assert text.rstrip().endswith("</html>")
     assert sum(prompt in text for prompt in prompts) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_a_png_the_renderer_dropped_is_one_error_and_nothing_written(tmp_path, monkeypatch):
+    """kaleido's batch deletes a figure's file when its render fails (a timeout under load) and returns normally:
+    that is an AtlasError naming the figure, and no PNG is left half-made (found by 20 browser runs under -n 2)."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from gpt2atlas.errors import AtlasError
+    from gpt2atlas.viz.export import write_pngs
+
+    def drop_the_second(figures, files, **_):
+        for i, file in enumerate(files):
+            Path(file).write_bytes(b"\x89PNG") if i != 1 else Path(file).unlink()
+
+    monkeypatch.setattr(pio, "write_images", drop_the_second)
+    paths = [tmp_path / "a.png", tmp_path / "b.png"]
+    with pytest.raises(AtlasError, match="b.png"):
+        write_pngs([go.Figure(), go.Figure()], paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -37,6 +38,15 @@ def write_pngs(figures: Sequence[go.Figure], paths: Sequence[Path], *, hint: str
         except Exception as err:  # kaleido without a browser, mostly
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise AtlasError(f"PNG export failed ({first}); install Chromium (see README) or {hint}") from None
+        # kaleido's batch logs a figure it could not render (a render timeout under load) and deletes its file
+        # instead of raising: a missing or empty file is that failure, said here rather than at the rename
+        lost = [
+            path.name
+            for path, tmp in zip(paths, temporary, strict=True)
+            if not (os.path.isfile(tmp) and os.path.getsize(tmp) > 0)
+        ]
+        if lost:
+            raise AtlasError(f"PNG export failed for {', '.join(lost)} (the renderer gave no image); {hint}")
 
 
 def save_figures(figures: Mapping[str, go.Figure], folder: Path, *, png: bool = True) -> list[Path]:
